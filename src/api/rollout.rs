@@ -1,0 +1,206 @@
+//! PatchRollout: one patch version going through one policy's targets. SPEC 2.3.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use patchpilot_engine::rollout::{Phase, Step};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    common::{Interval, conditions_schema},
+    patch::PatchSpec,
+};
+
+/// One patch version rolling through one policy's targets.
+// Each printer column repeats `type_ = …`, which clippy takes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "patchpilot.dev",
+    version = "v1alpha1",
+    kind = "PatchRollout",
+    status = "PatchRolloutStatus",
+    shortname = "pro",
+    shortname = "prol",
+    category = "patchpilot",
+    doc = "PatchRollout is one patch version rolling through one PatchPolicy's targets, wave by wave. The operator creates one for each new patch of a policy; a person may create one by hand for an emergency.",
+    printcolumn(name = "Policy", type_ = "string", json_path = ".spec.policy"),
+    printcolumn(name = "Version", type_ = "string", json_path = ".spec.patch.version"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Wave", type_ = "string", json_path = ".status.wave.name"),
+    printcolumn(name = "Updated", type_ = "string", json_path = ".status.progress"),
+    printcolumn(
+        name = "Failed",
+        type_ = "integer",
+        json_path = ".status.targets.failed"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchRolloutSpec {
+    /// The PatchPolicy whose targets and rules apply. Cannot change.
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("policy cannot change"))]
+    pub policy: String,
+
+    /// The patch to roll out, as in `PatchPolicy.spec.patch`. Cannot change.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("patch cannot change; create a new rollout"))]
+    pub patch: PatchSpec,
+
+    /// Approve the rollout (approval mode `Manual`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub approved: bool,
+
+    /// Continue after a healthy canary (approval `afterCanary`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub promoted: bool,
+
+    /// Start no new targets; targets in progress finish. Clear to resume.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+
+    /// Stop and roll back everything this rollout changed. Cannot be withdrawn.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[x_kube(validation = Rule::new("self || !oldSelf").message("abort cannot be withdrawn"))]
+    pub abort: bool,
+
+    /// Raise by one to send the failed targets back to pending and resume the rollout.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(range(min = 0))]
+    #[x_kube(validation = Rule::new("self >= oldSelf").message("retry can only increase"))]
+    pub retry: u32,
+
+    /// A change-request reference, repeated in every event, like `CHG-1234`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub change_ref: Option<String>,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
+}
+
+/// What the operator last observed and did.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchRolloutStatus {
+    /// Where the rollout stands.
+    #[serde(default)]
+    pub phase: Phase,
+
+    /// The current wave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wave: Option<WaveStatus>,
+
+    /// Target counts.
+    #[serde(default)]
+    pub targets: TargetCounts,
+
+    /// `updated/eligible`, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
+
+    /// The targets in progress and their step.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["target"]))]
+    pub in_progress: Vec<TargetProgress>,
+
+    /// The most recent failures (at most 20; `targets.failed` counts them all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["target"]))]
+    pub failures: Vec<TargetFailure>,
+
+    /// The next window interval in which targets may start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_window: Option<Interval>,
+
+    /// When the first target started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+
+    /// When the rollout finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// `Ready`, `Reconciling`, `Stalled`, `Approved`, `WindowOpen` and `Healthy`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+
+    /// A sentence on what the rollout is doing or waiting for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The wave in progress.
+#[derive(KubeSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaveStatus {
+    /// Position of the wave, from 1.
+    pub index: u32,
+    /// `canary`, `stage-1`, `stage-2`, … or `full`.
+    pub name: String,
+    /// How many waves the rollout has.
+    pub total: u32,
+}
+
+/// How many targets are in each state.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetCounts {
+    /// Selected targets.
+    #[serde(default)]
+    pub total: u32,
+    /// Targets left out by annotation or selector.
+    #[serde(default)]
+    pub excluded: u32,
+    /// Targets that already carried the version.
+    #[serde(default)]
+    pub up_to_date: u32,
+    /// Eligible targets not started yet.
+    #[serde(default)]
+    pub pending: u32,
+    /// Targets being worked on.
+    #[serde(default)]
+    pub in_progress: u32,
+    /// Targets this rollout updated.
+    #[serde(default)]
+    pub updated: u32,
+    /// Targets whose update failed.
+    #[serde(default)]
+    pub failed: u32,
+    /// Targets this rollout rolled back.
+    #[serde(default)]
+    pub rolled_back: u32,
+}
+
+/// A target being worked on.
+#[derive(KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TargetProgress {
+    /// The target: `Node/<name>` or `<Kind>/<namespace>/<name>`.
+    pub target: String,
+    /// What is happening to it.
+    pub step: Step,
+    /// When the step began.
+    pub since: Time,
+    /// What the step is waiting for, such as the pods a PodDisruptionBudget keeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A target whose update failed.
+#[derive(KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TargetFailure {
+    /// The target: `Node/<name>` or `<Kind>/<namespace>/<name>`.
+    pub target: String,
+    /// Why, as a CamelCase word such as `DrainTimeout`, `UpdaterFailed` or `Unhealthy`.
+    pub reason: String,
+    /// What happened, in a sentence.
+    pub message: String,
+}
