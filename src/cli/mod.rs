@@ -1,0 +1,245 @@
+//! The `patchpilot` command line: one binary, one subcommand per job.
+//!
+//! Exit status: 0 on success, 2 on bad input (a missing or unreadable file, malformed YAML,
+//! an invalid field, a bad flag), 1 when the work itself fails. Every error is one line on
+//! standard error.
+
+mod input;
+
+use std::{
+    io::{self, Write},
+    path::PathBuf,
+    process::ExitCode,
+};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use input::{InputError, decode, describe, read_objects, read_one};
+
+use crate::api;
+
+/// Declarative patch rollout for Kubernetes: canary, staged waves, maintenance windows,
+/// health checks and automatic rollback.
+#[derive(Debug, Parser)]
+#[command(name = "patchpilot", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the operator against the cluster of the in-cluster config or KUBECONFIG.
+    Run(RunArgs),
+    /// Print every CRD as multi-document YAML: the same bytes as the files in crds/.
+    Crd,
+    /// Evaluate a MaintenanceWindow at an instant and print whether it is open, the current
+    /// interval and the next ones, as JSON.
+    Window(WindowArgs),
+    /// Print which targets a policy selects, which are excluded or up to date, and the waves,
+    /// as JSON.
+    Plan(PlanArgs),
+    /// Run the operator on an embedded simulated cluster; needs nothing else.
+    Sandbox(SandboxArgs),
+}
+
+/// Flags of `patchpilot run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Address serving /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
+    pub metrics_addr: std::net::SocketAddr,
+    /// Take part in leader election on a coordination.k8s.io Lease; only the leader acts.
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// How log lines are written.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Arguments of `patchpilot window`.
+#[derive(Debug, Args)]
+pub struct WindowArgs {
+    /// A YAML file holding one MaintenanceWindow.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The instant to evaluate at, RFC 3339 (default: now).
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<jiff::Timestamp>,
+    /// How many upcoming intervals to list.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub next: usize,
+}
+
+/// Arguments of `patchpilot plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// A YAML file holding one PatchPolicy.
+    #[arg(long, value_name = "FILE")]
+    pub policy: PathBuf,
+    /// Kubernetes objects as multi-document YAML or a `kind: List`, such as the output of
+    /// `kubectl get nodes,namespaces,deployments,statefulsets,daemonsets -A -o yaml`.
+    #[arg(long, value_name = "FILE")]
+    pub cluster: PathBuf,
+    /// Plan for this version instead of the policy's `spec.patch.version`.
+    #[arg(long, value_name = "V")]
+    pub version: Option<String>,
+}
+
+/// Flags of `patchpilot sandbox`.
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// A scenario file (default: the built-in scenario).
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// Serve the simulated cluster over HTTP on this loopback address and keep running.
+    #[arg(long, value_name = "ADDR", requires = "kubeconfig_out")]
+    pub serve: Option<std::net::SocketAddr>,
+    /// Where to write a kubeconfig for kubectl (with --serve).
+    #[arg(long, value_name = "FILE", requires = "serve")]
+    pub kubeconfig_out: Option<PathBuf>,
+    /// Write every API request as a Kubernetes audit event, one JSON object a line.
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    /// Write a JSON report of every rollout's outcome at the end.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad input: exit status 2.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// A flag's value is unusable: exit status 2.
+    #[error("{flag}: {message}")]
+    Flag {
+        /// The flag.
+        flag: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The command is part of patchpilot's plan but has not landed yet: exit status 1.
+    #[error("`patchpilot {command}` is not available yet: {reason}")]
+    NotYetAvailable {
+        /// The command.
+        command: &'static str,
+        /// Which part of patchpilot brings it.
+        reason: &'static str,
+    },
+    /// Writing the output failed: exit status 1.
+    #[error("cannot write the output: {0}")]
+    Output(#[source] io::Error),
+}
+
+impl CliError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Input(_) | CliError::Flag { .. } => 2,
+            CliError::NotYetAvailable { .. } | CliError::Output(_) => 1,
+        }
+    }
+}
+
+/// Parses the arguments, runs the command and turns the outcome into an exit status.
+pub fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info.to_string().replace('\n', " ");
+        eprintln!("error: internal error, please report it: {message}");
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(error),
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`patchpilot crd | head`) is not an error of ours.
+        Err(CliError::Output(error)) if error.kind() == io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+/// Prints help and version as clap does; any other parse error as one line, exit status 2.
+fn usage_error(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = error.print();
+            ExitCode::from(if error.use_stderr() { 2 } else { 0 })
+        }
+        _ => {
+            let rendered = error.render().to_string();
+            let first = rendered
+                .lines()
+                .next()
+                .unwrap_or("error: invalid arguments");
+            eprintln!("{first} (see --help)");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Crd => print_crds(),
+        Command::Run(_) => Err(CliError::NotYetAvailable {
+            command: "run",
+            reason: "the operator lands with the controller",
+        }),
+        Command::Window(args) => {
+            read_one::<api::MaintenanceWindow>(&args.file)?;
+            Err(CliError::NotYetAvailable {
+                command: "window",
+                reason: "window evaluation lands with the rollout engine",
+            })
+        }
+        Command::Plan(args) => {
+            read_one::<api::PatchPolicy>(&args.policy)?;
+            read_objects(&args.cluster)?;
+            Err(CliError::NotYetAvailable {
+                command: "plan",
+                reason: "planning lands with the rollout engine",
+            })
+        }
+        Command::Sandbox(_) => Err(CliError::NotYetAvailable {
+            command: "sandbox",
+            reason: "the simulated cluster lands with the sandbox",
+        }),
+    }
+}
+
+fn print_crds() -> Result<(), CliError> {
+    let mut out = io::stdout().lock();
+    for crd in api::crds() {
+        out.write_all(api::crd_yaml(&crd).as_bytes())
+            .map_err(CliError::Output)?;
+    }
+    out.flush().map_err(CliError::Output)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}
