@@ -1,0 +1,175 @@
+//! The command line: help for every command, and bad input answered with exit status 2 and
+//! one line on standard error naming the file and the field — never a panic.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+fn patchpilot(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_patchpilot"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// Asserts exit status 2 and one line on stderr containing every `needle`.
+fn assert_bad_input(output: &Output, needles: &[&str]) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(2), "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "expected one line, got: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    for needle in needles {
+        assert!(err.contains(needle), "expected {needle:?} in: {err}");
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const WINDOW: &str = "apiVersion: patchpilot.dev/v1alpha1
+kind: MaintenanceWindow
+metadata: {name: nightly}
+spec:
+  recurrences:
+    - start: \"01:00\"
+      duration: DURATION
+";
+
+fn example(name: &str) -> String {
+    format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn every_command_has_help() {
+    for command in ["run", "crd", "window", "plan", "sandbox"] {
+        let output = patchpilot(&[command, "--help"]);
+        assert!(output.status.success(), "{command}: {}", stderr(&output));
+        let help = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            help.contains(&format!("patchpilot {command}")),
+            "{command}: {help}"
+        );
+    }
+    let output = patchpilot(&["--help"]);
+    let help = String::from_utf8(output.stdout).unwrap();
+    for command in ["run", "crd", "window", "plan", "sandbox"] {
+        assert!(help.contains(command), "{help}");
+    }
+}
+
+#[test]
+fn a_missing_file_names_the_file() {
+    let output = patchpilot(&["window", "/nonexistent/window.yaml"]);
+    assert_bad_input(&output, &["/nonexistent/window.yaml", "cannot read"]);
+}
+
+#[test]
+fn malformed_yaml_names_the_file_and_the_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "broken.yaml",
+        "spec:\n  recurrences: [unclosed\n",
+    );
+    let output = patchpilot(&["window", file.to_str().unwrap()]);
+    assert_bad_input(&output, &["broken.yaml", "malformed YAML", "line"]);
+}
+
+#[test]
+fn an_invalid_field_names_the_file_and_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "window.yaml", &WINDOW.replace("DURATION", "4x"));
+    let output = patchpilot(&["window", file.to_str().unwrap()]);
+    assert_bad_input(
+        &output,
+        &[
+            "window.yaml",
+            "MaintenanceWindow/nightly",
+            "spec.recurrences[0].duration",
+        ],
+    );
+}
+
+#[test]
+fn a_percent_over_100_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = std::fs::read_to_string(example("node-os-policy.yaml"))
+        .unwrap()
+        .replace("maxUnavailable: \"10%\"", "maxUnavailable: \"150%\"");
+    let policy = write(dir.path(), "policy.yaml", &policy);
+    let cluster = write(
+        dir.path(),
+        "cluster.yaml",
+        "apiVersion: v1\nkind: List\nitems: []\n",
+    );
+    let output = patchpilot(&[
+        "plan",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--cluster",
+        cluster.to_str().unwrap(),
+    ]);
+    assert_bad_input(
+        &output,
+        &["policy.yaml", "spec.strategy.maxUnavailable", "150%"],
+    );
+}
+
+#[test]
+fn an_unknown_field_is_refused_as_a_cluster_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "w.yaml",
+        &WINDOW.replace("DURATION", "4h\n      timezone: UTC"),
+    );
+    let output = patchpilot(&["window", file.to_str().unwrap()]);
+    assert_bad_input(
+        &output,
+        &["w.yaml", "unknown field \"spec.recurrences[0].timezone\""],
+    );
+}
+
+#[test]
+fn a_file_without_the_object_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "empty.yaml", "---\n");
+    assert_bad_input(
+        &patchpilot(&["window", file.to_str().unwrap()]),
+        &["empty.yaml", "no MaintenanceWindow"],
+    );
+}
+
+#[test]
+fn a_bad_flag_is_one_line_and_exit_2() {
+    let output = patchpilot(&[
+        "window",
+        &example("maintenance-window.yaml"),
+        "--at",
+        "yesterday",
+    ]);
+    assert_bad_input(&output, &["--at"]);
+    assert_bad_input(&patchpilot(&["frobnicate"]), &["frobnicate"]);
+}
+
+#[test]
+fn crd_prints_three_documents() {
+    let output = patchpilot(&["crd"]);
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(
+        text.matches("\nkind: CustomResourceDefinition\n").count(),
+        3
+    );
+}

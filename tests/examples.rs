@@ -1,0 +1,301 @@
+//! Every example validates against the generated CRDs — unknown fields, types, enums,
+//! patterns and CEL rules, as an API server would check them — and reads into the Rust types.
+//! Broken copies of the examples show that the rules really refuse what they should.
+
+use std::path::{Path, PathBuf};
+
+use patchpilot::{
+    api::{self, MaintenanceWindow, PatchPolicy, PatchRollout},
+    cli::{decode, read_objects},
+    schema::FieldErrors,
+};
+use serde_json::{Value, json};
+
+fn examples() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn example(name: &str) -> (PathBuf, Value) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name);
+    let objects = read_objects(&path).unwrap();
+    assert_eq!(objects.len(), 1, "{name}");
+    (path, objects.into_iter().next().unwrap())
+}
+
+#[test]
+fn every_example_validates_and_deserializes() {
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    for file in examples() {
+        for object in read_objects(&file).unwrap() {
+            let kind = object["kind"].as_str().unwrap().to_owned();
+            match kind.as_str() {
+                "MaintenanceWindow" => drop(decode::<MaintenanceWindow>(&file, &object).unwrap()),
+                "PatchPolicy" => drop(decode::<PatchPolicy>(&file, &object).unwrap()),
+                "PatchRollout" => drop(decode::<PatchRollout>(&file, &object).unwrap()),
+                other
+                    if object["apiVersion"]
+                        .as_str()
+                        .unwrap()
+                        .contains("patchpilot.dev") =>
+                {
+                    panic!("{}: no check for kind {other}", file.display())
+                }
+                _ => continue,
+            }
+            *seen.entry(kind).or_default() += 1;
+        }
+    }
+    for kind in ["MaintenanceWindow", "PatchPolicy", "PatchRollout"] {
+        assert!(
+            seen.get(kind).copied().unwrap_or(0) >= 1,
+            "no example of {kind}: {seen:?}"
+        );
+    }
+}
+
+#[test]
+fn the_examples_hold_what_they_promise() {
+    let (file, object) = example("node-os-policy.yaml");
+    let policy: PatchPolicy = decode(&file, &object).unwrap();
+    assert!(policy.spec.targets.nodes.is_some());
+    assert!(policy.spec.patch.updater.as_ref().unwrap().expect_reboot);
+    assert_eq!(policy.spec.strategy.stages.len(), 2);
+    let (file, object) = example("workload-image-policy.yaml");
+    let policy: PatchPolicy = decode(&file, &object).unwrap();
+    assert!(policy.spec.targets.workloads.is_some());
+    assert_eq!(policy.spec.strategy.canary.unwrap().targets, Some(1));
+    let (file, object) = example("emergency-rollout.yaml");
+    let rollout: PatchRollout = decode(&file, &object).unwrap();
+    assert!(rollout.spec.patch.emergency && rollout.spec.approved);
+    let (file, object) = example("maintenance-window.yaml");
+    let window: MaintenanceWindow = decode(&file, &object).unwrap();
+    assert_eq!(window.spec.time_zone, "Europe/Berlin");
+    assert_eq!(window.spec.exclusions.len(), 1);
+}
+
+/// Applies `change` to a copy of an example and returns the API server's verdict.
+fn refused(name: &str, change: impl FnOnce(&mut Value)) -> String {
+    let (_, mut object) = example(name);
+    change(&mut object);
+    let kind = object["kind"].as_str().unwrap().to_owned();
+    let admission = api::schema(&kind).unwrap().admit(&object, None);
+    let errors = admission.strict_errors();
+    assert!(!errors.is_empty(), "{name}: the change was accepted");
+    FieldErrors(errors).to_string()
+}
+
+#[test]
+fn the_schema_refuses_what_a_schema_can_refuse() {
+    let window = "maintenance-window.yaml";
+    let policy = "node-os-policy.yaml";
+    let workloads = "workload-image-policy.yaml";
+    let cases: Vec<(String, &str)> = vec![
+        (
+            refused(window, |o| o["spec"]["timeZone"] = json!("")),
+            "spec.timeZone",
+        ),
+        (
+            refused(window, |o| {
+                o["spec"]["recurrences"][0]["cron"] = json!("0 1 * * *")
+            }),
+            "exactly one of start or cron",
+        ),
+        (
+            refused(window, |o| {
+                o["spec"]["recurrences"][0]["days"] = json!(["Sat", "Caturday"])
+            }),
+            "Unsupported value: \"Caturday\"",
+        ),
+        (
+            refused(window, |o| {
+                o["spec"]["recurrences"][0]["start"] = json!("25:00")
+            }),
+            "spec.recurrences[0].start",
+        ),
+        (
+            refused(window, |o| {
+                o["spec"]["recurrences"][0]["duration"] = json!("4 hours")
+            }),
+            "spec.recurrences[0].duration",
+        ),
+        (
+            refused(window, |o| {
+                o["spec"]["exclusions"][0]["end"] = json!("2026-12-01T00:00:00Z")
+            }),
+            "end must be after start",
+        ),
+        (
+            refused(window, |o| o["spec"]["recurrences"] = json!([])),
+            "spec.recurrences",
+        ),
+        (
+            refused(policy, |o| o["spec"]["targets"]["workloads"] = json!({})),
+            "exactly one of nodes or workloads",
+        ),
+        (
+            refused(policy, |o| {
+                o["spec"]["strategy"]["maxUnavailable"] = json!("150%")
+            }),
+            "spec.strategy.maxUnavailable",
+        ),
+        (
+            refused(policy, |o| {
+                o["spec"]["strategy"]["failureBudget"] = json!(-1)
+            }),
+            "spec.strategy.failureBudget",
+        ),
+        (
+            refused(policy, |o| {
+                o["spec"]["strategy"]["stages"] = json!([{"percent": 50}, {"percent": 25}])
+            }),
+            "strictly ascending",
+        ),
+        (
+            refused(policy, |o| {
+                o["spec"]["strategy"]["stages"] = json!([{"percent": 50}, {"percent": 50}])
+            }),
+            "strictly ascending",
+        ),
+        (
+            refused(policy, |o| {
+                o["spec"]["strategy"]["stages"][0]["percent"] = json!(101)
+            }),
+            "spec.strategy.stages[0].percent",
+        ),
+        (
+            refused(policy, |o| {
+                o["spec"]["strategy"]["onFailure"] = json!("Retry")
+            }),
+            "Unsupported value: \"Retry\"",
+        ),
+        (
+            refused(policy, |o| {
+                o["spec"]["strategy"]["canary"]["percent"] = json!(5)
+            }),
+            "canary takes targets or percent",
+        ),
+        (
+            refused(policy, |o| {
+                o["spec"]["patch"]["version"] = json!("x".repeat(64))
+            }),
+            "spec.patch.version: Too long",
+        ),
+        (
+            refused(policy, |o| o["spec"]["patch"]["version"] = json!("-bad-")),
+            "spec.patch.version",
+        ),
+        (
+            refused(policy, |o| {
+                o["spec"]["patch"]["classification"] = json!("Urgent")
+            }),
+            "spec.patch.classification",
+        ),
+        (
+            refused(policy, |o| {
+                o["spec"]["patch"]["images"] = json!([{"image": "nginx:1.27.4"}])
+            }),
+            "patch.images goes with targets.workloads",
+        ),
+        (
+            refused(policy, |o| {
+                o["spec"]["patch"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("updater");
+            }),
+            "targets.nodes needs patch.updater",
+        ),
+        (
+            refused(policy, |o| {
+                o["spec"]["health"]["checks"][0] = json!({"nodeReady": {}, "podsReady": {}})
+            }),
+            "exactly one of nodeReady",
+        ),
+        (
+            refused(policy, |o| {
+                o["spec"]["approval"] = json!({"mode": "Manual", "delay": "1h"})
+            }),
+            "delay goes with mode Automatic",
+        ),
+        (
+            refused(policy, |o| {
+                o["spec"]["strategy"]["maxUnavalable"] = json!(1)
+            }),
+            "unknown field \"spec.strategy.maxUnavalable\"",
+        ),
+        (
+            refused(policy, |o| o["metadata"]["name"] = json!("p".repeat(55))),
+            "at most 54 characters",
+        ),
+        (
+            refused(workloads, |o| {
+                o["spec"]["patch"]["images"][0]["image"] = json!("nginx")
+            }),
+            "spec.patch.images[0].image",
+        ),
+        (
+            refused(workloads, |o| o["spec"]["drain"] = json!({"timeout": "5m"})),
+            "drain goes with targets.nodes",
+        ),
+        (
+            refused(workloads, |o| {
+                o["spec"]["health"]["checks"][0] = json!({"nodeReady": {}})
+            }),
+            "nodeReady goes with targets.nodes",
+        ),
+        (
+            refused(workloads, |o| {
+                o["spec"]["targets"]["workloads"]["kinds"] = json!(["CronJob"])
+            }),
+            "Unsupported value: \"CronJob\"",
+        ),
+        (
+            refused(workloads, |o| {
+                o["spec"]["health"]["checks"][1]["http"]["url"] = json!("ftp://x")
+            }),
+            "spec.health.checks[1].http.url",
+        ),
+    ];
+    for (message, expected) in cases {
+        assert!(
+            message.contains(expected),
+            "expected {expected:?} in: {message}"
+        );
+    }
+}
+
+#[test]
+fn rollout_transition_rules_hold_on_update() {
+    let (_, old) = example("emergency-rollout.yaml");
+    let schema = api::schema("PatchRollout").unwrap();
+    let update = |change: &dyn Fn(&mut Value)| {
+        let mut new = old.clone();
+        change(&mut new);
+        FieldErrors(schema.admit(&new, Some(&old)).errors).to_string()
+    };
+    assert_eq!(update(&|o| o["spec"]["paused"] = json!(true)), "");
+    assert!(
+        update(&|o| o["spec"]["patch"]["version"] = json!("other")).contains("patch cannot change")
+    );
+    assert!(update(&|o| o["spec"]["policy"] = json!("other")).contains("policy cannot change"));
+    let mut aborted = old.clone();
+    aborted["spec"]["abort"] = json!(true);
+    aborted["spec"]["retry"] = json!(2);
+    let withdraw = |change: &dyn Fn(&mut Value)| {
+        let mut new = aborted.clone();
+        change(&mut new);
+        FieldErrors(schema.admit(&new, Some(&aborted)).errors).to_string()
+    };
+    assert!(withdraw(&|o| o["spec"]["abort"] = json!(false)).contains("abort cannot be withdrawn"));
+    assert!(withdraw(&|o| o["spec"]["retry"] = json!(1)).contains("retry can only increase"));
+    assert_eq!(withdraw(&|o| o["spec"]["retry"] = json!(3)), "");
+}
