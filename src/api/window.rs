@@ -3,8 +3,9 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use patchpilot_engine::{
+    InvalidSpec,
     units::Duration,
-    window::{WallClock, Weekday},
+    window::{self as engine, WallClock, Weekday},
 };
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +61,99 @@ pub struct MaintenanceWindowSpec {
 
 fn utc() -> String {
     "UTC".to_owned()
+}
+
+impl MaintenanceWindowSpec {
+    /// The window as the engine evaluates it. Everything the schema checks is checked again
+    /// (a cluster may not enforce CEL rules), and what it cannot check — the time zone, the
+    /// cron expressions — is checked here; an error names the field from the object's root.
+    pub fn to_engine(&self) -> Result<engine::Window, InvalidSpec> {
+        let time_zone = jiff::tz::TimeZone::get(&self.time_zone).map_err(|_| {
+            InvalidSpec::new(
+                "spec.timeZone",
+                format!("unknown time zone {:?}", self.time_zone),
+            )
+        })?;
+        if self.recurrences.is_empty() {
+            return Err(InvalidSpec::new(
+                "spec.recurrences",
+                "at least one recurrence is required",
+            ));
+        }
+        let recurrences = self
+            .recurrences
+            .iter()
+            .enumerate()
+            .map(|(index, recurrence)| recurrence.to_engine(&format!("spec.recurrences[{index}]")))
+            .collect::<Result<_, _>>()?;
+        let exclusions = self
+            .exclusions
+            .iter()
+            .enumerate()
+            .map(|(index, exclusion)| {
+                engine::Interval::new(exclusion.start.0, exclusion.end.0).ok_or_else(|| {
+                    InvalidSpec::new(
+                        format!("spec.exclusions[{index}]"),
+                        "end must be after start",
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(engine::Window::new(
+            time_zone,
+            recurrences,
+            exclusions,
+            self.cutoff.unwrap_or(Duration::ZERO),
+        ))
+    }
+}
+
+impl Recurrence {
+    /// The recurrence as the engine evaluates it; `field` is its path, like
+    /// `spec.recurrences[0]`.
+    fn to_engine(&self, field: &str) -> Result<engine::Recurrence, InvalidSpec> {
+        let schedule = match (&self.start, &self.cron) {
+            (Some(start), None) => engine::Schedule::Weekly {
+                days: match &self.days {
+                    Some(days) if days.is_empty() => {
+                        return Err(InvalidSpec::new(
+                            format!("{field}.days"),
+                            "must list at least one day, or be left out for every day",
+                        ));
+                    }
+                    Some(days) => Some(days.iter().copied().collect()),
+                    None => None,
+                },
+                start: *start,
+            },
+            (None, Some(_)) if self.days.is_some() => {
+                return Err(InvalidSpec::new(
+                    field,
+                    "days goes with start, not with cron",
+                ));
+            }
+            (None, Some(cron)) => engine::Schedule::Cron(
+                cron.parse()
+                    .map_err(|error| InvalidSpec::new(format!("{field}.cron"), error))?,
+            ),
+            (Some(_), Some(_)) | (None, None) => {
+                return Err(InvalidSpec::new(
+                    field,
+                    "exactly one of start or cron is required",
+                ));
+            }
+        };
+        if self.duration.is_zero() {
+            return Err(InvalidSpec::new(
+                format!("{field}.duration"),
+                "must be longer than 0s",
+            ));
+        }
+        Ok(engine::Recurrence {
+            schedule,
+            duration: self.duration,
+        })
+    }
 }
 
 /// One recurring opening: either `days` and `start`, or `cron`; and a `duration`.
@@ -126,4 +220,106 @@ pub struct MaintenanceWindowStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn spec(value: serde_json::Value) -> MaintenanceWindowSpec {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn error(value: serde_json::Value) -> String {
+        spec(value).to_engine().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_valid_spec_becomes_a_window() {
+        let window = spec(json!({
+            "timeZone": "Europe/Berlin",
+            "recurrences": [
+                {"days": ["Sat", "Sun"], "start": "01:00", "duration": "4h"},
+                {"cron": "0 22 * * Tue", "duration": "2h"},
+            ],
+            "exclusions": [{
+                "start": "2026-12-20T00:00:00+01:00",
+                "end": "2027-01-04T00:00:00+01:00",
+                "reason": "Year-end change freeze",
+            }],
+            "cutoff": "30m",
+        }))
+        .to_engine()
+        .unwrap();
+        assert_eq!(window.time_zone().iana_name(), Some("Europe/Berlin"));
+        assert_eq!(window.recurrences().len(), 2);
+        assert_eq!(window.exclusions().len(), 1);
+        assert_eq!(window.cutoff(), Duration::from_mins(30));
+        assert!(matches!(
+            &window.recurrences()[0].schedule,
+            engine::Schedule::Weekly { days: Some(days), .. } if days.len() == 2
+        ));
+        // The time zone defaults to UTC and the cutoff to nothing.
+        let window = spec(json!({"recurrences": [{"start": "01:00", "duration": "1h"}]}))
+            .to_engine()
+            .unwrap();
+        assert_eq!(window.time_zone().iana_name(), Some("UTC"));
+        assert_eq!(window.cutoff(), Duration::ZERO);
+    }
+
+    #[test]
+    fn errors_name_the_field_from_the_root() {
+        let daily = json!({"start": "01:00", "duration": "1h"});
+        let cases = [
+            (
+                json!({"timeZone": "Europe/Berln", "recurrences": [daily]}),
+                "spec.timeZone: unknown time zone \"Europe/Berln\"",
+            ),
+            (
+                json!({"timeZone": "", "recurrences": [daily]}),
+                "spec.timeZone: unknown time zone \"\"",
+            ),
+            (
+                json!({"recurrences": []}),
+                "spec.recurrences: at least one recurrence is required",
+            ),
+            (
+                json!({"recurrences": [daily, {"cron": "61 * * * *", "duration": "1h"}]}),
+                "spec.recurrences[1].cron: minute field \"61\": value 61 out of range 0-59",
+            ),
+            (
+                json!({"recurrences": [{"start": "01:00", "duration": "0s"}]}),
+                "spec.recurrences[0].duration: must be longer than 0s",
+            ),
+            (
+                json!({"recurrences": [{"duration": "1h"}]}),
+                "spec.recurrences[0]: exactly one of start or cron is required",
+            ),
+            (
+                json!({"recurrences": [{"start": "01:00", "cron": "0 1 * * *", "duration": "1h"}]}),
+                "spec.recurrences[0]: exactly one of start or cron is required",
+            ),
+            (
+                json!({"recurrences": [{"days": ["Mon"], "cron": "0 1 * * *", "duration": "1h"}]}),
+                "spec.recurrences[0]: days goes with start, not with cron",
+            ),
+            (
+                json!({"recurrences": [{"days": [], "start": "01:00", "duration": "1h"}]}),
+                "spec.recurrences[0].days: must list at least one day",
+            ),
+            (
+                json!({"recurrences": [daily], "exclusions": [
+                    {"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"},
+                    {"start": "2026-01-02T00:00:00Z", "end": "2026-01-02T00:00:00Z"},
+                ]}),
+                "spec.exclusions[1]: end must be after start",
+            ),
+        ];
+        for (value, expected) in cases {
+            let message = error(value.clone());
+            assert!(message.starts_with(expected), "{value}: {message}");
+        }
+    }
 }

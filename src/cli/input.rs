@@ -76,6 +76,16 @@ impl InputError {
         }
     }
 
+    /// An object of `file`, shown as `Kind/name`, that decoded but cannot be used, such as a
+    /// window with an unknown time zone; `message` starts with the field.
+    pub fn unusable(file: &Path, object: impl Into<String>, message: impl fmt::Display) -> Self {
+        InputError::Invalid {
+            file: Shown(file.to_owned()),
+            object: object.into(),
+            message: one_line(&message.to_string()),
+        }
+    }
+
     /// The file lacks what is needed.
     pub fn missing(file: &Path, message: impl fmt::Display) -> Self {
         InputError::Missing {

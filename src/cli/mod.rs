@@ -5,6 +5,7 @@
 //! standard error.
 
 mod input;
+mod window;
 
 use std::{
     io::{self, Write},
@@ -203,13 +204,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             command: "run",
             reason: "the operator lands with the controller",
         }),
-        Command::Window(args) => {
-            read_one::<api::MaintenanceWindow>(&args.file)?;
-            Err(CliError::NotYetAvailable {
-                command: "window",
-                reason: "window evaluation lands with the rollout engine",
-            })
-        }
+        Command::Window(args) => window::run(&args),
         Command::Plan(args) => {
             read_one::<api::PatchPolicy>(&args.policy)?;
             read_objects(&args.cluster)?;

@@ -11,7 +11,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod error;
 pub mod policy;
 pub mod rollout;
 pub mod units;
 pub mod window;
+
+pub use error::InvalidSpec;

@@ -2,6 +2,24 @@
 //!
 //! A window is a set of recurrences (days and a start time, or a cron expression, each with a
 //! duration) minus exclusions (freezes), evaluated in a time zone. See SPEC 2.1.
+//!
+//! - [`cron`](Cron): five-field cron expressions, read as Kubernetes CronJob reads them;
+//! - [`Schedule`] and [`Recurrence`]: when occurrences start, and local times turned into
+//!   instants (a time in a DST gap moves forward by the gap, a time in a fold takes the
+//!   earlier instant, once);
+//! - [`Interval`]: half-open intervals, merged and cut;
+//! - [`Window`]: the open set, evaluated at an instant into an [`Evaluation`], and what the
+//!   rollout engine asks of it (`is_open`, `may_start`, `next_boundary`).
+
+mod cron;
+mod eval;
+mod interval;
+mod schedule;
+
+pub use cron::{Cron, CronError};
+pub use eval::{Evaluation, HORIZON_DAYS, Window};
+pub use interval::Interval;
+pub use schedule::{Recurrence, Schedule};
 
 use std::{borrow::Cow, fmt, str::FromStr};
 

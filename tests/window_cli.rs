@@ -1,0 +1,191 @@
+//! `patchpilot window`: the exact JSON of SPEC 4 for the example window, and bad input
+//! answered with exit status 2 and one line naming the file, the object and the field.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+fn patchpilot(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_patchpilot"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn example() -> String {
+    format!(
+        "{}/examples/maintenance-window.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// Runs successfully and returns standard output.
+fn stdout(args: &[&str]) -> String {
+    let output = patchpilot(args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{args:?}: {stderr}");
+    assert_eq!(stderr, "", "{args:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The example with `from` replaced by `to`, written to `dir`.
+fn edited_example(dir: &Path, from: &str, to: &str) -> PathBuf {
+    let text = std::fs::read_to_string(example()).unwrap();
+    assert!(text.contains(from), "{from:?} is not in the example");
+    let path = dir.join("w.yaml");
+    std::fs::write(&path, text.replace(from, to)).unwrap();
+    path
+}
+
+/// Asserts exit status 2 and one line on stderr, equal to `expected` after the file's path.
+fn assert_bad_input(output: &Output, file: &Path, expected: &str) {
+    let stderr = String::from_utf8(output.stderr.clone()).unwrap();
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert_eq!(output.stdout, b"");
+    assert_eq!(
+        stderr,
+        format!("error: {}: {expected}\n", file.display()),
+        "expected one line naming the file, the object and the field"
+    );
+}
+
+#[test]
+fn prints_the_exact_json_for_an_open_window() {
+    // Saturday 28 March 2026, 02:00 in Berlin: inside the Saturday night occurrence. The
+    // Sunday one starts in CET and ends, four real hours later, in CEST.
+    let text = stdout(&[
+        "window",
+        &example(),
+        "--at",
+        "2026-03-28T02:00:00+01:00",
+        "--next",
+        "3",
+    ]);
+    assert_eq!(
+        text,
+        r#"{
+  "name": "weekend-nights",
+  "at": "2026-03-28T01:00:00Z",
+  "open": true,
+  "current": {
+    "start": "2026-03-28T00:00:00Z",
+    "end": "2026-03-28T04:00:00Z"
+  },
+  "next": [
+    {
+      "start": "2026-03-29T00:00:00Z",
+      "end": "2026-03-29T04:00:00Z"
+    },
+    {
+      "start": "2026-03-31T20:00:00Z",
+      "end": "2026-03-31T22:00:00Z"
+    },
+    {
+      "start": "2026-04-03T23:00:00Z",
+      "end": "2026-04-04T03:00:00Z"
+    }
+  ]
+}
+"#
+    );
+}
+
+#[test]
+fn the_year_end_freeze_skips_windows() {
+    // From Friday 18 December 2026: Saturday 19 December, then nothing until Tuesday
+    // 5 January 2027 (the freeze ends on 4 January at midnight, Berlin time).
+    let text = stdout(&[
+        "window",
+        &example(),
+        "--at",
+        "2026-12-18T12:00:00Z",
+        "--next",
+        "3",
+    ]);
+    assert_eq!(
+        text,
+        r#"{
+  "name": "weekend-nights",
+  "at": "2026-12-18T12:00:00Z",
+  "open": false,
+  "current": null,
+  "next": [
+    {
+      "start": "2026-12-19T00:00:00Z",
+      "end": "2026-12-19T04:00:00Z"
+    },
+    {
+      "start": "2027-01-05T21:00:00Z",
+      "end": "2027-01-05T23:00:00Z"
+    },
+    {
+      "start": "2027-01-09T00:00:00Z",
+      "end": "2027-01-09T04:00:00Z"
+    }
+  ]
+}
+"#
+    );
+}
+
+#[test]
+fn next_defaults_to_one_and_may_be_zero() {
+    let at = ["--at", "2026-12-18T12:00:00Z"];
+    let one = stdout(&["window", &example(), at[0], at[1]]);
+    let value: serde_json::Value = serde_json::from_str(&one).unwrap();
+    assert_eq!(
+        value["next"],
+        serde_json::json!([{"start": "2026-12-19T00:00:00Z", "end": "2026-12-19T04:00:00Z"}])
+    );
+    let none = stdout(&["window", &example(), at[0], at[1], "--next", "0"]);
+    assert!(none.ends_with("  \"next\": []\n}\n"), "{none}");
+}
+
+#[test]
+fn at_defaults_to_now() {
+    let before = jiff::Timestamp::now();
+    let text = stdout(&["window", &example()]);
+    let after = jiff::Timestamp::now();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let at: jiff::Timestamp = value["at"].as_str().unwrap().parse().unwrap();
+    assert!(before <= at && at <= after, "{at}");
+    assert_eq!(value["next"].as_array().unwrap().len(), 1);
+    let keys: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("  \""))
+        .filter_map(|line| line.split('"').next())
+        .collect();
+    assert_eq!(keys, ["name", "at", "open", "current", "next"]);
+}
+
+#[test]
+fn an_unknown_time_zone_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = edited_example(dir.path(), "Europe/Berlin", "Europe/Berln");
+    assert_bad_input(
+        &patchpilot(&["window", file.to_str().unwrap()]),
+        &file,
+        "MaintenanceWindow/weekend-nights: spec.timeZone: unknown time zone \"Europe/Berln\"",
+    );
+}
+
+#[test]
+fn an_invalid_cron_expression_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = edited_example(dir.path(), "\"0 22 * * Tue\"", "\"61 22 * * Tue\"");
+    assert_bad_input(
+        &patchpilot(&["window", file.to_str().unwrap()]),
+        &file,
+        "MaintenanceWindow/weekend-nights: spec.recurrences[1].cron: \
+         minute field \"61\": value 61 out of range 0-59",
+    );
+    let file = edited_example(dir.path(), "\"0 22 * * Tue\"", "\"0 22 * * Tuesday\"");
+    let output = patchpilot(&["window", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("spec.recurrences[1].cron: day-of-week field \"Tuesday\""),
+        "{stderr}"
+    );
+}
