@@ -5,6 +5,7 @@
 //! `crds/` are generated from these types by `patchpilot crd`.
 
 mod common;
+pub mod convert;
 mod patch;
 mod policy;
 mod rollout;
@@ -18,8 +19,8 @@ pub use policy::{
     Strategy, Targets, WorkloadTargets,
 };
 pub use rollout::{
-    PatchRollout, PatchRolloutSpec, PatchRolloutStatus, TargetCounts, TargetFailure,
-    TargetProgress, WaveStatus,
+    ActionName, HaltReasonName, HaltStatus, PatchRollout, PatchRolloutSpec, PatchRolloutStatus,
+    TargetCounts, TargetFailure, TargetProgress, WaveStatus,
 };
 pub use window::{
     Exclusion, MaintenanceWindow, MaintenanceWindowSpec, MaintenanceWindowStatus, Recurrence,
@@ -33,22 +34,8 @@ pub const GROUP: &str = "patchpilot.dev";
 /// The API version of every patchpilot resource.
 pub const VERSION: &str = "v1alpha1";
 
-/// Annotations and label keys patchpilot reads or writes on the objects it touches.
-pub mod keys {
-    /// On a target: excludes it from every policy; the value is the justification.
-    pub const EXCLUDE: &str = "patchpilot.dev/exclude";
-    /// On a target: an RFC 3339 instant after which [`EXCLUDE`] no longer applies.
-    pub const EXCLUDE_UNTIL: &str = "patchpilot.dev/exclude-until";
-    /// On a target: the rollout working on it; taken before touching it, released at the end.
-    pub const LOCK: &str = "patchpilot.dev/lock";
-    /// Prefix of the per-policy version annotation `patch.patchpilot.dev/<policy>: <version>`.
-    pub const VERSION_PREFIX: &str = "patch.patchpilot.dev/";
-
-    /// The annotation recording which version of `policy` a target carries.
-    pub fn version(policy: &str) -> String {
-        format!("{VERSION_PREFIX}{policy}")
-    }
-}
+/// Annotations patchpilot reads or writes on the objects it touches.
+pub use patchpilot_engine::keys;
 
 /// The CustomResourceDefinitions of every patchpilot resource, in the order `patchpilot crd`
 /// prints them (by resource name).

@@ -2,7 +2,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::KubeSchema;
-use patchpilot_engine::policy::Classification;
+use patchpilot_engine::{policy::Classification, units::Duration};
 use serde::{Deserialize, Serialize};
 
 use super::common::PodTemplate;
@@ -64,6 +64,23 @@ pub struct Updater {
     /// The updater reboots the node: wait for a new boot ID and `Ready` before verifying.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub expect_reboot: bool,
+
+    /// How long the updater Job may run before the node fails. Default 30m.
+    #[serde(default = "thirty_minutes")]
+    pub timeout: Duration,
+
+    /// With `expectReboot`, how long the node may take to come back `Ready` with a new boot
+    /// ID after the updater finished. Default 15m.
+    #[serde(default = "fifteen_minutes")]
+    pub reboot_timeout: Duration,
+}
+
+fn thirty_minutes() -> Duration {
+    Duration::from_mins(30)
+}
+
+fn fifteen_minutes() -> Duration {
+    Duration::from_mins(15)
 }
 
 /// A container image replacement.

@@ -137,6 +137,44 @@ pub struct PatchRolloutStatus {
     /// A sentence on what the rollout is doing or waiting for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+
+    /// The `spec.retry` the operator has acted on.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub observed_retry: u32,
+
+    /// Failures a person accepted by resuming the rollout after a halt; only further
+    /// failures halt it again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub acknowledged_failures: u32,
+
+    /// Why the rollout halted, while it is halted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halt: Option<HaltStatus>,
+}
+
+/// Why and when a rollout halted.
+#[derive(KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HaltStatus {
+    /// `CanaryFailed`, `FailureBudgetExceeded` or `Aborted`.
+    pub reason: HaltReasonName,
+    /// When it halted.
+    pub since: Time,
+    /// With `onFailure: Pause`, the operator's `spec.paused: true` has been seen: clearing
+    /// it now resumes the rollout.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pause_seen: bool,
+}
+
+/// Why a rollout halted.
+#[derive(schemars::JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HaltReasonName {
+    /// A canary target failed.
+    CanaryFailed,
+    /// More targets failed than the failure budget allows.
+    FailureBudgetExceeded,
+    /// A person set `spec.abort`.
+    Aborted,
 }
 
 /// The wave in progress.
@@ -185,6 +223,8 @@ pub struct TargetCounts {
 pub struct TargetProgress {
     /// The target: `Node/<name>` or `<Kind>/<namespace>/<name>`.
     pub target: String,
+    /// `apply` or `rollback`.
+    pub action: ActionName,
     /// What is happening to it.
     pub step: Step,
     /// When the step began.
@@ -192,6 +232,16 @@ pub struct TargetProgress {
     /// What the step is waiting for, such as the pods a PodDisruptionBudget keeps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// The work being done to a target.
+#[derive(schemars::JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionName {
+    /// Applying the patch.
+    Apply,
+    /// Rolling it back.
+    Rollback,
 }
 
 /// A target whose update failed.

@@ -5,6 +5,7 @@
 //! standard error.
 
 mod input;
+mod plan;
 mod window;
 
 use std::{
@@ -94,6 +95,10 @@ pub struct PlanArgs {
     /// Plan for this version instead of the policy's `spec.patch.version`.
     #[arg(long, value_name = "V")]
     pub version: Option<String>,
+    /// The instant at which `patchpilot.dev/exclude-until` annotations are judged, RFC 3339
+    /// (default: now).
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<jiff::Timestamp>,
 }
 
 /// Flags of `patchpilot sandbox`.
@@ -205,14 +210,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             reason: "the operator lands with the controller",
         }),
         Command::Window(args) => window::run(&args),
-        Command::Plan(args) => {
-            read_one::<api::PatchPolicy>(&args.policy)?;
-            read_objects(&args.cluster)?;
-            Err(CliError::NotYetAvailable {
-                command: "plan",
-                reason: "planning lands with the rollout engine",
-            })
-        }
+        Command::Plan(args) => plan::run(&args),
         Command::Sandbox(_) => Err(CliError::NotYetAvailable {
             command: "sandbox",
             reason: "the simulated cluster lands with the sandbox",

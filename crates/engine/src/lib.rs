@@ -12,8 +12,15 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod image;
+pub mod keys;
+pub mod machine;
+pub mod naming;
+pub mod plan;
 pub mod policy;
 pub mod rollout;
+pub mod selector;
+pub mod target;
 pub mod units;
 pub mod window;
 

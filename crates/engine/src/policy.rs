@@ -96,3 +96,97 @@ impl WorkloadKind {
         }
     }
 }
+
+/// A policy as the engine works with it: every value parsed and checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    /// The policy's name; it keys the version annotation on targets.
+    pub name: String,
+    /// Which objects it patches.
+    pub targets: crate::plan::TargetRules,
+    /// Waves, order, concurrency and failure handling.
+    pub strategy: Strategy,
+    /// How nodes are drained.
+    pub drain: Drain,
+    /// How targets are judged healthy.
+    pub health: Health,
+    /// How rollouts are approved.
+    pub approval: Approval,
+    /// The name of the MaintenanceWindow, if any.
+    pub window: Option<String>,
+    /// How long after release a target may stay unpatched.
+    pub deadline: Option<Duration>,
+    /// Start no new targets.
+    pub suspend: bool,
+}
+
+/// How the patch moves through the targets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Strategy {
+    /// The size of the canary wave.
+    pub canary: CanarySize,
+    /// How long the canary soaks.
+    pub canary_soak: Duration,
+    /// The stages, in strictly ascending order of percent.
+    pub stages: Vec<Stage>,
+    /// The label targets are grouped by.
+    pub group_by: Option<String>,
+    /// How many targets may be in progress at once (per pool).
+    pub max_unavailable: IntOrPercent,
+    /// How many targets may fail before the rollout halts.
+    pub failure_budget: IntOrPercent,
+    /// What a halt does.
+    pub on_failure: OnFailure,
+}
+
+/// The size of the canary wave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CanarySize {
+    /// A number of targets; 0 means no canary.
+    Targets(u32),
+    /// A percent of the eligible targets, rounded up, at least one.
+    Percent(Percent),
+}
+
+/// A stage: the wave up to a cumulative percent of the eligible targets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stage {
+    /// Cumulative percent at the end of the stage, 1 to 100.
+    pub percent: Percent,
+    /// How long the stage soaks.
+    pub soak: Duration,
+}
+
+/// How nodes are drained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Drain {
+    /// How long evictions refused by a PodDisruptionBudget are retried.
+    pub timeout: Duration,
+    /// After the timeout, delete the pods instead of failing the node.
+    pub force: bool,
+}
+
+/// How targets are judged healthy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Health {
+    /// Healthy within this long after the update.
+    pub timeout: Duration,
+    /// And staying healthy this long.
+    pub soak: Duration,
+    /// How often checks that are not driven by watch events (HTTP, Prometheus, jobs) are run
+    /// again; `None` when every check follows the cluster's own state.
+    pub recheck: Option<Duration>,
+}
+
+/// How rollouts are approved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Approval {
+    /// Manual or automatic.
+    pub mode: ApprovalMode,
+    /// Automatic: the delay after release.
+    pub delay: Duration,
+    /// Hold after the canary until promoted.
+    pub after_canary: bool,
+}
+
+use crate::units::{IntOrPercent, Percent};

@@ -1,0 +1,184 @@
+//! Conditions, computed by a pure function that keeps `lastTransitionTime` unless the status
+//! really flips (the Kubernetes API conventions; kstatus reads `Ready`, `Reconciling` and
+//! `Stalled`).
+
+use jiff::Timestamp;
+
+/// The conditions patchpilot sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConditionType {
+    /// The object reached its goal (kstatus).
+    Ready,
+    /// The operator is making changes (kstatus).
+    Reconciling,
+    /// It cannot go on without a person (kstatus).
+    Stalled,
+    /// A rollout is approved.
+    Approved,
+    /// The maintenance window allows targets to start.
+    WindowOpen,
+    /// No target has failed.
+    Healthy,
+    /// Every target of a policy carries its version.
+    Compliant,
+}
+
+impl ConditionType {
+    /// The condition's `type`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConditionType::Ready => "Ready",
+            ConditionType::Reconciling => "Reconciling",
+            ConditionType::Stalled => "Stalled",
+            ConditionType::Approved => "Approved",
+            ConditionType::WindowOpen => "WindowOpen",
+            ConditionType::Healthy => "Healthy",
+            ConditionType::Compliant => "Compliant",
+        }
+    }
+
+    /// The type named `text`, if patchpilot sets it.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            ConditionType::Ready,
+            ConditionType::Reconciling,
+            ConditionType::Stalled,
+            ConditionType::Approved,
+            ConditionType::WindowOpen,
+            ConditionType::Healthy,
+            ConditionType::Compliant,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == text)
+    }
+}
+
+/// A condition's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConditionStatus {
+    /// It holds.
+    True,
+    /// It does not.
+    False,
+    /// Not known.
+    Unknown,
+}
+
+impl ConditionStatus {
+    /// `True` or `False`.
+    pub const fn from_bool(value: bool) -> Self {
+        if value {
+            ConditionStatus::True
+        } else {
+            ConditionStatus::False
+        }
+    }
+
+    /// The status as Kubernetes writes it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConditionStatus::True => "True",
+            ConditionStatus::False => "False",
+            ConditionStatus::Unknown => "Unknown",
+        }
+    }
+}
+
+/// One condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Condition {
+    /// Its type.
+    pub kind: ConditionType,
+    /// Its status.
+    pub status: ConditionStatus,
+    /// A CamelCase reason.
+    pub reason: String,
+    /// A sentence.
+    pub message: String,
+    /// When the status last changed.
+    pub last_transition: Timestamp,
+    /// The generation it describes.
+    pub observed_generation: i64,
+}
+
+/// The conditions to write: `desired` (type, status, reason, message), each keeping the
+/// `lastTransitionTime` of `previous` when its status is unchanged, else `now`.
+pub fn compute_conditions(
+    previous: &[Condition],
+    desired: Vec<(ConditionType, ConditionStatus, String, String)>,
+    generation: i64,
+    now: Timestamp,
+) -> Vec<Condition> {
+    desired
+        .into_iter()
+        .map(|(kind, status, reason, message)| {
+            let last_transition = previous
+                .iter()
+                .find(|old| old.kind == kind && old.status == status)
+                .map_or(now, |old| old.last_transition);
+            Condition {
+                kind,
+                status,
+                reason,
+                message,
+                last_transition,
+                observed_generation: generation,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_time_moves_only_when_the_status_flips() {
+        let t0: Timestamp = "2026-11-22T00:00:00Z".parse().unwrap();
+        let t1: Timestamp = "2026-11-22T01:00:00Z".parse().unwrap();
+        let first = compute_conditions(
+            &[],
+            vec![(
+                ConditionType::Ready,
+                ConditionStatus::False,
+                "Progressing".into(),
+                "wave 1".into(),
+            )],
+            1,
+            t0,
+        );
+        assert_eq!(first[0].last_transition, t0);
+        let same = compute_conditions(
+            &first,
+            vec![(
+                ConditionType::Ready,
+                ConditionStatus::False,
+                "Progressing".into(),
+                "wave 2".into(),
+            )],
+            2,
+            t1,
+        );
+        assert_eq!(
+            same[0].last_transition, t0,
+            "a new message is not a transition"
+        );
+        assert_eq!(same[0].observed_generation, 2);
+        let flipped = compute_conditions(
+            &same,
+            vec![(
+                ConditionType::Ready,
+                ConditionStatus::True,
+                "Succeeded".into(),
+                "done".into(),
+            )],
+            2,
+            t1,
+        );
+        assert_eq!(flipped[0].last_transition, t1);
+        assert_eq!(
+            ConditionType::parse("WindowOpen"),
+            Some(ConditionType::WindowOpen)
+        );
+    }
+}

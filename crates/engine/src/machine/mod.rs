@@ -1,0 +1,348 @@
+//! The rollout state machine, as a pure function.
+//!
+//! [`decide`] takes everything the controller knows — the rollout, its policy and window,
+//! the status it wrote last time, the targets' labels and annotations (where the per-target
+//! [records](record::Record) live), the live state of the targets in progress, and `now` —
+//! and returns what to do next: the actions to carry out, the new status, the events to
+//! record and the instant at which to look again. It reads no clock and performs no I/O, so
+//! deciding twice on the same input gives the same decision. SPEC 3.2 to 3.5.
+
+mod conditions;
+mod facts;
+mod record;
+mod report;
+mod rollout;
+mod situation;
+mod step;
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+
+pub use conditions::{Condition, ConditionStatus, ConditionType, compute_conditions};
+pub use facts::{
+    HealthFacts, JobFacts, JobState, Live, NodeFacts, Observed, WorkloadFacts, WorkloadRollout,
+};
+pub use record::{Action, Record, RecordState};
+pub use rollout::{decide, wanted};
+
+use crate::{
+    image::{ContainerImage, ImagePatch},
+    plan::Namespaces,
+    policy::{Classification, Policy},
+    rollout::{Phase, Step},
+    target::{Candidate, TargetId},
+    units::Duration,
+    window::{Interval, Window},
+};
+
+/// A rollout as the engine works with it: its patch and the switches people set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rollout {
+    /// The rollout's name; it is the lock's value on targets.
+    pub name: String,
+    /// The patch.
+    pub patch: Patch,
+    /// `spec.approved`.
+    pub approved: bool,
+    /// `spec.promoted`.
+    pub promoted: bool,
+    /// `spec.paused`.
+    pub paused: bool,
+    /// `spec.abort`.
+    pub abort: bool,
+    /// `spec.retry`.
+    pub retry: u32,
+    /// When the rollout was created.
+    pub created: Timestamp,
+    /// `metadata.generation`, for the conditions' `observedGeneration`.
+    pub generation: i64,
+}
+
+/// The patch a rollout applies.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Patch {
+    /// The version recorded on targets.
+    pub version: String,
+    /// How urgent it is.
+    pub classification: Classification,
+    /// When it was released.
+    pub released_at: Option<Timestamp>,
+    /// Ignore maintenance windows.
+    pub emergency: bool,
+    /// What changes on a target.
+    pub change: Change,
+}
+
+/// What a patch changes on a target.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// Nodes: an updater Job runs on the node.
+    Updater(Updater),
+    /// Workloads: container images are replaced.
+    Images(Vec<ImagePatch>),
+}
+
+/// How the updater behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Updater {
+    /// It reboots the node: wait for a new boot ID and `Ready`.
+    pub expect_reboot: bool,
+    /// How long the updater Job may run.
+    pub timeout: Duration,
+    /// How long the node may take to come back after the updater finished.
+    pub reboot_timeout: Duration,
+}
+
+/// Everything [`decide`] needs.
+#[derive(Clone, Copy, Debug)]
+pub struct Input<'a> {
+    /// The instant to decide at.
+    pub now: Timestamp,
+    /// The rollout.
+    pub rollout: &'a Rollout,
+    /// Its policy.
+    pub policy: &'a Policy,
+    /// The policy's maintenance window, if it names one.
+    pub window: Option<&'a Window>,
+    /// A newer rollout of the same policy has taken over.
+    pub superseded: bool,
+    /// The status written last time (the default for a new rollout).
+    pub status: &'a Status,
+    /// Every object of the policy's target kinds: labels and annotations.
+    pub candidates: &'a [Candidate],
+    /// Namespace labels, for workload policies.
+    pub namespaces: &'a Namespaces,
+    /// The live state of the targets [`wanted`] asked for.
+    pub observed: &'a BTreeMap<TargetId, Observed>,
+}
+
+/// The status of a rollout: what it shows people, and what it remembers between decisions.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Status {
+    /// Where the rollout stands.
+    pub phase: Phase,
+    /// The current wave.
+    pub wave: Option<WaveStatus>,
+    /// Target counts.
+    pub counts: Counts,
+    /// The targets in progress, by name.
+    pub in_progress: Vec<InProgress>,
+    /// The most recent failures, newest first, at most [`MAX_FAILURES`].
+    pub failures: Vec<Failure>,
+    /// The next window interval in which targets may start.
+    pub next_window: Option<Interval>,
+    /// When the first target started.
+    pub started_at: Option<Timestamp>,
+    /// When the rollout finished.
+    pub completed_at: Option<Timestamp>,
+    /// The conditions.
+    pub conditions: Vec<Condition>,
+    /// What the rollout is doing or waiting for.
+    pub message: String,
+    /// The `spec.retry` already acted upon.
+    pub observed_retry: u32,
+    /// Failures a person accepted by resuming after a halt.
+    pub acknowledged_failures: u32,
+    /// Why the rollout halted, if it did.
+    pub halt: Option<Halt>,
+}
+
+/// At most this many failures are listed in the status; the counts include them all.
+pub const MAX_FAILURES: usize = 20;
+
+/// The wave in progress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WaveStatus {
+    /// From 1.
+    pub index: u32,
+    /// `canary`, `stage-<i>` or `full`.
+    pub name: String,
+    /// How many waves there are.
+    pub total: u32,
+}
+
+/// How many targets stand where.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Selected targets.
+    pub total: u32,
+    /// Excluded targets.
+    pub excluded: u32,
+    /// Targets that carried the version already.
+    pub up_to_date: u32,
+    /// Eligible targets not started.
+    pub pending: u32,
+    /// Targets being worked on.
+    pub in_progress: u32,
+    /// Targets the rollout updated.
+    pub updated: u32,
+    /// Targets whose update or rollback failed.
+    pub failed: u32,
+    /// Targets the rollout rolled back.
+    pub rolled_back: u32,
+}
+
+/// A target in progress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InProgress {
+    /// The target.
+    pub target: TargetId,
+    /// Apply or rollback.
+    pub action: Action,
+    /// Its step.
+    pub step: Step,
+    /// When the step began.
+    pub since: Timestamp,
+    /// What it waits for.
+    pub message: Option<String>,
+}
+
+/// A failed target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The target.
+    pub target: TargetId,
+    /// A CamelCase reason.
+    pub reason: String,
+    /// What happened.
+    pub message: String,
+}
+
+/// Why a rollout halted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Halt {
+    /// The cause.
+    pub reason: HaltReason,
+    /// When.
+    pub since: Timestamp,
+    /// With `onFailure: Pause`: the operator's `paused: true` has been seen in the spec, so
+    /// `paused: false` now means a person resumed.
+    pub pause_seen: bool,
+}
+
+/// Why a rollout halted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HaltReason {
+    /// A target of the canary failed.
+    CanaryFailed,
+    /// More targets failed than the failure budget allows.
+    FailureBudgetExceeded,
+    /// A person set `abort`.
+    Aborted,
+}
+
+impl HaltReason {
+    /// The reason as a CamelCase word.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            HaltReason::CanaryFailed => "CanaryFailed",
+            HaltReason::FailureBudgetExceeded => "FailureBudgetExceeded",
+            HaltReason::Aborted => "Aborted",
+        }
+    }
+}
+
+/// What [`decide`] returns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// The API calls to make, in order.
+    pub actions: Vec<TargetAction>,
+    /// The status to write.
+    pub status: Status,
+    /// The events to record once the status is written.
+    pub events: Vec<Event>,
+    /// When to decide again if nothing changes before; `None` when only a change in the
+    /// cluster or the spec can move the rollout.
+    pub wake_at: Option<Timestamp>,
+}
+
+/// One thing for the controller to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetAction {
+    /// Take the target's lock and write `record` (state `Applying` or `RollingBack`) in the
+    /// same request. For a node, also cordon it if it is schedulable, and fill in the
+    /// record's `cordoned`, `bootId` and `previousVersion`. For a workload, fill in
+    /// `previousVersion` and (to apply) `images` with the current images, and set `images`
+    /// to restore on rollback, or the patched images to apply.
+    Lock {
+        /// The target.
+        target: TargetId,
+        /// The record to write.
+        record: Record,
+    },
+    /// Evict the node's pods that may be evicted; retry refusals with backoff.
+    Drain {
+        /// The node.
+        target: TargetId,
+    },
+    /// Delete the pods a PodDisruptionBudget still protects (`drain.force` after the timeout).
+    ForceDrain {
+        /// The node.
+        target: TargetId,
+    },
+    /// Create the updater Job on the node.
+    RunUpdater {
+        /// The node.
+        target: TargetId,
+        /// The Job's name.
+        job: String,
+        /// Apply or rollback.
+        action: Action,
+        /// `PATCHPILOT_VERSION`.
+        version: String,
+        /// `PATCHPILOT_PREVIOUS_VERSION`.
+        previous_version: Option<String>,
+    },
+    /// Set the workload's container images (they differ from what the action needs).
+    SetImages {
+        /// The workload.
+        target: TargetId,
+        /// The images.
+        images: Vec<ContainerImage>,
+    },
+    /// Make the node schedulable again, and mark the record `applied`.
+    Uncordon {
+        /// The node.
+        target: TargetId,
+        /// The record with `applied` set.
+        record: Record,
+    },
+    /// Write the final record, set (or, with `None`, remove) the version annotation, and
+    /// release the lock, in one request; uncordon the node too if `uncordon`.
+    Release {
+        /// The target.
+        target: TargetId,
+        /// The final record.
+        record: Record,
+        /// The version annotation to leave.
+        version: Option<String>,
+        /// Also make the node schedulable.
+        uncordon: bool,
+    },
+    /// Mark an updated target failed (it turned unhealthy during its wave's soak).
+    MarkFailed {
+        /// The target.
+        target: TargetId,
+        /// The record to write.
+        record: Record,
+    },
+    /// Remove this rollout's lock from a target it has no work on (an orphaned lock).
+    Unlock {
+        /// The target.
+        target: TargetId,
+    },
+    /// Set the rollout's `spec.paused` (a halt with `onFailure: Pause`).
+    PauseRollout,
+}
+
+/// An event to record on the rollout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Normal or warning.
+    pub warning: bool,
+    /// A CamelCase reason.
+    pub reason: String,
+    /// What happened.
+    pub message: String,
+}

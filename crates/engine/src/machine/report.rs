@@ -1,0 +1,383 @@
+//! What a decision tells people: the status (counts, failures, wave, message, conditions)
+//! and the events for what changed.
+
+use jiff::Timestamp;
+
+use super::{
+    ConditionStatus as CS, ConditionType as CT, Counts, Event, Failure, Halt, InProgress, Input,
+    MAX_FAILURES, RecordState, Status, WaveStatus, compute_conditions,
+    situation::{Situation, State, WavePosition, counts},
+};
+use crate::{rollout::Phase, target::TargetId, window::Interval};
+
+/// What the decision found, for the status to report.
+pub(super) struct Findings<'a> {
+    pub phase: Phase,
+    pub approved: bool,
+    pub approval_at: Option<Timestamp>,
+    pub window_open: bool,
+    pub window_allows: bool,
+    pub halt: Option<Halt>,
+    pub acknowledged: u32,
+    pub rolling_back: bool,
+    pub position: &'a WavePosition,
+    pub started: bool,
+}
+
+/// The status to write.
+pub(super) fn status(
+    input: &Input<'_>,
+    situation: &Situation<'_>,
+    mut in_progress: Vec<InProgress>,
+    findings: Findings<'_>,
+) -> Status {
+    let now = input.now;
+    let rollout = input.rollout;
+    let previous = input.status;
+    let Findings {
+        phase,
+        approved,
+        approval_at,
+        window_open,
+        window_allows,
+        halt,
+        acknowledged,
+        rolling_back,
+        position,
+        started,
+    } = findings;
+    let counts = counts(situation, &in_progress);
+    in_progress.sort_by(|a, b| a.target.cmp(&b.target));
+    let wave = match situation.waves.get(position.index) {
+        Some(w) if !rolling_back => Some(WaveStatus {
+            index: position.index as u32 + 1,
+            name: w.name.clone(),
+            total: situation.waves.len() as u32,
+        }),
+        _ => previous.wave.clone().filter(|_| rolling_back),
+    };
+    let next_window = match input.window {
+        Some(window) if !rollout.patch.emergency => {
+            let evaluation = window.evaluate(now, 1);
+            evaluation
+                .current
+                .or_else(|| evaluation.next.into_iter().next())
+        }
+        _ => None,
+    };
+    let wait = Wait {
+        approval_at,
+        halt: halt.as_ref(),
+        position,
+        window_allows,
+        next_window: next_window.as_ref(),
+        counts: &counts,
+        rollout_paused: rollout.paused,
+        suspended: input.policy.suspend,
+    };
+    let message = message(phase, &wait);
+    let desired = conditions(
+        phase,
+        approved,
+        approval_at,
+        window_open,
+        window_allows,
+        rollout.patch.emergency,
+        halt.as_ref(),
+        &counts,
+        &message,
+    );
+    Status {
+        phase,
+        wave,
+        counts,
+        in_progress,
+        failures: failures(situation),
+        next_window,
+        started_at: previous.started_at.or(started.then_some(now)),
+        completed_at: phase
+            .is_finished()
+            .then(|| previous.completed_at.unwrap_or(now)),
+        conditions: compute_conditions(&previous.conditions, desired, rollout.generation, now),
+        message,
+        observed_retry: rollout.retry.max(previous.observed_retry),
+        acknowledged_failures: acknowledged,
+        halt,
+    }
+}
+
+/// The most recent failures, newest first.
+fn failures(situation: &Situation<'_>) -> Vec<Failure> {
+    let mut failed: Vec<_> = situation
+        .entries
+        .iter()
+        .filter(|e| matches!(e.state, State::Failed | State::RollbackFailed))
+        .filter_map(|e| e.record.as_ref().map(|r| (e, r)))
+        .collect();
+    failed.sort_by(|a, b| {
+        b.1.since
+            .cmp(&a.1.since)
+            .then_with(|| a.0.candidate.id.cmp(&b.0.candidate.id))
+    });
+    failed
+        .into_iter()
+        .take(MAX_FAILURES)
+        .map(|(e, r)| Failure {
+            target: e.candidate.id.clone(),
+            reason: r.reason.clone().unwrap_or_else(|| "Failed".into()),
+            message: r.message.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// What the rollout waits for, to explain it in the status message.
+struct Wait<'a> {
+    approval_at: Option<Timestamp>,
+    halt: Option<&'a Halt>,
+    position: &'a WavePosition,
+    window_allows: bool,
+    next_window: Option<&'a Interval>,
+    counts: &'a Counts,
+    rollout_paused: bool,
+    suspended: bool,
+}
+
+fn message(phase: Phase, wait: &Wait<'_>) -> String {
+    let c = wait.counts;
+    let done = format!(
+        "{} of {} eligible targets updated",
+        c.updated,
+        c.pending + c.in_progress + c.updated + c.failed + c.rolled_back
+    );
+    match phase {
+        Phase::Pending => "waiting for the operator".into(),
+        Phase::AwaitingApproval => match wait.approval_at {
+            Some(at) => format!("approved automatically at {at}"),
+            None => "waiting for approval: set spec.approved to true".into(),
+        },
+        Phase::Scheduled => match wait.next_window {
+            Some(window) => format!(
+                "waiting for the maintenance window at {}; {done}",
+                window.start
+            ),
+            None => format!("waiting for the maintenance window; {done}"),
+        },
+        Phase::Progressing => match (wait.position.soaking_until, wait.window_allows) {
+            (Some(until), _) => format!("wave soaking until {until}; {done}"),
+            (None, false) if c.in_progress > 0 => {
+                format!("window closing: finishing targets in progress; {done}")
+            }
+            _ => done,
+        },
+        Phase::Paused => {
+            let why = if let Some(halt) = wait.halt {
+                format!(
+                    "halted ({}): resume by clearing spec.paused, or set spec.abort",
+                    halt.reason.as_str()
+                )
+            } else if wait.position.awaiting_promotion {
+                "the canary is healthy: set spec.promoted to true to continue".into()
+            } else if wait.suspended {
+                "the policy is suspended".into()
+            } else if wait.rollout_paused {
+                "paused: clear spec.paused to resume".into()
+            } else {
+                "paused".into()
+            };
+            format!("{why}; {done}")
+        }
+        Phase::Succeeded if c.failed > 0 => {
+            format!("{done}; {} failed within the failure budget", c.failed)
+        }
+        Phase::Succeeded => done,
+        Phase::RollingBack => format!(
+            "rolling back ({}); {} targets rolled back",
+            wait.halt.map_or("halted", |h| h.reason.as_str()),
+            c.rolled_back
+        ),
+        Phase::RolledBack => format!("{} targets rolled back", c.rolled_back),
+        Phase::Failed => format!("{} targets failed to roll back; needs a person", c.failed),
+        Phase::Superseded => "a newer patch of the policy took over".into(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conditions(
+    phase: Phase,
+    approved: bool,
+    approval_at: Option<Timestamp>,
+    window_open: bool,
+    window_allows: bool,
+    emergency: bool,
+    halt: Option<&Halt>,
+    counts: &Counts,
+    message: &str,
+) -> Vec<(CT, CS, String, String)> {
+    let phase_name = format!("{phase:?}");
+    let stalled = phase == Phase::Failed || (phase == Phase::Paused && halt.is_some());
+    let reconciling =
+        matches!(phase, Phase::Progressing | Phase::RollingBack) || counts.in_progress > 0;
+    let stalled_reason = halt.map_or_else(|| phase_name.clone(), |h| h.reason.as_str().to_owned());
+    let approval = match (approved, approval_at) {
+        (true, Some(_)) => ("AutomaticApproval", "approved".to_owned()),
+        (true, None) => ("Approved", "approved".to_owned()),
+        (false, Some(at)) => ("AwaitingDelay", format!("approved automatically at {at}")),
+        (false, None) => ("AwaitingApproval", "set spec.approved to true".to_owned()),
+    };
+    let window = match (emergency, window_open, window_allows) {
+        (true, _, _) => (
+            "Emergency",
+            "an emergency patch ignores maintenance windows",
+        ),
+        (false, true, true) => ("Open", "the maintenance window is open"),
+        (false, true, false) => (
+            "Cutoff",
+            "too little of the window remains to start a target",
+        ),
+        (false, false, _) => ("Closed", "the maintenance window is closed"),
+    };
+    let healthy = counts.failed == 0;
+    vec![
+        (
+            CT::Ready,
+            CS::from_bool(phase == Phase::Succeeded),
+            phase_name.clone(),
+            message.to_owned(),
+        ),
+        (
+            CT::Reconciling,
+            CS::from_bool(reconciling),
+            phase_name.clone(),
+            message.to_owned(),
+        ),
+        (
+            CT::Stalled,
+            CS::from_bool(stalled),
+            stalled_reason,
+            if stalled {
+                message.to_owned()
+            } else {
+                String::new()
+            },
+        ),
+        (
+            CT::Approved,
+            CS::from_bool(approved),
+            approval.0.to_owned(),
+            approval.1,
+        ),
+        (
+            CT::WindowOpen,
+            CS::from_bool(window_allows),
+            window.0.to_owned(),
+            window.1.to_owned(),
+        ),
+        (
+            CT::Healthy,
+            CS::from_bool(healthy),
+            if healthy {
+                "NoFailures"
+            } else {
+                "TargetsFailed"
+            }
+            .to_owned(),
+            if healthy {
+                "no target has failed".to_owned()
+            } else {
+                format!("{} target(s) failed", counts.failed)
+            },
+        ),
+    ]
+}
+
+pub(super) fn target_event(target: &TargetId, state: RecordState, message: Option<&str>) -> Event {
+    let (warning, reason, verb) = match state {
+        RecordState::Updated => (false, "TargetUpdated", "updated"),
+        RecordState::Failed => (true, "TargetFailed", "failed"),
+        RecordState::RolledBack => (false, "TargetRolledBack", "rolled back"),
+        RecordState::RollbackFailed => (true, "RollbackFailed", "failed to roll back"),
+        RecordState::Applying | RecordState::RollingBack => (false, "TargetStarted", "started"),
+    };
+    let message = match message {
+        Some(detail) => format!("{target} {verb}: {detail}"),
+        None => format!("{target} {verb}"),
+    };
+    Event {
+        warning,
+        reason: reason.into(),
+        message,
+    }
+}
+
+/// Events for what changed between two statuses: approval, waves, phase, window.
+pub(super) fn transition_events(previous: &Status, next: &Status) -> Vec<Event> {
+    let mut events = Vec::new();
+    let flipped = |kind: CT| {
+        let status = |s: &Status| {
+            s.conditions
+                .iter()
+                .find(|c| c.kind == kind)
+                .map(|c| c.status)
+        };
+        let (before, after) = (status(previous), status(next));
+        (before != after).then_some(after).flatten()
+    };
+    if flipped(CT::Approved) == Some(CS::True) {
+        events.push(Event {
+            warning: false,
+            reason: "Approved".into(),
+            message: "the rollout is approved".into(),
+        });
+    }
+    match flipped(CT::WindowOpen) {
+        Some(CS::True) if previous.conditions.iter().any(|c| c.kind == CT::WindowOpen) => {
+            events.push(Event {
+                warning: false,
+                reason: "WindowOpened".into(),
+                message: "targets may start".into(),
+            });
+        }
+        Some(CS::False) => {
+            events.push(Event {
+                warning: false,
+                reason: "WindowClosed".into(),
+                message: "no new target starts until the window opens".into(),
+            });
+        }
+        _ => {}
+    }
+    if let Some(wave) = &next.wave
+        && previous.wave.as_ref().is_none_or(|w| w.index != wave.index)
+        && next.phase != Phase::RollingBack
+        && next.started_at.is_some()
+    {
+        let message = format!(
+            "wave {} ({} of {}) started",
+            wave.name, wave.index, wave.total
+        );
+        events.push(Event {
+            warning: false,
+            reason: "WaveStarted".into(),
+            message,
+        });
+    }
+    if previous.phase != next.phase {
+        let warning = matches!(
+            next.phase,
+            Phase::RollingBack | Phase::RolledBack | Phase::Failed
+        ) || (next.phase == Phase::Paused && next.halt.is_some());
+        let reason = match next.phase {
+            Phase::RollingBack => "RollbackStarted".to_owned(),
+            Phase::Succeeded | Phase::RolledBack | Phase::Failed | Phase::Superseded => {
+                format!("{:?}", next.phase)
+            }
+            other => format!("Phase{other:?}"),
+        };
+        events.push(Event {
+            warning,
+            reason,
+            message: next.message.clone(),
+        });
+    }
+    events
+}

@@ -1,0 +1,65 @@
+//! Names patchpilot derives: rollouts (`<policy>-<8 hex>`) and updater Jobs.
+//!
+//! Hashes are 64-bit FNV-1a, which is stable across builds and platforms (the standard
+//! library's hasher is not), so a name computed today is the same after an upgrade.
+
+/// 64-bit FNV-1a of the bytes.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// The name of the rollout of a patch: `<policy>-<8 hex chars>`, the hex being the low 32
+/// bits of the hash of the patch's canonical JSON.
+pub fn rollout_name(policy: &str, canonical_patch: &str) -> String {
+    format!(
+        "{policy}-{:08x}",
+        fnv1a(canonical_patch.as_bytes()) & 0xffff_ffff
+    )
+}
+
+/// The name of the updater Job a rollout runs on a node for one action and attempt:
+/// `patchpilot-<12 hex>`, short enough for the labels Kubernetes derives from Job names.
+pub fn updater_job_name(rollout: &str, node: &str, action: &str, attempt: u32) -> String {
+    let key = format!("{rollout}\n{node}\n{action}\n{attempt}");
+    format!(
+        "patchpilot-{:012x}",
+        fnv1a(key.as_bytes()) & 0xffff_ffff_ffff
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_matches_the_reference_values() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn names_are_stable_and_distinct() {
+        assert_eq!(
+            rollout_name("workers-os", "{}"),
+            rollout_name("workers-os", "{}")
+        );
+        assert_ne!(
+            rollout_name("os", r#"{"version":"a"}"#),
+            rollout_name("os", r#"{"version":"b"}"#)
+        );
+        assert_eq!(rollout_name("os", "x").len(), "os-".len() + 8);
+        let job = updater_job_name("os-1234abcd", "node-1", "apply", 0);
+        assert_eq!(job.len(), "patchpilot-".len() + 12);
+        assert_ne!(
+            job,
+            updater_job_name("os-1234abcd", "node-1", "rollback", 0)
+        );
+        assert_ne!(job, updater_job_name("os-1234abcd", "node-1", "apply", 1));
+    }
+}

@@ -1,0 +1,458 @@
+//! Property tests: the state machine driven through random worlds — random fleets, strategies,
+//! windows, target outcomes and durations, random clock steps, and random crashes that carry
+//! out only some of a decision's actions and lose its status write, keeping only what the API
+//! would keep. After every step and at the end, the invariants of SPEC 3 must hold.
+//!
+//! `PROPTEST_CASES=N` runs more worlds (default 128). To study a failure, which proptest
+//! saves in `properties.proptest-regressions` and replays first: `PATCHPILOT_TRACE=1` prints
+//! every decision and the final records, `PATCHPILOT_STATS=1` each world's outcome.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::{SignedDuration, Timestamp};
+use patchpilot_engine::{
+    keys,
+    machine::{Action, RecordState},
+    plan::Scope,
+    policy::{CanarySize, OnFailure},
+    rollout::Phase,
+    selector::Selector,
+    units::{Duration, IntOrPercent, Percent},
+    window::{Recurrence, Schedule, WallClock, Window},
+};
+use proptest::prelude::*;
+use support::{Script, What, World, at, mins, stages};
+
+#[derive(Clone, Debug)]
+struct Case {
+    nodes: usize,
+    pools: usize,
+    canary: CanarySize,
+    stages: Vec<u8>,
+    max_unavailable: IntOrPercent,
+    failure_budget: u32,
+    on_failure: OnFailure,
+    expect_reboot: bool,
+    window: Option<(u8, u64, u64)>,
+    emergency: bool,
+    scripts: Vec<Script>,
+    /// Per reconcile: how far to let time run (0: to the next event; else extra minutes),
+    /// and whether to crash (with how many actions carried out).
+    steps: Vec<(u8, Option<u8>)>,
+    abort_at: Option<usize>,
+}
+
+fn script() -> impl Strategy<Value = Script> {
+    (
+        1i64..20,
+        prop::bool::weighted(0.04),
+        prop::bool::weighted(0.03),
+        1i64..10,
+        prop::bool::weighted(0.03),
+        0u32..4,
+        prop::option::weighted(0.08, 1i64..40),
+    )
+        .prop_map(
+            |(updater, apply_fails, rollback_fails, reboot, unhealthy, pods, blocked)| Script {
+                updater: SignedDuration::from_mins(updater),
+                apply_fails,
+                rollback_fails,
+                reboot: SignedDuration::from_mins(reboot),
+                unhealthy_when_patched: unhealthy,
+                pods,
+                blocked_for: blocked.map(SignedDuration::from_mins),
+            },
+        )
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    let canary = prop_oneof![
+        (0u32..3).prop_map(CanarySize::Targets),
+        (1u8..50).prop_map(|p| CanarySize::Percent(Percent::new(p).unwrap())),
+    ];
+    let max_unavailable = prop_oneof![
+        (1u32..4).prop_map(IntOrPercent::Count),
+        (0u8..60).prop_map(|p| IntOrPercent::Percent(Percent::new(p).unwrap())),
+    ];
+    let stages = prop::sample::subsequence(vec![10u8, 25, 50, 75, 100], 0..4);
+    // A cutoff as long as the window would (rightly) keep every rollout waiting forever.
+    let window = prop::option::weighted(0.5, (0u8..24, 1u64..6, 0u64..90))
+        .prop_map(|w| w.map(|(hour, hours, cutoff)| (hour, hours, cutoff % (hours * 60))));
+    (
+        1usize..20,
+        1usize..4,
+        canary,
+        stages,
+        max_unavailable,
+        0u32..3,
+        any::<bool>(),
+        any::<bool>(),
+        window,
+        prop::bool::weighted(0.2),
+    )
+        .prop_flat_map(
+            |(
+                nodes,
+                pools,
+                canary,
+                stages,
+                max_unavailable,
+                budget,
+                pause,
+                reboot,
+                window,
+                emergency,
+            )| {
+                (
+                    prop::collection::vec(script(), nodes),
+                    prop::collection::vec((0u8..40, prop::option::weighted(0.15, 0u8..6)), 600),
+                    prop::option::weighted(0.15, 0usize..120),
+                )
+                    .prop_map(move |(scripts, steps, abort_at)| Case {
+                        nodes,
+                        pools,
+                        canary,
+                        stages: stages.clone(),
+                        max_unavailable,
+                        failure_budget: budget,
+                        on_failure: if pause {
+                            OnFailure::Pause
+                        } else {
+                            OnFailure::Rollback
+                        },
+                        expect_reboot: reboot,
+                        window,
+                        emergency,
+                        scripts,
+                        steps,
+                        abort_at,
+                    })
+            },
+        )
+}
+
+fn world(case: &Case) -> World {
+    let mut world = World::new(at("2026-11-21T00:00:00Z"), case.nodes, case.pools);
+    world.policy.targets.scope = Scope::Nodes {
+        selector: Selector::everything(),
+        pool_label: Some("pool".into()),
+    };
+    world.policy.strategy.canary = case.canary;
+    world.policy.strategy.canary_soak = Duration::from_mins(5);
+    world.policy.strategy.stages = stages(&case.stages, Duration::from_mins(10));
+    world.policy.strategy.max_unavailable = case.max_unavailable;
+    world.policy.strategy.failure_budget = IntOrPercent::Count(case.failure_budget);
+    world.policy.strategy.on_failure = case.on_failure;
+    if let patchpilot_engine::machine::Change::Updater(updater) = &mut world.rollout.patch.change {
+        updater.expect_reboot = case.expect_reboot;
+    }
+    world.rollout.patch.emergency = case.emergency;
+    world.window = case.window.map(|(hour, hours, cutoff)| {
+        let recurrence = Recurrence {
+            schedule: Schedule::Weekly {
+                days: None,
+                start: WallClock::new(hour, 0).unwrap(),
+            },
+            duration: Duration::from_hours(hours),
+        };
+        Window::new(
+            jiff::tz::TimeZone::UTC,
+            vec![recurrence],
+            vec![],
+            Duration::from_mins(cutoff),
+        )
+    });
+    for (node, script) in world.nodes.iter_mut().zip(&case.scripts) {
+        node.script = script.clone();
+    }
+    world
+}
+
+/// How many nodes of each pool may be in progress.
+fn capacity(world: &World) -> BTreeMap<String, usize> {
+    let mut sizes = BTreeMap::<String, u32>::new();
+    for node in &world.nodes {
+        *sizes.entry(node.labels["pool"].clone()).or_default() += 1;
+    }
+    let max = world.policy.strategy.max_unavailable;
+    sizes
+        .into_iter()
+        .map(|(pool, size)| (pool, max.floor_of(size).max(1) as usize))
+        .collect()
+}
+
+fn locked_per_pool(world: &World) -> BTreeMap<String, usize> {
+    let mut locked = BTreeMap::new();
+    for node in world
+        .nodes
+        .iter()
+        .filter(|n| n.annotations.get(keys::LOCK) == Some(&world.rollout.name))
+    {
+        *locked.entry(node.labels["pool"].clone()).or_default() += 1;
+    }
+    locked
+}
+
+fn settled(phase: Phase, world: &World) -> bool {
+    let idle = world.status.in_progress.is_empty();
+    idle && (phase.is_finished() || (phase == Phase::Paused && world.status.halt.is_some()))
+}
+
+fn check(case: Case) -> Result<(), TestCaseError> {
+    let mut world = world(&case);
+    let capacity = capacity(&world);
+    let mut halted_at: Option<Timestamp> = None;
+    let mut steps = case.steps.iter().cycle();
+    for round in 0..3000 {
+        if case.abort_at == Some(round) {
+            world.rollout.abort = true;
+        }
+        let (extra, crash) = *steps.next().unwrap();
+        let keep = crash.map(|n| n as usize);
+        let logged_before = world.log.len();
+        let decision = world.reconcile_with(keep, crash.is_some());
+        if std::env::var_os("PATCHPILOT_TRACE").is_some() {
+            let actions: Vec<String> = decision
+                .actions
+                .iter()
+                .map(|a| format!("{a:?}").chars().take(90).collect())
+                .collect();
+            eprintln!(
+                "{round} {} {:?} crash={crash:?} wake={:?} halt={:?} ip={:?} {actions:#?}",
+                world.now,
+                decision.status.phase,
+                decision.wake_at,
+                decision.status.halt.as_ref().map(|h| h.reason),
+                decision
+                    .status
+                    .in_progress
+                    .iter()
+                    .map(|p| (p.target.to_string(), p.step))
+                    .collect::<Vec<_>>()
+            );
+        }
+        for (pool, locked) in locked_per_pool(&world) {
+            prop_assert!(
+                locked <= capacity[&pool],
+                "pool {pool}: {locked} in progress, limit {}",
+                capacity[&pool]
+            );
+        }
+        for entry in &world.log[logged_before..] {
+            if entry.what == What::Locked(Action::Apply) {
+                let allowed =
+                    case.emergency || world.window.as_ref().is_none_or(|w| w.may_start(entry.at));
+                prop_assert!(
+                    allowed,
+                    "{} started at {} outside the window or inside the cutoff",
+                    entry.target,
+                    entry.at
+                );
+                prop_assert!(
+                    halted_at.is_none(),
+                    "{} started at {} after the halt at {halted_at:?}",
+                    entry.target,
+                    entry.at
+                );
+            }
+        }
+        if halted_at.is_none() && crash.is_none() && world.status.halt.is_some() {
+            halted_at = Some(world.now);
+        }
+        if crash.is_none() && settled(decision.status.phase, &world) {
+            return final_checks(&case, &world);
+        }
+        let progress = decision
+            .actions
+            .iter()
+            .any(|a| !matches!(a, patchpilot_engine::machine::TargetAction::Drain { .. }));
+        // A restarted operator reconciles again at once; so does one that just acted.
+        if progress || crash.is_some() {
+            continue;
+        }
+        let next = [decision.wake_at, world.next_event()]
+            .into_iter()
+            .flatten()
+            .min();
+        world.now = match next {
+            Some(next) if extra % 4 == 0 && next > world.now => {
+                // Sometimes wake up early, somewhere before the next instant.
+                let gap = next.duration_since(world.now).as_secs().max(1);
+                world.now + SignedDuration::from_secs(1 + (extra as i64 * 7919) % gap)
+            }
+            Some(next) => next + mins(extra as i64 % 7),
+            None if progress => world.now,
+            None => return final_checks(&case, &world),
+        };
+    }
+    prop_assert!(
+        false,
+        "no end after 3000 reconciles: {:?}",
+        world.status.phase
+    );
+    Ok(())
+}
+
+fn final_checks(case: &Case, world: &World) -> Result<(), TestCaseError> {
+    let phase = world.status.phase;
+    if std::env::var_os("PATCHPILOT_TRACE").is_some() {
+        eprintln!(
+            "FINAL paused={} abort={}",
+            world.rollout.paused, world.rollout.abort
+        );
+        for node in &world.nodes {
+            eprintln!(
+                "FINAL {} lock={:?} record={:?}",
+                node.name,
+                node.annotations.get(keys::LOCK),
+                world
+                    .record(&node.name)
+                    .map(|r| (r.state, r.applied, r.attempt))
+            );
+        }
+    }
+    if std::env::var_os("PATCHPILOT_STATS").is_some() {
+        eprintln!(
+            "STATS {phase:?} nodes={} decisions={} rolledback={}",
+            case.nodes,
+            world.decisions,
+            world.locked(Action::Rollback).len()
+        );
+    }
+    let names: Vec<String> = world
+        .nodes
+        .iter()
+        .map(|n| format!("Node/{}", n.name))
+        .collect();
+    let count = |what: What, target: &str| {
+        world
+            .log
+            .iter()
+            .filter(|l| l.what == what && l.target == target)
+            .count()
+    };
+    prop_assert!(
+        world.cordoned().is_empty(),
+        "{phase:?} left nodes cordoned: {:?}",
+        world.cordoned()
+    );
+    match phase {
+        Phase::Succeeded => {
+            let mut failed = 0;
+            for name in &names {
+                let record = world.record(name.trim_start_matches("Node/")).unwrap();
+                prop_assert_eq!(
+                    count(What::Locked(Action::Apply), name),
+                    1,
+                    "{} started more than once",
+                    name
+                );
+                match record.state {
+                    RecordState::Updated => {
+                        prop_assert_eq!(count(What::Released(RecordState::Updated), name), 1)
+                    }
+                    RecordState::Failed => failed += 1,
+                    other => prop_assert!(false, "{name} ended {other:?} in a successful rollout"),
+                }
+            }
+            prop_assert!(
+                failed <= case.failure_budget,
+                "{failed} failures over a budget of {}",
+                case.failure_budget
+            );
+        }
+        Phase::RolledBack | Phase::Failed => {
+            let changed: BTreeSet<String> = world
+                .logged(|w| *w == What::UpdaterRun(Action::Apply))
+                .iter()
+                .map(|l| l.target.clone())
+                .collect();
+            let rolled: Vec<String> = world.locked(Action::Rollback);
+            let rolled_set: BTreeSet<String> = rolled.iter().cloned().collect();
+            prop_assert_eq!(
+                &rolled_set,
+                &changed,
+                "a rollback touches exactly what the rollout changed"
+            );
+            prop_assert_eq!(
+                rolled.len(),
+                rolled_set.len(),
+                "each target rolled back once"
+            );
+            // Most recent first, within each pool.
+            let started: BTreeMap<String, Timestamp> = world
+                .logged(|w| *w == What::Locked(Action::Apply))
+                .iter()
+                .map(|l| (l.target.clone(), l.at))
+                .collect();
+            let pool = |target: &str| {
+                world
+                    .nodes
+                    .iter()
+                    .find(|n| format!("Node/{}", n.name) == target)
+                    .unwrap()
+                    .labels["pool"]
+                    .clone()
+            };
+            for p in world
+                .nodes
+                .iter()
+                .map(|n| n.labels["pool"].clone())
+                .collect::<BTreeSet<_>>()
+            {
+                let order: Vec<(Timestamp, &String)> = rolled
+                    .iter()
+                    .filter(|t| pool(t) == p)
+                    .map(|t| (started[t], t))
+                    .collect();
+                prop_assert!(
+                    order.windows(2).all(|w| w[0] >= w[1]),
+                    "pool {p} rolled back out of order: {order:?}"
+                );
+            }
+            for target in &changed {
+                let node = world
+                    .nodes
+                    .iter()
+                    .find(|n| format!("Node/{}", n.name) == *target)
+                    .unwrap();
+                let state = world.record(&node.name).unwrap().state;
+                prop_assert!(
+                    matches!(state, RecordState::RolledBack | RecordState::RollbackFailed),
+                    "{target}: {state:?}"
+                );
+                if state == RecordState::RolledBack {
+                    prop_assert!(!node.patched, "{target} still carries the patch");
+                }
+            }
+            prop_assert_eq!(
+                phase == Phase::Failed,
+                world.nodes.iter().any(|n| world
+                    .record(&n.name)
+                    .is_some_and(|r| r.state == RecordState::RollbackFailed))
+            );
+        }
+        Phase::Paused => prop_assert!(
+            world.rollout.paused
+                && case.on_failure == OnFailure::Pause
+                && !case.abort_at.is_some_and(|_| world.rollout.abort)
+        ),
+        other => prop_assert!(false, "ended in {other:?}"),
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(128),
+        max_shrink_iters: 2000,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn invariants_hold_in_random_worlds(case in case()) {
+        check(case)?;
+    }
+}

@@ -1,0 +1,287 @@
+//! Workload updates (SPEC 3.4), decision by decision: images recorded and replaced, the
+//! workload's own rollout awaited, health soaked, the version recorded; a progress deadline
+//! fails the target and the rollback restores the recorded images.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::Timestamp;
+use patchpilot_engine::{
+    image::{ContainerImage, ImagePatch},
+    keys,
+    machine::{
+        self, Action, Change, Decision, HealthFacts, Input, Live, Observed, Record, RecordState,
+        Status, TargetAction, WorkloadFacts, WorkloadRollout,
+    },
+    plan::{Namespaces, Scope},
+    policy::{CanarySize, WorkloadKind},
+    rollout::{Phase, Step},
+    selector::{Labels, Selector},
+    target::{Candidate, TargetId},
+    units::Duration,
+};
+use support::{at, mins};
+
+struct Shop {
+    now: Timestamp,
+    rollout: machine::Rollout,
+    policy: patchpilot_engine::policy::Policy,
+    status: Status,
+    annotations: BTreeMap<String, String>,
+    images: Vec<ContainerImage>,
+}
+
+fn web() -> TargetId {
+    TargetId::workload(WorkloadKind::Deployment, "shop", "web")
+}
+
+fn images(pairs: &[(&str, &str)]) -> Vec<ContainerImage> {
+    pairs
+        .iter()
+        .map(|(c, i)| ContainerImage {
+            container: c.to_string(),
+            image: i.to_string(),
+        })
+        .collect()
+}
+
+impl Shop {
+    fn new() -> Self {
+        let now = at("2026-11-22T10:00:00Z");
+        let mut policy = support::policy();
+        policy.name = "nginx-base".into();
+        policy.targets.scope = Scope::Workloads {
+            namespaces: None,
+            selector: Selector::everything(),
+            kinds: BTreeSet::from([WorkloadKind::Deployment]),
+        };
+        policy.strategy.canary = CanarySize::Targets(0);
+        policy.health.soak = Duration::from_mins(5);
+        let mut rollout = support::rollout(now);
+        rollout.name = "nginx-base-1a2b3c4d".into();
+        rollout.patch.version = "nginx-1.27.4".into();
+        rollout.patch.change = Change::Images(vec![ImagePatch {
+            image: "nginx:1.27.4".into(),
+            container: None,
+        }]);
+        Shop {
+            now,
+            rollout,
+            policy,
+            status: Status::default(),
+            annotations: BTreeMap::new(),
+            images: images(&[("web", "nginx:1.25.3"), ("metrics", "prom/exporter:0.15")]),
+        }
+    }
+
+    fn decide(&mut self, rollout: WorkloadRollout, healthy: bool) -> Decision {
+        let candidates = vec![Candidate::workload(
+            WorkloadKind::Deployment,
+            "shop",
+            "web",
+            Labels::new(),
+            self.annotations.clone(),
+        )];
+        let facts = Observed {
+            live: Live::Workload(WorkloadFacts {
+                images: self.images.clone(),
+                rollout,
+            }),
+            health: Some(if healthy {
+                HealthFacts::healthy()
+            } else {
+                HealthFacts::failing(vec!["podsReady: 1 of 3 pods Ready".into()])
+            }),
+        };
+        let observed = BTreeMap::from([(web(), facts)]);
+        let namespaces = Namespaces::new();
+        let input = Input {
+            now: self.now,
+            rollout: &self.rollout,
+            policy: &self.policy,
+            window: None,
+            superseded: false,
+            status: &self.status,
+            candidates: &candidates,
+            namespaces: &namespaces,
+            observed: &observed,
+        };
+        let decision = machine::decide(&input);
+        // Carry out the actions the way the controller does for workloads.
+        for action in &decision.actions {
+            match action {
+                TargetAction::Lock { record, .. } => {
+                    let mut record = record.clone();
+                    if record.state == RecordState::Applying {
+                        record.images = self.images.clone();
+                        if let Change::Images(patches) = &self.rollout.patch.change {
+                            self.images = patchpilot_engine::image::patched(&self.images, patches);
+                        }
+                    } else {
+                        self.images = record.images.clone();
+                    }
+                    self.annotations
+                        .insert(keys::LOCK.into(), self.rollout.name.clone());
+                    self.annotations
+                        .insert(keys::record("nginx-base"), record.to_annotation());
+                }
+                TargetAction::SetImages { images, .. } => self.images = images.clone(),
+                TargetAction::Release {
+                    record, version, ..
+                } => {
+                    self.annotations
+                        .insert(keys::record("nginx-base"), record.to_annotation());
+                    match version {
+                        Some(v) => self
+                            .annotations
+                            .insert(keys::version("nginx-base"), v.clone()),
+                        None => self.annotations.remove(&keys::version("nginx-base")),
+                    };
+                    self.annotations.remove(keys::LOCK);
+                }
+                other => panic!("unexpected action for a workload: {other:?}"),
+            }
+        }
+        self.status = decision.status.clone();
+        decision
+    }
+
+    fn record(&self) -> Record {
+        Record::read(&self.annotations, "nginx-base").unwrap()
+    }
+
+    fn step(&self) -> Option<Step> {
+        self.status.in_progress.first().map(|p| p.step)
+    }
+}
+
+/// The record written by the decision's `Release`.
+fn released(decision: &Decision) -> Record {
+    decision
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            TargetAction::Release { record, .. } => Some(record.clone()),
+            _ => None,
+        })
+        .expect("the decision released the target")
+}
+
+#[test]
+fn images_are_recorded_replaced_awaited_soaked_and_the_version_recorded() {
+    let mut shop = Shop::new();
+    shop.decide(WorkloadRollout::Complete, true);
+    assert_eq!(
+        shop.record().images,
+        images(&[("web", "nginx:1.25.3"), ("metrics", "prom/exporter:0.15")]),
+        "the images before"
+    );
+    assert_eq!(
+        shop.images,
+        images(&[("web", "nginx:1.27.4"), ("metrics", "prom/exporter:0.15")]),
+        "only nginx replaced"
+    );
+    shop.decide(
+        WorkloadRollout::Progressing("2 of 3 updated replicas are available".into()),
+        true,
+    );
+    assert_eq!(shop.step(), Some(Step::RollingOut));
+    assert!(
+        shop.status.in_progress[0]
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("2 of 3")
+    );
+    shop.now += mins(2);
+    shop.decide(WorkloadRollout::Complete, false);
+    assert_eq!(shop.step(), Some(Step::Verifying));
+    shop.now += mins(1);
+    let decision = shop.decide(WorkloadRollout::Complete, true);
+    assert_eq!(shop.step(), Some(Step::Soaking));
+    assert_eq!(
+        decision.wake_at,
+        Some(shop.now + mins(5)),
+        "wakes when the soak ends"
+    );
+    shop.now += mins(5);
+    shop.decide(WorkloadRollout::Complete, true);
+    assert_eq!(shop.status.phase, Phase::Succeeded);
+    assert_eq!(shop.record().state, RecordState::Updated);
+    assert_eq!(
+        shop.annotations
+            .get(&keys::version("nginx-base"))
+            .map(String::as_str),
+        Some("nginx-1.27.4")
+    );
+    assert!(!shop.annotations.contains_key(keys::LOCK));
+}
+
+#[test]
+fn a_progress_deadline_fails_the_workload_and_the_rollback_restores_its_images() {
+    let mut shop = Shop::new();
+    shop.decide(WorkloadRollout::Complete, true);
+    shop.now += mins(10);
+    let decision = shop.decide(
+        WorkloadRollout::Failed("ReplicaSet \"web-7f9c\" has timed out progressing".into()),
+        false,
+    );
+    let record = released(&decision);
+    assert_eq!(record.state, RecordState::Failed);
+    assert_eq!(record.reason.as_deref(), Some("ProgressDeadlineExceeded"));
+    assert!(record.applied);
+    // The only target failed: the rollout halts and, in the same decision, takes the lock
+    // again to roll it back, putting the recorded images back.
+    assert_eq!(shop.status.phase, Phase::RollingBack);
+    assert_eq!(shop.record().state, RecordState::RollingBack);
+    assert_eq!(
+        shop.images,
+        images(&[("web", "nginx:1.25.3"), ("metrics", "prom/exporter:0.15")])
+    );
+    assert_eq!(shop.status.in_progress[0].action, Action::Rollback);
+    shop.decide(WorkloadRollout::Complete, true);
+    shop.now += mins(5);
+    shop.decide(WorkloadRollout::Complete, true);
+    assert_eq!(shop.status.phase, Phase::RolledBack);
+    assert_eq!(shop.record().state, RecordState::RolledBack);
+    assert_eq!(
+        shop.annotations.get(&keys::version("nginx-base")),
+        None,
+        "no version before, none after"
+    );
+}
+
+#[test]
+fn images_changed_behind_the_rollouts_back_are_set_again() {
+    let mut shop = Shop::new();
+    shop.decide(WorkloadRollout::Complete, true);
+    shop.images = images(&[("web", "nginx:1.25.3"), ("metrics", "prom/exporter:0.15")]);
+    let decision = shop.decide(WorkloadRollout::Complete, true);
+    assert!(
+        decision
+            .actions
+            .iter()
+            .any(|a| matches!(a, TargetAction::SetImages { .. }))
+    );
+    assert_eq!(shop.images[0].image, "nginx:1.27.4");
+}
+
+#[test]
+fn a_rollout_that_never_completes_times_out() {
+    let mut shop = Shop::new();
+    shop.decide(WorkloadRollout::Complete, true);
+    shop.now += mins(9);
+    let decision = shop.decide(WorkloadRollout::Progressing("waiting".into()), true);
+    assert_eq!(
+        decision.wake_at,
+        Some(at("2026-11-22T10:10:00Z")),
+        "wakes at the timeout"
+    );
+    shop.now += mins(1);
+    let decision = shop.decide(WorkloadRollout::Progressing("waiting".into()), true);
+    assert_eq!(
+        released(&decision).reason.as_deref(),
+        Some("RolloutTimeout")
+    );
+}

@@ -1,0 +1,527 @@
+//! Conversions between the API's types and the engine's: every value checked once, with
+//! errors naming the field from the object's root (`spec.strategy.stages[1].percent`).
+//!
+//! The CRD schema and its CEL rules already refuse most of these mistakes; they are checked
+//! again here because not every cluster enforces CEL rules, and because a command-line user
+//! may read a file no API server has seen.
+
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{self as meta, Time};
+use patchpilot_engine::{
+    InvalidSpec,
+    image::ImagePatch,
+    machine::{self, Change, Condition, ConditionStatus, ConditionType, Updater},
+    plan::{Scope, TargetRules},
+    policy::{self, CanarySize, Drain, Health, Policy, Stage, WorkloadKind},
+    selector::Selector,
+    target::TargetId,
+    units::{Duration, IntOrPercent, Percent},
+};
+
+use super::{
+    ActionName, HaltReasonName, HaltStatus, HealthCheck, Interval, LabelSelector, PatchPolicySpec,
+    PatchRollout, PatchRolloutStatus, PatchSpec, TargetCounts, TargetFailure, TargetProgress,
+    WaveStatus,
+};
+
+/// How often HTTP, Prometheus and Job health checks run again while a target is verified.
+pub const HEALTH_RECHECK: Duration = Duration::from_secs(15);
+
+/// A label selector as the engine evaluates it; `None` matches everything.
+pub fn selector(selector: Option<&LabelSelector>, field: &str) -> Result<Selector, InvalidSpec> {
+    let Some(selector) = selector else {
+        return Ok(Selector::everything());
+    };
+    let mut parsed = Selector::from_labels(&selector.match_labels.clone().unwrap_or_default());
+    for (i, expression) in selector.match_expressions.iter().flatten().enumerate() {
+        let values = expression.values.clone().unwrap_or_default();
+        parsed = parsed
+            .with_expression(&expression.key, &expression.operator, &values)
+            .map_err(|error| InvalidSpec::new(format!("{field}.matchExpressions[{i}]"), error))?;
+    }
+    Ok(parsed)
+}
+
+fn percent(value: u32, field: &str) -> Result<Percent, InvalidSpec> {
+    u8::try_from(value)
+        .ok()
+        .and_then(Percent::new)
+        .filter(|p| p.get() >= 1)
+        .ok_or_else(|| InvalidSpec::new(field, format!("{value} is not a percent from 1 to 100")))
+}
+
+impl PatchPolicySpec {
+    /// The policy as the engine works with it, or the first field that makes no sense.
+    pub fn to_engine(&self, name: &str) -> Result<Policy, InvalidSpec> {
+        let targets = &self.targets;
+        let scope = match (&targets.nodes, &targets.workloads) {
+            (Some(nodes), None) => Scope::Nodes {
+                selector: selector(nodes.selector.as_ref(), "spec.targets.nodes.selector")?,
+                pool_label: nodes.pool_label.clone(),
+            },
+            (None, Some(workloads)) => Scope::Workloads {
+                namespaces: workloads
+                    .namespace_selector
+                    .as_ref()
+                    .map(|s| selector(Some(s), "spec.targets.workloads.namespaceSelector"))
+                    .transpose()?,
+                selector: selector(
+                    workloads.selector.as_ref(),
+                    "spec.targets.workloads.selector",
+                )?,
+                kinds: workloads.kinds.clone().map_or_else(
+                    || WorkloadKind::ALL.into_iter().collect(),
+                    |kinds| kinds.into_iter().collect::<BTreeSet<_>>(),
+                ),
+            },
+            _ => {
+                return Err(InvalidSpec::new(
+                    "spec.targets",
+                    "exactly one of nodes or workloads is required",
+                ));
+            }
+        };
+        let exclude = targets
+            .exclude
+            .as_ref()
+            .map(|s| selector(Some(s), "spec.targets.exclude"))
+            .transpose()?;
+        let rules = TargetRules { scope, exclude };
+        self.patch
+            .to_engine("spec.patch")?
+            .fits(&rules, "spec.patch")?;
+        let strategy = self.strategy_to_engine()?;
+        let drain = self.drain.clone().unwrap_or_default();
+        if self.drain.is_some() && !matches!(rules.scope, Scope::Nodes { .. }) {
+            return Err(InvalidSpec::new("spec.drain", "goes with targets.nodes"));
+        }
+        let health = self.health.clone().unwrap_or_default();
+        for (i, check) in health.checks.iter().enumerate() {
+            check_health(check, &rules, &format!("spec.health.checks[{i}]"))?;
+        }
+        let active = health
+            .checks
+            .iter()
+            .any(|c| c.http.is_some() || c.prometheus.is_some() || c.job.is_some());
+        let approval = self.approval.clone().unwrap_or_default();
+        if approval.delay.is_some() && approval.mode != policy::ApprovalMode::Automatic {
+            return Err(InvalidSpec::new(
+                "spec.approval.delay",
+                "goes with mode Automatic",
+            ));
+        }
+        Ok(Policy {
+            name: name.to_owned(),
+            targets: rules,
+            strategy,
+            drain: Drain {
+                timeout: drain.timeout,
+                force: drain.force,
+            },
+            health: Health {
+                timeout: health.timeout,
+                soak: health.soak,
+                recheck: active.then_some(HEALTH_RECHECK),
+            },
+            approval: policy::Approval {
+                mode: approval.mode,
+                delay: approval.delay.unwrap_or(Duration::ZERO),
+                after_canary: approval.after_canary,
+            },
+            window: self.maintenance_window.clone(),
+            deadline: self.compliance.as_ref().and_then(|c| c.deadline),
+            suspend: self.suspend,
+        })
+    }
+
+    fn strategy_to_engine(&self) -> Result<policy::Strategy, InvalidSpec> {
+        let strategy = &self.strategy;
+        let canary = strategy.canary.clone().unwrap_or_default();
+        let size = match (canary.targets, canary.percent) {
+            (Some(_), Some(_)) => {
+                return Err(InvalidSpec::new(
+                    "spec.strategy.canary",
+                    "takes targets or percent, not both",
+                ));
+            }
+            (_, Some(p)) => CanarySize::Percent(percent(p, "spec.strategy.canary.percent")?),
+            (Some(targets), None) => CanarySize::Targets(targets),
+            (None, None) => CanarySize::Targets(1),
+        };
+        let mut stages = Vec::with_capacity(strategy.stages.len());
+        for (i, stage) in strategy.stages.iter().enumerate() {
+            let field = format!("spec.strategy.stages[{i}].percent");
+            let percent = percent(stage.percent, &field)?;
+            if let Some(previous) = stages.last().map(|s: &Stage| s.percent)
+                && percent <= previous
+            {
+                let message = format!("must be greater than the previous stage's {previous}");
+                return Err(InvalidSpec::new(field, message));
+            }
+            stages.push(Stage {
+                percent,
+                soak: stage.soak.unwrap_or(Duration::ZERO),
+            });
+        }
+        if strategy.max_unavailable == IntOrPercent::Count(0) {
+            let message = "must be at least 1 (or a percent): with 0 no target could ever start";
+            return Err(InvalidSpec::new("spec.strategy.maxUnavailable", message));
+        }
+        Ok(policy::Strategy {
+            canary: size,
+            canary_soak: canary.soak.unwrap_or(Duration::ZERO),
+            stages,
+            group_by: strategy.group_by.clone(),
+            max_unavailable: strategy.max_unavailable,
+            failure_budget: strategy.failure_budget,
+            on_failure: strategy.on_failure,
+        })
+    }
+}
+
+fn check_health(check: &HealthCheck, rules: &TargetRules, field: &str) -> Result<(), InvalidSpec> {
+    let set = [
+        check.node_ready.is_some(),
+        check.pods_ready.is_some(),
+        check.http.is_some(),
+        check.prometheus.is_some(),
+        check.job.is_some(),
+    ];
+    if set.iter().filter(|s| **s).count() != 1 {
+        return Err(InvalidSpec::new(
+            field,
+            "exactly one of nodeReady, podsReady, http, prometheus or job is required",
+        ));
+    }
+    if check.node_ready.is_some() && !matches!(rules.scope, Scope::Nodes { .. }) {
+        return Err(InvalidSpec::new(
+            format!("{field}.nodeReady"),
+            "goes with targets.nodes",
+        ));
+    }
+    if let Some(prometheus) = &check.prometheus
+        && prometheus.min.is_none()
+        && prometheus.max.is_none()
+    {
+        return Err(InvalidSpec::new(
+            format!("{field}.prometheus"),
+            "needs min, max or both",
+        ));
+    }
+    if let Some(job) = &check.job {
+        check_template(&job.template, &format!("{field}.job.template"))?;
+    }
+    Ok(())
+}
+
+fn check_template(template: &super::PodTemplate, field: &str) -> Result<(), InvalidSpec> {
+    let containers = template
+        .0
+        .spec
+        .as_ref()
+        .map_or(0, |spec| spec.containers.len());
+    if containers == 0 {
+        return Err(InvalidSpec::new(
+            format!("{field}.spec.containers"),
+            "at least one container is required",
+        ));
+    }
+    Ok(())
+}
+
+impl PatchSpec {
+    /// The patch as the engine works with it; `field` is where it sits in its object.
+    pub fn to_engine(&self, field: &str) -> Result<machine::Patch, InvalidSpec> {
+        let change = match (&self.updater, &self.images) {
+            (Some(updater), None) => {
+                check_template(&updater.template, &format!("{field}.updater.template"))?;
+                Change::Updater(Updater {
+                    expect_reboot: updater.expect_reboot,
+                    timeout: updater.timeout,
+                    reboot_timeout: updater.reboot_timeout,
+                })
+            }
+            (None, Some(images)) if !images.is_empty() => {
+                let mut patches = Vec::with_capacity(images.len());
+                for (i, image) in images.iter().enumerate() {
+                    if !has_tag_or_digest(&image.image) {
+                        let message = format!("{:?} needs a tag or a digest", image.image);
+                        return Err(InvalidSpec::new(
+                            format!("{field}.images[{i}].image"),
+                            message,
+                        ));
+                    }
+                    patches.push(ImagePatch {
+                        image: image.image.clone(),
+                        container: image.container.clone(),
+                    });
+                }
+                Change::Images(patches)
+            }
+            (Some(_), Some(_)) => {
+                return Err(InvalidSpec::new(
+                    field,
+                    "has either updater (nodes) or images (workloads), not both",
+                ));
+            }
+            (None, _) => {
+                return Err(InvalidSpec::new(
+                    field,
+                    "needs updater (nodes) or images (workloads)",
+                ));
+            }
+        };
+        Ok(machine::Patch {
+            version: self.version.clone(),
+            classification: self.classification,
+            released_at: self.released_at.as_ref().map(|t| t.0),
+            emergency: self.emergency,
+            change,
+        })
+    }
+}
+
+/// Whether an image reference names a tag or a digest.
+fn has_tag_or_digest(image: &str) -> bool {
+    let last_segment = image.rsplit('/').next().unwrap_or(image);
+    image.contains('@') || last_segment.contains(':')
+}
+
+/// Checks that a patch fits a policy's targets: an updater for nodes, images for workloads.
+pub trait Fits {
+    /// `Ok` when the patch can be applied to the targets.
+    fn fits(&self, rules: &TargetRules, field: &str) -> Result<(), InvalidSpec>;
+}
+
+impl Fits for machine::Patch {
+    fn fits(&self, rules: &TargetRules, field: &str) -> Result<(), InvalidSpec> {
+        match (&self.change, &rules.scope) {
+            (Change::Updater(_), Scope::Nodes { .. })
+            | (Change::Images(_), Scope::Workloads { .. }) => Ok(()),
+            (Change::Updater(_), Scope::Workloads { .. }) => Err(InvalidSpec::new(
+                format!("{field}.updater"),
+                "goes with node targets; this policy patches workloads",
+            )),
+            (Change::Images(_), Scope::Nodes { .. }) => Err(InvalidSpec::new(
+                format!("{field}.images"),
+                "go with workload targets; this policy patches nodes",
+            )),
+        }
+    }
+}
+
+impl PatchRollout {
+    /// The rollout as the engine works with it.
+    pub fn to_engine(&self) -> Result<machine::Rollout, InvalidSpec> {
+        let spec = &self.spec;
+        Ok(machine::Rollout {
+            name: self.metadata.name.clone().unwrap_or_default(),
+            patch: spec.patch.to_engine("spec.patch")?,
+            approved: spec.approved,
+            promoted: spec.promoted,
+            paused: spec.paused,
+            abort: spec.abort,
+            retry: spec.retry,
+            created: self
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
+            generation: self.metadata.generation.unwrap_or(0),
+        })
+    }
+}
+
+/// A condition as the API writes it.
+pub fn condition_to_api(condition: &Condition) -> meta::Condition {
+    meta::Condition {
+        type_: condition.kind.as_str().to_owned(),
+        status: condition.status.as_str().to_owned(),
+        reason: condition.reason.clone(),
+        message: condition.message.clone(),
+        last_transition_time: Time(condition.last_transition),
+        observed_generation: Some(condition.observed_generation),
+    }
+}
+
+/// A condition as the engine reads it; conditions patchpilot does not set are left out.
+pub fn condition_from_api(condition: &meta::Condition) -> Option<Condition> {
+    Some(Condition {
+        kind: ConditionType::parse(&condition.type_)?,
+        status: match condition.status.as_str() {
+            "True" => ConditionStatus::True,
+            "False" => ConditionStatus::False,
+            _ => ConditionStatus::Unknown,
+        },
+        reason: condition.reason.clone(),
+        message: condition.message.clone(),
+        last_transition: condition.last_transition_time.0,
+        observed_generation: condition.observed_generation.unwrap_or(0),
+    })
+}
+
+fn interval_to_api(interval: &patchpilot_engine::window::Interval) -> Interval {
+    Interval {
+        start: Time(interval.start),
+        end: Time(interval.end),
+    }
+}
+
+impl From<&PatchRolloutStatus> for machine::Status {
+    fn from(status: &PatchRolloutStatus) -> Self {
+        let target = |name: &str| TargetId::parse(name).map(|_| name.to_owned());
+        machine::Status {
+            phase: status.phase,
+            wave: status.wave.as_ref().map(|w| machine::WaveStatus {
+                index: w.index,
+                name: w.name.clone(),
+                total: w.total,
+            }),
+            counts: machine::Counts {
+                total: status.targets.total,
+                excluded: status.targets.excluded,
+                up_to_date: status.targets.up_to_date,
+                pending: status.targets.pending,
+                in_progress: status.targets.in_progress,
+                updated: status.targets.updated,
+                failed: status.targets.failed,
+                rolled_back: status.targets.rolled_back,
+            },
+            in_progress: status
+                .in_progress
+                .iter()
+                .filter_map(|p| {
+                    target(&p.target)?;
+                    Some(machine::InProgress {
+                        target: target_id(&p.target)?,
+                        action: match p.action {
+                            ActionName::Apply => machine::Action::Apply,
+                            ActionName::Rollback => machine::Action::Rollback,
+                        },
+                        step: p.step,
+                        since: p.since.0,
+                        message: p.message.clone(),
+                    })
+                })
+                .collect(),
+            failures: status
+                .failures
+                .iter()
+                .filter_map(|f| {
+                    Some(machine::Failure {
+                        target: target_id(&f.target)?,
+                        reason: f.reason.clone(),
+                        message: f.message.clone(),
+                    })
+                })
+                .collect(),
+            next_window: status
+                .next_window
+                .as_ref()
+                .map(|w| patchpilot_engine::window::Interval {
+                    start: w.start.0,
+                    end: w.end.0,
+                }),
+            started_at: status.started_at.as_ref().map(|t| t.0),
+            completed_at: status.completed_at.as_ref().map(|t| t.0),
+            conditions: status
+                .conditions
+                .iter()
+                .filter_map(condition_from_api)
+                .collect(),
+            message: status.message.clone().unwrap_or_default(),
+            observed_retry: status.observed_retry,
+            acknowledged_failures: status.acknowledged_failures,
+            halt: status.halt.as_ref().map(|h| machine::Halt {
+                reason: match h.reason {
+                    HaltReasonName::CanaryFailed => machine::HaltReason::CanaryFailed,
+                    HaltReasonName::FailureBudgetExceeded => {
+                        machine::HaltReason::FailureBudgetExceeded
+                    }
+                    HaltReasonName::Aborted => machine::HaltReason::Aborted,
+                },
+                since: h.since.0,
+                pause_seen: h.pause_seen,
+            }),
+        }
+    }
+}
+
+fn target_id(name: &str) -> Option<TargetId> {
+    let (kind, namespace, object) = TargetId::parse(name)?;
+    Some(match (kind, namespace) {
+        (patchpilot_engine::target::TargetKind::Node, _) => TargetId::node(object),
+        (patchpilot_engine::target::TargetKind::Workload(kind), Some(ns)) => {
+            TargetId::workload(kind, ns, object)
+        }
+        (patchpilot_engine::target::TargetKind::Workload(_), None) => return None,
+    })
+}
+
+/// The status to write for the engine's `status` of a rollout at `generation`.
+pub fn rollout_status_to_api(status: &machine::Status, generation: i64) -> PatchRolloutStatus {
+    let counts = &status.counts;
+    let eligible =
+        counts.pending + counts.in_progress + counts.updated + counts.failed + counts.rolled_back;
+    PatchRolloutStatus {
+        phase: status.phase,
+        wave: status.wave.as_ref().map(|w| WaveStatus {
+            index: w.index,
+            name: w.name.clone(),
+            total: w.total,
+        }),
+        targets: TargetCounts {
+            total: counts.total,
+            excluded: counts.excluded,
+            up_to_date: counts.up_to_date,
+            pending: counts.pending,
+            in_progress: counts.in_progress,
+            updated: counts.updated,
+            failed: counts.failed,
+            rolled_back: counts.rolled_back,
+        },
+        progress: Some(format!("{}/{eligible}", counts.updated)),
+        in_progress: status
+            .in_progress
+            .iter()
+            .map(|p| TargetProgress {
+                target: p.target.to_string(),
+                action: match p.action {
+                    machine::Action::Apply => ActionName::Apply,
+                    machine::Action::Rollback => ActionName::Rollback,
+                },
+                step: p.step,
+                since: Time(p.since),
+                message: p.message.clone(),
+            })
+            .collect(),
+        failures: status
+            .failures
+            .iter()
+            .map(|f| TargetFailure {
+                target: f.target.to_string(),
+                reason: f.reason.clone(),
+                message: f.message.clone(),
+            })
+            .collect(),
+        next_window: status.next_window.as_ref().map(interval_to_api),
+        started_at: status.started_at.map(Time),
+        completed_at: status.completed_at.map(Time),
+        observed_generation: Some(generation),
+        conditions: status.conditions.iter().map(condition_to_api).collect(),
+        message: Some(status.message.clone()).filter(|m| !m.is_empty()),
+        observed_retry: status.observed_retry,
+        acknowledged_failures: status.acknowledged_failures,
+        halt: status.halt.as_ref().map(|h| HaltStatus {
+            reason: match h.reason {
+                machine::HaltReason::CanaryFailed => HaltReasonName::CanaryFailed,
+                machine::HaltReason::FailureBudgetExceeded => HaltReasonName::FailureBudgetExceeded,
+                machine::HaltReason::Aborted => HaltReasonName::Aborted,
+            },
+            since: Time(h.since),
+            pause_seen: h.pause_seen,
+        }),
+    }
+}

@@ -1,0 +1,188 @@
+//! `patchpilot plan`: the exact JSON of SPEC section 4 for node and workload policies, and
+//! bad input refused with exit status 2 and one line.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+fn root(path: &str) -> String {
+    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn plan(args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_patchpilot"))
+        .arg("plan")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn a_node_policy_plans_exclusions_up_to_date_and_waves_zone_by_zone() {
+    let (code, out, err) = plan(&[
+        "--policy",
+        &root("examples/node-os-policy.yaml"),
+        "--cluster",
+        &root("tests/fixtures/cluster.yaml"),
+        "--at",
+        "2026-11-22T00:00:00Z",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let expected = json!({
+        "policy": "workers-os",
+        "version": "2026-11-security",
+        "eligible": 8,
+        "excluded": [
+            {"target": "Node/w-b3", "reason": "excluded by policy selector"},
+            {"target": "Node/w-c1", "reason": "SAP HANA, vendor certification pending"}
+        ],
+        "upToDate": ["Node/w-b2"],
+        "waves": [
+            {"name": "canary", "targets": ["Node/w-a1"]},
+            {"name": "stage-1", "targets": ["Node/w-a2"]},
+            {"name": "stage-2", "targets": ["Node/w-a3", "Node/w-b1"]},
+            {"name": "full", "targets": ["Node/w-c2", "Node/w-c3", "Node/w-x1", "Node/w-x2"]}
+        ]
+    });
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), expected);
+    let keys: Vec<usize> = [
+        "\"policy\"",
+        "\"version\"",
+        "\"eligible\"",
+        "\"excluded\"",
+        "\"upToDate\"",
+        "\"waves\"",
+    ]
+    .iter()
+    .map(|k| out.find(k).unwrap())
+    .collect();
+    assert!(
+        keys.windows(2).all(|w| w[0] < w[1]),
+        "keys in the order of SPEC section 4: {out}"
+    );
+}
+
+#[test]
+fn the_version_flag_and_the_instant_change_the_plan() {
+    let (_, out, _) = plan(&[
+        "--policy",
+        &root("examples/node-os-policy.yaml"),
+        "--cluster",
+        &root("tests/fixtures/cluster.yaml"),
+        "--version",
+        "2026-12-security",
+        "--at",
+        "2026-11-19T00:00:00Z",
+    ]);
+    let plan: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(plan["version"], "2026-12-security");
+    assert_eq!(
+        plan["upToDate"],
+        json!([]),
+        "w-b2 carries an older version now"
+    );
+    let excluded: Vec<&str> = plan["excluded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        excluded,
+        ["Node/w-b3", "Node/w-c1", "Node/w-c2"],
+        "exclude-until has not passed yet"
+    );
+    assert_eq!(plan["eligible"], 8);
+}
+
+#[test]
+fn a_workload_policy_selects_by_namespace_labels_and_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("cluster.yaml");
+    std::fs::write(
+        &cluster,
+        "
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {team: shop, environment: production}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: lab, labels: {team: lab, environment: dev}}
+---
+apiVersion: v1
+kind: List
+items:
+  - {apiVersion: apps/v1, kind: Deployment, metadata: {name: web, namespace: shop}}
+  - {apiVersion: apps/v1, kind: StatefulSet, metadata: {name: cache, namespace: shop}}
+  - {apiVersion: apps/v1, kind: DaemonSet, metadata: {name: agent, namespace: shop}}
+  - {apiVersion: apps/v1, kind: Deployment, metadata: {name: api, namespace: shop}}
+  - {apiVersion: apps/v1, kind: Deployment, metadata: {name: toy, namespace: lab}}
+  - {apiVersion: apps/v1, kind: Deployment, metadata: {name: orphan, namespace: nowhere}}
+",
+    )
+    .unwrap();
+    let (code, out, err) = plan(&[
+        "--policy",
+        &root("examples/workload-image-policy.yaml"),
+        "--cluster",
+        cluster.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let plan: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(plan["eligible"], 3);
+    assert_eq!(
+        plan["waves"],
+        json!([
+            {"name": "canary", "targets": ["Deployment/shop/api"]},
+            {"name": "stage-2", "targets": ["Deployment/shop/web"]},
+            {"name": "full", "targets": ["StatefulSet/shop/cache"]}
+        ])
+    );
+}
+
+#[test]
+fn bad_input_is_one_line_naming_the_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = std::fs::read_to_string(root("examples/workload-image-policy.yaml"))
+        .unwrap()
+        .replace("operator: Exists", "operator: Exist");
+    let policy_file = dir.path().join("policy.yaml");
+    std::fs::write(&policy_file, policy).unwrap();
+    let (code, _, err) = plan(&[
+        "--policy",
+        policy_file.to_str().unwrap(),
+        "--cluster",
+        &root("tests/fixtures/cluster.yaml"),
+    ]);
+    assert_eq!(code, Some(2));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("policy.yaml")
+            && err.contains("spec.targets.workloads.namespaceSelector.matchExpressions[0]"),
+        "{err}"
+    );
+
+    let cluster = dir.path().join("cluster.yaml");
+    std::fs::write(
+        &cluster,
+        "apiVersion: v1\nkind: Node\nmetadata: {name: n, labels: [a]}\n",
+    )
+    .unwrap();
+    let (code, _, err) = plan(&[
+        "--policy",
+        &root("examples/node-os-policy.yaml"),
+        "--cluster",
+        cluster.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("cluster.yaml") && err.contains("Node/n") && err.contains("metadata.labels"),
+        "{err}"
+    );
+}
