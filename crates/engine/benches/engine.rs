@@ -1,0 +1,307 @@
+//! How long the engine takes on a 5,000-target rollout: planning (selection, exclusions,
+//! ordering, waves) and one decision in the middle of the rollout (2,000 targets updated,
+//! 10 in progress, pools, zones and a maintenance window).
+//!
+//! Run with `cargo bench -p patchpilot-engine`; it prints the median and the 99th
+//! percentile of many runs.
+
+use std::{
+    collections::BTreeMap,
+    hint::black_box,
+    time::{Duration as StdDuration, Instant},
+};
+
+use jiff::Timestamp;
+use patchpilot_engine::{
+    keys,
+    machine::{
+        self, Action, Change, HealthFacts, Input, JobFacts, JobState, Live, NodeFacts, Observed,
+        Patch, Record, RecordState, Rollout, Status, Updater,
+    },
+    plan::{self, Namespaces, Query, Scope, TargetRules},
+    policy::{
+        Approval, ApprovalMode, CanarySize, Classification, Drain, Health, OnFailure, Policy,
+        Stage, Strategy,
+    },
+    selector::{Labels, Selector},
+    target::{Candidate, TargetId},
+    units::{Duration, IntOrPercent, Percent},
+    window::{Recurrence, Schedule, WallClock, Window},
+};
+
+const TARGETS: usize = 5_000;
+const UPDATED: usize = 2_000;
+const IN_PROGRESS: usize = 10;
+
+fn policy() -> Policy {
+    Policy {
+        name: "workers-os".into(),
+        targets: TargetRules {
+            scope: Scope::Nodes {
+                selector: Selector::from_labels(&Labels::from([(
+                    "node-role.kubernetes.io/worker".to_owned(),
+                    String::new(),
+                )])),
+                pool_label: Some("pool".into()),
+            },
+            exclude: Some(Selector::from_labels(&Labels::from([(
+                "patchpilot.dev/hold".to_owned(),
+                "true".to_owned(),
+            )]))),
+        },
+        strategy: Strategy {
+            canary: CanarySize::Targets(5),
+            canary_soak: Duration::from_mins(30),
+            stages: [10, 25, 50]
+                .iter()
+                .map(|p| Stage {
+                    percent: Percent::new(*p).unwrap(),
+                    soak: Duration::from_hours(1),
+                })
+                .collect(),
+            group_by: Some("topology.kubernetes.io/zone".into()),
+            max_unavailable: IntOrPercent::Percent(Percent::new(1).unwrap()),
+            failure_budget: IntOrPercent::Count(10),
+            on_failure: OnFailure::Rollback,
+        },
+        drain: Drain {
+            timeout: Duration::from_mins(10),
+            force: false,
+        },
+        health: Health {
+            timeout: Duration::from_mins(15),
+            soak: Duration::from_mins(5),
+            recheck: None,
+        },
+        approval: Approval {
+            mode: ApprovalMode::Manual,
+            delay: Duration::ZERO,
+            after_canary: false,
+        },
+        window: Some("weekend-nights".into()),
+        deadline: None,
+        suspend: false,
+    }
+}
+
+fn rollout(now: Timestamp) -> Rollout {
+    Rollout {
+        name: "workers-os-3f9a1c2e".into(),
+        patch: Patch {
+            version: "2026-11-security".into(),
+            classification: Classification::Important,
+            released_at: None,
+            emergency: false,
+            change: Change::Updater(Updater {
+                expect_reboot: true,
+                timeout: Duration::from_mins(30),
+                reboot_timeout: Duration::from_mins(15),
+            }),
+        },
+        approved: true,
+        promoted: false,
+        paused: false,
+        abort: false,
+        retry: 0,
+        created: now,
+        generation: 1,
+    }
+}
+
+/// 5,000 worker nodes in 10 pools and 3 zones; a few excluded, a few already up to date;
+/// the first `UPDATED` in rollout order updated by the rollout and the next `IN_PROGRESS`
+/// locked, draining or updating.
+fn cluster(now: Timestamp, rollout: &Rollout) -> (Vec<Candidate>, BTreeMap<TargetId, Observed>) {
+    let mut candidates = Vec::with_capacity(TARGETS);
+    let mut observed = BTreeMap::new();
+    for i in 0..TARGETS {
+        let name = format!("worker-{i:05}");
+        let labels = Labels::from([
+            ("node-role.kubernetes.io/worker".to_owned(), String::new()),
+            ("pool".to_owned(), format!("pool-{}", i % 10)),
+            (
+                "topology.kubernetes.io/zone".to_owned(),
+                format!("eu-west-1{}", ["a", "b", "c"][i % 3]),
+            ),
+            ("kubernetes.io/hostname".to_owned(), name.clone()),
+        ]);
+        let mut annotations = BTreeMap::new();
+        if i % 500 == 7 {
+            annotations.insert(
+                keys::EXCLUDE.to_owned(),
+                "vendor certification pending".to_owned(),
+            );
+        }
+        candidates.push(Candidate::node(&name, labels, annotations));
+    }
+    // Rollout order is zone, then name: find it once, and mark the work done so far.
+    let order: Vec<usize> = {
+        let rules = policy().targets;
+        let query = Query {
+            policy: "workers-os",
+            version: &rollout.patch.version,
+            group_by: Some("topology.kubernetes.io/zone"),
+            now,
+        };
+        let inventory = plan::inventory(&rules, &query, &candidates, &Namespaces::new(), |_| false);
+        inventory
+            .eligible
+            .iter()
+            .map(|c| candidates.iter().position(|x| x.id == c.id).unwrap())
+            .collect()
+    };
+    for (rank, &index) in order.iter().enumerate().take(UPDATED + IN_PROGRESS) {
+        let state = if rank < UPDATED {
+            RecordState::Updated
+        } else {
+            RecordState::Applying
+        };
+        let record = Record {
+            rollout: rollout.name.clone(),
+            attempt: 0,
+            state,
+            started: now,
+            since: now,
+            cordoned: true,
+            boot_id: Some("boot-1".into()),
+            previous_version: Some("2026-10-security".into()),
+            images: Vec::new(),
+            applied: true,
+            reason: None,
+            message: None,
+        };
+        let candidate = &mut candidates[index];
+        candidate
+            .annotations
+            .insert(keys::record("workers-os"), record.to_annotation());
+        if state == RecordState::Updated {
+            candidate
+                .annotations
+                .insert(keys::version("workers-os"), rollout.patch.version.clone());
+        } else {
+            candidate
+                .annotations
+                .insert(keys::LOCK.to_owned(), rollout.name.clone());
+            let updater = (rank % 2 == 0).then_some(JobFacts {
+                state: JobState::Running,
+                finished: None,
+                message: None,
+            });
+            let facts = NodeFacts {
+                unschedulable: true,
+                ready: true,
+                ready_since: Some(now),
+                boot_id: "boot-1".into(),
+                pods_to_evict: if updater.is_none() {
+                    vec!["shop/web-1".into(), "shop/web-2".into()]
+                } else {
+                    Vec::new()
+                },
+                blocked: Vec::new(),
+                updater,
+            };
+            observed.insert(
+                candidate.id.clone(),
+                Observed {
+                    live: Live::Node(facts),
+                    health: Some(HealthFacts::healthy()),
+                },
+            );
+        }
+    }
+    (candidates, observed)
+}
+
+fn window() -> Window {
+    let recurrence = Recurrence {
+        schedule: Schedule::Weekly {
+            days: None,
+            start: WallClock::new(1, 0).unwrap(),
+        },
+        duration: Duration::from_hours(4),
+    };
+    Window::new(
+        jiff::tz::TimeZone::get("Europe/Berlin").unwrap(),
+        vec![recurrence],
+        vec![],
+        Duration::from_mins(30),
+    )
+}
+
+/// Runs `f` repeatedly for about two seconds; returns the median and 99th percentile.
+fn measure(mut f: impl FnMut()) -> (StdDuration, StdDuration, usize) {
+    for _ in 0..5 {
+        f();
+    }
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < StdDuration::from_secs(2) || samples.len() < 20 {
+        let t = Instant::now();
+        f();
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    let median = samples[samples.len() / 2];
+    let p99 = samples[(samples.len() * 99 / 100).min(samples.len() - 1)];
+    (median, p99, samples.len())
+}
+
+fn main() {
+    let now: Timestamp = "2026-11-22T01:30:00Z".parse().unwrap();
+    let policy = policy();
+    let rollout = rollout(now);
+    let (candidates, observed) = cluster(now, &rollout);
+    let namespaces = Namespaces::new();
+    let window = window();
+
+    let (median, p99, runs) = measure(|| {
+        let query = Query {
+            policy: &policy.name,
+            version: &rollout.patch.version,
+            group_by: policy.strategy.group_by.as_deref(),
+            now,
+        };
+        let inventory = plan::inventory(
+            &policy.targets,
+            &query,
+            black_box(&candidates),
+            &namespaces,
+            |_| false,
+        );
+        black_box(plan::waves(&policy.strategy, inventory.eligible.len()));
+    });
+    println!("plan {TARGETS} targets: median {median:.2?}, p99 {p99:.2?} ({runs} runs)");
+
+    let status = Status::default();
+    let input = Input {
+        now,
+        rollout: &rollout,
+        policy: &policy,
+        window: Some(&window),
+        superseded: false,
+        status: &status,
+        candidates: &candidates,
+        namespaces: &namespaces,
+        observed: &observed,
+    };
+    let decision = machine::decide(&input);
+    let started = decision.actions.iter().filter(|a| matches!(a, machine::TargetAction::Lock { record, .. } if record.state.in_progress() == Some(Action::Apply))).count();
+    assert_eq!(decision.status.counts.updated as usize, UPDATED);
+    assert_eq!(
+        decision.status.phase,
+        patchpilot_engine::rollout::Phase::Progressing,
+        "{}",
+        decision.status.message
+    );
+    let (median, p99, runs) = measure(|| {
+        black_box(machine::decide(black_box(&input)));
+    });
+    println!(
+        "decide over {TARGETS} targets ({UPDATED} updated, {IN_PROGRESS} in progress, {started} started, {} actions): median {median:.2?}, p99 {p99:.2?} ({runs} runs)",
+        decision.actions.len()
+    );
+    let (median, p99, runs) = measure(|| {
+        black_box(machine::wanted(black_box(&input)));
+    });
+    println!("wanted over {TARGETS} targets: median {median:.2?}, p99 {p99:.2?} ({runs} runs)");
+}
