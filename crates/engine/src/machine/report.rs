@@ -344,7 +344,7 @@ pub(super) fn transition_events(previous: &Status, next: &Status) -> Vec<Event> 
                 message: "no new target starts until the window opens".into(),
             });
         }
-        _ => {}
+        Some(CS::True) | Some(CS::Unknown) | None => {}
     }
     if let Some(wave) = &next.wave
         && previous.wave.as_ref().is_none_or(|w| w.index != wave.index)

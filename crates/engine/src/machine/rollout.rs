@@ -199,9 +199,11 @@ fn release_orphaned_locks(input: &Input<'_>, situation: &Situation<'_>, draft: &
     let releasing: BTreeSet<TargetId> = draft
         .actions
         .iter()
-        .filter_map(|a| match a {
-            TargetAction::Release { target, .. } => Some(target.clone()),
-            _ => None,
+        .filter_map(|a| {
+            let TargetAction::Release { target, .. } = a else {
+                return None;
+            };
+            Some(target.clone())
         })
         .collect();
     for candidate in input.candidates {

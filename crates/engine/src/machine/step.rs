@@ -348,10 +348,10 @@ fn verify(
 ) -> Next {
     let now = ctx.now();
     let policy = ctx.input.policy;
-    let soaking_since = match ctx.remembered {
-        Some((Step::Soaking, since)) => Some(since),
-        _ => None,
-    };
+    let soaking_since = ctx
+        .remembered
+        .filter(|(step, _)| *step == Step::Soaking)
+        .map(|(_, since)| since);
     let Some(health) = health else {
         return Next::wait(Step::Verifying, "waiting for the health checks", None);
     };
