@@ -1,41 +1,9 @@
 //! The command line: help for every command, and bad input answered with exit status 2 and
 //! one line on standard error naming the file and the field — never a panic.
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output},
-};
+mod support;
 
-fn patchpilot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_patchpilot"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8(output.stderr.clone()).unwrap()
-}
-
-/// Asserts exit status 2 and one line on stderr containing every `needle`.
-fn assert_bad_input(output: &Output, needles: &[&str]) {
-    let err = stderr(output);
-    assert_eq!(output.status.code(), Some(2), "stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "expected one line, got: {err}");
-    assert!(
-        !err.contains("panicked") && !err.contains("backtrace"),
-        "{err}"
-    );
-    for needle in needles {
-        assert!(err.contains(needle), "expected {needle:?} in: {err}");
-    }
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
+use support::{assert_bad_input, patchpilot, root, stderr, write};
 
 const WINDOW: &str = "apiVersion: patchpilot.dev/v1alpha1
 kind: MaintenanceWindow
@@ -47,7 +15,7 @@ spec:
 ";
 
 fn example(name: &str) -> String {
-    format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"))
+    root(&format!("examples/{name}"))
 }
 
 #[test]

@@ -1,20 +1,13 @@
 //! `patchpilot plan`: the exact JSON of SPEC section 4 for node and workload policies, and
 //! bad input refused with exit status 2 and one line.
 
-use std::process::Command;
+mod support;
 
 use serde_json::{Value, json};
-
-fn root(path: &str) -> String {
-    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
-}
+use support::root;
 
 fn plan(args: &[&str]) -> (Option<i32>, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_patchpilot"))
-        .arg("plan")
-        .args(args)
-        .output()
-        .unwrap();
+    let output = support::patchpilot(&[&["plan"], args].concat());
     (
         output.status.code(),
         String::from_utf8(output.stdout).unwrap(),

@@ -1,23 +1,17 @@
 //! `patchpilot window`: the exact JSON of SPEC 4 for the example window, and bad input
 //! answered with exit status 2 and one line naming the file, the object and the field.
 
+mod support;
+
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::Output,
 };
 
-fn patchpilot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_patchpilot"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use support::{patchpilot, root};
 
 fn example() -> String {
-    format!(
-        "{}/examples/maintenance-window.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    )
+    root("examples/maintenance-window.yaml")
 }
 
 /// Runs successfully and returns standard output.
@@ -39,7 +33,7 @@ fn edited_example(dir: &Path, from: &str, to: &str) -> PathBuf {
 }
 
 /// Asserts exit status 2 and one line on stderr, equal to `expected` after the file's path.
-fn assert_bad_input(output: &Output, file: &Path, expected: &str) {
+fn assert_exact_error(output: &Output, file: &Path, expected: &str) {
     let stderr = String::from_utf8(output.stderr.clone()).unwrap();
     assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
     assert_eq!(output.stdout, b"");
@@ -163,7 +157,7 @@ fn at_defaults_to_now() {
 fn an_unknown_time_zone_is_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let file = edited_example(dir.path(), "Europe/Berlin", "Europe/Berln");
-    assert_bad_input(
+    assert_exact_error(
         &patchpilot(&["window", file.to_str().unwrap()]),
         &file,
         "MaintenanceWindow/weekend-nights: spec.timeZone: unknown time zone \"Europe/Berln\"",
@@ -174,7 +168,7 @@ fn an_unknown_time_zone_is_bad_input() {
 fn an_invalid_cron_expression_is_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let file = edited_example(dir.path(), "\"0 22 * * Tue\"", "\"61 22 * * Tue\"");
-    assert_bad_input(
+    assert_exact_error(
         &patchpilot(&["window", file.to_str().unwrap()]),
         &file,
         "MaintenanceWindow/weekend-nights: spec.recurrences[1].cron: \

@@ -4,56 +4,16 @@
 
 use std::time::Instant;
 
-use jiff::{Timestamp, tz::TimeZone};
+use jiff::tz::TimeZone;
 use patchpilot_engine::{
     units::Duration,
-    window::{Evaluation, Interval, Recurrence, Schedule, Window},
+    window::{Evaluation, Interval, Schedule, Window},
 };
 
-fn ts(text: &str) -> Timestamp {
-    text.parse()
-        .unwrap_or_else(|error| panic!("{text}: {error}"))
-}
+#[path = "common/window.rs"]
+mod common;
 
-fn interval((start, end): (&str, &str)) -> Interval {
-    Interval::new(ts(start), ts(end)).unwrap()
-}
-
-/// `days` like `"Sat,Sun"` (empty for every day), `start` like `"01:00"`, `duration` like `"4h"`.
-fn weekly(days: &str, start: &str, duration: &str) -> Recurrence {
-    let days = (!days.is_empty()).then(|| {
-        days.split(',')
-            .map(|day| serde_json::from_value(day.into()).unwrap())
-            .collect()
-    });
-    Recurrence {
-        schedule: Schedule::Weekly {
-            days,
-            start: start.parse().unwrap(),
-        },
-        duration: duration.parse().unwrap(),
-    }
-}
-
-fn daily(start: &str, duration: &str) -> Recurrence {
-    weekly("", start, duration)
-}
-
-fn cron(expression: &str, duration: &str) -> Recurrence {
-    Recurrence {
-        schedule: Schedule::Cron(expression.parse().unwrap()),
-        duration: duration.parse().unwrap(),
-    }
-}
-
-fn window(zone: &str, recurrences: Vec<Recurrence>, exclusions: &[(&str, &str)]) -> Window {
-    Window::new(
-        TimeZone::get(zone).unwrap(),
-        recurrences,
-        exclusions.iter().copied().map(interval).collect(),
-        Duration::ZERO,
-    )
-}
+use common::{cron, daily, interval, ts, weekly, window};
 
 /// The open set worked out the slow way: every local minute of every day is tested against
 /// each recurrence and converted on its own with jiff's default (compatible) rule, the

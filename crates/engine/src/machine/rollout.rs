@@ -53,6 +53,24 @@ struct Draft {
     in_progress: Vec<InProgress>,
 }
 
+impl Draft {
+    /// Takes a target's lock, writing `record`; the target is in progress from now on.
+    fn lock(&mut self, target: &TargetId, record: Record) {
+        let action = record.state.in_progress().unwrap_or(Action::Apply);
+        self.in_progress.push(InProgress {
+            target: target.clone(),
+            action,
+            step: Step::Locked,
+            since: record.since,
+            message: None,
+        });
+        self.actions.push(TargetAction::Lock {
+            target: target.clone(),
+            record,
+        });
+    }
+}
+
 /// Decides what to do next. See the [module](super) documentation.
 pub fn decide(input: &Input<'_>) -> Decision {
     let now = input.now;
@@ -424,16 +442,6 @@ impl Gates {
     }
 }
 
-fn locked(target: &TargetId, action: Action, now: Timestamp) -> InProgress {
-    InProgress {
-        target: target.clone(),
-        action,
-        step: Step::Locked,
-        since: now,
-        message: None,
-    }
-}
-
 /// Starts rolling back what the rollout changed, most recent first, under `maxUnavailable`,
 /// once the targets still applying have finished. Returns how many started and how many
 /// remain to roll back.
@@ -486,13 +494,7 @@ fn start_rollbacks(
             ..record
         };
         *busy.entry(entry.pool).or_default() += 1;
-        draft.actions.push(TargetAction::Lock {
-            target: entry.candidate.id.clone(),
-            record,
-        });
-        draft
-            .in_progress
-            .push(locked(&entry.candidate.id, Action::Rollback, now));
+        draft.lock(&entry.candidate.id, record);
         started += 1;
     }
     (started, undo.len())
@@ -531,13 +533,7 @@ fn start_targets(
             message: None,
         };
         *busy.entry(entry.pool).or_default() += 1;
-        draft.actions.push(TargetAction::Lock {
-            target: entry.candidate.id.clone(),
-            record,
-        });
-        draft
-            .in_progress
-            .push(locked(&entry.candidate.id, Action::Apply, now));
+        draft.lock(&entry.candidate.id, record);
         started += 1;
     }
     started
