@@ -6,6 +6,16 @@ pub const EXCLUDE: &str = "patchpilot.dev/exclude";
 pub const EXCLUDE_UNTIL: &str = "patchpilot.dev/exclude-until";
 /// The rollout working on a target; taken before touching it, released at the end.
 pub const LOCK: &str = "patchpilot.dev/lock";
+/// A label on targets while a rollout holds their lock (value `true`), so that the operator
+/// can watch the full objects of the few targets in progress and only their metadata for
+/// the rest.
+pub const LOCKED_LABEL: &str = "patchpilot.dev/locked";
+/// A label on the objects patchpilot creates (updater and health-check Jobs, rollouts):
+/// the rollout they belong to.
+pub const ROLLOUT_LABEL: &str = "patchpilot.dev/rollout";
+/// A label on rollouts: the policy they belong to.
+pub const POLICY_LABEL: &str = "patchpilot.dev/policy";
+
 /// Prefix of the per-policy annotations `patch.patchpilot.dev/<policy>` (the version a
 /// target carries) and `patch.patchpilot.dev/<policy>.rollout` (what the policy's last
 /// rollout did to it).

@@ -4,7 +4,7 @@
 mod support;
 
 use patchpilot_engine::{
-    machine::{Action, RecordState},
+    machine::{Action, ConditionStatus, ConditionType, RecordState},
     rollout::Phase,
     units::Duration,
 };
@@ -546,4 +546,66 @@ fn losing_the_status_write_never_exceeds_max_unavailable_or_repeats_work() {
     }
     assert_eq!(world.status.phase, Phase::Succeeded);
     assert_eq!(world.locked(Action::Apply).len(), 6, "each node once");
+}
+
+#[test]
+fn a_settling_target_is_no_failure_and_soaks_until_it_has_settled() {
+    // Pods start for 8 minutes after the node is back: longer than the 1-minute soak,
+    // within the 10-minute health timeout.
+    let mut world = World::new(start(), 2, 1);
+    world.policy.health.soak = Duration::from_mins(1);
+    for name in ["node-00", "node-01"] {
+        world.node(name).script.settling = Some(mins(8));
+    }
+    assert_eq!(world.run(1000), Phase::Succeeded);
+    assert!(
+        world.status.failures.is_empty(),
+        "{:?}",
+        world.status.failures
+    );
+    assert!(world.locked(Action::Rollback).is_empty());
+    // The canary's wave ends only once it has settled: the second node starts after that.
+    let starts = world.locked(Action::Apply);
+    assert_eq!(starts, ["Node/node-00", "Node/node-01"]);
+    let canary = world.record("node-00").unwrap();
+    let second = world.record("node-01").unwrap();
+    assert!(
+        second.started >= canary.started + mins(2) + mins(3) + mins(8) + mins(1),
+        "node-01 started at {} before node-00 settled and soaked",
+        second.started
+    );
+
+    // Still settling when the health timeout runs out is a failure.
+    let mut slow = World::new(start(), 2, 1);
+    slow.node("node-00").script.settling = Some(mins(15));
+    slow.run(1000);
+    let failure = slow.status.failures.first().expect("the canary failed");
+    assert_eq!(failure.reason, "HealthTimeout");
+}
+
+#[test]
+fn a_rolled_back_failure_still_says_why_and_the_rollout_is_not_healthy() {
+    let mut world = World::new(start(), 3, 1);
+    world.node("node-00").script.unhealthy_when_patched = true;
+    assert_eq!(world.run(1000), Phase::RolledBack);
+    let failure = world
+        .status
+        .failures
+        .first()
+        .expect("the failure is listed");
+    assert_eq!(failure.target.as_str(), "Node/node-00");
+    assert_eq!(failure.reason, "HealthTimeout");
+    assert!(
+        failure.message.contains("node-00 is not healthy"),
+        "{}",
+        failure.message
+    );
+    let healthy = world
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.kind == ConditionType::Healthy)
+        .unwrap();
+    assert_eq!(healthy.status, ConditionStatus::False);
+    assert_eq!(healthy.reason, "CanaryFailed");
 }

@@ -76,29 +76,64 @@ pub enum WorkloadRollout {
 }
 
 /// The outcome of a target's health checks, run now.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// A check either passes, fails, or is *settling*: not passing yet for a reason that is
+/// expected to pass on its own (a pod that was just scheduled and is starting, a check Job
+/// still running). Settling is not a failure, even during the soak; it only keeps the
+/// target from counting as healthy. The controller turns settling into failing once it has
+/// lasted too long (a pod still not Ready `health.timeout` after it was scheduled), and
+/// says when that will be in `settles_by`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HealthFacts {
-    /// Every check passes.
-    pub healthy: bool,
     /// For each failing check, why: `nodeReady: MemoryPressure is True`.
     pub reasons: Vec<String>,
+    /// For each settling check, what it waits for: `podsReady: 1 pod(s) starting: shop/web-1`.
+    pub settling: Vec<String>,
+    /// When settling turns into failing at the latest, if the controller knows.
+    pub settles_by: Option<Timestamp>,
 }
 
 impl HealthFacts {
     /// All checks pass.
     pub fn healthy() -> Self {
-        HealthFacts {
-            healthy: true,
-            reasons: Vec::new(),
-        }
+        HealthFacts::default()
     }
 
     /// Some check fails, for the given reasons.
     pub fn failing(reasons: Vec<String>) -> Self {
         HealthFacts {
-            healthy: false,
             reasons,
+            ..HealthFacts::default()
         }
+    }
+
+    /// Some check is settling, until `by` at the latest.
+    pub fn settling(settling: Vec<String>, by: Option<Timestamp>) -> Self {
+        HealthFacts {
+            settling,
+            settles_by: by,
+            ..HealthFacts::default()
+        }
+    }
+
+    /// Every check passes.
+    pub fn is_healthy(&self) -> bool {
+        self.reasons.is_empty() && self.settling.is_empty()
+    }
+
+    /// Some check fails.
+    pub fn fails(&self) -> bool {
+        !self.reasons.is_empty()
+    }
+
+    /// What keeps the target from being healthy, failures first.
+    pub fn summary(&self) -> String {
+        self.reasons
+            .iter()
+            .chain(&self.settling)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 

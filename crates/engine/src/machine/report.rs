@@ -4,8 +4,8 @@
 use jiff::Timestamp;
 
 use super::{
-    ConditionStatus as CS, ConditionType as CT, Counts, Event, Failure, Halt, InProgress, Input,
-    MAX_FAILURES, RecordState, Status, WaveStatus, compute_conditions,
+    ConditionStatus as CS, ConditionType as CT, Counts, Event, Failure, Halt, HaltReason,
+    InProgress, Input, MAX_FAILURES, RecordState, Status, WaveStatus, compute_conditions,
     situation::{Situation, State, WavePosition, counts},
 };
 use crate::{rollout::Phase, target::TargetId, window::Interval};
@@ -106,13 +106,20 @@ pub(super) fn status(
     }
 }
 
-/// The most recent failures, newest first.
+/// The most recent failures, newest first: failed targets, and rolled-back targets that had
+/// failed before their rollback (their record still carries the reason).
 fn failures(situation: &Situation<'_>) -> Vec<Failure> {
     let mut failed: Vec<_> = situation
         .entries
         .iter()
-        .filter(|e| matches!(e.state, State::Failed | State::RollbackFailed))
         .filter_map(|e| e.record.as_ref().map(|r| (e, r)))
+        .filter(|(e, r)| match e.state {
+            State::Failed | State::RollbackFailed => true,
+            State::RolledBack => r.reason.is_some(),
+            State::Pending | State::LockedElsewhere | State::InProgress(_) | State::Updated => {
+                false
+            }
+        })
         .collect();
     failed.sort_by(|a, b| {
         b.1.since
@@ -236,7 +243,13 @@ fn conditions(
         ),
         (false, false, _) => ("Closed", "the maintenance window is closed"),
     };
-    let healthy = counts.failed == 0;
+    // A rollout halted by failures is not healthy, even once its failed targets are
+    // rolled back.
+    let halted_by_failure = halt.map(|h| h.reason).and_then(|reason| match reason {
+        HaltReason::CanaryFailed | HaltReason::FailureBudgetExceeded => Some(reason),
+        HaltReason::Aborted => None,
+    });
+    let healthy = counts.failed == 0 && halted_by_failure.is_none();
     vec![
         (
             CT::Ready,
@@ -275,16 +288,16 @@ fn conditions(
         (
             CT::Healthy,
             CS::from_bool(healthy),
-            if healthy {
-                "NoFailures"
-            } else {
-                "TargetsFailed"
+            match (counts.failed, halted_by_failure) {
+                (0, None) => "NoFailures",
+                (_, Some(reason)) => reason.as_str(),
+                (_, None) => "TargetsFailed",
             }
             .to_owned(),
-            if healthy {
-                "no target has failed".to_owned()
-            } else {
-                format!("{} target(s) failed", counts.failed)
+            match (counts.failed, halted_by_failure) {
+                (0, None) => "no target has failed".to_owned(),
+                (0, Some(_)) => "targets failed and were rolled back".to_owned(),
+                (n, _) => format!("{n} target(s) failed"),
             },
         ),
     ]

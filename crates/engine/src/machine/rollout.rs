@@ -261,7 +261,7 @@ fn fail_unhealthy_while_soaking(
         else {
             continue;
         };
-        if health.healthy {
+        if !health.fails() {
             continue;
         }
         let message = format!(
@@ -485,12 +485,14 @@ fn start_rollbacks(
         let Some(record) = entry.record.clone() else {
             continue;
         };
+        // A target that failed keeps why it failed through its rollback, for the status.
+        let failed = record.state == RecordState::Failed;
         let record = Record {
             state: RecordState::RollingBack,
             since: now,
             attempt: rollout.retry,
-            reason: None,
-            message: None,
+            reason: record.reason.filter(|_| failed),
+            message: record.message.filter(|_| failed),
             ..record
         };
         *busy.entry(entry.pool).or_default() += 1;

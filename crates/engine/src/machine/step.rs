@@ -355,7 +355,7 @@ fn verify(
     let Some(health) = health else {
         return Next::wait(Step::Verifying, "waiting for the health checks", None);
     };
-    if health.healthy {
+    if health.is_healthy() {
         let start = soaking_since.unwrap_or(now);
         let end = ctx.after(start, policy.health.soak);
         if now >= end {
@@ -367,18 +367,32 @@ fn verify(
             Some(ctx.recheck(end)),
         );
     }
-    let reasons = health.reasons.join("; ");
-    if soaking_since.is_some() {
-        let message = format!("a health check failed during the soak: {reasons}");
-        return finish(
-            ctx,
-            target,
-            record,
-            End::Failure {
-                reason: "Unhealthy",
-                message,
-            },
-            uncordon,
+    let reasons = health.summary();
+    if let Some(start) = soaking_since {
+        if health.fails() {
+            let message = format!("a health check failed during the soak: {reasons}");
+            return finish(
+                ctx,
+                target,
+                record,
+                End::Failure {
+                    reason: "Unhealthy",
+                    message,
+                },
+                uncordon,
+            );
+        }
+        // Settling during the soak is no failure; the soak ends only once it has settled.
+        let end = ctx.after(start, policy.health.soak);
+        let until = if now < end {
+            Some(health.settles_by.map_or(end, |by| by.min(end)))
+        } else {
+            health.settles_by
+        };
+        return Next::wait(
+            Step::Soaking,
+            format!("soaking until {end}; settling: {reasons}"),
+            until.map(|u| ctx.recheck(u)),
         );
     }
     let deadline = ctx.after(verify_since, policy.health.timeout);
@@ -395,10 +409,11 @@ fn verify(
             uncordon,
         );
     }
+    let until = health.settles_by.map_or(deadline, |by| by.min(deadline));
     Next::wait(
         Step::Verifying,
         format!("waiting to be healthy: {reasons}"),
-        Some(ctx.recheck(deadline)),
+        Some(ctx.recheck(until)),
     )
 }
 
@@ -413,11 +428,12 @@ fn finish(ctx: &Context<'_>, target: &TargetId, record: &Record, end: End, uncor
             None,
             None,
         ),
+        // A rolled-back target that had failed still says why.
         (End::Success, true) => (
             RecordState::RolledBack,
             record.previous_version.clone(),
-            None,
-            None,
+            record.reason.clone(),
+            record.message.clone(),
         ),
         (End::Failure { reason, message }, false) => (
             RecordState::Failed,

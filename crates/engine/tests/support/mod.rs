@@ -39,6 +39,8 @@ pub struct Script {
     pub reboot: SignedDuration,
     /// Health checks fail once the patch is on.
     pub unhealthy_when_patched: bool,
+    /// Health checks settle (pods still starting) for this long after the node is Ready.
+    pub settling: Option<SignedDuration>,
     /// Pods on the node that must be evicted.
     pub pods: u32,
     /// Evictions are refused (PodDisruptionBudget) for this long after the drain starts.
@@ -53,6 +55,7 @@ impl Default for Script {
             rollback_fails: false,
             reboot: SignedDuration::from_mins(3),
             unhealthy_when_patched: false,
+            settling: None,
             pods: 3,
             blocked_for: None,
         }
@@ -303,7 +306,13 @@ impl World {
             updater,
         });
         let healthy = node.ready && !(node.patched && node.script.unhealthy_when_patched);
-        let health = if healthy {
+        let settles_by = node.script.settling.map(|s| node.ready_since + s);
+        let health = if healthy && settles_by.is_some_and(|by| self.now < by) {
+            HealthFacts::settling(
+                vec![format!("pods on {} are starting", node.name)],
+                settles_by,
+            )
+        } else if healthy {
             HealthFacts::healthy()
         } else {
             HealthFacts::failing(vec![format!("{} is not healthy", node.name)])
