@@ -53,16 +53,20 @@ fn script() -> impl Strategy<Value = Script> {
         prop::bool::weighted(0.03),
         0u32..4,
         prop::option::weighted(0.08, 1i64..40),
+        prop::option::weighted(0.1, 1i64..15),
     )
         .prop_map(
-            |(updater, apply_fails, rollback_fails, reboot, unhealthy, pods, blocked)| Script {
-                updater: SignedDuration::from_mins(updater),
-                apply_fails,
-                rollback_fails,
-                reboot: SignedDuration::from_mins(reboot),
-                unhealthy_when_patched: unhealthy,
-                pods,
-                blocked_for: blocked.map(SignedDuration::from_mins),
+            |(updater, apply_fails, rollback_fails, reboot, unhealthy, pods, blocked, settling)| {
+                Script {
+                    updater: SignedDuration::from_mins(updater),
+                    apply_fails,
+                    rollback_fails,
+                    reboot: SignedDuration::from_mins(reboot),
+                    unhealthy_when_patched: unhealthy,
+                    pods,
+                    blocked_for: blocked.map(SignedDuration::from_mins),
+                    settling: settling.map(SignedDuration::from_mins),
+                }
             },
         )
 }

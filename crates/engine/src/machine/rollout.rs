@@ -157,11 +157,11 @@ pub fn decide(input: &Input<'_>) -> Decision {
 
 /// Each target in progress takes its next step.
 fn advance_in_progress(input: &Input<'_>, situation: &mut Situation<'_>, draft: &mut Draft) {
-    let remembered: BTreeMap<&TargetId, (Step, Timestamp)> = input
+    let remembered: BTreeMap<&TargetId, &InProgress> = input
         .status
         .in_progress
         .iter()
-        .map(|p| (&p.target, (p.step, p.since)))
+        .map(|p| (&p.target, p))
         .collect();
     for entry in &mut situation.entries {
         let (State::InProgress(action), Some(record)) = (entry.state, entry.record.clone()) else {

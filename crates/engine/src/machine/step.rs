@@ -4,8 +4,8 @@
 use jiff::Timestamp;
 
 use super::{
-    Action, Change, HealthFacts, Input, JobState, Live, NodeFacts, Observed, Record, RecordState,
-    TargetAction, WorkloadFacts, WorkloadRollout,
+    Action, Change, HealthFacts, InProgress, Input, JobState, Live, NodeFacts, Observed, Record,
+    RecordState, TargetAction, WorkloadFacts, WorkloadRollout,
 };
 use crate::{image, naming, rollout::Step, target::TargetId, units::Duration};
 
@@ -63,8 +63,8 @@ enum End {
 /// What the step machine knows beyond the target itself.
 pub(super) struct Context<'a> {
     pub input: &'a Input<'a>,
-    /// The step and its start the status showed last time, for this target.
-    pub remembered: Option<(Step, Timestamp)>,
+    /// What the status showed last time for this target: its step, since when, and why.
+    pub remembered: Option<&'a InProgress>,
 }
 
 impl Context<'_> {
@@ -79,7 +79,7 @@ impl Context<'_> {
     /// When the step began: kept from last time if the step is the same, else now.
     pub fn since(&self, step: Step) -> Timestamp {
         match self.remembered {
-            Some((remembered, since)) if remembered == step => since,
+            Some(remembered) if remembered.step == step => remembered.since,
             _ => self.now(),
         }
     }
@@ -101,8 +101,19 @@ pub(super) fn advance(
 ) -> Next {
     let action = record.state.in_progress().unwrap_or(Action::Apply);
     let Some(observed) = observed else {
-        let step = ctx.remembered.map_or(Step::Locked, |(step, _)| step);
-        return Next::wait(step, "waiting to observe the target", None);
+        // Not observed yet (a cache still filling, after a restart): the status keeps what
+        // it said, rather than flapping to a "waiting" message and back.
+        return match ctx.remembered {
+            Some(remembered) => Next::wait(
+                remembered.step,
+                remembered
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "waiting to observe the target".into()),
+                None,
+            ),
+            None => Next::wait(Step::Locked, "waiting to observe the target", None),
+        };
     };
     match (&observed.live, &ctx.input.rollout.patch.change) {
         (Live::Node(node), Change::Updater(updater)) => node_step(
@@ -350,8 +361,8 @@ fn verify(
     let policy = ctx.input.policy;
     let soaking_since = ctx
         .remembered
-        .filter(|(step, _)| *step == Step::Soaking)
-        .map(|(_, since)| since);
+        .filter(|p| p.step == Step::Soaking)
+        .map(|p| p.since);
     let Some(health) = health else {
         return Next::wait(Step::Verifying, "waiting for the health checks", None);
     };
