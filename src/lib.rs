@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod clock;
 pub mod controller;
 pub mod sandbox;
 pub mod schema;

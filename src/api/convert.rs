@@ -283,6 +283,19 @@ impl PatchSpec {
     }
 }
 
+/// The image replacements of a patch (none for an updater patch).
+pub fn image_patches(patch: &PatchSpec) -> Vec<ImagePatch> {
+    patch
+        .images
+        .iter()
+        .flatten()
+        .map(|i| ImagePatch {
+            image: i.image.clone(),
+            container: i.container.clone(),
+        })
+        .collect()
+}
+
 /// Whether an image reference names a tag or a digest.
 fn has_tag_or_digest(image: &str) -> bool {
     let last_segment = image.rsplit('/').next().unwrap_or(image);

@@ -126,8 +126,14 @@ pub fn read_objects(file: &Path) -> Result<Vec<Value>, InputError> {
         file: Shown(file.to_owned()),
         source,
     })?;
+    parse_objects(file, &text)
+}
+
+/// The objects in YAML text read from `file` (named in errors), as [`read_objects`] finds
+/// them.
+pub fn parse_objects(file: &Path, text: &str) -> Result<Vec<Value>, InputError> {
     let mut objects = Vec::new();
-    for document in serde_yaml_ng::Deserializer::from_str(&text) {
+    for document in serde_yaml_ng::Deserializer::from_str(text) {
         let value = Value::deserialize(document).map_err(|error| InputError::Yaml {
             file: Shown(file.to_owned()),
             message: one_line(&error.to_string()),

@@ -6,6 +6,8 @@
 
 mod input;
 mod plan;
+mod run;
+mod sandbox;
 mod window;
 
 use std::{
@@ -16,7 +18,8 @@ use std::{
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub use input::{InputError, decode, describe, read_objects, read_one};
+pub use input::{InputError, decode, describe, parse_objects, read_objects, read_one};
+pub use run::init_logging;
 
 use crate::api;
 
@@ -57,6 +60,13 @@ pub struct RunArgs {
     /// How log lines are written.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// The kubeconfig context to use (default: the current one, or the in-cluster config).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// List and watch the pods of nodes in progress separately, for API servers without
+    /// streaming lists (`sendInitialEvents`).
+    #[arg(long)]
+    pub no_streaming_lists: bool,
 }
 
 /// How log lines are written.
@@ -119,6 +129,13 @@ pub struct SandboxArgs {
     /// Write a JSON report of every rollout's outcome at the end.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// With --serve, how many times faster than real time the simulated cluster runs.
+    #[arg(long, value_name = "N")]
+    pub speed: Option<f64>,
+    /// Serve the cluster without the operator, for `patchpilot run` started on its own
+    /// against the kubeconfig (context `patchpilot`).
+    #[arg(long)]
+    pub without_operator: bool,
 }
 
 /// Why a command failed.
@@ -146,13 +163,32 @@ pub enum CliError {
     /// Writing the output failed: exit status 1.
     #[error("cannot write the output: {0}")]
     Output(#[source] io::Error),
+    /// A file named by a flag could not be opened or written: exit status 1.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The cluster could not be reached or the operator stopped: exit status 1.
+    #[error("{0}")]
+    Cluster(String),
+    /// The sandbox stopped with an error: exit status 1.
+    #[error(transparent)]
+    Run(#[from] crate::sandbox::run::RunError),
 }
 
 impl CliError {
     fn exit_code(&self) -> u8 {
         match self {
             CliError::Input(_) | CliError::Flag { .. } => 2,
-            CliError::NotYetAvailable { .. } | CliError::Output(_) => 1,
+            CliError::NotYetAvailable { .. }
+            | CliError::Output(_)
+            | CliError::File { .. }
+            | CliError::Run(_)
+            | CliError::Cluster(_) => 1,
         }
     }
 }
@@ -205,16 +241,10 @@ fn usage_error(error: clap::Error) -> ExitCode {
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Crd => print_crds(),
-        Command::Run(_) => Err(CliError::NotYetAvailable {
-            command: "run",
-            reason: "the operator lands with the controller",
-        }),
+        Command::Run(args) => run::run(&args),
         Command::Window(args) => window::run(&args),
         Command::Plan(args) => plan::run(&args),
-        Command::Sandbox(_) => Err(CliError::NotYetAvailable {
-            command: "sandbox",
-            reason: "the simulated cluster lands with the sandbox",
-        }),
+        Command::Sandbox(args) => sandbox::run(&args),
     }
 }
 

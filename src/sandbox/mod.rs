@@ -1,5 +1,219 @@
 //! The sandbox: an in-process simulated Kubernetes cluster with a virtual clock, which the
 //! operator (through `kube::Client`) and kubectl (over HTTP) can talk to.
 //!
-//! It lands with the sandbox issue; until then `patchpilot sandbox` says so and exits. The
-//! API server's schema checks it will use already live in [`crate::schema`].
+//! - [`store`]: every object, with resource versions, watches, finalizers and garbage
+//!   collection;
+//! - [`apiserver`]: the Kubernetes API over the store — discovery, the verbs, patches and
+//!   server-side apply ([`patch`]), schema checks of custom resources
+//!   ([`crate::schema`]), evictions, the audit log and injected faults;
+//! - [`cluster`]: what the scheduler, the controllers and the kubelets would do;
+//! - [`scenario`]: what to simulate.
+
+pub mod apiserver;
+pub mod cluster;
+pub mod patch;
+pub mod resources;
+pub mod run;
+pub mod scenario;
+pub mod selector;
+pub mod status;
+pub mod store;
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::{
+    api,
+    clock::{SharedClock, VirtualClock},
+};
+use apiserver::{ApiServer, Audit, Fault, FaultKind, Faults, SandboxService};
+use cluster::{Cluster, ClusterFaults, Timings};
+use resources::Registry;
+use scenario::Scenario;
+use store::{Store, Write};
+
+/// The user the scenario's own objects and steps are written as.
+pub const SCENARIO_USER: &str = "sandbox-scenario";
+
+/// Why a sandbox could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("{object}: {message}")]
+pub struct SandboxError {
+    /// The object that could not be created, as `Kind/name`.
+    pub object: String,
+    /// What the API server said.
+    pub message: String,
+}
+
+/// A simulated cluster built from a scenario.
+pub struct Sandbox {
+    store: Arc<Store>,
+    server: Arc<ApiServer>,
+    scenario: Scenario,
+}
+
+/// How a sandbox runs.
+#[derive(Default)]
+pub struct Options {
+    /// Where the audit log goes.
+    pub audit: Option<Audit>,
+    /// How much faster than tokio's clock the virtual clock runs (1 when unset).
+    pub speed: Option<f64>,
+}
+
+impl Sandbox {
+    /// Builds the cluster: patchpilot's CRDs, the default namespaces, then the scenario's
+    /// objects and the ones it generates. Must run inside a tokio runtime (the virtual
+    /// clock reads tokio's).
+    pub fn new(scenario: Scenario, options: Options) -> Result<Self, SandboxError> {
+        let start = scenario.spec.start.unwrap_or_else(jiff::Timestamp::now);
+        let clock: SharedClock = Arc::new(VirtualClock::new(start, options.speed.unwrap_or(1.0)));
+        let store = Arc::new(Store::new(Registry::builtin(), clock));
+        let faults = scenario
+            .spec
+            .faults
+            .api
+            .iter()
+            .flat_map(|f| {
+                [
+                    Fault {
+                        user: f.user.clone(),
+                        rate: f.error_rate,
+                        kind: FaultKind::Error(500),
+                    },
+                    Fault {
+                        user: f.user.clone(),
+                        rate: f.conflict_rate,
+                        kind: FaultKind::Conflict,
+                    },
+                ]
+            })
+            .filter(|f| f.rate > 0.0)
+            .collect();
+        let server = Arc::new(ApiServer::new(
+            store.clone(),
+            options.audit.map(Arc::new),
+            Faults::new(faults, scenario.spec.seed),
+        ));
+        let sandbox = Sandbox {
+            store,
+            server,
+            scenario,
+        };
+        sandbox.load()?;
+        Ok(sandbox)
+    }
+
+    fn load(&self) -> Result<(), SandboxError> {
+        for crd in api::crds() {
+            let object = serde_json::to_value(&crd).map_err(|e| SandboxError {
+                object: "CustomResourceDefinition".into(),
+                message: e.to_string(),
+            })?;
+            self.create(object)?;
+        }
+        let defaults = [
+            "default",
+            "kube-system",
+            "kube-public",
+            "kube-node-lease",
+            "patchpilot-system",
+        ]
+        .map(|name| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}));
+        let mut objects: Vec<Value> = defaults
+            .into_iter()
+            .chain(self.scenario.generated())
+            .chain(self.scenario.objects.iter().cloned())
+            .collect();
+        // Definitions and namespaces first, as `kubectl apply` would need them.
+        objects.sort_by_key(|o| match o["kind"].as_str() {
+            Some("CustomResourceDefinition") => 0,
+            Some("Namespace") => 1,
+            _ => 2,
+        });
+        for object in objects {
+            self.create(object)?;
+        }
+        Ok(())
+    }
+
+    /// Creates one object as the scenario, keeping its status (nodes come with theirs).
+    fn create(&self, object: Value) -> Result<(), SandboxError> {
+        let describe = || crate::cli::describe(&object);
+        let api_version = object["apiVersion"].as_str().unwrap_or("");
+        let kind = object["kind"].as_str().unwrap_or("");
+        let resource = self
+            .store
+            .resource_of(api_version, kind)
+            .ok_or_else(|| SandboxError {
+                object: describe(),
+                message: format!("the sandbox does not serve {api_version} {kind}"),
+            })?;
+        let namespace = match resource.namespaced {
+            true => object["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+                .to_owned(),
+            false => String::new(),
+        };
+        let write = Write {
+            validation: store::FieldValidation::Strict,
+            ..Write::internal(SCENARIO_USER)
+        };
+        match self
+            .store
+            .create(&resource, &namespace, object.clone(), &write)
+        {
+            Ok(_) => Ok(()),
+            // An object the scenario repeats (a namespace it also generates) is fine.
+            Err(error) if error.code == 409 => Ok(()),
+            Err(error) => Err(SandboxError {
+                object: describe(),
+                message: error.message,
+            }),
+        }
+    }
+
+    /// The store of the simulated cluster.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Its API server.
+    pub fn server(&self) -> &Arc<ApiServer> {
+        &self.server
+    }
+
+    /// The scenario it runs.
+    pub fn scenario(&self) -> &Scenario {
+        &self.scenario
+    }
+
+    /// A `kube::Client` acting as `user`, talking to the API server in-process.
+    pub fn client(&self, user: &str) -> kube::Client {
+        SandboxService::kube(self.server.clone(), user)
+    }
+
+    /// The cluster's behaviour, to run alongside the clients.
+    pub fn cluster(&self) -> Cluster {
+        let spec = &self.scenario.spec;
+        let defaults = Timings::default();
+        let timings = Timings {
+            pod_start: spec.timings.pod_start.unwrap_or(defaults.pod_start),
+            updater: spec.timings.updater.unwrap_or(defaults.updater),
+            reboot: spec.timings.reboot.unwrap_or(defaults.reboot),
+            pod_stop: spec.timings.pod_stop.unwrap_or(defaults.pod_stop),
+        };
+        let faults = ClusterFaults {
+            updater_failures: spec
+                .faults
+                .updater_failures
+                .iter()
+                .map(|f| (f.node.clone(), f.action.clone()))
+                .collect(),
+            unhealthy_after_patch: spec.faults.unhealthy_after_patch.clone(),
+        };
+        Cluster::new(self.store.clone(), timings, faults)
+    }
+}

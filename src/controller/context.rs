@@ -1,0 +1,131 @@
+//! What every reconcile shares: the client, the clock, the caches, the pod watches, the
+//! metrics, the event recorder, and the eviction back-off of pods being drained.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use jiff::Timestamp;
+use k8s_openapi::api::{
+    apps::v1::{DaemonSet, Deployment, StatefulSet},
+    batch::v1::Job,
+    core::v1::{Namespace, Node},
+};
+use kube::{
+    Client,
+    core::PartialObjectMeta,
+    runtime::{events::Recorder, reflector::Store},
+};
+
+use super::{caches::Caches, metrics::Metrics, podwatch::PodWatches};
+use crate::{
+    api::{MaintenanceWindow, PatchPolicy, PatchRollout},
+    clock::SharedClock,
+};
+
+/// The field manager of every write the operator makes.
+pub const MANAGER: &str = "patchpilot";
+
+/// Read handles of every cache.
+#[derive(Clone)]
+pub struct Stores {
+    /// PatchPolicies.
+    pub policies: Store<PatchPolicy>,
+    /// PatchRollouts.
+    pub rollouts: Store<PatchRollout>,
+    /// MaintenanceWindows.
+    pub windows: Store<MaintenanceWindow>,
+    /// Every node's metadata.
+    pub nodes: Store<PartialObjectMeta<Node>>,
+    /// Every namespace's metadata.
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    /// Every Deployment's metadata.
+    pub deployments: Store<PartialObjectMeta<Deployment>>,
+    /// Every StatefulSet's metadata.
+    pub statefulsets: Store<PartialObjectMeta<StatefulSet>>,
+    /// Every DaemonSet's metadata.
+    pub daemonsets: Store<PartialObjectMeta<DaemonSet>>,
+    /// Nodes in progress.
+    pub locked_nodes: Store<Node>,
+    /// Deployments in progress.
+    pub locked_deployments: Store<Deployment>,
+    /// StatefulSets in progress.
+    pub locked_statefulsets: Store<StatefulSet>,
+    /// DaemonSets in progress.
+    pub locked_daemonsets: Store<DaemonSet>,
+    /// patchpilot's Jobs.
+    pub jobs: Store<Job>,
+}
+
+impl Stores {
+    /// The read handles of `caches`.
+    pub fn of(caches: &Caches) -> Self {
+        Stores {
+            policies: caches.policies.store.clone(),
+            rollouts: caches.rollouts.store.clone(),
+            windows: caches.windows.store.clone(),
+            nodes: caches.nodes.store.clone(),
+            namespaces: caches.namespaces.store.clone(),
+            deployments: caches.deployments.store.clone(),
+            statefulsets: caches.statefulsets.store.clone(),
+            daemonsets: caches.daemonsets.store.clone(),
+            locked_nodes: caches.locked_nodes.store.clone(),
+            locked_deployments: caches.locked_deployments.store.clone(),
+            locked_statefulsets: caches.locked_statefulsets.store.clone(),
+            locked_daemonsets: caches.locked_daemonsets.store.clone(),
+            jobs: caches.jobs.store.clone(),
+        }
+    }
+}
+
+/// How a pod's evictions have gone.
+#[derive(Clone, Debug)]
+pub struct EvictionState {
+    /// Do not try again before this instant.
+    pub next_try: Timestamp,
+    /// The current back-off.
+    pub interval: jiff::SignedDuration,
+    /// The PodDisruptionBudget that refused the last eviction.
+    pub blocked_by: Option<String>,
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// Where "now" comes from.
+    pub clock: SharedClock,
+    /// The caches.
+    pub stores: Stores,
+    /// Pods of targets in progress.
+    pub pods: PodWatches,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Events.
+    pub recorder: Recorder,
+    /// Eviction back-off by `namespace/pod`.
+    pub evictions: Mutex<HashMap<String, EvictionState>>,
+    /// The HTTP client of health checks.
+    pub http: super::rollout::health::HttpClient,
+}
+
+impl Context {
+    /// The eviction state of a pod.
+    pub fn eviction(&self, pod: &str) -> Option<EvictionState> {
+        self.evictions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(pod)
+            .cloned()
+    }
+
+    /// Records the outcome of an eviction attempt.
+    pub fn set_eviction(&self, pod: &str, state: Option<EvictionState>) {
+        let mut evictions = self.evictions.lock().unwrap_or_else(|p| p.into_inner());
+        match state {
+            Some(state) => evictions.insert(pod.to_owned(), state),
+            None => evictions.remove(pod),
+        };
+    }
+}

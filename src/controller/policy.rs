@@ -1,0 +1,348 @@
+//! The PatchPolicy controller: one PatchRollout per patch version, the history kept to
+//! `historyLimit`, and compliance reported against the current version.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams, PostParams},
+    runtime::{controller::Action as Requeue, reflector::ObjectRef},
+};
+use patchpilot_engine::{
+    keys,
+    machine::{
+        Condition, ConditionStatus as CS, ConditionType as CT, Record, RecordState,
+        compute_conditions,
+    },
+    plan::{self, Query, Scope},
+    rollout::Phase,
+};
+use serde_json::json;
+
+use super::{
+    context::{Context, MANAGER},
+    error::{Error, Result},
+    rollout::{name_for, observe},
+};
+use crate::api::{
+    ComplianceStatus, PatchPolicy, PatchPolicyStatus, PatchRollout,
+    convert::{condition_from_api, condition_to_api},
+};
+
+/// The name of the rollout of a policy's current patch: `<policy>-<8 hex>`.
+pub fn rollout_name(policy: &PatchPolicy) -> String {
+    name_for(&policy.name_any(), &policy.spec.patch)
+}
+
+/// Reconciles one PatchPolicy.
+#[tracing::instrument(skip_all, fields(policy = %policy.name_any()))]
+pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Requeue> {
+    let _timer = ctx.metrics.reconcile("policy");
+    let name = policy.name_any();
+    let now = ctx.clock.now();
+    let generation = policy.metadata.generation.unwrap_or(0);
+    let previous: Vec<Condition> = policy
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter())
+        .filter_map(condition_from_api)
+        .collect();
+    let engine = match policy.spec.to_engine(&name) {
+        Ok(engine) => engine,
+        Err(invalid) => {
+            let message = invalid.to_string();
+            let conditions = compute_conditions(
+                &previous,
+                vec![
+                    (CT::Ready, CS::False, "InvalidSpec".into(), message.clone()),
+                    (
+                        CT::Reconciling,
+                        CS::False,
+                        "InvalidSpec".into(),
+                        message.clone(),
+                    ),
+                    (CT::Stalled, CS::True, "InvalidSpec".into(), message),
+                ],
+                generation,
+                now,
+            );
+            let status = PatchPolicyStatus {
+                observed_generation: Some(generation),
+                conditions: conditions.iter().map(condition_to_api).collect(),
+                ..policy.status.clone().unwrap_or_default()
+            };
+            write_status(&ctx, &policy, status).await?;
+            return Ok(Requeue::await_change());
+        }
+    };
+    let current = rollout_name(&policy);
+    let rollouts: Vec<Arc<PatchRollout>> = ctx
+        .stores
+        .rollouts
+        .state()
+        .into_iter()
+        .filter(|r| owned_by(r, &policy))
+        .collect();
+    let rollout = match rollouts.iter().find(|r| r.name_any() == current) {
+        Some(rollout) => Some(rollout.clone()),
+        None => {
+            create_rollout(&ctx, &policy, &current).await?;
+            None
+        }
+    };
+    prune_history(&ctx, &policy, &rollouts, &current).await?;
+
+    // Compliance of the targets against the current version.
+    let (candidates, namespaces) = observe::candidates(&ctx, &engine.targets);
+    let query = Query {
+        policy: &name,
+        version: &policy.spec.patch.version,
+        group_by: engine.strategy.group_by.as_deref(),
+        now,
+    };
+    let inventory = plan::inventory(&engine.targets, &query, &candidates, &namespaces, |_| false);
+    let failed = inventory
+        .eligible
+        .iter()
+        .filter(|c| {
+            Record::read(&c.annotations, &name).is_some_and(|r| {
+                r.rollout == current
+                    && matches!(r.state, RecordState::Failed | RecordState::RollbackFailed)
+            })
+        })
+        .count() as u32;
+    let eligible = inventory.eligible.len() as u32;
+    let released = policy
+        .spec
+        .patch
+        .released_at
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| {
+            rollout
+                .as_ref()
+                .and_then(|r| r.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        });
+    let deadline = engine
+        .deadline
+        .unwrap_or_else(|| policy.spec.patch.classification.default_deadline());
+    let due: Option<Timestamp> = released.and_then(|r| r.saturating_add(deadline.signed()).ok());
+    let overdue = if due.is_some_and(|d| now >= d) {
+        eligible
+    } else {
+        0
+    };
+    let up_to_date = inventory.up_to_date.len() as u32;
+    let total = inventory.selected as u32;
+    let compliance = ComplianceStatus {
+        total,
+        up_to_date,
+        pending: eligible - failed,
+        failed,
+        excluded: inventory.excluded.len() as u32,
+        overdue,
+        summary: format!("{up_to_date}/{}", total - inventory.excluded.len() as u32),
+    };
+    let phase = rollout
+        .as_ref()
+        .and_then(|r| r.status.as_ref())
+        .map_or(Phase::Pending, |s| s.phase);
+    let compliant = eligible == 0;
+    let (ready, reconciling) = (
+        compliant || phase == Phase::Succeeded,
+        !phase.is_finished() && phase != Phase::Pending,
+    );
+    let rollout_message = rollout
+        .as_ref()
+        .and_then(|r| r.status.as_ref())
+        .and_then(|s| s.message.clone())
+        .unwrap_or_else(|| "the rollout has not started".into());
+    let compliance_message = format!(
+        "{up_to_date} of {} targets carry {}; {} pending, {failed} failed, {overdue} overdue",
+        total - compliance.excluded,
+        policy.spec.patch.version,
+        compliance.pending
+    );
+    let conditions = compute_conditions(
+        &previous,
+        vec![
+            (
+                CT::Ready,
+                CS::from_bool(ready),
+                format!("{phase:?}"),
+                format!("rollout {current}: {rollout_message}"),
+            ),
+            (
+                CT::Reconciling,
+                CS::from_bool(reconciling),
+                format!("{phase:?}"),
+                format!("rollout {current}: {rollout_message}"),
+            ),
+            (
+                CT::Stalled,
+                CS::from_bool(phase == Phase::Failed),
+                format!("{phase:?}"),
+                if phase == Phase::Failed {
+                    rollout_message.clone()
+                } else {
+                    String::new()
+                },
+            ),
+            (
+                CT::Compliant,
+                CS::from_bool(compliant),
+                if compliant {
+                    "UpToDate".into()
+                } else if overdue > 0 {
+                    "Overdue".into()
+                } else {
+                    "Pending".into()
+                },
+                compliance_message,
+            ),
+        ],
+        generation,
+        now,
+    );
+    let status = PatchPolicyStatus {
+        observed_generation: Some(generation),
+        target_kind: Some(match engine.targets.scope {
+            Scope::Nodes { .. } => "Node".into(),
+            Scope::Workloads { .. } => "Workload".into(),
+        }),
+        current_rollout: Some(current),
+        compliance: Some(compliance),
+        conditions: conditions.iter().map(condition_to_api).collect(),
+    };
+    write_status(&ctx, &policy, status).await?;
+    Ok(match due.filter(|d| *d > now) {
+        Some(due) => Requeue::requeue(
+            ctx.clock
+                .sleep_for(due)
+                .max(std::time::Duration::from_millis(1)),
+        ),
+        None => Requeue::await_change(),
+    })
+}
+
+/// Whether a rollout is owned by the policy.
+pub fn owned_by(rollout: &PatchRollout, policy: &PatchPolicy) -> bool {
+    rollout
+        .owner_references()
+        .iter()
+        .any(|o| o.kind == "PatchPolicy" && Some(&o.uid) == policy.meta().uid.as_ref())
+}
+
+async fn create_rollout(ctx: &Context, policy: &PatchPolicy, name: &str) -> Result<()> {
+    let policy_name = policy.name_any();
+    let owner = policy
+        .controller_owner_ref(&())
+        .ok_or_else(|| Error::Conflict(format!("PatchPolicy {policy_name} has no UID yet")))?;
+    let version_label: String = policy.spec.patch.version.chars().take(63).collect();
+    let rollout: PatchRollout = serde_json::from_value(json!({
+        "apiVersion": PatchRollout::api_version(&()),
+        "kind": PatchRollout::kind(&()),
+        "metadata": {
+            "name": name,
+            "labels": {keys::POLICY_LABEL: policy_name, "patchpilot.dev/version": version_label},
+            "ownerReferences": [owner],
+        },
+        "spec": {"policy": policy_name, "patch": policy.spec.patch},
+    }))
+    .map_err(|e| Error::Conflict(format!("cannot build rollout {name}: {e}")))?;
+    let api: Api<PatchRollout> = Api::all(ctx.client.clone());
+    match api
+        .create(
+            &PostParams {
+                field_manager: Some(MANAGER.into()),
+                ..PostParams::default()
+            },
+            &rollout,
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(e) => Err(Error::api(format!("create rollout {name}"), e)),
+    }
+}
+
+/// Deletes the oldest finished rollouts beyond `historyLimit` (never the current one).
+async fn prune_history(
+    ctx: &Context,
+    policy: &PatchPolicy,
+    rollouts: &[Arc<PatchRollout>],
+    current: &str,
+) -> Result<()> {
+    let mut finished: Vec<&Arc<PatchRollout>> = rollouts
+        .iter()
+        .filter(|r| {
+            r.name_any() != current
+                && r.status.as_ref().is_some_and(|s| s.phase.is_finished())
+                && r.metadata.deletion_timestamp.is_none()
+        })
+        .collect();
+    let limit = policy.spec.history_limit as usize;
+    if finished.len() <= limit {
+        return Ok(());
+    }
+    finished.sort_by_key(|r| {
+        std::cmp::Reverse(
+            r.status
+                .as_ref()
+                .and_then(|s| s.completed_at.clone())
+                .map(|t| t.0)
+                .or(r.metadata.creation_timestamp.as_ref().map(|t| t.0)),
+        )
+    });
+    let api: Api<PatchRollout> = Api::all(ctx.client.clone());
+    for old in &finished[limit..] {
+        let name = old.name_any();
+        match api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(e) => return Err(Error::api(format!("delete old rollout {name}"), e)),
+        }
+    }
+    Ok(())
+}
+
+async fn write_status(
+    ctx: &Context,
+    policy: &PatchPolicy,
+    status: PatchPolicyStatus,
+) -> Result<()> {
+    if policy.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let name = policy.name_any();
+    let body = json!({"apiVersion": PatchPolicy::api_version(&()), "kind": PatchPolicy::kind(&()), "metadata": {"name": name}, "status": status});
+    let api: Api<PatchPolicy> = Api::all(ctx.client.clone());
+    api.patch_status(
+        &name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(body),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| Error::api(format!("write the status of PatchPolicy {name}"), e))
+}
+
+/// How soon to retry after an error.
+pub fn error_policy(policy: Arc<PatchPolicy>, error: &Error, ctx: Arc<Context>) -> Requeue {
+    ctx.metrics.reconcile_error("policy", error.metric_label());
+    tracing::warn!(policy = %policy.name_any(), %error, "reconcile failed");
+    Requeue::requeue(error.retry_after())
+}
+
+/// The rollouts of a policy, for triggers.
+pub fn rollouts_of(ctx: &Context, policy: &str) -> Vec<ObjectRef<PatchRollout>> {
+    ctx.stores
+        .rollouts
+        .state()
+        .iter()
+        .filter(|r| r.spec.policy == policy)
+        .map(|r| ObjectRef::from_obj(r.as_ref()))
+        .collect()
+}

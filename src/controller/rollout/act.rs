@@ -1,0 +1,459 @@
+//! Carrying out the engine's actions as API calls: locks, drains, updater Jobs, images,
+//! uncordons and releases. Each touches a target in one request, as SPEC 3.3's write budget
+//! wants: the lock with the record and the cordon; the release with the record, the version
+//! and (if due) the uncordon.
+
+use jiff::SignedDuration;
+use k8s_openapi::api::{
+    apps::v1::{DaemonSet, Deployment, StatefulSet},
+    batch::v1::Job,
+    core::v1::{Node, Pod},
+};
+use kube::{
+    Api,
+    api::{DeleteParams, EvictParams, Patch, PatchParams, PostParams},
+};
+use patchpilot_engine::{
+    keys,
+    machine::{Action, Record, RecordState, TargetAction},
+    policy::WorkloadKind,
+    target::{TargetId, TargetKind},
+};
+use serde_json::{Value, json};
+
+use super::{
+    super::{
+        context::{Context, EvictionState, MANAGER},
+        error::{Error, Result},
+    },
+    observe::{self, eviction_obstacle, job_namespace, must_leave},
+};
+use crate::{
+    api::{DrainSpec, PatchRollout, PatchSpec},
+    controller::podwatch::PodScope,
+};
+
+/// What an action needs besides itself.
+pub struct Scene<'a> {
+    /// The rollout.
+    pub rollout: &'a PatchRollout,
+    /// The policy's name.
+    pub policy: &'a str,
+    /// The patch.
+    pub patch: &'a PatchSpec,
+    /// The drain rules.
+    pub drain: &'a DrainSpec,
+}
+
+fn params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(MANAGER.into()),
+        ..PatchParams::default()
+    }
+}
+
+/// Carries out one action.
+pub async fn carry_out(ctx: &Context, scene: &Scene<'_>, action: &TargetAction) -> Result<()> {
+    match action {
+        TargetAction::Lock { target, record } => lock(ctx, scene, target, record).await,
+        TargetAction::Drain { target } => drain(ctx, scene, target, false).await,
+        TargetAction::ForceDrain { target } => drain(ctx, scene, target, true).await,
+        TargetAction::RunUpdater {
+            target,
+            job,
+            action,
+            version,
+            previous_version,
+        } => {
+            run_updater(
+                ctx,
+                scene,
+                target,
+                job,
+                *action,
+                version,
+                previous_version.as_deref(),
+            )
+            .await
+        }
+        TargetAction::SetImages { target, images } => {
+            let containers: Vec<Value> = images
+                .iter()
+                .map(|i| json!({"name": i.container, "image": i.image}))
+                .collect();
+            patch_workload(
+                ctx,
+                target,
+                Patch::Strategic(
+                    json!({"spec": {"template": {"spec": {"containers": containers}}}}),
+                ),
+            )
+            .await
+        }
+        TargetAction::Uncordon { target, record } => {
+            let body = json!({"metadata": {"annotations": {keys::record(scene.policy): record.to_annotation()}}, "spec": {"unschedulable": false}});
+            patch_node(ctx, target, body).await
+        }
+        TargetAction::Release {
+            target,
+            record,
+            version,
+            uncordon,
+        } => release(ctx, scene, target, record, version.as_deref(), *uncordon).await,
+        TargetAction::MarkFailed { target, record } => {
+            let body = json!({"metadata": {"annotations": {keys::record(scene.policy): record.to_annotation()}}});
+            patch_target(ctx, target, body).await
+        }
+        TargetAction::Unlock { target } => {
+            let body = json!({"metadata": {"annotations": {keys::LOCK: null}, "labels": {keys::LOCKED_LABEL: null}}});
+            patch_target(ctx, target, body).await
+        }
+        TargetAction::PauseRollout => {
+            let rollouts: Api<PatchRollout> = Api::all(ctx.client.clone());
+            let name = scene.rollout.metadata.name.as_deref().unwrap_or("");
+            rollouts
+                .patch(
+                    name,
+                    &params(),
+                    &Patch::Merge(json!({"spec": {"paused": true}})),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| Error::api(format!("pause rollout {name}"), e))
+        }
+    }
+}
+
+fn node_name(target: &TargetId) -> &str {
+    target.as_str().trim_start_matches("Node/")
+}
+
+async fn patch_node(ctx: &Context, target: &TargetId, body: Value) -> Result<()> {
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    nodes
+        .patch(node_name(target), &params(), &Patch::Merge(body))
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::api(format!("patch {target}"), e))
+}
+
+/// Patches any target's metadata (merge patch).
+async fn patch_target(ctx: &Context, target: &TargetId, body: Value) -> Result<()> {
+    match TargetId::parse(target.as_str()) {
+        Some((TargetKind::Node, _, _)) => patch_node(ctx, target, body).await,
+        _ => patch_workload(ctx, target, Patch::Merge(body)).await,
+    }
+}
+
+async fn patch_workload(ctx: &Context, target: &TargetId, patch: Patch<Value>) -> Result<()> {
+    let Some((TargetKind::Workload(kind), Some(namespace), name)) =
+        TargetId::parse(target.as_str())
+    else {
+        return Err(Error::Conflict(format!("{target} is not a workload")));
+    };
+    let client = ctx.client.clone();
+    let outcome = match kind {
+        WorkloadKind::Deployment => Api::<Deployment>::namespaced(client, namespace)
+            .patch(name, &params(), &patch)
+            .await
+            .map(|_| ()),
+        WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client, namespace)
+            .patch(name, &params(), &patch)
+            .await
+            .map(|_| ()),
+        WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(client, namespace)
+            .patch(name, &params(), &patch)
+            .await
+            .map(|_| ()),
+    };
+    outcome.map_err(|e| Error::api(format!("patch {target}"), e))
+}
+
+/// Takes the lock: one read of the target (its current state), one write carrying the read's
+/// resource version, so that the lock is only taken on the state that was seen.
+async fn lock(ctx: &Context, scene: &Scene<'_>, target: &TargetId, record: &Record) -> Result<()> {
+    let rollout = scene.rollout.metadata.name.clone().unwrap_or_default();
+    let mut record = record.clone();
+    let version_key = keys::version(scene.policy);
+    match TargetId::parse(target.as_str()) {
+        Some((TargetKind::Node, _, name)) => {
+            let nodes: Api<Node> = Api::all(ctx.client.clone());
+            let node = nodes
+                .get(name)
+                .await
+                .map_err(|e| Error::api(format!("read {target}"), e))?;
+            if node
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(keys::LOCK))
+                .is_some_and(|holder| *holder != rollout)
+            {
+                return Err(Error::Conflict(format!(
+                    "{target} is locked by another rollout"
+                )));
+            }
+            let schedulable = !node
+                .spec
+                .as_ref()
+                .and_then(|s| s.unschedulable)
+                .unwrap_or(false);
+            record.cordoned = schedulable;
+            record.boot_id = node
+                .status
+                .as_ref()
+                .and_then(|s| s.node_info.as_ref())
+                .map(|i| i.boot_id.clone());
+            if record.state == RecordState::Applying {
+                record.previous_version = node
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(&version_key))
+                    .cloned();
+            }
+            let mut body = json!({"metadata": {
+                "resourceVersion": node.metadata.resource_version,
+                "annotations": {keys::LOCK: rollout, keys::record(scene.policy): record.to_annotation()},
+                "labels": {keys::LOCKED_LABEL: "true"},
+            }});
+            if schedulable {
+                body["spec"] = json!({"unschedulable": true});
+            }
+            nodes
+                .patch(name, &params(), &Patch::Merge(body))
+                .await
+                .map(|_| ())
+                .map_err(|e| Error::api(format!("lock {target}"), e))
+        }
+        Some((TargetKind::Workload(kind), Some(namespace), name)) => {
+            let (meta, images) = match kind {
+                WorkloadKind::Deployment => {
+                    let w = Api::<Deployment>::namespaced(ctx.client.clone(), namespace)
+                        .get(name)
+                        .await
+                        .map_err(|e| Error::api(format!("read {target}"), e))?;
+                    (
+                        w.metadata.clone(),
+                        observe::Workload::Deployment(w.into()).images(),
+                    )
+                }
+                WorkloadKind::StatefulSet => {
+                    let w = Api::<StatefulSet>::namespaced(ctx.client.clone(), namespace)
+                        .get(name)
+                        .await
+                        .map_err(|e| Error::api(format!("read {target}"), e))?;
+                    (
+                        w.metadata.clone(),
+                        observe::Workload::StatefulSet(w.into()).images(),
+                    )
+                }
+                WorkloadKind::DaemonSet => {
+                    let w = Api::<DaemonSet>::namespaced(ctx.client.clone(), namespace)
+                        .get(name)
+                        .await
+                        .map_err(|e| Error::api(format!("read {target}"), e))?;
+                    (
+                        w.metadata.clone(),
+                        observe::Workload::DaemonSet(w.into()).images(),
+                    )
+                }
+            };
+            if meta
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(keys::LOCK))
+                .is_some_and(|holder| *holder != rollout)
+            {
+                return Err(Error::Conflict(format!(
+                    "{target} is locked by another rollout"
+                )));
+            }
+            let desired = match record.state {
+                RecordState::Applying => {
+                    record.previous_version = meta
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(&version_key))
+                        .cloned();
+                    record.images = images.clone();
+                    let patches = crate::api::convert::image_patches(scene.patch);
+                    patchpilot_engine::image::patched(&images, &patches)
+                }
+                _ => record.images.clone(),
+            };
+            let containers: Vec<Value> = desired
+                .iter()
+                .map(|i| json!({"name": i.container, "image": i.image}))
+                .collect();
+            let body = json!({
+                "metadata": {
+                    "resourceVersion": meta.resource_version,
+                    "annotations": {keys::LOCK: rollout, keys::record(scene.policy): record.to_annotation()},
+                    "labels": {keys::LOCKED_LABEL: "true"},
+                },
+                "spec": {"template": {"spec": {"containers": containers}}},
+            });
+            patch_workload(ctx, target, Patch::Strategic(body)).await
+        }
+        _ => Err(Error::Conflict(format!("{target} is not a target"))),
+    }
+}
+
+/// Evicts the node's pods that may go, each with its own back-off after refusals.
+async fn drain(ctx: &Context, scene: &Scene<'_>, target: &TargetId, force: bool) -> Result<()> {
+    let Some(pods) = ctx.pods.pods(&PodScope::Node(node_name(target).to_owned())) else {
+        return Ok(());
+    };
+    let now = ctx.clock.now();
+    for pod in pods
+        .iter()
+        .filter(|p| must_leave(p, scene.drain) && p.metadata.deletion_timestamp.is_none())
+    {
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let key = format!("{namespace}/{name}");
+        let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+        if force {
+            match api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => ctx.set_eviction(&key, None),
+                Err(kube::Error::Api(status)) if status.code == 404 => ctx.set_eviction(&key, None),
+                Err(e) => return Err(Error::api(format!("delete pod {key}"), e)),
+            }
+            continue;
+        }
+        if eviction_obstacle(pod, scene.drain).is_some() {
+            continue;
+        }
+        let previous = ctx.eviction(&key);
+        if previous.as_ref().is_some_and(|p| p.next_try > now) {
+            continue;
+        }
+        match api.evict(&name, &EvictParams::default()).await {
+            Ok(_) => ctx.set_eviction(&key, None),
+            Err(kube::Error::Api(status)) if status.code == 404 => ctx.set_eviction(&key, None),
+            Err(kube::Error::Api(status)) if status.code == 429 => {
+                let interval = previous.map_or(SignedDuration::from_secs(5), |p| {
+                    (p.interval * 2).min(SignedDuration::from_secs(60))
+                });
+                let budget = status
+                    .details
+                    .as_ref()
+                    .and_then(|d| d.causes.iter().find(|c| c.reason == "DisruptionBudget"))
+                    .and_then(|c| c.message.split_whitespace().nth(3).map(str::to_owned))
+                    .map(|budget| format!("{namespace}/{budget}"));
+                let next_try = now.saturating_add(interval).unwrap_or(now);
+                ctx.set_eviction(
+                    &key,
+                    Some(EvictionState {
+                        next_try,
+                        interval,
+                        blocked_by: budget.or(Some("PodDisruptionBudget".into())),
+                    }),
+                );
+            }
+            Err(e) => return Err(Error::api(format!("evict pod {key}"), e)),
+        }
+    }
+    Ok(())
+}
+
+/// Creates the updater Job: the policy's pod template pinned to the node, tolerating its
+/// cordon, with the `PATCHPILOT_*` environment.
+#[allow(clippy::too_many_arguments)]
+async fn run_updater(
+    ctx: &Context,
+    scene: &Scene<'_>,
+    target: &TargetId,
+    job: &str,
+    action: Action,
+    version: &str,
+    previous_version: Option<&str>,
+) -> Result<()> {
+    let Some(updater) = &scene.patch.updater else {
+        return Err(Error::Conflict("the patch has no updater".into()));
+    };
+    let node = node_name(target);
+    let rollout = scene.rollout.metadata.name.clone().unwrap_or_default();
+    let mut template = serde_json::to_value(&updater.template.0).unwrap_or_default();
+    template["spec"]["nodeName"] = json!(node);
+    template["spec"]["restartPolicy"] = json!("Never");
+    let tolerations = template["spec"]["tolerations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut tolerations = tolerations;
+    tolerations.push(json!({"operator": "Exists"}));
+    template["spec"]["tolerations"] = json!(tolerations);
+    let env = json!([
+        {"name": "PATCHPILOT_ACTION", "value": action.as_str()},
+        {"name": "PATCHPILOT_VERSION", "value": version},
+        {"name": "PATCHPILOT_PREVIOUS_VERSION", "value": previous_version.unwrap_or("")},
+        {"name": "PATCHPILOT_NODE", "value": node},
+    ]);
+    if let Some(containers) = template["spec"]["containers"].as_array_mut() {
+        for container in containers {
+            let mut merged = container["env"].as_array().cloned().unwrap_or_default();
+            merged.extend(env.as_array().cloned().unwrap_or_default());
+            container["env"] = json!(merged);
+        }
+    }
+    template["metadata"]["labels"][keys::ROLLOUT_LABEL] = json!(rollout);
+    let body = json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job,
+            "namespace": job_namespace(),
+            "labels": {keys::ROLLOUT_LABEL: rollout, "app.kubernetes.io/managed-by": "patchpilot", "app.kubernetes.io/component": "updater"},
+            "annotations": {"patchpilot.dev/target": target.to_string(), "patchpilot.dev/action": action.as_str()},
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": updater.timeout.as_millis().div_ceil(1000).max(1),
+            "ttlSecondsAfterFinished": 86_400,
+            "template": template,
+        },
+    });
+    let job: Job = serde_json::from_value(body)
+        .map_err(|e| Error::Conflict(format!("the updater template is not a pod template: {e}")))?;
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &job_namespace());
+    match jobs
+        .create(
+            &PostParams {
+                field_manager: Some(MANAGER.into()),
+                ..PostParams::default()
+            },
+            &job,
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(e) => Err(Error::api(format!("create the updater Job of {target}"), e)),
+    }
+}
+
+/// Writes the final record and version and releases the lock, in one request.
+async fn release(
+    ctx: &Context,
+    scene: &Scene<'_>,
+    target: &TargetId,
+    record: &Record,
+    version: Option<&str>,
+    uncordon: bool,
+) -> Result<()> {
+    let mut body = json!({"metadata": {
+        "annotations": {keys::LOCK: null, keys::record(scene.policy): record.to_annotation(), keys::version(scene.policy): version},
+        "labels": {keys::LOCKED_LABEL: null},
+    }});
+    if uncordon {
+        body["spec"] = json!({"unschedulable": false});
+    }
+    let outcome = format!("{:?}", record.state);
+    let seconds = ctx.clock.now().duration_since(record.started).as_secs_f64();
+    patch_target(ctx, target, body).await?;
+    let kind = target.as_str().split('/').next().unwrap_or("");
+    ctx.metrics.target_finished(kind, &outcome, seconds);
+    Ok(())
+}

@@ -1,0 +1,666 @@
+//! The cluster as the engine needs to see it: candidates from the metadata caches, and the
+//! live state and health of the targets in progress, from the full caches and pod watches.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::{
+    api::{
+        apps::v1::{DaemonSet, Deployment, StatefulSet},
+        batch::v1::Job,
+        core::v1::{Node, Pod},
+    },
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
+use kube::runtime::reflector::ObjectRef;
+use patchpilot_engine::{
+    image::ContainerImage,
+    machine::{
+        Action, JobFacts, JobState, Live, NodeFacts, Observed, Record, RecordState, WorkloadFacts,
+        WorkloadRollout,
+    },
+    plan::{Namespaces, Scope, TargetRules},
+    policy::WorkloadKind,
+    rollout::Step,
+    target::{Candidate, TargetId, TargetKind},
+};
+
+use super::{
+    super::{
+        candidates::{self, ObjectKind},
+        context::Context,
+        podwatch::PodScope,
+    },
+    health::{self, Subject},
+};
+use crate::api::{DrainSpec, HealthCheck};
+
+/// The candidates and namespaces a policy's rules look at.
+pub fn candidates(ctx: &Context, rules: &TargetRules) -> (Vec<Candidate>, Namespaces) {
+    let mut namespaces = Namespaces::new();
+    let candidates = match &rules.scope {
+        Scope::Nodes { .. } => ctx
+            .stores
+            .nodes
+            .state()
+            .iter()
+            .filter_map(|n| candidates::candidate(ObjectKind::Node, &n.metadata))
+            .collect(),
+        Scope::Workloads { kinds, .. } => {
+            for namespace in ctx.stores.namespaces.state() {
+                candidates::add_namespace(&mut namespaces, &namespace.metadata);
+            }
+            let mut found = Vec::new();
+            for kind in kinds {
+                let metas: Vec<ObjectMeta> = match kind {
+                    WorkloadKind::Deployment => ctx
+                        .stores
+                        .deployments
+                        .state()
+                        .iter()
+                        .map(|d| d.metadata.clone())
+                        .collect(),
+                    WorkloadKind::StatefulSet => ctx
+                        .stores
+                        .statefulsets
+                        .state()
+                        .iter()
+                        .map(|d| d.metadata.clone())
+                        .collect(),
+                    WorkloadKind::DaemonSet => ctx
+                        .stores
+                        .daemonsets
+                        .state()
+                        .iter()
+                        .map(|d| d.metadata.clone())
+                        .collect(),
+                };
+                found.extend(
+                    metas
+                        .iter()
+                        .filter_map(|m| candidates::candidate(ObjectKind::Workload(*kind), m)),
+                );
+            }
+            found
+        }
+    };
+    (candidates, namespaces)
+}
+
+/// A workload in progress, in full.
+pub enum Workload {
+    /// A Deployment.
+    Deployment(Arc<Deployment>),
+    /// A StatefulSet.
+    StatefulSet(Arc<StatefulSet>),
+    /// A DaemonSet.
+    DaemonSet(Arc<DaemonSet>),
+}
+
+impl Workload {
+    /// The locked workload a target names, from the full caches.
+    pub fn of(ctx: &Context, kind: WorkloadKind, namespace: &str, name: &str) -> Option<Self> {
+        match kind {
+            WorkloadKind::Deployment => ctx
+                .stores
+                .locked_deployments
+                .get(&ObjectRef::new(name).within(namespace))
+                .map(Workload::Deployment),
+            WorkloadKind::StatefulSet => ctx
+                .stores
+                .locked_statefulsets
+                .get(&ObjectRef::new(name).within(namespace))
+                .map(Workload::StatefulSet),
+            WorkloadKind::DaemonSet => ctx
+                .stores
+                .locked_daemonsets
+                .get(&ObjectRef::new(name).within(namespace))
+                .map(Workload::DaemonSet),
+        }
+    }
+
+    fn template(&self) -> Option<&k8s_openapi::api::core::v1::PodTemplateSpec> {
+        match self {
+            Workload::Deployment(d) => d.spec.as_ref().map(|s| &s.template),
+            Workload::StatefulSet(s) => s.spec.as_ref().map(|s| &s.template),
+            Workload::DaemonSet(d) => d.spec.as_ref().map(|s| &s.template),
+        }
+    }
+
+    /// The containers' images.
+    pub fn images(&self) -> Vec<ContainerImage> {
+        self.template()
+            .and_then(|t| t.spec.as_ref())
+            .map(|s| {
+                s.containers
+                    .iter()
+                    .map(|c| ContainerImage {
+                        container: c.name.clone(),
+                        image: c.image.clone().unwrap_or_default(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The label selector of the workload's pods, in query syntax.
+    pub fn selector(&self) -> Option<String> {
+        let selector = match self {
+            Workload::Deployment(d) => d.spec.as_ref().map(|s| &s.selector),
+            Workload::StatefulSet(s) => s.spec.as_ref().map(|s| &s.selector),
+            Workload::DaemonSet(d) => d.spec.as_ref().map(|s| &s.selector),
+        }?;
+        let labels = selector.match_labels.as_ref()?;
+        (!labels.is_empty()).then(|| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+    }
+
+    /// How the workload's own rollout is doing, judged as `kubectl rollout status` does.
+    pub fn rollout(&self) -> WorkloadRollout {
+        match self {
+            Workload::Deployment(d) => deployment_rollout(d),
+            Workload::StatefulSet(s) => statefulset_rollout(s),
+            Workload::DaemonSet(d) => daemonset_rollout(d),
+        }
+    }
+}
+
+fn observed(meta: &ObjectMeta, observed: Option<i64>) -> bool {
+    observed.unwrap_or(0) >= meta.generation.unwrap_or(0)
+}
+
+fn deployment_rollout(d: &Deployment) -> WorkloadRollout {
+    let (spec, status) = (d.spec.as_ref(), d.status.clone().unwrap_or_default());
+    if !observed(&d.metadata, status.observed_generation) {
+        return WorkloadRollout::Progressing(
+            "waiting for the deployment spec update to be observed".into(),
+        );
+    }
+    let deadline = status.conditions.iter().flatten().find(|c| {
+        c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    });
+    if let Some(condition) = deadline {
+        return WorkloadRollout::Failed(
+            condition
+                .message
+                .clone()
+                .unwrap_or_else(|| "progress deadline exceeded".into()),
+        );
+    }
+    let replicas = spec.and_then(|s| s.replicas).unwrap_or(1);
+    let updated = status.updated_replicas.unwrap_or(0);
+    if updated < replicas {
+        return WorkloadRollout::Progressing(format!(
+            "{updated} out of {replicas} new replicas have been updated"
+        ));
+    }
+    if status.replicas.unwrap_or(0) > updated {
+        return WorkloadRollout::Progressing(format!(
+            "{} old replicas are pending termination",
+            status.replicas.unwrap_or(0) - updated
+        ));
+    }
+    if status.available_replicas.unwrap_or(0) < updated {
+        return WorkloadRollout::Progressing(format!(
+            "{} of {updated} updated replicas are available",
+            status.available_replicas.unwrap_or(0)
+        ));
+    }
+    WorkloadRollout::Complete
+}
+
+fn statefulset_rollout(s: &StatefulSet) -> WorkloadRollout {
+    let (spec, status) = (s.spec.as_ref(), s.status.clone().unwrap_or_default());
+    if !observed(&s.metadata, status.observed_generation) {
+        return WorkloadRollout::Progressing(
+            "waiting for the statefulset spec update to be observed".into(),
+        );
+    }
+    let replicas = spec.and_then(|s| s.replicas).unwrap_or(1);
+    if status.ready_replicas.unwrap_or(0) < replicas {
+        return WorkloadRollout::Progressing(format!(
+            "{} of {replicas} pods are ready",
+            status.ready_replicas.unwrap_or(0)
+        ));
+    }
+    let partition = spec
+        .and_then(|s| s.update_strategy.as_ref())
+        .and_then(|u| u.rolling_update.as_ref())
+        .and_then(|r| r.partition)
+        .unwrap_or(0);
+    if partition > 0 {
+        let wanted = replicas - partition;
+        if status.updated_replicas.unwrap_or(0) < wanted {
+            return WorkloadRollout::Progressing(format!(
+                "{} of {wanted} pods updated past partition {partition}",
+                status.updated_replicas.unwrap_or(0)
+            ));
+        }
+        return WorkloadRollout::Complete;
+    }
+    if status.update_revision.is_some() && status.update_revision != status.current_revision {
+        return WorkloadRollout::Progressing(format!(
+            "{} of {replicas} pods at the new revision",
+            status.updated_replicas.unwrap_or(0)
+        ));
+    }
+    WorkloadRollout::Complete
+}
+
+fn daemonset_rollout(d: &DaemonSet) -> WorkloadRollout {
+    let status = d.status.clone().unwrap_or_default();
+    if !observed(&d.metadata, status.observed_generation) {
+        return WorkloadRollout::Progressing(
+            "waiting for the daemon set spec update to be observed".into(),
+        );
+    }
+    let desired = status.desired_number_scheduled;
+    if status.updated_number_scheduled.unwrap_or(0) < desired {
+        return WorkloadRollout::Progressing(format!(
+            "{} out of {desired} new pods have been updated",
+            status.updated_number_scheduled.unwrap_or(0)
+        ));
+    }
+    if status.number_available.unwrap_or(0) < desired {
+        return WorkloadRollout::Progressing(format!(
+            "{} of {desired} updated pods are available",
+            status.number_available.unwrap_or(0)
+        ));
+    }
+    WorkloadRollout::Complete
+}
+
+/// Where updater and health-check Jobs run.
+pub fn job_namespace() -> String {
+    std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "patchpilot-system".into())
+}
+
+/// The pod watches the targets in progress need.
+pub fn pod_scopes(ctx: &Context, targets: &[TargetId]) -> Vec<PodScope> {
+    targets
+        .iter()
+        .filter_map(|target| match TargetId::parse(target.as_str())? {
+            (TargetKind::Node, _, name) => Some(PodScope::Node(name.to_owned())),
+            (TargetKind::Workload(kind), Some(namespace), name) => {
+                let selector = Workload::of(ctx, kind, namespace, name)?.selector()?;
+                Some(PodScope::Workload {
+                    namespace: namespace.to_owned(),
+                    selector,
+                })
+            }
+            (TargetKind::Workload(_), None, _) => None,
+        })
+        .collect()
+}
+
+fn job_facts(job: &Job) -> JobFacts {
+    let conditions = job
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let holds = |kind: &str| {
+        conditions
+            .iter()
+            .find(|c| c.type_ == kind && c.status == "True")
+    };
+    if let Some(failed) = holds("Failed") {
+        let reason = failed.reason.clone().unwrap_or_default();
+        let message = failed.message.clone().unwrap_or_default();
+        return JobFacts {
+            state: JobState::Failed,
+            finished: failed.last_transition_time.as_ref().map(|t| t.0),
+            message: Some(format!("{reason}: {message}")),
+        };
+    }
+    if holds("Complete").is_some() {
+        let finished = job
+            .status
+            .as_ref()
+            .and_then(|s| s.completion_time.as_ref())
+            .map(|t| t.0);
+        return JobFacts {
+            state: JobState::Succeeded,
+            finished,
+            message: None,
+        };
+    }
+    JobFacts {
+        state: JobState::Running,
+        finished: None,
+        message: None,
+    }
+}
+
+/// The Job of a name in the Jobs namespace, from the cache.
+pub fn job(ctx: &Context, name: &str) -> Option<Arc<Job>> {
+    ctx.stores
+        .jobs
+        .get(&ObjectRef::new(name).within(&job_namespace()))
+}
+
+fn is_patchpilot_pod(pod: &Pod) -> bool {
+    pod.metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(patchpilot_engine::keys::ROLLOUT_LABEL))
+}
+
+/// Why a pod on a node being drained cannot simply be evicted, if it cannot.
+pub fn eviction_obstacle(pod: &Pod, drain: &DrainSpec) -> Option<String> {
+    let uses_empty_dir = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .is_some_and(|v| v.iter().any(|v| v.empty_dir.is_some()));
+    if uses_empty_dir && !drain.delete_empty_dir_data {
+        return Some("uses emptyDir (set drain.deleteEmptyDirData)".into());
+    }
+    let managed = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true));
+    if !managed && !drain.force {
+        return Some("not managed by a controller (set drain.force)".into());
+    }
+    None
+}
+
+/// Whether a pod must leave a node before its updater runs: not finished, not a mirror pod,
+/// not one of patchpilot's own, and not a DaemonSet pod when those are ignored.
+pub fn must_leave(pod: &Pod, drain: &DrainSpec) -> bool {
+    let finished = matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    );
+    let mirror = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
+    let daemon = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == "DaemonSet");
+    !(finished || mirror || is_patchpilot_pod(pod) || (daemon && drain.ignore_daemon_sets))
+}
+
+fn node_ready_since(node: &Node) -> Option<Timestamp> {
+    node.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map(|t| t.0)
+}
+
+/// Everything needed to observe the targets of one rollout.
+pub struct Observation<'a> {
+    /// The rollout's name.
+    pub rollout: &'a str,
+    /// The policy's name (it keys the records).
+    pub policy: &'a str,
+    /// The drain rules.
+    pub drain: &'a DrainSpec,
+    /// The health checks.
+    pub checks: &'a [HealthCheck],
+    /// The candidates (with their annotations).
+    pub candidates: &'a [Candidate],
+    /// Each target's step and its start, from the last status.
+    pub steps: &'a BTreeMap<TargetId, (Step, Timestamp)>,
+    /// How long a pod may take to turn Ready after it was scheduled (`health.timeout`).
+    pub startup: SignedDuration,
+}
+
+impl Observation<'_> {
+    /// A target's record of this policy, as its annotations show it.
+    pub fn record(&self, target: &TargetId) -> Option<Record> {
+        let candidate = self.candidates.iter().find(|c| &c.id == target)?;
+        Record::read(&candidate.annotations, self.policy)
+    }
+}
+
+/// The live state and health of `targets`; targets not observable yet are left out (the
+/// engine waits for them).
+pub async fn facts(
+    ctx: &Context,
+    observation: &Observation<'_>,
+    targets: &[TargetId],
+) -> BTreeMap<TargetId, Observed> {
+    let mut facts = BTreeMap::new();
+    for target in targets {
+        let record = observation.record(target);
+        let soaking_since = observation
+            .steps
+            .get(target)
+            .filter(|(step, _)| *step == Step::Soaking)
+            .map(|(_, since)| *since);
+        let observed = match TargetId::parse(target.as_str()) {
+            Some((TargetKind::Node, _, name)) => {
+                node(
+                    ctx,
+                    observation,
+                    target,
+                    name,
+                    record.as_ref(),
+                    soaking_since,
+                )
+                .await
+            }
+            Some((TargetKind::Workload(kind), Some(namespace), name)) => {
+                workload(
+                    ctx,
+                    observation,
+                    target,
+                    kind,
+                    namespace,
+                    name,
+                    soaking_since,
+                )
+                .await
+            }
+            _ => None,
+        };
+        if let Some(observed) = observed {
+            facts.insert(target.clone(), observed);
+        }
+    }
+    facts
+}
+
+async fn node(
+    ctx: &Context,
+    observation: &Observation<'_>,
+    target: &TargetId,
+    name: &str,
+    record: Option<&Record>,
+    soaking_since: Option<Timestamp>,
+) -> Option<Observed> {
+    let node = ctx.stores.locked_nodes.get(&ObjectRef::new(name))?;
+    let pods = ctx.pods.pods(&PodScope::Node(name.to_owned()))?;
+    let leaving: Vec<&Arc<Pod>> = pods
+        .iter()
+        .filter(|p| must_leave(p, observation.drain))
+        .collect();
+    let pod_key = |p: &Pod| {
+        format!(
+            "{}/{}",
+            p.metadata.namespace.as_deref().unwrap_or(""),
+            p.metadata.name.as_deref().unwrap_or("")
+        )
+    };
+    let blocked = leaving
+        .iter()
+        .filter_map(|p| {
+            let key = pod_key(p);
+            let why = ctx
+                .eviction(&key)
+                .and_then(|e| e.blocked_by)
+                .or_else(|| eviction_obstacle(p, observation.drain))?;
+            Some((key, why))
+        })
+        .collect();
+    let updater = record.and_then(|r| {
+        let action = r.state.in_progress().unwrap_or(Action::Apply);
+        let job = patchpilot_engine::naming::updater_job_name(
+            observation.rollout,
+            name,
+            action.as_str(),
+            r.attempt,
+        );
+        job_facts_of(ctx, &job)
+    });
+    let status = node.status.clone().unwrap_or_default();
+    let live = Live::Node(NodeFacts {
+        unschedulable: node
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false),
+        ready: health::node_ready(Some(&node)).is_ok()
+            || status
+                .conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "True"),
+        ready_since: node_ready_since(&node),
+        boot_id: status
+            .node_info
+            .as_ref()
+            .map(|i| i.boot_id.clone())
+            .unwrap_or_default(),
+        pods_to_evict: leaving.iter().map(|p| pod_key(p)).collect(),
+        blocked,
+        updater,
+    });
+    let jobs = check_jobs(ctx, observation, target, record);
+    let subject = Subject {
+        target,
+        node: Some(&node),
+        pods: &pods,
+        rollout: Ok(()),
+        soaking_since,
+        jobs: &jobs,
+        now: ctx.clock.now(),
+        startup: observation.startup,
+    };
+    let health = health::run(&ctx.http, observation.checks, &subject).await;
+    Some(Observed {
+        live,
+        health: Some(health),
+    })
+}
+
+fn job_facts_of(ctx: &Context, name: &str) -> Option<JobFacts> {
+    job(ctx, name).map(|j| job_facts(&j))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn workload(
+    ctx: &Context,
+    observation: &Observation<'_>,
+    target: &TargetId,
+    kind: WorkloadKind,
+    namespace: &str,
+    name: &str,
+    soaking_since: Option<Timestamp>,
+) -> Option<Observed> {
+    let workload = Workload::of(ctx, kind, namespace, name)?;
+    let selector = workload.selector()?;
+    let pods = ctx.pods.pods(&PodScope::Workload {
+        namespace: namespace.to_owned(),
+        selector,
+    })?;
+    let rollout = workload.rollout();
+    let judged = match &rollout {
+        WorkloadRollout::Complete => Ok(()),
+        WorkloadRollout::Progressing(why) | WorkloadRollout::Failed(why) => Err(why.clone()),
+    };
+    let live = Live::Workload(WorkloadFacts {
+        images: workload.images(),
+        rollout,
+    });
+    let record = observation.record(target);
+    let jobs = check_jobs(ctx, observation, target, record.as_ref());
+    let subject = Subject {
+        target,
+        node: None,
+        pods: &pods,
+        rollout: judged,
+        soaking_since,
+        jobs: &jobs,
+        now: ctx.clock.now(),
+        startup: observation.startup,
+    };
+    let health = health::run(&ctx.http, observation.checks, &subject).await;
+    Some(Observed {
+        live,
+        health: Some(health),
+    })
+}
+
+/// The name of the Job running health check `index` for a target: one per rollout,
+/// target, action (apply or rollback) and attempt (`spec.retry`), so that a rollback or a
+/// retry checks afresh.
+pub fn check_job_name(
+    rollout: &str,
+    target: &TargetId,
+    record: Option<&Record>,
+    index: usize,
+) -> String {
+    let action = match record.map(|r| r.state) {
+        Some(RecordState::RollingBack | RecordState::RolledBack | RecordState::RollbackFailed) => {
+            Action::Rollback
+        }
+        _ => Action::Apply,
+    };
+    let attempt = record.map_or(0, |r| r.attempt);
+    let key = format!(
+        "{rollout}\n{target}\n{}\n{attempt}\ncheck-{index}",
+        action.as_str()
+    );
+    format!(
+        "patchpilot-check-{:012x}",
+        patchpilot_engine::naming::fnv1a(key.as_bytes()) & 0xffff_ffff_ffff
+    )
+}
+
+/// The outcomes of a target's `job` checks so far.
+fn check_jobs(
+    ctx: &Context,
+    observation: &Observation<'_>,
+    target: &TargetId,
+    record: Option<&Record>,
+) -> Vec<(usize, Option<Result<(), String>>)> {
+    observation
+        .checks
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.job.is_some())
+        .map(|(index, _)| {
+            let outcome = job_facts_of(
+                ctx,
+                &check_job_name(observation.rollout, target, record, index),
+            )
+            .and_then(|f| match f.state {
+                JobState::Running => None,
+                JobState::Succeeded => Some(Ok(())),
+                JobState::Failed => Some(Err(f
+                    .message
+                    .unwrap_or_else(|| "the check's Job failed".into()))),
+            });
+            (index, outcome)
+        })
+        .collect()
+}

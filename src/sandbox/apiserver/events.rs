@@ -1,0 +1,93 @@
+//! Events are stored once, as core `v1` Events, and served also as `events.k8s.io/v1`
+//! Events, as the API server does: the operator writes the newer kind, `kubectl describe`
+//! reads the older one.
+
+use serde_json::{Map, Value, json};
+
+/// Field pairs: (`events.k8s.io/v1` name, core `v1` name).
+const RENAMED: &[(&str, &str)] = &[
+    ("regarding", "involvedObject"),
+    ("note", "message"),
+    ("reportingController", "reportingComponent"),
+    ("deprecatedSource", "source"),
+    ("deprecatedFirstTimestamp", "firstTimestamp"),
+    ("deprecatedLastTimestamp", "lastTimestamp"),
+    ("deprecatedCount", "count"),
+];
+
+fn rename(object: &Value, api_version: &str, from_new: bool) -> Value {
+    let Some(map) = object.as_object() else {
+        return object.clone();
+    };
+    let mut out = Map::new();
+    for (key, value) in map {
+        let renamed = RENAMED
+            .iter()
+            .find(|(new, old)| if from_new { new == key } else { old == key })
+            .map(|(new, old)| if from_new { *old } else { *new });
+        out.insert(renamed.unwrap_or(key).to_owned(), value.clone());
+    }
+    out.insert("apiVersion".into(), json!(api_version));
+    out.insert("kind".into(), json!("Event"));
+    Value::Object(out)
+}
+
+/// An `events.k8s.io/v1` Event as the core Event it is stored as.
+pub fn to_core(event: &Value) -> Value {
+    let mut core = rename(event, "v1", true);
+    // Core events name their source; take it from the reporting controller when unset.
+    if core.get("source").is_none()
+        && let Some(component) = core.get("reportingComponent").cloned()
+    {
+        core["source"] = json!({"component": component});
+    }
+    if core.get("firstTimestamp").is_none()
+        && let Some(at) = core.get("eventTime").cloned()
+    {
+        core["firstTimestamp"] = at.clone();
+        core["lastTimestamp"] = at;
+    }
+    core
+}
+
+/// A stored core Event as an `events.k8s.io/v1` Event.
+pub fn from_core(event: &Value) -> Value {
+    rename(event, "events.k8s.io/v1", false)
+}
+
+/// A field of an `events.k8s.io/v1` field selector in core terms.
+pub fn core_field(field: &str) -> String {
+    for (new, old) in RENAMED {
+        if let Some(rest) = field.strip_prefix(new) {
+            return format!("{old}{rest}");
+        }
+    }
+    field.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_between_the_two_apis() {
+        let new = json!({
+            "apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": "e1", "namespace": "default"},
+            "eventTime": "2026-11-28T01:00:00.000000Z",
+            "regarding": {"kind": "PatchRollout", "name": "r"},
+            "note": "wave canary started", "reason": "WaveStarted", "type": "Normal",
+            "reportingController": "patchpilot", "reportingInstance": "patchpilot-0", "action": "Progress"
+        });
+        let core = to_core(&new);
+        assert_eq!(core["apiVersion"], "v1");
+        assert_eq!(core["involvedObject"]["name"], "r");
+        assert_eq!(core["message"], "wave canary started");
+        assert_eq!(core["source"]["component"], "patchpilot");
+        assert_eq!(core["firstTimestamp"], "2026-11-28T01:00:00.000000Z");
+        let back = from_core(&core);
+        assert_eq!(back["note"], "wave canary started");
+        assert_eq!(back["regarding"]["kind"], "PatchRollout");
+        assert_eq!(core_field("regarding.name"), "involvedObject.name");
+    }
+}

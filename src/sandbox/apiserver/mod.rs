@@ -1,0 +1,314 @@
+//! The sandbox's API server: Kubernetes API requests in, responses out, every request in the
+//! audit log. The same handler answers in-process `kube::Client`s and HTTP clients such as
+//! kubectl ([`service`]).
+
+mod audit;
+mod discovery;
+mod events;
+mod faults;
+mod jsonpath;
+mod openapi;
+mod printers;
+mod route;
+mod scale;
+mod service;
+mod table;
+mod verbs;
+mod watch;
+
+use std::{convert::Infallible, sync::Arc};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, header};
+use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+use serde_json::{Value, json};
+
+pub use audit::Audit;
+pub use faults::{Fault, FaultKind, Faults};
+pub use service::{Client as SandboxService, serve};
+
+use super::{status::ApiError, store::Store};
+use route::{Route, Target};
+
+/// A response body: a whole document, or a watch stream.
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// The query parameters of a request.
+#[derive(Clone, Debug, Default)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(query: Option<&str>) -> Self {
+        Params(
+            form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+
+    /// The value of a parameter.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether a boolean parameter is set.
+    pub fn flag(&self, name: &str) -> bool {
+        matches!(self.get(name), Some("true" | "1"))
+    }
+}
+
+/// A request, read whole.
+#[derive(Debug)]
+pub struct Request {
+    /// The method.
+    pub method: Method,
+    /// The path, without the query.
+    pub path: String,
+    /// The query parameters.
+    pub params: Params,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Bytes,
+    /// The client's user name.
+    pub user: String,
+    /// The request URI as received.
+    pub uri: String,
+}
+
+impl Request {
+    /// Reads an HTTP request of `user`.
+    pub fn new(user: &str, parts: http::request::Parts, body: Bytes) -> Self {
+        Request {
+            path: parts.uri.path().to_owned(),
+            params: Params::parse(parts.uri.query()),
+            uri: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned()),
+            method: parts.method,
+            headers: parts.headers,
+            body,
+            user: user.to_owned(),
+        }
+    }
+
+    fn header(&self, name: header::HeaderName) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// What a handler answers.
+pub(crate) enum Reply {
+    /// A JSON document with a status code and warnings.
+    Json(StatusCode, Value, Vec<String>),
+    /// A document already serialized, with its `Content-Type`: aggregated discovery, whose
+    /// media type says which format was chosen, and OpenAPI documents.
+    Document(&'static str, Bytes),
+    /// A stream (watch).
+    Stream(Body),
+}
+
+impl Reply {
+    fn ok(value: Value) -> Self {
+        Reply::Json(StatusCode::OK, value, Vec::new())
+    }
+}
+
+/// The API server of the simulated cluster.
+pub struct ApiServer {
+    store: Arc<Store>,
+    audit: Option<Arc<Audit>>,
+    faults: Faults,
+    /// Write counters of the users someone asked to follow.
+    writes: std::sync::Mutex<std::collections::HashMap<String, tokio::sync::watch::Sender<u64>>>,
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+fn json_response(code: StatusCode, value: &Value, warnings: &[String]) -> http::Response<Body> {
+    let mut builder = http::Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, "application/json");
+    for warning in warnings {
+        builder = builder.header("Warning", format!("299 - {:?}", warning));
+    }
+    builder
+        .body(full(value.to_string()))
+        .unwrap_or_else(|_| http::Response::new(full("{}")))
+}
+
+impl ApiServer {
+    /// An API server over `store`, logging to `audit` and injecting `faults`.
+    pub fn new(store: Arc<Store>, audit: Option<Arc<Audit>>, faults: Faults) -> Self {
+        ApiServer {
+            store,
+            audit,
+            faults,
+            writes: Default::default(),
+        }
+    }
+
+    /// Follows how many writes `user` makes (creates, updates, patches, deletes).
+    pub fn count_writes(&self, user: &str) -> tokio::sync::watch::Receiver<u64> {
+        let mut writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        writes
+            .entry(user.to_owned())
+            .or_insert_with(|| tokio::sync::watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// The store behind it.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, request: Request) -> http::Response<Body> {
+        let received = self.store.now_micros();
+        let routed = route::route(&self.store, &request.path);
+        let (verb, object_ref) = match &routed {
+            Ok(Route::Resource(target)) => (verb(&request, target), Some(object_ref(target))),
+            _ => ("get".to_owned(), None),
+        };
+        let result = match routed {
+            Ok(route) => match self.faults.draw(&request.user, &verb) {
+                Some(fault) => Err(fault),
+                None => self.dispatch(route, &request, &verb).await,
+            },
+            Err(error) => Err(error),
+        };
+        let (response, code, failure) = match result {
+            Ok(Reply::Json(code, value, warnings)) => {
+                (json_response(code, &value, &warnings), code.as_u16(), None)
+            }
+            Ok(Reply::Document(content_type, body)) => {
+                let response = http::Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, content_type)
+                    .header(header::VARY, "Accept")
+                    .body(full(body))
+                    .unwrap_or_else(|_| http::Response::new(full("")));
+                (response, 200, None)
+            }
+            Ok(Reply::Stream(body)) => {
+                let response = http::Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(header::TRANSFER_ENCODING, "chunked")
+                    .body(body)
+                    .unwrap_or_else(|_| http::Response::new(full("")));
+                (response, 200, None)
+            }
+            Err(error) => {
+                let code =
+                    StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let failure = Some((error.reason.to_owned(), error.message.clone()));
+                (
+                    json_response(code, &error.to_status(), &[]),
+                    error.code,
+                    failure,
+                )
+            }
+        };
+        let write = matches!(
+            verb.as_str(),
+            "create" | "update" | "patch" | "delete" | "deletecollection"
+        );
+        if write
+            && let Some(counter) = self
+                .writes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&request.user)
+        {
+            counter.send_modify(|n| *n += 1);
+        }
+        if let Some(audit) = &self.audit {
+            audit.record(&audit::Entry {
+                uri: request.uri.clone(),
+                verb,
+                user: request.user.clone(),
+                user_agent: request.header(header::USER_AGENT).to_owned(),
+                object_ref,
+                code,
+                failure,
+                request_object: if write { body_json(&request) } else { None },
+                received,
+                completed: self.store.now_micros(),
+            });
+        }
+        response
+    }
+
+    async fn dispatch(
+        &self,
+        route: Route,
+        request: &Request,
+        verb: &str,
+    ) -> Result<Reply, ApiError> {
+        match route {
+            Route::Health => Ok(Reply::Json(StatusCode::OK, json!("ok"), Vec::new())),
+            Route::Version => Ok(Reply::ok(discovery::version())),
+            Route::Discovery(which) => discovery::discovery(&self.store, &which, request),
+            Route::OpenApi(path) => openapi::openapi(&self.store, &path, request),
+            Route::Resource(target) => verbs::handle(&self.store, target, request, verb).await,
+        }
+    }
+}
+
+/// The audit verb of a resource request.
+fn verb(request: &Request, target: &Target) -> String {
+    let named = target.name.is_some();
+    match (&request.method, named) {
+        (&Method::GET, true) => "get",
+        (&Method::GET, false) if request.params.flag("watch") => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        _ => "unknown",
+    }
+    .to_owned()
+}
+
+fn object_ref(target: &Target) -> Value {
+    let resource = &target.resource;
+    let mut object_ref = json!({
+        "resource": resource.plural,
+        "apiGroup": resource.group,
+        "apiVersion": resource.version,
+    });
+    if let Some(namespace) = &target.namespace {
+        object_ref["namespace"] = json!(namespace);
+    }
+    if let Some(name) = &target.name {
+        object_ref["name"] = json!(name);
+    }
+    if let Some(subresource) = &target.subresource {
+        object_ref["subresource"] = json!(subresource);
+    }
+    object_ref
+}
+
+/// The request body as JSON (YAML for server-side apply), for the audit log.
+fn body_json(request: &Request) -> Option<Value> {
+    if request.body.is_empty() {
+        return None;
+    }
+    serde_json::from_slice(&request.body)
+        .ok()
+        .or_else(|| serde_yaml_ng::from_slice(&request.body).ok())
+}

@@ -1,0 +1,402 @@
+//! A pod's status as its kubelet reports it, computed from what the kubelet knows of the
+//! pod's containers ([`PodRun`]). Every timestamp comes from that record, never from the
+//! clock, so the same record always gives the same status and unchanged pods are not
+//! written again.
+
+use jiff::Timestamp;
+use serde_json::{Map, Value, json};
+
+use super::{kubelet::PodRun, meta};
+
+/// The conditions the kubelet owns; others (set by other components) are kept.
+const OWN_CONDITIONS: [&str; 5] = [
+    "PodReadyToStartContainers",
+    "Initialized",
+    "Ready",
+    "ContainersReady",
+    "PodScheduled",
+];
+
+/// Where a pod's containers are at `now`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Created, not yet running.
+    Starting,
+    /// Running; Ready or not.
+    Running { ready: bool },
+    /// The node is down: the containers are not Ready.
+    NodeDown(Timestamp),
+    /// Finished at the instant, successfully or not.
+    Finished(Timestamp, bool),
+}
+
+fn stage(run: &PodRun, now: Timestamp) -> Stage {
+    if let Some((at, ok)) = run.finish
+        && at <= now
+        && run.down_since.is_none()
+    {
+        return Stage::Finished(at, ok);
+    }
+    if let Some(since) = run.down_since {
+        return Stage::NodeDown(since);
+    }
+    if now < run.started {
+        return Stage::Starting;
+    }
+    Stage::Running {
+        ready: run.ready.is_some_and(|at| at <= now),
+    }
+}
+
+/// The pod's status at `now`, or `None` while its containers are still being created (the
+/// status it was created with stands until then).
+pub(super) fn pod_status(
+    pod: &Value,
+    run: &PodRun,
+    host_ip: &str,
+    now: Timestamp,
+) -> Option<Value> {
+    let stage = stage(run, now);
+    if stage == Stage::Starting {
+        return None;
+    }
+    let bound = meta::time(run.bound);
+    let names: Vec<&str> = containers(pod, "containers")
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    let unready = format!("containers with unready status: [{}]", names.join(" "));
+    let (phase, ready) = match stage {
+        Stage::Finished(_, true) => ("Succeeded", false),
+        Stage::Finished(_, false) => ("Failed", false),
+        Stage::Running { ready } => ("Running", ready),
+        Stage::NodeDown(_) | Stage::Starting => ("Running", false),
+    };
+    let condition =
+        |kind: &str, on: bool, at: String, reason: Option<&str>, message: Option<&str>| {
+            let mut c = json!({
+                "type": kind,
+                "status": if on { "True" } else { "False" },
+                "lastProbeTime": null,
+                "lastTransitionTime": at,
+            });
+            if let Some(reason) = reason {
+                c["reason"] = json!(reason);
+            }
+            if let Some(message) = message {
+                c["message"] = json!(message);
+            }
+            c
+        };
+    let ready_at = match stage {
+        Stage::Finished(at, _) | Stage::NodeDown(at) => at,
+        Stage::Running { ready: true } => run.ready.unwrap_or(run.started),
+        Stage::Running { ready: false } | Stage::Starting => run.started,
+    };
+    let (ready_reason, ready_message) = match stage {
+        Stage::Finished(..) => (Some("PodCompleted"), None),
+        _ if ready => (None, None),
+        _ => (Some("ContainersNotReady"), Some(unready.as_str())),
+    };
+    let finished = matches!(stage, Stage::Finished(..));
+    let scheduled_at = meta::condition(pod, "PodScheduled")
+        .filter(|c| c["status"] == "True")
+        .and_then(|c| c["lastTransitionTime"].as_str())
+        .map_or_else(|| bound.clone(), str::to_owned);
+    let mut conditions: Vec<Value> = meta::conditions_of(pod)
+        .into_iter()
+        .filter(|c| {
+            !c["type"]
+                .as_str()
+                .is_some_and(|t| OWN_CONDITIONS.contains(&t))
+        })
+        .collect();
+    let sandbox_at = if finished {
+        meta::time(ready_at)
+    } else {
+        bound.clone()
+    };
+    conditions.extend([
+        condition(
+            "PodReadyToStartContainers",
+            !finished,
+            sandbox_at,
+            None,
+            None,
+        ),
+        condition(
+            "Initialized",
+            true,
+            bound.clone(),
+            finished.then_some("PodCompleted"),
+            None,
+        ),
+        condition(
+            "Ready",
+            ready,
+            meta::time(ready_at),
+            ready_reason,
+            ready_message,
+        ),
+        condition(
+            "ContainersReady",
+            ready,
+            meta::time(ready_at),
+            ready_reason,
+            ready_message,
+        ),
+        condition("PodScheduled", true, scheduled_at, None, None),
+    ]);
+    let mut status = pod["status"].as_object().cloned().unwrap_or_default();
+    let ip = if pod["spec"]["hostNetwork"] == true {
+        host_ip
+    } else {
+        run.ip.as_str()
+    };
+    let fields = [
+        ("phase", json!(phase)),
+        ("conditions", Value::Array(conditions)),
+        ("hostIP", json!(host_ip)),
+        ("hostIPs", json!([{"ip": host_ip}])),
+        ("podIP", json!(ip)),
+        ("podIPs", json!([{"ip": ip}])),
+        ("startTime", json!(bound)),
+        (
+            "containerStatuses",
+            Value::Array(container_statuses(pod, run, stage)),
+        ),
+    ];
+    status.extend(fields.map(|(k, v)| (k.to_owned(), v)));
+    let init: Vec<Value> = containers(pod, "initContainers")
+        .map(|c| {
+            let mut s = container_base(pod, c, 0);
+            s["ready"] = json!(true);
+            s["started"] = json!(false);
+            s["state"] =
+                json!({"terminated": terminated(0, "Completed", run.bound, run.bound, &s)});
+            s
+        })
+        .collect();
+    if !init.is_empty() {
+        status.insert("initContainerStatuses".into(), Value::Array(init));
+    }
+    status
+        .entry("qosClass")
+        .or_insert_with(|| json!(qos_class(pod)));
+    Some(Value::Object(status))
+}
+
+/// The containers (or init containers) of a pod's spec.
+fn containers<'a>(pod: &'a Value, field: &str) -> impl Iterator<Item = &'a Value> {
+    pod["spec"][field].as_array().into_iter().flatten()
+}
+
+/// The status of each container.
+fn container_statuses(pod: &Value, run: &PodRun, stage: Stage) -> Vec<Value> {
+    containers(pod, "containers")
+        .map(|container| {
+            let mut s = container_base(pod, container, run.restarts);
+            let (ready, started, state) = match stage {
+                Stage::Finished(at, ok) => {
+                    let (code, reason) = if ok { (0, "Completed") } else { (1, "Error") };
+                    (
+                        false,
+                        false,
+                        json!({"terminated": terminated(code, reason, run.started, at, &s)}),
+                    )
+                }
+                Stage::Running { ready } => (
+                    ready,
+                    true,
+                    json!({"running": {"startedAt": meta::time(run.started)}}),
+                ),
+                Stage::NodeDown(_) | Stage::Starting => (
+                    false,
+                    true,
+                    json!({"running": {"startedAt": meta::time(run.started)}}),
+                ),
+            };
+            s["ready"] = json!(ready);
+            s["started"] = json!(started);
+            s["state"] = state;
+            s["lastState"] = match run.last_run {
+                Some((from, to)) => {
+                    let previous = container_base(pod, container, run.restarts.saturating_sub(1));
+                    json!({"terminated": terminated(1, "Error", from, to, &previous)})
+                }
+                None => json!({}),
+            };
+            s
+        })
+        .collect()
+}
+
+/// The fields of a container status that do not depend on its state.
+fn container_base(pod: &Value, container: &Value, restarts: u32) -> Value {
+    let name = container["name"].as_str().unwrap_or("");
+    let image = container["image"].as_str().unwrap_or("");
+    let id = format!("{}/{name}/{restarts}", meta::uid(pod));
+    json!({
+        "name": name,
+        "image": image,
+        "imageID": image_id(image),
+        "containerID": format!("containerd://{}", meta::hex_id(&id, 64)),
+        "restartCount": restarts,
+    })
+}
+
+/// A terminated state, with the container ID of `base`.
+fn terminated(code: i64, reason: &str, from: Timestamp, to: Timestamp, base: &Value) -> Value {
+    json!({
+        "exitCode": code,
+        "reason": reason,
+        "startedAt": meta::time(from),
+        "finishedAt": meta::time(to),
+        "containerID": base["containerID"],
+    })
+}
+
+/// The image ID a container runtime reports: the repository and a digest.
+fn image_id(image: &str) -> String {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last_slash = without_digest.rfind('/').map_or(0, |i| i + 1);
+    let repository = match without_digest[last_slash..].find(':') {
+        Some(colon) => &without_digest[..last_slash + colon],
+        None => without_digest,
+    };
+    format!(
+        "{repository}@sha256:{}",
+        meta::hex_id(&format!("image/{image}"), 64)
+    )
+}
+
+/// The pod's quality-of-service class from its containers' resources.
+pub(super) fn qos_class(pod: &Value) -> &'static str {
+    let all: Vec<&Value> = containers(pod, "containers")
+        .chain(containers(pod, "initContainers"))
+        .collect();
+    let empty = |v: &Value| v.as_object().is_none_or(Map::is_empty);
+    if all
+        .iter()
+        .all(|c| empty(&c["resources"]["requests"]) && empty(&c["resources"]["limits"]))
+    {
+        return "BestEffort";
+    }
+    let guaranteed = all.iter().all(|c| {
+        let limits = &c["resources"]["limits"];
+        let requests = &c["resources"]["requests"];
+        ["cpu", "memory"]
+            .iter()
+            .all(|r| !limits[r].is_null() && (requests[r].is_null() || requests[r] == limits[r]))
+    });
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).unwrap()
+    }
+
+    fn run() -> PodRun {
+        PodRun {
+            uid: "u".into(),
+            ip: "10.128.0.1".into(),
+            bound: t(0),
+            boot: 0,
+            started: t(5),
+            ready: Some(t(5)),
+            restarts: 0,
+            last_run: None,
+            finish: None,
+            down_since: None,
+        }
+    }
+
+    fn pod() -> Value {
+        json!({
+            "metadata": {"uid": "u"},
+            "spec": {"containers": [{"name": "web", "image": "ghcr.io/acme/web:1.0"}]},
+            "status": {"phase": "Pending"},
+        })
+    }
+
+    #[test]
+    fn a_pod_runs_and_turns_ready_once_started() {
+        assert_eq!(pod_status(&pod(), &run(), "10.0.0.1", t(1)), None);
+        let status = pod_status(&pod(), &run(), "10.0.0.1", t(5)).unwrap();
+        assert_eq!(status["phase"], "Running");
+        assert!(meta::pod_ready(&json!({"status": status})));
+        let c = &status["containerStatuses"][0];
+        assert_eq!(
+            (c["ready"].clone(), c["restartCount"].clone()),
+            (json!(true), json!(0))
+        );
+        assert!(
+            c["imageID"]
+                .as_str()
+                .unwrap()
+                .starts_with("ghcr.io/acme/web@sha256:")
+        );
+        assert_eq!(status["startTime"], meta::time(t(0)));
+        assert_eq!(status["qosClass"], "BestEffort");
+        assert_eq!(pod_status(&pod(), &run(), "10.0.0.1", t(50)), Some(status));
+    }
+
+    #[test]
+    fn restarts_and_node_outages_show_as_not_ready() {
+        let mut crashing = run();
+        crashing.ready = None;
+        crashing.restarts = 2;
+        crashing.last_run = Some((t(5), t(10)));
+        crashing.started = t(10);
+        let status = pod_status(&pod(), &crashing, "h", t(12)).unwrap();
+        assert!(!meta::pod_ready(&json!({"status": status.clone()})));
+        assert_eq!(status["containerStatuses"][0]["restartCount"], 2);
+        assert_eq!(
+            status["containerStatuses"][0]["lastState"]["terminated"]["reason"],
+            "Error"
+        );
+        let mut down = run();
+        down.down_since = Some(t(20));
+        let status = pod_status(&pod(), &down, "h", t(30)).unwrap();
+        let ready = meta::condition(&json!({"status": status}), "Ready")
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            (ready["status"].clone(), ready["lastTransitionTime"].clone()),
+            (json!("False"), json!(meta::time(t(20))))
+        );
+    }
+
+    #[test]
+    fn finished_pods_report_their_exit() {
+        let mut job = run();
+        job.finish = Some((t(30), false));
+        let status = pod_status(&pod(), &job, "h", t(30)).unwrap();
+        assert_eq!(status["phase"], "Failed");
+        assert_eq!(
+            status["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+            1
+        );
+        job.finish = Some((t(30), true));
+        let status = pod_status(&pod(), &job, "h", t(31)).unwrap();
+        assert_eq!(status["phase"], "Succeeded");
+        assert_eq!(
+            status["containerStatuses"][0]["state"]["terminated"]["reason"],
+            "Completed"
+        );
+    }
+
+    #[test]
+    fn image_ids_name_the_repository() {
+        assert!(image_id("nginx:1.25").starts_with("nginx@sha256:"));
+        assert!(image_id("localhost:5000/app").starts_with("localhost:5000/app@sha256:"));
+        assert!(image_id("a/b:c@sha256:x").starts_with("a/b@sha256:"));
+    }
+}

@@ -1,0 +1,475 @@
+//! Running a sandbox: the cluster's behaviour, the scenario's steps, progress output, the
+//! end condition, serving over HTTP, and the final report.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    io::Write as _,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::Arc,
+};
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use super::{
+    SCENARIO_USER, Sandbox,
+    apiserver::{Request, serve},
+    scenario::{Selection, Step},
+    store::{Filter, WatchFrom, WatchItem},
+};
+use crate::sandbox::store::Store;
+
+/// The user of people's kubectl against a served sandbox.
+pub const ADMIN_USER: &str = "sandbox-admin";
+/// The user the operator acts as.
+pub const OPERATOR_USER: &str = "system:serviceaccount:patchpilot-system:patchpilot";
+
+/// The bearer tokens of a served sandbox and the users they stand for.
+pub fn tokens() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("sandbox-admin".to_owned(), ADMIN_USER.to_owned()),
+        ("patchpilot-operator".to_owned(), OPERATOR_USER.to_owned()),
+    ])
+}
+
+/// A kubeconfig for a sandbox served at `address`: context `sandbox` for people (the
+/// current one) and `patchpilot` for the operator.
+pub fn kubeconfig(address: SocketAddr) -> String {
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+  - name: sandbox
+    cluster:
+      server: http://{address}
+users:
+  - name: sandbox-admin
+    user:
+      token: sandbox-admin
+  - name: patchpilot
+    user:
+      token: patchpilot-operator
+contexts:
+  - name: sandbox
+    context: {{cluster: sandbox, user: sandbox-admin, namespace: default}}
+  - name: patchpilot
+    context: {{cluster: sandbox, user: patchpilot}}
+current-context: sandbox
+"
+    )
+}
+
+/// How a run goes.
+pub struct RunOptions {
+    /// Serve over HTTP here and keep running.
+    pub serve: Option<SocketAddr>,
+    /// Where to write the kubeconfig when serving.
+    pub kubeconfig_out: Option<PathBuf>,
+    /// Where to write the report.
+    pub report: Option<PathBuf>,
+    /// Run the operator in the sandbox.
+    pub operator: bool,
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The address could not be bound.
+    #[error("--serve {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file could not be written.
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Prints a progress line stamped with the sandbox's time.
+fn say(store: &Store, line: &str) {
+    let at = store.clock().now().strftime("%Y-%m-%d %H:%M:%S");
+    let mut out = std::io::stdout().lock();
+    // Progress output is best effort: a closed pipe must not stop the simulation.
+    let _ = writeln!(out, "[{at}] {line}");
+}
+
+/// Runs the sandbox: to its end condition, or serving until Ctrl-C.
+pub async fn run(sandbox: Sandbox, options: RunOptions) -> Result<Value, RunError> {
+    let sandbox = Arc::new(sandbox);
+    let store = sandbox.store().clone();
+    let nodes = store
+        .all(&super::resources::ResourceKey {
+            group: String::new(),
+            plural: "nodes".into(),
+        })
+        .len();
+    say(
+        &store,
+        &format!(
+            "sandbox {}: {nodes} nodes; the simulated cluster starts",
+            sandbox.scenario().name
+        ),
+    );
+    let cluster = tokio::spawn(sandbox.cluster().run());
+    for step in sandbox.scenario().spec.steps.clone() {
+        tokio::spawn(run_step(sandbox.clone(), step));
+    }
+    let progress = tokio::spawn(progress(store.clone()));
+    let operator = options
+        .operator
+        .then(|| tokio::spawn(operator(sandbox.clone())));
+    let report = match options.serve {
+        Some(address) => {
+            let listener = TcpListener::bind(address)
+                .await
+                .map_err(|source| RunError::Bind { address, source })?;
+            let bound = listener.local_addr().unwrap_or(address);
+            tokio::spawn(serve(sandbox.server().clone(), listener, tokens()));
+            if let Some(path) = &options.kubeconfig_out {
+                std::fs::write(path, kubeconfig(bound)).map_err(|source| RunError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+                say(
+                    &store,
+                    &format!(
+                        "serving on http://{bound}; try: kubectl --kubeconfig {} get nodes,patchpilot",
+                        path.display()
+                    ),
+                );
+            }
+            say(&store, "press Ctrl-C to stop");
+            let _ = tokio::signal::ctrl_c().await;
+            report(&store)
+        }
+        None => {
+            wait_for_end(&sandbox).await;
+            report(&store)
+        }
+    };
+    cluster.abort();
+    progress.abort();
+    if let Some(operator) = operator {
+        operator.abort();
+    }
+    if let Some(path) = &options.report {
+        let text = serde_json::to_string_pretty(&report).unwrap_or_default() + "\n";
+        std::fs::write(path, text).map_err(|source| RunError::Write {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    say(&store, "the sandbox stops");
+    Ok(report)
+}
+
+/// Runs the operator against the sandbox, as its own user, restarting it when the scenario
+/// says: at given instants, or after every so many of its writes.
+async fn operator(sandbox: Arc<Sandbox>) {
+    let store = sandbox.store().clone();
+    let restarts = sandbox
+        .scenario()
+        .spec
+        .faults
+        .operator_restarts
+        .clone()
+        .unwrap_or_default();
+    let mut instants: Vec<Timestamp> = restarts.at.clone();
+    instants.sort();
+    let mut writes = sandbox.server().count_writes(OPERATOR_USER);
+    let every_writes = restarts.every_writes.filter(|n| *n > 0);
+    let mut generation = 0;
+    loop {
+        generation += 1;
+        let options = crate::controller::Options {
+            metrics_addr: None,
+            leader_election: None,
+            streaming_lists: true,
+            instance: format!("patchpilot-sandbox-{generation}"),
+        };
+        let client = sandbox.client(OPERATOR_USER);
+        let clock = store.clock().clone();
+        let task = tokio::spawn(async move {
+            if let Err(error) =
+                crate::controller::run(client, clock, options, std::future::pending()).await
+            {
+                tracing::error!(%error, "the operator stopped");
+            }
+        });
+        // Wait for the next restart, if any.
+        let now = store.clock().now();
+        instants.retain(|at| *at > now);
+        let at = instants.first().copied();
+        let by_time = async {
+            match at {
+                Some(at) => tokio::time::sleep(store.clock().sleep_for(at)).await,
+                None => std::future::pending().await,
+            }
+        };
+        let by_writes = async {
+            match every_writes {
+                Some(every) => {
+                    let target = *writes.borrow() + every;
+                    let _ = writes.wait_for(|n| *n >= target).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = by_time => {}
+            () = by_writes => {}
+        }
+        task.abort();
+        let _ = task.await;
+        say(
+            &store,
+            &format!("the operator restarts (restart {generation})"),
+        );
+    }
+}
+
+fn rollouts_resource(store: &Store) -> Option<Arc<super::resources::ResourceType>> {
+    store.resource("patchpilot.dev", "v1alpha1", "patchrollouts")
+}
+
+/// Waits until every rollout has finished (if the scenario asks for that and there is at
+/// least one) or the scenario's time is up.
+async fn wait_for_end(sandbox: &Sandbox) {
+    let store = sandbox.store();
+    let spec = &sandbox.scenario().spec;
+    let deadline = store
+        .clock()
+        .now()
+        .saturating_add(spec.end.after.signed())
+        .unwrap_or(Timestamp::MAX);
+    let Some(rollouts) = rollouts_resource(store) else {
+        return;
+    };
+    let Ok(mut watch) = store.watch(&rollouts, Filter::default(), WatchFrom::Current) else {
+        return;
+    };
+    loop {
+        if spec.end.rollouts_finished
+            && all_finished(&store.list(&rollouts, &Filter::default(), 0, None).items)
+        {
+            say(store, "every rollout has finished");
+            return;
+        }
+        let sleep = tokio::time::sleep(store.clock().sleep_for(deadline));
+        tokio::select! {
+            item = watch.rx.recv() => if item.is_none() { return },
+            () = sleep => {
+                say(store, &format!("the scenario's time is up ({})", spec.end.after));
+                return;
+            }
+        }
+    }
+}
+
+fn all_finished(rollouts: &[Arc<Value>]) -> bool {
+    !rollouts.is_empty()
+        && rollouts.iter().all(|r| {
+            matches!(
+                r["status"]["phase"].as_str(),
+                Some("Succeeded" | "RolledBack" | "Failed" | "Superseded")
+            )
+        })
+}
+
+/// The report: each rollout's final phase and target counts.
+pub fn report(store: &Store) -> Value {
+    let rollouts = rollouts_resource(store)
+        .map(|r| store.list(&r, &Filter::default(), 0, None).items)
+        .unwrap_or_default();
+    let rollouts: Vec<Value> = rollouts
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r["metadata"]["name"],
+                "policy": r["spec"]["policy"],
+                "phase": r["status"]["phase"].as_str().unwrap_or("Pending"),
+                "targets": r["status"]["targets"].clone(),
+            })
+        })
+        .collect();
+    json!({"rollouts": rollouts})
+}
+
+/// Prints rollout changes as they happen.
+async fn progress(store: Arc<Store>) {
+    let Some(rollouts) = rollouts_resource(&store) else {
+        return;
+    };
+    let Ok(mut watch) = store.watch(&rollouts, Filter::default(), WatchFrom::Current) else {
+        return;
+    };
+    let mut last: BTreeMap<String, String> = BTreeMap::new();
+    let mut pending = std::mem::take(&mut watch.initial);
+    loop {
+        for item in pending.drain(..) {
+            let WatchItem::Event(kind, rollout) = item else {
+                continue;
+            };
+            let name = rollout["metadata"]["name"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
+            if kind == "DELETED" {
+                last.remove(&name);
+                continue;
+            }
+            let status = &rollout["status"];
+            let wave = match status["wave"]["name"].as_str() {
+                Some(w) => format!(
+                    ", wave {w} ({}/{})",
+                    status["wave"]["index"], status["wave"]["total"]
+                ),
+                None => String::new(),
+            };
+            let line = format!(
+                "rollout {name} ({}): {}{wave}, {} updated{}",
+                rollout["spec"]["policy"].as_str().unwrap_or(""),
+                status["phase"].as_str().unwrap_or("Pending"),
+                status["progress"].as_str().unwrap_or("0/0"),
+                match status["targets"]["failed"].as_u64() {
+                    Some(failed) if failed > 0 => format!(", {failed} failed"),
+                    _ => String::new(),
+                }
+            );
+            if last.get(&name) != Some(&line) {
+                say(&store, &line);
+                last.insert(name, line);
+            }
+        }
+        match watch.rx.recv().await {
+            Some(item) => pending.push(item),
+            None => return,
+        }
+    }
+}
+
+/// Carries out one step: after its delay, whenever objects it selects are in the wanted
+/// state, merges its patch into each of them once, through the API as the scenario's user.
+async fn run_step(sandbox: Arc<Sandbox>, step: Step) {
+    let store = sandbox.store();
+    if let Some(after) = step.after {
+        let at = store
+            .clock()
+            .now()
+            .saturating_add(after.signed())
+            .unwrap_or(Timestamp::MAX);
+        tokio::time::sleep(store.clock().sleep_for(at)).await;
+    }
+    let selection = &step.when;
+    let Some(resource) = store.resource_of(&selection.api_version, &selection.kind) else {
+        say(
+            store,
+            &format!(
+                "step {:?}: the sandbox does not serve {} {}",
+                step.name, selection.api_version, selection.kind
+            ),
+        );
+        return;
+    };
+    let filter = Filter {
+        namespace: selection.namespace.clone(),
+        ..Filter::default()
+    };
+    let Ok(mut watch) = store.watch(&resource, filter, WatchFrom::Current) else {
+        return;
+    };
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    let mut pending = std::mem::take(&mut watch.initial);
+    loop {
+        for item in pending.drain(..) {
+            let WatchItem::Event("ADDED" | "MODIFIED", object) = item else {
+                continue;
+            };
+            let name = object["metadata"]["name"].as_str().unwrap_or("").to_owned();
+            if done.contains(&name) || !selected(&object, selection) {
+                continue;
+            }
+            done.insert(name.clone());
+            let namespace = object["metadata"]["namespace"].as_str();
+            let path = match (resource.namespaced, namespace) {
+                (true, Some(ns)) => format!(
+                    "{}/namespaces/{ns}/{}/{name}",
+                    prefix(&resource.group, &resource.version),
+                    resource.plural
+                ),
+                _ => format!(
+                    "{}/{}/{name}",
+                    prefix(&resource.group, &resource.version),
+                    resource.plural
+                ),
+            };
+            let request = http::Request::builder()
+                .method(http::Method::PATCH)
+                .uri(&path)
+                .header(http::header::CONTENT_TYPE, "application/merge-patch+json")
+                .header(http::header::USER_AGENT, "sandbox-scenario")
+                .body(())
+                .map(|r| r.into_parts().0);
+            let Ok(parts) = request else { continue };
+            let response = sandbox
+                .server()
+                .handle(Request::new(
+                    SCENARIO_USER,
+                    parts,
+                    step.patch.to_string().into(),
+                ))
+                .await;
+            let outcome = if response.status().is_success() {
+                "done".to_owned()
+            } else {
+                format!("failed ({})", response.status())
+            };
+            say(
+                store,
+                &format!(
+                    "step {:?} on {} {name}: {outcome}",
+                    step.name, selection.kind
+                ),
+            );
+        }
+        match watch.rx.recv().await {
+            Some(item) => pending.push(item),
+            None => return,
+        }
+    }
+}
+
+fn prefix(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{group}/{version}")
+    }
+}
+
+/// Whether an object is the one a step waits for.
+fn selected(object: &Value, selection: &Selection) -> bool {
+    let labels = &object["metadata"]["labels"];
+    let labels_match = selection
+        .labels
+        .iter()
+        .all(|(k, v)| labels[k].as_str() == Some(v.as_str()));
+    let field_matches = match (&selection.field, &selection.equals) {
+        (Some(field), Some(expected)) => {
+            field.split('.').try_fold(object, |v, part| v.get(part)) == Some(expected)
+        }
+        _ => true,
+    };
+    labels_match && field_matches
+}

@@ -1,0 +1,437 @@
+//! Scenario files: what the sandbox simulates.
+//!
+//! A scenario file is multi-document YAML: ordinary Kubernetes objects (namespaces, nodes,
+//! workloads, PodDisruptionBudgets…), patchpilot objects, and one `Scenario` object of the
+//! group `sandbox.patchpilot.dev` saying when the simulation starts and ends, what to
+//! generate (nodes across pools and zones, workloads with replicas and budgets), how long
+//! things take, which faults to inject, and which steps a person would take.
+
+use std::{collections::BTreeMap, path::Path};
+
+use jiff::Timestamp;
+use patchpilot_engine::units::Duration;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::cli::{InputError, read_objects};
+
+/// The API version of the `Scenario` kind.
+pub const API_VERSION: &str = "sandbox.patchpilot.dev/v1alpha1";
+
+/// The built-in scenario (the same text as `examples/sandbox-scenario.yaml`).
+pub const BUILT_IN: &str = include_str!("../../examples/sandbox-scenario.yaml");
+
+/// A scenario: its `Scenario` settings and the objects it starts with.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// The settings.
+    pub spec: ScenarioSpec,
+    /// The scenario's name.
+    pub name: String,
+    /// The objects to create, in file order (namespaces and CRDs are created first).
+    pub objects: Vec<Value>,
+}
+
+/// What the `Scenario` object says.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScenarioSpec {
+    /// The virtual instant the simulation starts at, RFC 3339. Default: the current time.
+    #[serde(default)]
+    pub start: Option<Timestamp>,
+    /// When the run ends (without `--serve`).
+    #[serde(default)]
+    pub end: End,
+    /// Seed of the random choices (faults), for reproducible runs.
+    #[serde(default)]
+    pub seed: u64,
+    /// Generated nodes.
+    #[serde(default)]
+    pub nodes: Vec<NodeGroup>,
+    /// Generated workloads.
+    #[serde(default)]
+    pub workloads: Vec<WorkloadGroup>,
+    /// How long things take.
+    #[serde(default)]
+    pub timings: TimingsSpec,
+    /// Faults to inject.
+    #[serde(default)]
+    pub faults: FaultsSpec,
+    /// What a person does during the run.
+    #[serde(default)]
+    pub steps: Vec<Step>,
+}
+
+/// When a run ends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct End {
+    /// At the latest this long after the start. Default 7d.
+    #[serde(default = "a_week")]
+    pub after: Duration,
+    /// As soon as every PatchRollout has finished (and there is at least one). Default true.
+    #[serde(default = "yes")]
+    pub rollouts_finished: bool,
+}
+
+fn a_week() -> Duration {
+    Duration::from_hours(7 * 24)
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for End {
+    fn default() -> Self {
+        End {
+            after: a_week(),
+            rollouts_finished: true,
+        }
+    }
+}
+
+/// Nodes to generate: `count` nodes of a pool spread over zones.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeGroup {
+    /// The pool: label `pool` and the node names `<pool>-<n>`.
+    pub pool: String,
+    /// How many nodes.
+    pub count: usize,
+    /// Zones, round robin (label `topology.kubernetes.io/zone`).
+    #[serde(default)]
+    pub zones: Vec<String>,
+    /// More labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// Taints, as in `spec.taints`.
+    #[serde(default)]
+    pub taints: Vec<Value>,
+    /// How many pods each node takes. Default 110.
+    #[serde(default)]
+    pub pod_capacity: Option<u32>,
+}
+
+/// Workloads to generate.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkloadGroup {
+    /// The namespace (created if missing).
+    pub namespace: String,
+    /// Labels of the namespace.
+    #[serde(default)]
+    pub namespace_labels: BTreeMap<String, String>,
+    /// `Deployment` (default), `StatefulSet` or `DaemonSet`.
+    #[serde(default = "deployment")]
+    pub kind: String,
+    /// The name; with `count` above 1, names are `<name>-<n>`.
+    pub name: String,
+    /// How many workloads. Default 1.
+    #[serde(default = "one")]
+    pub count: usize,
+    /// Replicas of each (Deployments and StatefulSets). Default 2.
+    #[serde(default = "two")]
+    pub replicas: u32,
+    /// The container image.
+    pub image: String,
+    /// Labels of the workload and its pods (`app: <name>` is always set).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// A PodDisruptionBudget for each workload: `minAvailable` or `maxUnavailable`.
+    #[serde(default)]
+    pub pdb: Option<Value>,
+    /// `nodeSelector` of the pods.
+    #[serde(default)]
+    pub node_selector: BTreeMap<String, String>,
+}
+
+fn deployment() -> String {
+    "Deployment".into()
+}
+
+fn one() -> usize {
+    1
+}
+
+fn two() -> u32 {
+    2
+}
+
+/// How long things take in the simulated cluster.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TimingsSpec {
+    /// From binding to Ready. Default 5s.
+    #[serde(default)]
+    pub pod_start: Option<Duration>,
+    /// How long updater Jobs run. Default 2m.
+    #[serde(default)]
+    pub updater: Option<Duration>,
+    /// How long a rebooting node stays NotReady. Default 90s.
+    #[serde(default)]
+    pub reboot: Option<Duration>,
+    /// How long a deleted pod takes to stop. Default 2s.
+    #[serde(default)]
+    pub pod_stop: Option<Duration>,
+}
+
+/// Faults to inject.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultsSpec {
+    /// Updater Jobs that fail.
+    #[serde(default)]
+    pub updater_failures: Vec<UpdaterFailure>,
+    /// Targets that turn unhealthy once patched: `Node/<name>`, `Deployment/<ns>/<name>`…
+    #[serde(default)]
+    pub unhealthy_after_patch: Vec<String>,
+    /// API errors and conflicts for clients.
+    #[serde(default)]
+    pub api: Vec<ApiFaults>,
+    /// Restarts of the operator.
+    #[serde(default)]
+    pub operator_restarts: Option<Restarts>,
+}
+
+/// Updater Jobs that fail on a node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdaterFailure {
+    /// The node.
+    pub node: String,
+    /// `apply` or `rollback`; both when omitted.
+    #[serde(default)]
+    pub action: Option<String>,
+}
+
+/// API faults for the clients whose user name contains `user`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiFaults {
+    /// Part of the user name, like `patchpilot`.
+    pub user: String,
+    /// Share of requests answered with 500, 0 to 1.
+    #[serde(default)]
+    pub error_rate: f64,
+    /// Share of writes answered with 409 Conflict, 0 to 1.
+    #[serde(default)]
+    pub conflict_rate: f64,
+}
+
+/// When the operator restarts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Restarts {
+    /// At these instants.
+    #[serde(default)]
+    pub at: Vec<Timestamp>,
+    /// After every this many writes of the operator.
+    #[serde(default)]
+    pub every_writes: Option<u64>,
+}
+
+/// Something a person does during the run: when the objects `when` selects are in the
+/// given state (and not before `after`), merge `patch` into each of them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Step {
+    /// What the step does, for the progress output.
+    pub name: String,
+    /// Not before this long after the start.
+    #[serde(default)]
+    pub after: Option<Duration>,
+    /// Which objects, in which state.
+    pub when: Selection,
+    /// A JSON merge patch applied to each selected object, once.
+    pub patch: Value,
+}
+
+/// Objects a step acts on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Selection {
+    /// Their `apiVersion`.
+    pub api_version: String,
+    /// Their `kind`.
+    pub kind: String,
+    /// Their namespace, for namespaced kinds.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Labels they carry.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// A field (dotted path, like `status.phase`) …
+    #[serde(default)]
+    pub field: Option<String>,
+    /// … and the value it must have.
+    #[serde(default)]
+    pub equals: Option<Value>,
+}
+
+impl Scenario {
+    /// Reads a scenario file.
+    pub fn read(file: &Path) -> Result<Self, InputError> {
+        Self::from_objects(file, read_objects(file)?)
+    }
+
+    /// Reads a scenario from text; `file` names it in errors.
+    pub fn parse(file: &Path, text: &str) -> Result<Self, InputError> {
+        Self::from_objects(file, crate::cli::parse_objects(file, text)?)
+    }
+
+    /// The built-in scenario.
+    pub fn built_in() -> Self {
+        Self::parse(Path::new("examples/sandbox-scenario.yaml"), BUILT_IN)
+            .expect("the built-in scenario is valid")
+    }
+
+    fn from_objects(file: &Path, objects: Vec<Value>) -> Result<Self, InputError> {
+        let (mut scenarios, objects): (Vec<Value>, Vec<Value>) = objects
+            .into_iter()
+            .partition(|o| o["apiVersion"] == API_VERSION && o["kind"] == "Scenario");
+        if scenarios.len() > 1 {
+            return Err(InputError::missing(
+                file,
+                "more than one Scenario in the file; expected at most one",
+            ));
+        }
+        let scenario = scenarios.pop();
+        let name = scenario
+            .as_ref()
+            .and_then(|s| s["metadata"]["name"].as_str())
+            .unwrap_or("scenario")
+            .to_owned();
+        let spec = match &scenario {
+            Some(object) => {
+                serde_path_to_error::deserialize(object.get("spec").cloned().unwrap_or(json!({})))
+                    .map_err(|e| {
+                    InputError::invalid(file, object, format!("spec.{}: {}", e.path(), e.inner()))
+                })?
+            }
+            None => ScenarioSpec::default(),
+        };
+        for object in &objects {
+            for field in ["apiVersion", "kind"] {
+                if object[field].as_str().unwrap_or("").is_empty() {
+                    return Err(InputError::invalid(
+                        file,
+                        object,
+                        format!("{field}: Required value"),
+                    ));
+                }
+            }
+            if object["metadata"]["name"].as_str().unwrap_or("").is_empty() {
+                return Err(InputError::invalid(
+                    file,
+                    object,
+                    "metadata.name: Required value",
+                ));
+            }
+        }
+        Ok(Scenario {
+            spec,
+            name,
+            objects,
+        })
+    }
+
+    /// The objects the generators make: namespaces, nodes, workloads and budgets.
+    pub fn generated(&self) -> Vec<Value> {
+        let mut objects = Vec::new();
+        for group in &self.spec.nodes {
+            objects.extend(nodes(group));
+        }
+        let mut namespaces: BTreeMap<&str, &BTreeMap<String, String>> = BTreeMap::new();
+        for group in &self.spec.workloads {
+            namespaces
+                .entry(&group.namespace)
+                .or_insert(&group.namespace_labels);
+        }
+        for (namespace, labels) in namespaces {
+            objects.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": labels}}));
+        }
+        for group in &self.spec.workloads {
+            objects.extend(workloads(group));
+        }
+        objects
+    }
+}
+
+fn nodes(group: &NodeGroup) -> Vec<Value> {
+    (0..group.count)
+        .map(|i| {
+            let name = format!("{}-{}", group.pool, i + 1);
+            let mut labels = group.labels.clone();
+            labels.insert("pool".into(), group.pool.clone());
+            labels.insert("kubernetes.io/hostname".into(), name.clone());
+            labels.insert("kubernetes.io/os".into(), "linux".into());
+            if !group.zones.is_empty() {
+                labels.insert(
+                    "topology.kubernetes.io/zone".into(),
+                    group.zones[i % group.zones.len()].clone(),
+                );
+            }
+            let pods = group.pod_capacity.unwrap_or(110);
+            json!({
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": name, "labels": labels, "annotations": group.annotations},
+                "spec": {"taints": group.taints},
+                "status": {
+                    "capacity": {"cpu": "8", "memory": "32Gi", "pods": pods.to_string()},
+                    "allocatable": {"cpu": "7800m", "memory": "31Gi", "pods": pods.to_string()},
+                },
+            })
+        })
+        .collect()
+}
+
+fn workloads(group: &WorkloadGroup) -> Vec<Value> {
+    let mut objects = Vec::new();
+    for i in 0..group.count {
+        let name = if group.count == 1 {
+            group.name.clone()
+        } else {
+            format!("{}-{}", group.name, i + 1)
+        };
+        let mut labels = group.labels.clone();
+        labels.insert("app".into(), name.clone());
+        let template = json!({
+            "metadata": {"labels": labels},
+            "spec": {
+                "nodeSelector": group.node_selector,
+                "containers": [{"name": group.name.clone(), "image": group.image, "ports": [{"containerPort": 8080, "protocol": "TCP"}]}],
+            },
+        });
+        let mut spec = json!({"selector": {"matchLabels": {"app": name}}, "template": template});
+        match group.kind.as_str() {
+            "DaemonSet" => {}
+            "StatefulSet" => {
+                spec["replicas"] = json!(group.replicas);
+                spec["serviceName"] = json!(name);
+            }
+            _ => spec["replicas"] = json!(group.replicas),
+        }
+        objects.push(json!({
+            "apiVersion": "apps/v1",
+            "kind": group.kind,
+            "metadata": {"name": name, "namespace": group.namespace, "labels": labels},
+            "spec": spec,
+        }));
+        if let Some(pdb) = &group.pdb {
+            let mut spec = pdb.clone();
+            spec["selector"] = json!({"matchLabels": {"app": name}});
+            objects.push(json!({
+                "apiVersion": "policy/v1",
+                "kind": "PodDisruptionBudget",
+                "metadata": {"name": format!("{name}-pdb"), "namespace": group.namespace},
+                "spec": spec,
+            }));
+        }
+    }
+    objects
+}

@@ -1,0 +1,165 @@
+//! The change log and the watchers that follow it.
+
+use std::{collections::VecDeque, sync::Arc};
+
+use patchpilot_engine::selector::Selector;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::super::{
+    resources::ResourceKey,
+    selector::{FieldTerm, fields_match},
+};
+
+/// What happened to an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Created.
+    Added,
+    /// Changed.
+    Modified,
+    /// Removed.
+    Deleted,
+}
+
+/// One change, as the log keeps it.
+#[derive(Debug)]
+pub struct Change {
+    /// The resource version of the change.
+    pub rv: u64,
+    /// The resource.
+    pub resource: ResourceKey,
+    /// What happened.
+    pub kind: ChangeKind,
+    /// The object after the change (for a deletion, as it was last).
+    pub object: Arc<Value>,
+    /// The object before the change.
+    pub previous: Option<Arc<Value>>,
+}
+
+/// Which objects a list or watch wants.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Only this namespace.
+    pub namespace: Option<String>,
+    /// The label selector.
+    pub labels: Selector,
+    /// The field selector.
+    pub fields: Vec<FieldTerm>,
+}
+
+impl Filter {
+    /// Whether the object is wanted.
+    pub fn matches(&self, object: &Value) -> bool {
+        let metadata = &object["metadata"];
+        if let Some(namespace) = &self.namespace
+            && metadata["namespace"].as_str() != Some(namespace.as_str())
+        {
+            return false;
+        }
+        if !self.labels.is_everything() {
+            let labels: patchpilot_engine::selector::Labels = metadata
+                .get("labels")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !self.labels.matches(&labels) {
+                return false;
+            }
+        }
+        fields_match(object, &self.fields)
+    }
+}
+
+/// What a watch delivers.
+#[derive(Clone, Debug)]
+pub enum WatchItem {
+    /// An event: `ADDED`, `MODIFIED` or `DELETED`, and the object.
+    Event(&'static str, Arc<Value>),
+    /// A bookmark at a resource version; `initial_events_end` marks the end of the initial
+    /// events of a streaming list.
+    Bookmark {
+        /// The resource version.
+        rv: u64,
+        /// Sent after the initial events of `sendInitialEvents=true`.
+        initial_events_end: bool,
+    },
+}
+
+/// A registered watcher.
+pub(super) struct Watcher {
+    pub id: u64,
+    pub resource: ResourceKey,
+    pub filter: Filter,
+    pub tx: mpsc::UnboundedSender<WatchItem>,
+}
+
+impl Watcher {
+    /// The event this watcher sees for a change, if any: with a selector, an object that
+    /// starts matching is `ADDED` and one that stops matching is `DELETED`.
+    pub fn event_for(&self, change: &Change) -> Option<WatchItem> {
+        if change.resource != self.resource {
+            return None;
+        }
+        let now = self.filter.matches(&change.object);
+        let before = change
+            .previous
+            .as_deref()
+            .is_some_and(|p| self.filter.matches(p));
+        let kind = match change.kind {
+            ChangeKind::Added => now.then_some("ADDED"),
+            ChangeKind::Deleted => (now || before).then_some("DELETED"),
+            ChangeKind::Modified => match (before, now) {
+                (true, true) => Some("MODIFIED"),
+                (false, true) => Some("ADDED"),
+                (true, false) => Some("DELETED"),
+                (false, false) => None,
+            },
+        }?;
+        Some(WatchItem::Event(kind, change.object.clone()))
+    }
+}
+
+/// The changes kept for watches to resume from.
+pub(super) struct Log {
+    changes: VecDeque<Arc<Change>>,
+    retention: usize,
+    /// Changes up to and including this resource version are no longer kept.
+    compacted: u64,
+}
+
+impl Log {
+    pub fn new(retention: usize) -> Self {
+        Log {
+            changes: VecDeque::new(),
+            retention: retention.max(1),
+            compacted: 0,
+        }
+    }
+
+    pub fn push(&mut self, change: Arc<Change>) {
+        self.changes.push_back(change);
+        while self.changes.len() > self.retention {
+            if let Some(old) = self.changes.pop_front() {
+                self.compacted = old.rv;
+            }
+        }
+    }
+
+    /// The changes after `rv`, or `None` when some of them are no longer kept.
+    pub fn since(&self, rv: u64) -> Option<impl Iterator<Item = &Arc<Change>>> {
+        (rv >= self.compacted).then(|| self.changes.iter().filter(move |c| c.rv > rv))
+    }
+
+    pub fn compacted(&self) -> u64 {
+        self.compacted
+    }
+
+    pub fn set_retention(&mut self, retention: usize) {
+        self.retention = retention.max(1);
+    }
+}

@@ -1,0 +1,662 @@
+//! The sandbox's API server, exercised through kube-rs — the library the operator uses —
+//! as a real API server would answer: CRUD, selectors, pagination, watches with resumption
+//! and 410, every patch type, server-side apply conflicts, the status subresource,
+//! generation, optimistic concurrency, finalizers, garbage collection, schema validation of
+//! custom resources, evictions under PodDisruptionBudgets, events, the audit log and faults.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{ConfigMap, Pod},
+    events::v1::Event as NewEvent,
+    policy::v1::PodDisruptionBudget,
+};
+use kube::{
+    Api, Client,
+    api::{
+        DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy, WatchEvent,
+        WatchParams,
+    },
+    core::Status,
+    runtime::WatchStreamExt,
+};
+use patchpilot::{
+    api::{PatchPolicy, PatchRollout},
+    sandbox::{Options, Sandbox, apiserver::Audit, scenario::Scenario},
+};
+use serde_json::{Value, json};
+
+fn empty() -> Scenario {
+    Scenario {
+        spec: Default::default(),
+        name: "test".into(),
+        objects: Vec::new(),
+    }
+}
+
+fn sandbox() -> Sandbox {
+    Sandbox::new(empty(), Options::default()).unwrap()
+}
+
+fn code(error: kube::Error) -> u16 {
+    api_error(error).code
+}
+
+fn api_error(error: kube::Error) -> Status {
+    match error {
+        kube::Error::Api(status) => *status,
+        other => panic!("not an API error: {other}"),
+    }
+}
+
+fn config_map(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>()},
+        "data": {"key": "value"},
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn create_get_list_update_delete_with_optimistic_concurrency() {
+    let sandbox = sandbox();
+    let client = sandbox.client("tester");
+    let maps: Api<ConfigMap> = Api::namespaced(client, "default");
+    let created = maps
+        .create(&PostParams::default(), &config_map("a", &[("app", "web")]))
+        .await
+        .unwrap();
+    assert!(created.metadata.uid.is_some() && created.metadata.creation_timestamp.is_some());
+    let rv = created.metadata.resource_version.clone().unwrap();
+    assert_eq!(
+        code(
+            maps.create(&PostParams::default(), &config_map("a", &[]))
+                .await
+                .unwrap_err()
+        ),
+        409
+    );
+    maps.create(&PostParams::default(), &config_map("b", &[("app", "db")]))
+        .await
+        .unwrap();
+
+    let web = maps
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap();
+    assert_eq!(web.items.len(), 1);
+    let by_name = maps
+        .list(&ListParams::default().fields("metadata.name=b"))
+        .await
+        .unwrap();
+    assert_eq!(by_name.items[0].metadata.name.as_deref(), Some("b"));
+    assert_eq!(
+        code(
+            maps.list(&ListParams::default().fields("data.key=value"))
+                .await
+                .unwrap_err()
+        ),
+        400
+    );
+
+    let mut changed = created.clone();
+    changed.data = Some(BTreeMap::from([("key".to_owned(), "new".to_owned())]));
+    let updated = maps
+        .replace("a", &PostParams::default(), &changed)
+        .await
+        .unwrap();
+    assert_ne!(
+        updated.metadata.resource_version.as_deref(),
+        Some(rv.as_str())
+    );
+    // The stale copy is refused.
+    assert_eq!(
+        code(
+            maps.replace("a", &PostParams::default(), &changed)
+                .await
+                .unwrap_err()
+        ),
+        409
+    );
+
+    maps.delete("a", &DeleteParams::default()).await.unwrap();
+    assert_eq!(code(maps.get("a").await.unwrap_err()), 404);
+    let other_ns: Api<ConfigMap> = Api::namespaced(sandbox.client("tester"), "nowhere");
+    assert_eq!(
+        code(
+            other_ns
+                .create(&PostParams::default(), &config_map("x", &[]))
+                .await
+                .unwrap_err()
+        ),
+        404
+    );
+}
+
+#[tokio::test]
+async fn lists_come_in_pages() {
+    let sandbox = sandbox();
+    let maps: Api<ConfigMap> = Api::namespaced(sandbox.client("tester"), "default");
+    for i in 0..5 {
+        maps.create(&PostParams::default(), &config_map(&format!("m{i}"), &[]))
+            .await
+            .unwrap();
+    }
+    let mut names = Vec::new();
+    let mut params = ListParams::default().limit(2);
+    loop {
+        let page = maps.list(&params).await.unwrap();
+        names.extend(page.items.iter().map(|m| m.metadata.name.clone().unwrap()));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    assert_eq!(names, ["m0", "m1", "m2", "m3", "m4"]);
+}
+
+#[tokio::test]
+async fn every_patch_type() {
+    let sandbox = sandbox();
+    let maps: Api<ConfigMap> = Api::namespaced(sandbox.client("tester"), "default");
+    maps.create(&PostParams::default(), &config_map("p", &[("a", "1")]))
+        .await
+        .unwrap();
+    let merged = maps
+        .patch(
+            "p",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"a": null, "b": "2"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        merged.metadata.labels.unwrap(),
+        BTreeMap::from([("b".to_owned(), "2".to_owned())])
+    );
+    let json_patch: json_patch::Patch = serde_json::from_value(json!([{"op": "add", "path": "/data/other", "value": "x"}, {"op": "test", "path": "/data/key", "value": "value"}])).unwrap();
+    let patched = maps
+        .patch("p", &PatchParams::default(), &Patch::<()>::Json(json_patch))
+        .await
+        .unwrap();
+    assert_eq!(patched.data.unwrap()["other"], "x");
+    let failing: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "test", "path": "/data/key", "value": "nope"}]))
+            .unwrap();
+    assert_eq!(
+        code(
+            maps.patch("p", &PatchParams::default(), &Patch::<()>::Json(failing))
+                .await
+                .unwrap_err()
+        ),
+        422
+    );
+
+    let deployments: Api<Deployment> = Api::namespaced(sandbox.client("tester"), "default");
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+            {"name": "web", "image": "nginx:1.25"}, {"name": "sidecar", "image": "envoy:1.30"}]}}}
+    }))
+    .unwrap();
+    let created = deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    // `kubectl set image` sends a strategic merge patch keyed by container name.
+    let strategic = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}});
+    let patched = deployments
+        .patch("web", &PatchParams::default(), &Patch::Strategic(strategic))
+        .await
+        .unwrap();
+    let containers = patched.spec.unwrap().template.spec.unwrap().containers;
+    assert_eq!(
+        containers
+            .iter()
+            .map(|c| c.image.clone().unwrap())
+            .collect::<Vec<_>>(),
+        ["nginx:1.27", "envoy:1.30"]
+    );
+    assert_eq!(
+        patched.metadata.generation,
+        Some(2),
+        "a spec change bumps the generation"
+    );
+    // Strategic merge is refused for custom resources, as by the API server.
+    let policies: Api<PatchPolicy> = Api::all(sandbox.client("tester"));
+    assert_eq!(
+        code(
+            policies
+                .patch("x", &PatchParams::default(), &Patch::Strategic(json!({})))
+                .await
+                .unwrap_err()
+        ),
+        415
+    );
+}
+
+fn rollout(name: &str) -> Value {
+    json!({
+        "apiVersion": "patchpilot.dev/v1alpha1",
+        "kind": "PatchRollout",
+        "metadata": {"name": name},
+        "spec": {"policy": "workers-os", "approved": false, "patch": {"version": "v1", "updater": {"template": {"spec": {"containers": [{"name": "u", "image": "busybox"}]}}}}},
+    })
+}
+
+#[tokio::test]
+async fn server_side_apply_status_subresource_and_generation() {
+    let sandbox = sandbox();
+    let rollouts: Api<PatchRollout> = Api::all(sandbox.client("tester"));
+    let apply = |manager: &str| PatchParams::apply(manager);
+    let created = rollouts
+        .patch("r1", &apply("kubectl"), &Patch::Apply(rollout("r1")))
+        .await
+        .unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    let managers: Vec<_> = created
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .map(|m| m.manager.unwrap())
+        .collect();
+    assert_eq!(managers, ["kubectl"]);
+
+    // Another manager changing a field kubectl owns conflicts, unless forced.
+    let mut approve = rollout("r1");
+    approve["spec"]["approved"] = json!(true);
+    let conflict = api_error(
+        rollouts
+            .patch("r1", &apply("someone"), &Patch::Apply(approve.clone()))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(conflict.code, 409);
+    assert!(
+        conflict.message.contains("conflict with \"kubectl\""),
+        "{}",
+        conflict.message
+    );
+    let forced = rollouts
+        .patch("r1", &apply("someone").force(), &Patch::Apply(approve))
+        .await
+        .unwrap();
+    assert!(forced.spec.approved);
+    assert_eq!(forced.metadata.generation, Some(2));
+    // The immutable patch is refused by its CEL rule, whoever owns it.
+    let mut repatch = rollout("r1");
+    repatch["spec"]["patch"]["version"] = json!("v2");
+    let refused = api_error(
+        rollouts
+            .patch("r1", &apply("kubectl").force(), &Patch::Apply(repatch))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(refused.code, 422);
+    assert!(
+        refused.message.contains("patch cannot change"),
+        "{}",
+        refused.message
+    );
+
+    // Status is written through its subresource and never bumps the generation.
+    let status = json!({"apiVersion": "patchpilot.dev/v1alpha1", "kind": "PatchRollout", "metadata": {"name": "r1"}, "status": {"phase": "Progressing"}});
+    let written = rollouts
+        .patch_status("r1", &apply("patchpilot"), &Patch::Apply(status))
+        .await
+        .unwrap();
+    assert_eq!(
+        written.status.unwrap().phase,
+        patchpilot::engine::rollout::Phase::Progressing
+    );
+    assert_eq!(
+        written.metadata.generation,
+        Some(2),
+        "unchanged by the status write"
+    );
+    // Status sent to the main resource is ignored.
+    let ignored = rollouts
+        .patch(
+            "r1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Failed"}, "spec": {"paused": true}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ignored.status.unwrap().phase,
+        patchpilot::engine::rollout::Phase::Progressing
+    );
+    assert_eq!(ignored.metadata.generation, Some(3));
+    assert!(ignored.spec.paused);
+}
+
+#[tokio::test]
+async fn invalid_custom_resources_are_refused_with_the_field() {
+    let sandbox = sandbox();
+    let policies: Api<PatchPolicy> = Api::all(sandbox.client("tester"));
+    let mut policy: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string("examples/node-os-policy.yaml").unwrap())
+            .unwrap();
+    policy["spec"]["strategy"]["maxUnavailable"] = json!("150%");
+    let data = serde_json::to_vec(&policy).unwrap();
+    let request = http::Request::post("/apis/patchpilot.dev/v1alpha1/patchpolicies")
+        .header("content-type", "application/json")
+        .body(data)
+        .unwrap();
+    let error = sandbox
+        .client("tester")
+        .request::<PatchPolicy>(request)
+        .await
+        .unwrap_err();
+    let error = api_error(error);
+    assert_eq!(error.code, 422);
+    assert!(
+        error.message.contains(
+            "PatchPolicy.patchpilot.dev \"workers-os\" is invalid: spec.strategy.maxUnavailable"
+        ),
+        "{}",
+        error.message
+    );
+    policy["spec"]["strategy"]["maxUnavailable"] = json!(1);
+    let good: PatchPolicy = serde_json::from_value(policy).unwrap();
+    policies
+        .create(&PostParams::default(), &good)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn finalizers_hold_deletion_and_owners_take_their_dependents() {
+    let sandbox = sandbox();
+    let maps: Api<ConfigMap> = Api::namespaced(sandbox.client("tester"), "default");
+    let mut held = config_map("held", &[]);
+    held.metadata.finalizers = Some(vec!["example.com/keep".into()]);
+    maps.create(&PostParams::default(), &held).await.unwrap();
+    maps.delete("held", &DeleteParams::default()).await.unwrap();
+    let pending = maps.get("held").await.unwrap();
+    assert!(pending.metadata.deletion_timestamp.is_some());
+    maps.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(code(maps.get("held").await.unwrap_err()), 404);
+
+    let owner = maps
+        .create(&PostParams::default(), &config_map("owner", &[]))
+        .await
+        .unwrap();
+    for name in ["child", "orphan-child"] {
+        let mut child = config_map(name, &[]);
+        child.metadata.owner_references = Some(vec![serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid.clone().unwrap()})).unwrap()]);
+        maps.create(&PostParams::default(), &child).await.unwrap();
+    }
+    maps.delete("owner", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        code(maps.get("child").await.unwrap_err()),
+        404,
+        "background deletion takes dependents"
+    );
+    let orphan_owner = maps
+        .create(&PostParams::default(), &config_map("owner2", &[]))
+        .await
+        .unwrap();
+    let mut child = config_map("kept", &[]);
+    child.metadata.owner_references = Some(vec![serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "owner2", "uid": orphan_owner.metadata.uid.clone().unwrap()})).unwrap()]);
+    maps.create(&PostParams::default(), &child).await.unwrap();
+    let orphan = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Orphan),
+        ..DeleteParams::default()
+    };
+    maps.delete("owner2", &orphan).await.unwrap();
+    let kept = maps.get("kept").await.unwrap();
+    assert!(
+        kept.metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn watches_resume_from_a_resource_version_and_expired_ones_are_gone() {
+    let sandbox = sandbox();
+    let maps: Api<ConfigMap> = Api::namespaced(sandbox.client("tester"), "default");
+    let first = maps
+        .create(&PostParams::default(), &config_map("w1", &[]))
+        .await
+        .unwrap();
+    let rv = first.metadata.resource_version.clone().unwrap();
+    maps.create(&PostParams::default(), &config_map("w2", &[]))
+        .await
+        .unwrap();
+    maps.delete("w1", &DeleteParams::default()).await.unwrap();
+    let mut stream = maps
+        .watch(&WatchParams::default().timeout(5), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    let mut seen = Vec::new();
+    while let Some(event) = stream.try_next().await.unwrap() {
+        match event {
+            WatchEvent::Added(m) => seen.push(format!("ADDED {}", m.metadata.name.unwrap())),
+            WatchEvent::Deleted(m) => seen.push(format!("DELETED {}", m.metadata.name.unwrap())),
+            other => panic!("{other:?}"),
+        }
+        if seen.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(seen, ["ADDED w2", "DELETED w1"]);
+
+    sandbox.store().set_retention(2);
+    for i in 0..5 {
+        maps.create(&PostParams::default(), &config_map(&format!("x{i}"), &[]))
+            .await
+            .unwrap();
+    }
+    let mut expired = maps
+        .watch(&WatchParams::default().timeout(5), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    match expired.try_next().await.unwrap() {
+        Some(WatchEvent::Error(e)) => assert_eq!(e.code, 410),
+        other => panic!("expected 410 Gone, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn kube_runtime_watchers_list_then_watch_and_recover_from_410() {
+    let sandbox = sandbox();
+    let client: Client = sandbox.client("tester");
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    maps.create(&PostParams::default(), &config_map("before", &[]))
+        .await
+        .unwrap();
+    for streaming in [false, true] {
+        let config = if streaming {
+            kube::runtime::watcher::Config::default().streaming_lists()
+        } else {
+            kube::runtime::watcher::Config::default()
+        };
+        let mut objects = kube::runtime::watcher(maps.clone(), config)
+            .default_backoff()
+            .applied_objects()
+            .boxed();
+        // The initial objects arrive (in name order), then what changes.
+        let mut initial = BTreeMap::new();
+        while !initial.contains_key("before") {
+            let object = objects.try_next().await.unwrap().unwrap();
+            initial.insert(object.metadata.name.clone().unwrap(), object);
+        }
+        let name = format!("after-{streaming}");
+        maps.create(&PostParams::default(), &config_map(&name, &[]))
+            .await
+            .unwrap();
+        let next = loop {
+            let object = objects.try_next().await.unwrap().unwrap();
+            if !initial.contains_key(object.metadata.name.as_deref().unwrap()) {
+                break object;
+            }
+        };
+        assert_eq!(next.metadata.name.as_deref(), Some(name.as_str()));
+    }
+}
+
+async fn pod(pods: &Api<Pod>, name: &str, ready: bool) {
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": name, "labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}})).unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let status = json!({"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}});
+    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn evictions_respect_pod_disruption_budgets() {
+    let sandbox = sandbox();
+    let client = sandbox.client("tester");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for name in ["web-1", "web-2", "web-3"] {
+        pod(&pods, name, true).await;
+    }
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+    let budget: PodDisruptionBudget = serde_json::from_value(json!({"metadata": {"name": "web-pdb"}, "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}})).unwrap();
+    budgets
+        .create(&PostParams::default(), &budget)
+        .await
+        .unwrap();
+    pods.evict("web-1", &Default::default()).await.unwrap();
+    assert_eq!(
+        code(pods.get("web-1").await.unwrap_err()),
+        404,
+        "an unscheduled pod goes at once"
+    );
+    let refused = api_error(pods.evict("web-2", &Default::default()).await.unwrap_err());
+    assert_eq!(refused.code, 429);
+    assert_eq!(
+        refused.message,
+        "Cannot evict pod as it would violate the pod's disruption budget."
+    );
+    assert!(refused.message.len() > 10);
+    pod(&pods, "web-4", true).await;
+    pods.evict("web-2", &Default::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn events_written_as_events_k8s_io_are_read_as_core_events() {
+    let sandbox = sandbox();
+    let client = sandbox.client("patchpilot");
+    let events: Api<NewEvent> = Api::namespaced(client.clone(), "default");
+    let event: NewEvent = serde_json::from_value(json!({
+        "metadata": {"name": "r1.1"},
+        "eventTime": "2026-11-28T01:00:00.000000Z",
+        "regarding": {"apiVersion": "patchpilot.dev/v1alpha1", "kind": "PatchRollout", "name": "r1"},
+        "reason": "WaveStarted", "note": "wave canary started", "type": "Normal", "action": "Progress",
+        "reportingController": "patchpilot.dev/operator", "reportingInstance": "patchpilot-0",
+    }))
+    .unwrap();
+    events.create(&PostParams::default(), &event).await.unwrap();
+    let core: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client, "default");
+    let listed = core
+        .list(&ListParams::default().fields("involvedObject.name=r1"))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(
+        listed.items[0].message.as_deref(),
+        Some("wave canary started")
+    );
+    assert_eq!(
+        listed.items[0].involved_object.kind.as_deref(),
+        Some("PatchRollout")
+    );
+}
+
+/// An audit sink the test can read.
+#[derive(Clone, Default)]
+struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn every_request_is_audited_and_faults_hit_their_client() {
+    let lines = Lines::default();
+    let mut scenario = empty();
+    scenario
+        .spec
+        .faults
+        .api
+        .push(patchpilot::sandbox::scenario::ApiFaults {
+            user: "flaky".into(),
+            error_rate: 1.0,
+            conflict_rate: 0.0,
+        });
+    let sandbox = Sandbox::new(
+        scenario,
+        Options {
+            audit: Some(Audit::to_writer(Box::new(lines.clone()))),
+            speed: None,
+        },
+    )
+    .unwrap();
+    let maps: Api<ConfigMap> = Api::namespaced(
+        sandbox.client("system:serviceaccount:patchpilot-system:patchpilot"),
+        "default",
+    );
+    maps.create(&PostParams::default(), &config_map("audited", &[]))
+        .await
+        .unwrap();
+    maps.get("audited").await.unwrap();
+    let flaky: Api<ConfigMap> = Api::namespaced(sandbox.client("flaky"), "default");
+    assert_eq!(code(flaky.get("audited").await.unwrap_err()), 500);
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let events: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 3);
+    let create = &events[0];
+    assert_eq!(create["apiVersion"], "audit.k8s.io/v1");
+    assert_eq!(create["level"], "Request");
+    assert_eq!(create["stage"], "ResponseComplete");
+    assert_eq!(create["verb"], "create");
+    assert_eq!(
+        create["user"]["username"],
+        "system:serviceaccount:patchpilot-system:patchpilot"
+    );
+    assert_eq!(
+        create["objectRef"],
+        json!({"resource": "configmaps", "namespace": "default", "apiGroup": "", "apiVersion": "v1"})
+    );
+    assert_eq!(create["responseStatus"]["code"], 201);
+    assert_eq!(create["requestObject"]["metadata"]["name"], "audited");
+    assert!(
+        create["requestReceivedTimestamp"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    assert_eq!(events[1]["verb"], "get");
+    assert!(events[1].get("requestObject").is_none());
+    assert_eq!(events[2]["responseStatus"]["code"], 500);
+    assert_eq!(events[2]["user"]["username"], "flaky");
+}
