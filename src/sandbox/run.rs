@@ -308,54 +308,101 @@ pub fn report(store: &Store) -> Value {
 
 /// Prints rollout changes as they happen.
 async fn progress(store: Arc<Store>) {
-    let Some(rollouts) = rollouts_resource(&store) else {
-        return;
+    let (rollouts, windows) = (
+        rollouts_resource(&store),
+        store.resource("patchpilot.dev", "v1alpha1", "maintenancewindows"),
+    );
+    let watch = |resource: Option<Arc<super::resources::ResourceType>>| {
+        resource.and_then(|r| store.watch(&r, Filter::default(), WatchFrom::Current).ok())
     };
-    let Ok(mut watch) = store.watch(&rollouts, Filter::default(), WatchFrom::Current) else {
+    let (Some(mut rollouts), Some(mut windows)) = (watch(rollouts), watch(windows)) else {
         return;
     };
     let mut last: BTreeMap<String, String> = BTreeMap::new();
-    let mut pending = std::mem::take(&mut watch.initial);
+    let mut pending: Vec<WatchItem> = std::mem::take(&mut rollouts.initial);
+    pending.append(&mut windows.initial);
     loop {
         for item in pending.drain(..) {
-            let WatchItem::Event(kind, rollout) = item else {
+            let WatchItem::Event(kind, object) = item else {
                 continue;
             };
-            let name = rollout["metadata"]["name"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned();
+            let key = format!(
+                "{}/{}",
+                object["kind"].as_str().unwrap_or(""),
+                object["metadata"]["name"].as_str().unwrap_or("")
+            );
             if kind == "DELETED" {
-                last.remove(&name);
+                last.remove(&key);
                 continue;
             }
-            let status = &rollout["status"];
-            let wave = match status["wave"]["name"].as_str() {
-                Some(w) => format!(
-                    ", wave {w} ({}/{})",
-                    status["wave"]["index"], status["wave"]["total"]
-                ),
-                None => String::new(),
+            let line = match object["kind"].as_str() {
+                Some("MaintenanceWindow") => window_line(&object),
+                _ => rollout_line(&object),
             };
-            let line = format!(
-                "rollout {name} ({}): {}{wave}, {} updated{}",
-                rollout["spec"]["policy"].as_str().unwrap_or(""),
-                status["phase"].as_str().unwrap_or("Pending"),
-                status["progress"].as_str().unwrap_or("0/0"),
-                match status["targets"]["failed"].as_u64() {
-                    Some(failed) if failed > 0 => format!(", {failed} failed"),
-                    _ => String::new(),
-                }
-            );
-            if last.get(&name) != Some(&line) {
+            if let Some(line) = line
+                && last.get(&key) != Some(&line)
+            {
                 say(&store, &line);
-                last.insert(name, line);
+                last.insert(key, line);
             }
         }
-        match watch.rx.recv().await {
+        let next = tokio::select! {
+            item = rollouts.rx.recv() => item,
+            item = windows.rx.recv() => item,
+        };
+        match next {
             Some(item) => pending.push(item),
             None => return,
         }
+    }
+}
+
+/// One line on a rollout: phase, wave, progress, and why it halted.
+fn rollout_line(rollout: &Value) -> Option<String> {
+    let status = &rollout["status"];
+    let wave = match status["wave"]["name"].as_str() {
+        Some(w) => format!(
+            ", wave {w} ({}/{})",
+            status["wave"]["index"], status["wave"]["total"]
+        ),
+        None => String::new(),
+    };
+    let failed = match status["targets"]["failed"].as_u64() {
+        Some(failed) if failed > 0 => format!(", {failed} failed"),
+        _ => String::new(),
+    };
+    let why = match (status["halt"]["reason"].as_str(), status["failures"].get(0)) {
+        (Some(halt), Some(failure)) => format!(
+            " ({halt}: {} {}: {})",
+            failure["target"].as_str().unwrap_or(""),
+            failure["reason"].as_str().unwrap_or(""),
+            failure["message"].as_str().unwrap_or("")
+        ),
+        (Some(halt), None) => format!(" ({halt})"),
+        (None, _) => String::new(),
+    };
+    Some(format!(
+        "rollout {} ({}): {}{wave}, {} updated{failed}{why}",
+        rollout["metadata"]["name"].as_str().unwrap_or(""),
+        rollout["spec"]["policy"].as_str().unwrap_or(""),
+        status["phase"].as_str().unwrap_or("Pending"),
+        status["progress"].as_str().unwrap_or("0/0"),
+    ))
+}
+
+/// One line on a maintenance window, once the operator has said whether it is open.
+fn window_line(window: &Value) -> Option<String> {
+    let status = &window["status"];
+    let name = window["metadata"]["name"].as_str().unwrap_or("");
+    match status["open"].as_bool()? {
+        true => Some(format!(
+            "maintenance window {name} opens, until {}",
+            status["currentWindow"]["end"].as_str().unwrap_or("?")
+        )),
+        false => Some(format!(
+            "maintenance window {name} is closed; next opening {}",
+            status["nextWindow"]["start"].as_str().unwrap_or("none")
+        )),
     }
 }
 

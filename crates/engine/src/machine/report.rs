@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 
 use super::{
-    ConditionStatus as CS, ConditionType as CT, Counts, Event, Failure, Halt, HaltReason,
+    Action, ConditionStatus as CS, ConditionType as CT, Counts, Event, Failure, Halt, HaltReason,
     InProgress, Input, MAX_FAILURES, RecordState, Status, WaveStatus, compute_conditions,
     situation::{Situation, State, WavePosition, counts},
 };
@@ -106,8 +106,8 @@ pub(super) fn status(
     }
 }
 
-/// The most recent failures, newest first: failed targets, and rolled-back targets that had
-/// failed before their rollback (their record still carries the reason).
+/// The most recent failures, newest first: failed targets, and targets being or having been
+/// rolled back after they failed (their record still carries the reason).
 fn failures(situation: &Situation<'_>) -> Vec<Failure> {
     let mut failed: Vec<_> = situation
         .entries
@@ -115,10 +115,11 @@ fn failures(situation: &Situation<'_>) -> Vec<Failure> {
         .filter_map(|e| e.record.as_ref().map(|r| (e, r)))
         .filter(|(e, r)| match e.state {
             State::Failed | State::RollbackFailed => true,
-            State::RolledBack => r.reason.is_some(),
-            State::Pending | State::LockedElsewhere | State::InProgress(_) | State::Updated => {
-                false
-            }
+            State::RolledBack | State::InProgress(Action::Rollback) => r.reason.is_some(),
+            State::Pending
+            | State::LockedElsewhere
+            | State::InProgress(Action::Apply)
+            | State::Updated => false,
         })
         .collect();
     failed.sort_by(|a, b| {
