@@ -268,7 +268,8 @@ async fn create_rollout(ctx: &Context, policy: &PatchPolicy, name: &str) -> Resu
     }
 }
 
-/// Deletes the oldest finished rollouts beyond `historyLimit` (never the current one).
+/// Deletes the oldest finished rollouts beyond `historyLimit` (never the current one, nor
+/// one with targets still in progress).
 async fn prune_history(
     ctx: &Context,
     policy: &PatchPolicy,
@@ -279,7 +280,11 @@ async fn prune_history(
         .iter()
         .filter(|r| {
             r.name_any() != current
-                && r.status.as_ref().is_some_and(|s| s.phase.is_finished())
+                // Finished, and with nothing in flight: a superseded rollout still
+                // finishing its targets keeps the records it needs.
+                && r.status
+                    .as_ref()
+                    .is_some_and(|s| s.phase.is_finished() && s.in_progress.is_empty())
                 && r.metadata.deletion_timestamp.is_none()
         })
         .collect();

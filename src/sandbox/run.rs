@@ -190,23 +190,36 @@ async fn operator(sandbox: Arc<Sandbox>) {
     let mut writes = sandbox.server().count_writes(OPERATOR_USER);
     let every_writes = restarts.every_writes.filter(|n| *n > 0);
     let mut generation = 0;
+    let spec = sandbox.scenario().spec.operator.clone();
+    let replicas = spec.replicas.max(1);
     loop {
         generation += 1;
-        let options = crate::controller::Options {
-            metrics_addr: None,
-            leader_election: None,
-            streaming_lists: true,
-            instance: format!("patchpilot-sandbox-{generation}"),
-        };
-        let client = sandbox.client(OPERATOR_USER);
-        let clock = store.clock().clone();
-        let task = tokio::spawn(async move {
-            if let Err(error) =
-                crate::controller::run(client, clock, options, std::future::pending()).await
-            {
-                tracing::error!(%error, "the operator stopped");
-            }
-        });
+        let tasks: Vec<_> = (1..=replicas)
+            .map(|replica| {
+                let instance = format!("patchpilot-sandbox-{generation}-{replica}");
+                let options = crate::controller::Options {
+                    metrics_addr: None,
+                    leader_election: (replicas > 1).then(|| {
+                        (
+                            "patchpilot-system".to_owned(),
+                            "patchpilot".to_owned(),
+                            instance.clone(),
+                        )
+                    }),
+                    streaming_lists: spec.streaming_lists,
+                    instance,
+                };
+                let client = sandbox.client(OPERATOR_USER);
+                let clock = store.clock().clone();
+                tokio::spawn(async move {
+                    if let Err(error) =
+                        crate::controller::run(client, clock, options, std::future::pending()).await
+                    {
+                        tracing::error!(%error, "the operator stopped");
+                    }
+                })
+            })
+            .collect();
         // Wait for the next restart, if any.
         let now = store.clock().now();
         instants.retain(|at| *at > now);
@@ -230,8 +243,10 @@ async fn operator(sandbox: Arc<Sandbox>) {
             () = by_time => {}
             () = by_writes => {}
         }
-        task.abort();
-        let _ = task.await;
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
+        }
         say(
             &store,
             &format!("the operator restarts (restart {generation})"),

@@ -60,6 +60,41 @@ pub struct ScenarioSpec {
     /// What a person does during the run.
     #[serde(default)]
     pub steps: Vec<Step>,
+    /// How the operator runs in the sandbox.
+    #[serde(default)]
+    pub operator: OperatorSpec,
+}
+
+/// How the operator runs in the sandbox.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OperatorSpec {
+    /// Replicas of the operator. With more than one, they elect a leader on the Lease
+    /// `patchpilot-system/patchpilot` (as `patchpilot run --leader-elect` does) and only
+    /// the leader acts. A restart restarts every replica. Default 1.
+    #[serde(default = "one_replica")]
+    pub replicas: u32,
+    /// Watch pods with streaming lists (`sendInitialEvents`); `false` lists then watches,
+    /// as `patchpilot run --no-streaming-lists` does. Default true.
+    #[serde(default = "streaming")]
+    pub streaming_lists: bool,
+}
+
+impl Default for OperatorSpec {
+    fn default() -> Self {
+        OperatorSpec {
+            replicas: one_replica(),
+            streaming_lists: streaming(),
+        }
+    }
+}
+
+fn one_replica() -> u32 {
+    1
+}
+
+fn streaming() -> bool {
+    true
 }
 
 /// When a run ends.

@@ -4,7 +4,7 @@
 use crate::{case::Case, harness::Rules};
 
 /// One replica pinned to `general-1` behind a budget that never lets it go.
-fn blocked() -> Case {
+pub(crate) fn blocked() -> Case {
     Case::new().scenario(
         "
 workloads:

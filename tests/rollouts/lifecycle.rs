@@ -1,6 +1,8 @@
 //! A rollout among others: a newer version superseding it, a suspended policy, two policies
 //! wanting the same node, exclusions.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 
 use crate::{case::Case, harness::Rules};
@@ -168,5 +170,49 @@ nodes:
         ),
         (Some(3), Some(2), Some(0)),
         "{compliance}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn finished_rollouts_beyond_the_history_limit_are_deleted() {
+    let outcome = Case::new()
+        .node_policy("os", "spec: {historyLimit: 0}")
+        .scenario(
+            "
+steps:
+  - name: a newer patch
+    after: 1m
+    when: {apiVersion: patchpilot.dev/v1alpha1, kind: PatchPolicy}
+    patch: {spec: {patch: {version: v3}}}
+",
+        )
+        .run()
+        .await;
+    outcome.check(&[Rules::new("os", 1)]);
+    // The newer patch comes while the canary is in flight. Only the current rollout is
+    // left at the end; the superseded one was deleted once its in-flight target had
+    // finished, not before (deleting it earlier left that node cordoned).
+    let rollouts = outcome.rollouts("os");
+    assert_eq!(rollouts.len(), 1, "{rollouts:#?}");
+    assert_eq!(rollouts[0]["status"]["phase"], "Succeeded");
+    let deleted: Vec<&serde_json::Value> = outcome
+        .operator_requests()
+        .filter(|e| e["verb"] == "delete" && e["objectRef"]["resource"] == "patchrollouts")
+        .collect();
+    assert_eq!(deleted.len(), 1, "{deleted:#?}");
+    let old = deleted[0]["objectRef"]["name"].as_str().unwrap();
+    let at = super::harness::timestamp(deleted[0]);
+    let mut holders: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for lock in outcome.locks().into_iter().filter(|l| l.at <= at) {
+        holders.insert(lock.target, lock.holder);
+    }
+    let held: Vec<&String> = holders
+        .iter()
+        .filter(|(_, holder)| holder.as_deref() == Some(old))
+        .map(|(target, _)| target)
+        .collect();
+    assert!(
+        held.is_empty(),
+        "{old} deleted at {at} while it held {held:?}"
     );
 }

@@ -5,12 +5,15 @@
 
 mod case;
 mod harness;
+#[path = "../support/mod.rs"]
+mod support;
 
 mod approval;
 mod concurrency;
 mod drain;
 mod failures;
 mod lifecycle;
+mod operator;
 mod resilience;
 mod windows;
 mod workloads;

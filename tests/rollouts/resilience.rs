@@ -9,7 +9,7 @@ use crate::{
 
 /// A rollout with a failure in its last wave, so that a restart can land in any step of
 /// applying and of rolling back.
-fn eventful() -> Case {
+pub(crate) fn eventful() -> Case {
     Case::new()
         .scenario(
             "
@@ -33,7 +33,7 @@ spec:
 
 /// The outcome every run of [`eventful`] must reach, restarts or not: rolled back, every
 /// target applied once and rolled back once, no version annotation left behind.
-fn rolled_back_cleanly(outcome: &Outcome, label: &str) -> Replay {
+pub(crate) fn rolled_back_cleanly(outcome: &Outcome, label: &str) -> Replay {
     let replay = outcome.check(&[Rules::new("os", 2).per_pool("pool")]);
     assert_eq!(outcome.phase("os"), "RolledBack", "{label}");
     assert!(

@@ -5,7 +5,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::{case::Case, harness::Rules};
 
-const DAILY: &str = "
+pub(crate) const DAILY: &str = "
 apiVersion: patchpilot.dev/v1alpha1
 kind: MaintenanceWindow
 metadata: {name: nightly}

@@ -3,7 +3,7 @@
 
 use crate::{case::Case, harness::Rules};
 
-fn shop() -> Case {
+pub(crate) fn shop() -> Case {
     Case::new().scenario(
         "
 workloads:
