@@ -199,13 +199,22 @@ fn message(phase: Phase, wait: &Wait<'_>) -> String {
         }
         Phase::Succeeded => done,
         Phase::RollingBack => format!(
-            "rolling back ({}); {} targets rolled back",
+            "rolling back ({}); {} rolled back",
             wait.halt.map_or("halted", |h| h.reason.as_str()),
-            c.rolled_back
+            targets(c.rolled_back)
         ),
-        Phase::RolledBack => format!("{} targets rolled back", c.rolled_back),
-        Phase::Failed => format!("{} targets failed to roll back; needs a person", c.failed),
+        Phase::RolledBack => format!("{} rolled back", targets(c.rolled_back)),
+        Phase::Failed => format!("{} failed to roll back; needs a person", targets(c.failed)),
         Phase::Superseded => "a newer patch of the policy took over".into(),
+    }
+}
+
+/// "1 target", "3 targets".
+fn targets(n: u32) -> String {
+    if n == 1 {
+        "1 target".into()
+    } else {
+        format!("{n} targets")
     }
 }
 
@@ -298,7 +307,7 @@ fn conditions(
             match (counts.failed, halted_by_failure) {
                 (0, None) => "no target has failed".to_owned(),
                 (0, Some(_)) => "targets failed and were rolled back".to_owned(),
-                (n, _) => format!("{n} target(s) failed"),
+                (n, _) => format!("{} failed", targets(n)),
             },
         ),
     ]
