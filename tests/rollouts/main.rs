@@ -11,6 +11,7 @@ mod support;
 mod approval;
 mod concurrency;
 mod drain;
+mod events;
 mod failures;
 mod lifecycle;
 mod operator;

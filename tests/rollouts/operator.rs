@@ -137,8 +137,8 @@ fn calls(outcome: &Outcome) -> BTreeSet<Call> {
 
 /// Scenarios that between them make every kind of call the operator makes: leader
 /// election and restarts, a node rollout rolled back, a forced drain without streaming
-/// lists, workloads of every kind with a Job health check, a maintenance window, and a
-/// superseded rollout deleted beyond the history.
+/// lists, workloads of every kind with a Job health check, a maintenance window closing
+/// twice, and a superseded rollout deleted beyond the history.
 async fn every_kind_of_call() -> BTreeSet<Call> {
     let job_check = "
 spec:
@@ -152,8 +152,11 @@ spec:
             .node_policy("os", "spec: {drain: {force: true}}")
             .scenario("operator: {streamingLists: false}"),
         shop().workload_policy("nginx", job_check),
+        // Across two nights: the window closes twice, and the second WindowClosed event is
+        // a patch of the first one's series.
         Case::new()
             .object(DAILY)
+            .scenario("timings: {updater: 6m}")
             .node_policy("os", "spec: {maintenanceWindow: nightly, historyLimit: 0}")
             .scenario(
                 "

@@ -8,7 +8,7 @@ pub mod observe;
 use std::{collections::BTreeMap, sync::Arc};
 
 use jiff::Timestamp;
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::{batch::v1::Job, core::v1::ObjectReference};
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams, PostParams},
@@ -382,13 +382,29 @@ async fn publish(ctx: &Context, rollout: &PatchRollout, events: &[machine::Event
             },
             reason: event.reason.clone(),
             note: Some(note),
-            action: event.reason.clone(),
-            secondary: None,
+            action: event.action.clone(),
+            secondary: event.target.as_ref().and_then(related),
         };
         if let Err(error) = ctx.recorder.publish(&kube_event, &reference).await {
             tracing::warn!(%error, reason = %event.reason, "could not record an event");
         }
     }
+}
+
+/// The object an event about `target` relates to.
+fn related(target: &TargetId) -> Option<ObjectReference> {
+    let (kind, namespace, name) = TargetId::parse(target.as_str())?;
+    let api_version = match kind {
+        TargetKind::Node => "v1",
+        TargetKind::Workload(_) => "apps/v1",
+    };
+    Some(ObjectReference {
+        api_version: Some(api_version.to_owned()),
+        kind: Some(kind.as_str().to_owned()),
+        namespace: namespace.map(str::to_owned),
+        name: Some(name.to_owned()),
+        ..ObjectReference::default()
+    })
 }
 
 /// Starts the `job` health checks of targets being verified that have none yet.

@@ -343,6 +343,13 @@ pub struct Event {
     pub warning: bool,
     /// A CamelCase reason.
     pub reason: String,
+    /// What was done, machine-readable: the reason, or for a wave `StartWave-<wave>`.
+    /// Events with the same reason, action and target are merged into one series, so
+    /// distinct facts get distinct actions.
+    pub action: String,
     /// What happened.
     pub message: String,
+    /// The target it happened to, if one: recorded as the event's related object, so that
+    /// events of different targets are not merged into one series.
+    pub target: Option<TargetId>,
 }

@@ -326,8 +326,10 @@ pub(super) fn target_event(target: &TargetId, state: RecordState, message: Optio
         None => format!("{target} {verb}"),
     };
     Event {
+        target: Some(target.clone()),
         warning,
         reason: reason.into(),
+        action: reason.into(),
         message,
     }
 }
@@ -347,30 +349,39 @@ pub(super) fn transition_events(previous: &Status, next: &Status) -> Vec<Event> 
     };
     if flipped(CT::Approved) == Some(CS::True) {
         events.push(Event {
+            target: None,
             warning: false,
             reason: "Approved".into(),
+            action: "Approved".into(),
             message: "the rollout is approved".into(),
         });
     }
     match flipped(CT::WindowOpen) {
         Some(CS::True) if previous.conditions.iter().any(|c| c.kind == CT::WindowOpen) => {
             events.push(Event {
+                target: None,
                 warning: false,
                 reason: "WindowOpened".into(),
+                action: "WindowOpened".into(),
                 message: "targets may start".into(),
             });
         }
         Some(CS::False) => {
             events.push(Event {
+                target: None,
                 warning: false,
                 reason: "WindowClosed".into(),
+                action: "WindowClosed".into(),
                 message: "no new target starts until the window opens".into(),
             });
         }
         Some(CS::True) | Some(CS::Unknown) | None => {}
     }
+    // A wave starts when the rollout moves to it, or when the rollout starts at all (the
+    // canary is the current wave already while the rollout waits for approval or a window).
     if let Some(wave) = &next.wave
-        && previous.wave.as_ref().is_none_or(|w| w.index != wave.index)
+        && (previous.wave.as_ref().is_none_or(|w| w.index != wave.index)
+            || previous.started_at.is_none())
         && next.phase != Phase::RollingBack
         && next.started_at.is_some()
     {
@@ -379,8 +390,10 @@ pub(super) fn transition_events(previous: &Status, next: &Status) -> Vec<Event> 
             wave.name, wave.index, wave.total
         );
         events.push(Event {
+            target: None,
             warning: false,
             reason: "WaveStarted".into(),
+            action: format!("StartWave-{}", wave.name),
             message,
         });
     }
@@ -397,7 +410,9 @@ pub(super) fn transition_events(previous: &Status, next: &Status) -> Vec<Event> 
             other => format!("Phase{other:?}"),
         };
         events.push(Event {
+            target: None,
             warning,
+            action: reason.clone(),
             reason,
             message: next.message.clone(),
         });

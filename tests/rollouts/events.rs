@@ -1,0 +1,136 @@
+//! SPEC 2.3 and issue 5: Kubernetes Events on the rollout for approvals, waves, targets,
+//! windows closing and opening, rollback and completion, each carrying the `changeRef`.
+
+use serde_json::Value;
+
+use crate::{case::Case, harness::Rules, windows::DAILY};
+
+/// The events recorded on the rollout `name`, oldest first: (reason, note). The sandbox
+/// stores events as core `v1` Events (`involvedObject`, `message`), as the API server does,
+/// whichever version they were written in.
+fn events_of(outcome: &crate::harness::Outcome, name: &str) -> Vec<(String, String)> {
+    let mut events: Vec<Value> = outcome
+        .objects("events.k8s.io", "v1", "events")
+        .into_iter()
+        .filter(|e| {
+            e["involvedObject"]["kind"] == "PatchRollout" && e["involvedObject"]["name"] == name
+        })
+        .collect();
+    events.sort_by_key(|e| {
+        e["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    });
+    events
+        .iter()
+        .map(|e| {
+            (
+                e["reason"].as_str().unwrap_or("").to_owned(),
+                e["message"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A change reference set on every rollout of the policy as soon as it exists.
+const CHANGE_REF: &str = "
+steps:
+  - name: the change request
+    when: {apiVersion: patchpilot.dev/v1alpha1, kind: PatchRollout}
+    patch: {spec: {changeRef: CHG-1234}}
+";
+
+#[tokio::test(start_paused = true)]
+async fn a_rollout_across_two_nights_tells_its_story_in_events() {
+    // As in the cutoff test: the rollout stops at the first night's cutoff and finishes
+    // the next night.
+    let outcome = Case::new()
+        .object(DAILY)
+        .scenario("timings: {updater: 6m}")
+        .scenario(CHANGE_REF)
+        .node_policy("os", "spec: {maintenanceWindow: nightly}")
+        .run()
+        .await;
+    outcome.check(&[Rules::new("os", 1)]);
+    assert_eq!(outcome.phase("os"), "Succeeded");
+    let name = outcome.rollout("os")["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = events_of(&outcome, &name);
+    let reasons: Vec<&str> = events.iter().map(|(r, _)| r.as_str()).collect();
+    for wanted in [
+        "Approved",
+        "WaveStarted",
+        "TargetUpdated",
+        "WindowClosed",
+        "WindowOpened",
+        "Succeeded",
+    ] {
+        assert!(
+            reasons.contains(&wanted),
+            "no {wanted} event in {reasons:?}"
+        );
+    }
+    let waves = events.iter().filter(|(r, _)| r == "WaveStarted").count();
+    assert_eq!(waves, 3, "canary, stage-1, full: {reasons:?}");
+    let updated = events.iter().filter(|(r, _)| r == "TargetUpdated").count();
+    assert_eq!(updated, 4, "{reasons:?}");
+    // Every event after the change reference was set carries it.
+    let first_ref = events
+        .iter()
+        .position(|(_, note)| note.starts_with("[CHG-1234] "))
+        .unwrap();
+    let without: Vec<&(String, String)> = events[first_ref..]
+        .iter()
+        .filter(|(_, note)| !note.starts_with("[CHG-1234] "))
+        .collect();
+    assert!(
+        without.is_empty(),
+        "events without the changeRef: {without:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|(r, note)| r == "Succeeded" && note.starts_with("[CHG-1234] "))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_and_its_rollback_are_warnings() {
+    let outcome = Case::new()
+        .scenario("faults: {unhealthyAfterPatch: [Node/general-1]}")
+        .scenario(CHANGE_REF)
+        .node_policy("os", "")
+        .run()
+        .await;
+    outcome.check(&[Rules::new("os", 1)]);
+    assert_eq!(outcome.phase("os"), "RolledBack");
+    let name = outcome.rollout("os")["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let warnings: Vec<String> = outcome
+        .objects("events.k8s.io", "v1", "events")
+        .into_iter()
+        .filter(|e| e["involvedObject"]["name"] == name.as_str() && e["type"] == "Warning")
+        .map(|e| e["reason"].as_str().unwrap().to_owned())
+        .collect();
+    for wanted in ["TargetFailed", "RollbackStarted", "RolledBack"] {
+        assert!(
+            warnings.iter().any(|r| r == wanted),
+            "no {wanted} warning in {warnings:?}"
+        );
+    }
+    let rolled_back = outcome
+        .objects("events.k8s.io", "v1", "events")
+        .into_iter()
+        .find(|e| e["involvedObject"]["name"] == name.as_str() && e["reason"] == "TargetRolledBack")
+        .expect("a TargetRolledBack event");
+    let note = rolled_back["message"].as_str().unwrap();
+    assert!(
+        note.starts_with("[CHG-1234] Node/general-1 rolled back"),
+        "{note}"
+    );
+}
