@@ -27,6 +27,38 @@ use crate::{
 /// The field manager of every write the operator makes.
 pub const MANAGER: &str = "patchpilot";
 
+/// Writes the status of the cluster-scoped object `name` with server-side apply, as the
+/// field manager [`MANAGER`], taking over any field another manager held.
+pub async fn apply_status<K>(
+    client: &Client,
+    name: &str,
+    status: &impl serde::Serialize,
+) -> super::error::Result<()>
+where
+    K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+{
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": {"name": name},
+        "status": status,
+    });
+    kube::Api::<K>::all(client.clone())
+        .patch_status(
+            name,
+            &kube::api::PatchParams::apply(MANAGER).force(),
+            &kube::api::Patch::Apply(body),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            super::error::Error::api(format!("write the status of {} {name}", K::kind(&())), e)
+        })
+}
+
 /// Read handles of every cache.
 #[derive(Clone)]
 pub struct Stores {

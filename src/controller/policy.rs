@@ -6,7 +6,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use kube::{
     Api, Resource, ResourceExt,
-    api::{DeleteParams, Patch, PatchParams, PostParams},
+    api::{DeleteParams, PostParams},
     runtime::{controller::Action as Requeue, reflector::ObjectRef},
 };
 use patchpilot_engine::{
@@ -21,7 +21,7 @@ use patchpilot_engine::{
 use serde_json::json;
 
 use super::{
-    context::{Context, MANAGER},
+    context::{Context, MANAGER, apply_status},
     error::{Error, Result},
     rollout::{name_for, observe},
 };
@@ -321,17 +321,7 @@ async fn write_status(
     if policy.status.as_ref() == Some(&status) {
         return Ok(());
     }
-    let name = policy.name_any();
-    let body = json!({"apiVersion": PatchPolicy::api_version(&()), "kind": PatchPolicy::kind(&()), "metadata": {"name": name}, "status": status});
-    let api: Api<PatchPolicy> = Api::all(ctx.client.clone());
-    api.patch_status(
-        &name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(body),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|e| Error::api(format!("write the status of PatchPolicy {name}"), e))
+    apply_status::<PatchPolicy>(&ctx.client, &policy.name_any(), &status).await
 }
 
 /// How soon to retry after an error.

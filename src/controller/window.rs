@@ -4,18 +4,13 @@
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::{
-    Api, Resource, ResourceExt,
-    api::{Patch, PatchParams},
-    runtime::controller::Action as Requeue,
-};
+use kube::{ResourceExt, runtime::controller::Action as Requeue};
 use patchpilot_engine::machine::{
     Condition, ConditionStatus as CS, ConditionType as CT, compute_conditions,
 };
-use serde_json::json;
 
 use super::{
-    context::{Context, MANAGER},
+    context::{Context, apply_status},
     error::{Error, Result},
 };
 use crate::api::{
@@ -115,15 +110,7 @@ pub async fn reconcile(window: Arc<MaintenanceWindow>, ctx: Arc<Context>) -> Res
         }
     };
     if window.status.as_ref() != Some(&status) {
-        let body = json!({"apiVersion": MaintenanceWindow::api_version(&()), "kind": MaintenanceWindow::kind(&()), "metadata": {"name": name}, "status": status});
-        let api: Api<MaintenanceWindow> = Api::all(ctx.client.clone());
-        api.patch_status(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(body),
-        )
-        .await
-        .map_err(|e| Error::api(format!("write the status of MaintenanceWindow {name}"), e))?;
+        apply_status::<MaintenanceWindow>(&ctx.client, &name, &status).await?;
     }
     Ok(match wake {
         Some(at) => Requeue::requeue(

@@ -4,16 +4,20 @@
 //! and (if due) the uncordon.
 
 use jiff::SignedDuration;
-use k8s_openapi::api::{
-    apps::v1::{DaemonSet, Deployment, StatefulSet},
-    batch::v1::Job,
-    core::v1::{Node, Pod},
+use k8s_openapi::{
+    api::{
+        apps::v1::{DaemonSet, Deployment, StatefulSet},
+        batch::v1::Job,
+        core::v1::{Node, Pod},
+    },
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 use kube::{
     Api,
     api::{DeleteParams, EvictParams, Patch, PatchParams, PostParams},
 };
 use patchpilot_engine::{
+    image::ContainerImage,
     keys,
     machine::{Action, Record, RecordState, TargetAction},
     policy::WorkloadKind,
@@ -227,36 +231,25 @@ async fn lock(ctx: &Context, scene: &Scene<'_>, target: &TargetId, record: &Reco
                 .map_err(|e| Error::api(format!("lock {target}"), e))
         }
         Some((TargetKind::Workload(kind), Some(namespace), name)) => {
+            let client = &ctx.client;
             let (meta, images) = match kind {
                 WorkloadKind::Deployment => {
-                    let w = Api::<Deployment>::namespaced(ctx.client.clone(), namespace)
-                        .get(name)
-                        .await
-                        .map_err(|e| Error::api(format!("read {target}"), e))?;
-                    (
-                        w.metadata.clone(),
-                        observe::Workload::Deployment(w.into()).images(),
-                    )
+                    read_workload::<Deployment>(client, namespace, name, target, |w| {
+                        observe::Workload::Deployment(w.into())
+                    })
+                    .await?
                 }
                 WorkloadKind::StatefulSet => {
-                    let w = Api::<StatefulSet>::namespaced(ctx.client.clone(), namespace)
-                        .get(name)
-                        .await
-                        .map_err(|e| Error::api(format!("read {target}"), e))?;
-                    (
-                        w.metadata.clone(),
-                        observe::Workload::StatefulSet(w.into()).images(),
-                    )
+                    read_workload::<StatefulSet>(client, namespace, name, target, |w| {
+                        observe::Workload::StatefulSet(w.into())
+                    })
+                    .await?
                 }
                 WorkloadKind::DaemonSet => {
-                    let w = Api::<DaemonSet>::namespaced(ctx.client.clone(), namespace)
-                        .get(name)
-                        .await
-                        .map_err(|e| Error::api(format!("read {target}"), e))?;
-                    (
-                        w.metadata.clone(),
-                        observe::Workload::DaemonSet(w.into()).images(),
-                    )
+                    read_workload::<DaemonSet>(client, namespace, name, target, |w| {
+                        observe::Workload::DaemonSet(w.into())
+                    })
+                    .await?
                 }
             };
             if meta
@@ -298,6 +291,28 @@ async fn lock(ctx: &Context, scene: &Scene<'_>, target: &TargetId, record: &Reco
         }
         _ => Err(Error::Conflict(format!("{target} is not a target"))),
     }
+}
+
+/// Reads a workload about to be locked: its metadata and its container images.
+async fn read_workload<K>(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    target: &TargetId,
+    wrap: impl FnOnce(K) -> observe::Workload,
+) -> Result<(ObjectMeta, Vec<ContainerImage>)>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+{
+    let workload = Api::<K>::namespaced(client.clone(), namespace)
+        .get(name)
+        .await
+        .map_err(|e| Error::api(format!("read {target}"), e))?;
+    let meta = workload.meta().clone();
+    Ok((meta, wrap(workload).images()))
 }
 
 /// Evicts the node's pods that may go, each with its own back-off after refusals.

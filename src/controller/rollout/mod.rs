@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::{batch::v1::Job, core::v1::ObjectReference};
 use kube::{
     Api, Resource, ResourceExt,
-    api::{Patch, PatchParams, PostParams},
+    api::PostParams,
     runtime::{
         controller::Action as Requeue,
         events::{Event as KubeEvent, EventType},
@@ -27,11 +27,11 @@ use patchpilot_engine::{
 use serde_json::{Value, json};
 
 use super::{
-    context::{Context, MANAGER},
+    context::{Context, MANAGER, apply_status},
     error::{Error, Result},
 };
 use crate::api::{
-    HealthCheck, PatchPolicy, PatchRollout, PatchRolloutStatus,
+    HealthCheck, PatchPolicy, PatchRollout,
     convert::{Fits, condition_to_api, rollout_status_to_api},
 };
 use act::Scene;
@@ -268,25 +268,7 @@ pub async fn write_status(ctx: &Context, rollout: &PatchRollout, status: &Status
     if rollout.status.as_ref() == Some(&new) {
         return Ok(());
     }
-    apply_status(ctx, rollout, &new).await
-}
-
-async fn apply_status(
-    ctx: &Context,
-    rollout: &PatchRollout,
-    status: &PatchRolloutStatus,
-) -> Result<()> {
-    let name = rollout.name_any();
-    let body = json!({"apiVersion": PatchRollout::api_version(&()), "kind": PatchRollout::kind(&()), "metadata": {"name": name}, "status": status});
-    let api: Api<PatchRollout> = Api::all(ctx.client.clone());
-    api.patch_status(
-        &name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(body),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|e| Error::api(format!("write the status of {name}"), e))
+    apply_status::<PatchRollout>(&ctx.client, &rollout.name_any(), &new).await
 }
 
 /// A status for a rollout the engine cannot work on: no policy yet, or an invalid spec
@@ -351,7 +333,7 @@ async fn write_blocked(
             )
             .await;
     }
-    apply_status(ctx, rollout, &status).await
+    apply_status::<PatchRollout>(&ctx.client, &rollout.name_any(), &status).await
 }
 
 fn change_ref(rollout: &PatchRollout) -> String {
