@@ -3,11 +3,15 @@
 //! started when the target's work begins and stopped when it ends. Each change triggers the
 //! rollout that holds the target.
 //!
-//! Watches use streaming lists (`sendInitialEvents`), so a node's pods cost one request.
+//! Watches use streaming lists (`sendInitialEvents`), so a node's pods cost one request;
+//! where the API server refuses them, list and watch.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use futures::StreamExt;
@@ -50,14 +54,16 @@ struct Watch {
 /// The pod watches of the targets in progress.
 pub struct PodWatches {
     client: Client,
-    streaming: bool,
+    /// Use streaming lists; cleared for good the first time the API server refuses them.
+    streaming: Arc<AtomicBool>,
     watches: Mutex<HashMap<PodScope, Watch>>,
     triggers: mpsc::UnboundedSender<ObjectRef<PatchRollout>>,
 }
 
 impl PodWatches {
     /// Pod watches that trigger reconciles through `triggers`. `streaming` uses streaming
-    /// lists (one request per watch) where the API server supports them.
+    /// lists (one request per watch); where the API server refuses them (the `WatchList`
+    /// feature is off), the watches fall back to list and watch.
     pub fn new(
         client: Client,
         streaming: bool,
@@ -65,7 +71,7 @@ impl PodWatches {
     ) -> Self {
         PodWatches {
             client,
-            streaming,
+            streaming: Arc::new(AtomicBool::new(streaming)),
             watches: Mutex::new(HashMap::new()),
             triggers,
         }
@@ -115,28 +121,44 @@ impl PodWatches {
         };
         // Long watches (bookmarks keep them alive): a node's pods usually cost one request.
         let config = config.timeout(WATCH_TIMEOUT);
-        let config = if self.streaming {
-            config.streaming_lists()
-        } else {
-            config
-        };
-        let (store, writer) = reflector::store();
+        let (store, mut writer) = reflector::store();
         let trigger = ObjectRef::<PatchRollout>::new(rollout);
         let triggers = self.triggers.clone();
-        let stream = watcher::watcher(api, config)
-            .default_backoff()
-            .reflect(writer);
+        let streaming = self.streaming.clone();
         let task = tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            while let Some(event) = stream.next().await {
-                match event {
-                    Ok(_) => {
-                        if triggers.send(trigger.clone()).is_err() {
-                            return;
+            loop {
+                let streams = streaming.load(Ordering::Relaxed);
+                let config = if streams {
+                    config.clone().streaming_lists()
+                } else {
+                    config.clone()
+                };
+                let stream = watcher::watcher(api.clone(), config).default_backoff();
+                let mut stream = std::pin::pin!(stream);
+                let mut refused = false;
+                while let Some(event) = stream.next().await {
+                    match event {
+                        Ok(event) => {
+                            writer.apply_watcher_event(&event);
+                            if triggers.send(trigger.clone()).is_err() {
+                                return;
+                            }
                         }
+                        Err(error) if streams && refuses_streaming(&error) => {
+                            tracing::warn!(
+                                %error,
+                                "the API server refuses streaming lists; listing pods instead"
+                            );
+                            refused = true;
+                            break;
+                        }
+                        Err(error) => tracing::warn!(%error, "pod watch failed; retrying"),
                     }
-                    Err(error) => tracing::warn!(%error, "pod watch failed; retrying"),
                 }
+                if !refused {
+                    return;
+                }
+                streaming.store(false, Ordering::Relaxed);
             }
         });
         Watch {
@@ -154,6 +176,21 @@ impl PodWatches {
         futures::FutureExt::now_or_never(watch.store.wait_until_ready())?.ok()?;
         Some(watch.store.state())
     }
+}
+
+/// Whether a watch error says the API server does not serve streaming lists: it answers
+/// a watch with `sendInitialEvents` with 400 Bad Request or 422 Invalid.
+fn refuses_streaming(error: &watcher::Error) -> bool {
+    let code = match error {
+        watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.code,
+        watcher::Error::WatchError(status) => status.code,
+        watcher::Error::InitialListFailed(_)
+        | watcher::Error::WatchStartFailed(_)
+        | watcher::Error::WatchFailed(_)
+        | watcher::Error::NoResourceVersion => return false,
+    };
+    matches!(code, 400 | 422)
 }
 
 impl Drop for PodWatches {

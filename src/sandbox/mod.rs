@@ -70,6 +70,7 @@ impl Sandbox {
         let start = scenario.spec.start.unwrap_or_else(jiff::Timestamp::now);
         let clock: SharedClock = Arc::new(VirtualClock::new(start, options.speed.unwrap_or(1.0)));
         let store = Arc::new(Store::new(Registry::builtin(), clock));
+        store.set_watch_list(scenario.spec.api_server.watch_list);
         let faults = scenario
             .spec
             .faults

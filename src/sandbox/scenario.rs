@@ -63,6 +63,27 @@ pub struct ScenarioSpec {
     /// How the operator runs in the sandbox.
     #[serde(default)]
     pub operator: OperatorSpec,
+    /// Features of the simulated API server.
+    #[serde(default)]
+    pub api_server: ApiServerSpec,
+}
+
+/// Features of the simulated API server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiServerSpec {
+    /// Serve streaming lists (`sendInitialEvents`), as with the `WatchList` feature on.
+    /// `false` refuses them with 422, as API servers with the feature off do. Default true.
+    #[serde(default = "streaming")]
+    pub watch_list: bool,
+}
+
+impl Default for ApiServerSpec {
+    fn default() -> Self {
+        ApiServerSpec {
+            watch_list: streaming(),
+        }
+    }
 }
 
 /// How the operator runs in the sandbox.

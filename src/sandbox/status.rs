@@ -153,6 +153,22 @@ impl ApiError {
         }
     }
 
+    /// 422 for a list or watch option the server refuses, as `ListOptions` validation does.
+    pub fn invalid_options(field: &str, message: &str) -> Self {
+        ApiError {
+            details: Some(json!({
+                "kind": "ListOptions",
+                "group": "meta.k8s.io",
+                "causes": [{"reason": "FieldValueForbidden", "message": format!("Forbidden: {message}"), "field": field}],
+            })),
+            ..Self::new(
+                422,
+                "Invalid",
+                format!("ListOptions.meta.k8s.io \"\" is invalid: {field}: Forbidden: {message}"),
+            )
+        }
+    }
+
     /// 400: the request is malformed.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)

@@ -246,3 +246,32 @@ spec:
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn without_streaming_lists_on_the_server_the_pod_watches_list_instead() {
+    let outcome = Case::new()
+        .scenario("apiServer: {watchList: false}")
+        .node_policy("os", "")
+        .run()
+        .await;
+    outcome.check(&[Rules::new("os", 1)]);
+    assert_eq!(outcome.phase("os"), "Succeeded");
+    let pods: Vec<(&str, u64)> = outcome
+        .operator_requests()
+        .filter(|e| e["objectRef"]["resource"] == "pods" && e["objectRef"]["subresource"].is_null())
+        .map(|e| {
+            (
+                e["verb"].as_str().unwrap(),
+                e["responseStatus"]["code"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    // One refused streaming watch, then lists and watches.
+    let refused = pods.iter().filter(|(_, code)| *code == 422).count();
+    assert_eq!(refused, 1, "{pods:?}");
+    assert!(
+        pods.iter()
+            .any(|(verb, code)| *verb == "list" && *code == 200),
+        "{pods:?}"
+    );
+}

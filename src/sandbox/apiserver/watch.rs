@@ -49,6 +49,13 @@ pub(super) fn watch(
     filter: Filter,
     request: &Request,
 ) -> Result<Reply, ApiError> {
+    if request.params.flag("sendInitialEvents") && !store.watch_list() {
+        // As an API server with the WatchList feature off answers.
+        return Err(ApiError::invalid_options(
+            "sendInitialEvents",
+            "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
+        ));
+    }
     let from =
         if request.params.flag("sendInitialEvents") {
             WatchFrom::InitialEvents

@@ -178,6 +178,8 @@ struct Inner {
 pub struct Store {
     inner: Mutex<Inner>,
     clock: SharedClock,
+    /// Whether watches may ask for streaming lists (the API server's `WatchList` feature).
+    watch_list: std::sync::atomic::AtomicBool,
 }
 
 /// How many changes are kept for watches to resume from, by default.
@@ -263,6 +265,7 @@ impl Store {
                 next_watcher: 0,
             }),
             clock,
+            watch_list: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -289,6 +292,18 @@ impl Store {
             .now()
             .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
             .to_string()
+    }
+
+    /// Whether watches may ask for streaming lists (`sendInitialEvents`), as an API server
+    /// with the `WatchList` feature on; without it they are refused with 422.
+    pub fn set_watch_list(&self, on: bool) {
+        self.watch_list
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether watches may ask for streaming lists.
+    pub fn watch_list(&self) -> bool {
+        self.watch_list.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How many changes watches can resume from.
