@@ -350,6 +350,10 @@ async fn query(
         serde_json::from_slice(&body).map_err(|e| format!("not a Prometheus answer: {e}"))?;
     let value = sample(&answer)
         .ok_or_else(|| format!("the query {promql:?} did not return exactly one sample"))?;
+    // NaN (like 0/0) compares false with every bound, so it would pass them all.
+    if value.is_nan() {
+        return Err(format!("{promql} = NaN, not a number within the bounds"));
+    }
     if check.min.is_some_and(|min| value < min) {
         return Err(format!(
             "{promql} = {value}, below the minimum {}",
@@ -381,8 +385,430 @@ fn sample(answer: &Value) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    //! The checks against a real HTTP server on a loopback port (real time: the timeouts are
+    //! tokio's), and the pure `nodeReady` / `podsReady` judgements on hand-made objects.
+
+    use std::{
+        convert::Infallible,
+        sync::{Arc, Mutex},
+        time::Instant,
+    };
+
+    use http_body_util::{StreamBody, combinators::BoxBody};
+    use hyper::body::Frame;
+    use patchpilot_engine::{policy::WorkloadKind, units::Duration};
     use serde_json::json;
+
+    use super::*;
+
+    // ---- A test server -------------------------------------------------------------------
+
+    /// What the test server answers to a request.
+    enum Reply {
+        /// A status and a body.
+        Answer(u16, String),
+        /// A status, then a body that never ends.
+        StallBody(u16),
+        /// Nothing at all: the request waits forever.
+        Silence,
+    }
+
+    /// A server on `127.0.0.1:0` and the URIs it was asked for.
+    struct Server {
+        base: String,
+        requests: Arc<Mutex<Vec<http::Uri>>>,
+    }
+
+    impl Server {
+        fn requests(&self) -> Vec<http::Uri> {
+            self.requests.lock().unwrap().clone()
+        }
+    }
+
+    /// Serves `reply` until the test's runtime ends.
+    async fn serve(reply: impl Fn(&http::Uri) -> Reply + Send + Sync + 'static) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (reply, seen) = (Arc::new(reply), requests.clone());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (reply, seen) = (reply.clone(), seen.clone());
+                let service = hyper::service::service_fn(
+                    move |request: http::Request<hyper::body::Incoming>| {
+                        let (reply, seen) = (reply.clone(), seen.clone());
+                        async move {
+                            seen.lock().unwrap().push(request.uri().clone());
+                            let (code, body): (u16, BoxBody<Bytes, Infallible>) =
+                                match reply(request.uri()) {
+                                    Reply::Answer(code, body) => {
+                                        (code, Full::new(Bytes::from(body)).boxed())
+                                    }
+                                    Reply::StallBody(code) => {
+                                        let never = futures::stream::pending::<
+                                            Result<Frame<Bytes>, Infallible>,
+                                        >();
+                                        (code, StreamBody::new(never).boxed())
+                                    }
+                                    Reply::Silence => std::future::pending().await,
+                                };
+                            let response =
+                                http::Response::builder().status(code).body(body).unwrap();
+                            Ok::<_, Infallible>(response)
+                        }
+                    },
+                );
+                tokio::spawn(async move {
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await;
+                });
+            }
+        });
+        Server { base, requests }
+    }
+
+    /// A Prometheus stand-in: `body` (status 200) at `/api/v1/query`, 404 elsewhere.
+    async fn prometheus(body: String) -> Server {
+        serve(move |uri| match uri.path() {
+            "/api/v1/query" => Reply::Answer(200, body.clone()),
+            _ => Reply::Answer(404, "not found".into()),
+        })
+        .await
+    }
+
+    /// An instant query's answer: a vector of one sample per value.
+    fn vector(values: &[&str]) -> String {
+        let result: Vec<Value> = values
+            .iter()
+            .map(|v| json!({"metric": {"instance": "n1"}, "value": [1.7e9, v]}))
+            .collect();
+        json!({"status": "success", "data": {"resultType": "vector", "result": result}}).to_string()
+    }
+
+    fn node_n1() -> TargetId {
+        TargetId::node("n1")
+    }
+
+    fn http_check(url: String, expect_status: &[u16], timeout_ms: u64) -> HttpCheck {
+        HttpCheck {
+            url,
+            expect_status: expect_status.to_vec(),
+            timeout: Duration::from_millis(timeout_ms),
+        }
+    }
+
+    fn prometheus_check(
+        url: &str,
+        query: &str,
+        min: Option<f64>,
+        max: Option<f64>,
+    ) -> PrometheusCheck {
+        PrometheusCheck {
+            url: url.to_owned(),
+            query: query.to_owned(),
+            min,
+            max,
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Asserts that `result` failed for a reason containing every one of `words`.
+    #[track_caller]
+    fn assert_fails(result: Result<(), String>, words: &[&str]) {
+        let reason = result.expect_err("the check should fail");
+        for word in words {
+            assert!(
+                reason.contains(word),
+                "the reason {reason:?} should contain {word:?}"
+            );
+        }
+    }
+
+    // ---- http ----------------------------------------------------------------------------
+
+    #[tokio::test]
+    async fn http_checks_get_the_target_url_and_accept_the_listed_statuses() {
+        let server = serve(|uri| match uri.path() {
+            "/nodes/n1/healthz" => Reply::Answer(204, String::new()),
+            "/shop/Deployment/web" => Reply::Answer(200, "ok".into()),
+            _ => Reply::Answer(404, "not found".into()),
+        })
+        .await;
+        let http = http_client();
+        let check = http_check(
+            format!("{}/nodes/${{TARGET_NAME}}/healthz", server.base),
+            &[200, 204],
+            5000,
+        );
+        assert_eq!(http_get(&http, &check, &node_n1()).await, Ok(()));
+
+        let web = TargetId::workload(WorkloadKind::Deployment, "shop", "web");
+        let check = http_check(
+            format!(
+                "{}/${{TARGET_NAMESPACE}}/${{TARGET_KIND}}/${{TARGET_NAME}}",
+                server.base
+            ),
+            &[200],
+            5000,
+        );
+        assert_eq!(http_get(&http, &check, &web).await, Ok(()));
+        let paths: Vec<String> = server
+            .requests()
+            .iter()
+            .map(|u| u.path().to_owned())
+            .collect();
+        assert_eq!(paths, ["/nodes/n1/healthz", "/shop/Deployment/web"]);
+    }
+
+    #[tokio::test]
+    async fn http_checks_fail_on_any_other_status_and_say_which() {
+        let server = serve(|uri| match uri.path() {
+            "/healthz/n1" => Reply::Answer(503, "draining".into()),
+            _ => Reply::Answer(200, "ok".into()),
+        })
+        .await;
+        let http = http_client();
+        let url = format!("{}/healthz/${{TARGET_NAME}}", server.base);
+        let check = http_check(url.clone(), &[200], 5000);
+        assert_fails(
+            http_get(&http, &check, &node_n1()).await,
+            &[
+                &format!("{}/healthz/n1", server.base),
+                "answered 503",
+                "expected [200]",
+            ],
+        );
+        // 200 is not accepted when the check lists only 204.
+        let other = http_check(format!("{}/other", server.base), &[204], 5000);
+        assert_fails(
+            http_get(&http, &other, &node_n1()).await,
+            &["answered 200", "expected [204]"],
+        );
+    }
+
+    #[tokio::test]
+    async fn http_checks_time_out_without_an_answer() {
+        let server = serve(|_| Reply::Silence).await;
+        let check = http_check(format!("{}/healthz", server.base), &[200], 200);
+        let started = Instant::now();
+        assert_fails(
+            http_get(&http_client(), &check, &node_n1()).await,
+            &["/healthz", "no answer within 200ms"],
+        );
+        let took = started.elapsed();
+        assert!(
+            took < StdDuration::from_secs(3),
+            "the timeout took {took:?}"
+        );
+        assert_eq!(server.requests().len(), 1, "the request reached the server");
+    }
+
+    #[tokio::test]
+    async fn http_checks_time_out_on_a_body_that_never_ends() {
+        let server = serve(|_| Reply::StallBody(200)).await;
+        let check = http_check(format!("{}/healthz", server.base), &[200], 300);
+        assert_fails(
+            http_get(&http_client(), &check, &node_n1()).await,
+            &["body not received within 300ms"],
+        );
+    }
+
+    #[tokio::test]
+    async fn http_checks_fail_when_nothing_listens() {
+        // A port that was free a moment ago, and now is closed.
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let url = format!("http://127.0.0.1:{port}/healthz");
+        let check = http_check(url.clone(), &[200], 2000);
+        assert_fails(http_get(&http_client(), &check, &node_n1()).await, &[&url]);
+    }
+
+    #[tokio::test]
+    async fn run_reports_a_failing_http_check_by_name() {
+        let server = serve(|_| Reply::Answer(500, "boom".into())).await;
+        let checks = [HealthCheck {
+            http: Some(http_check(format!("{}/healthz", server.base), &[200], 5000)),
+            ..Default::default()
+        }];
+        let web = TargetId::workload(WorkloadKind::Deployment, "shop", "web");
+        let facts = run(&http_client(), &checks, &subject(&web, &[])).await;
+        assert_eq!(facts.reasons.len(), 1, "{facts:?}");
+        assert!(
+            facts.reasons[0].starts_with("http: ") && facts.reasons[0].contains("answered 500"),
+            "{facts:?}"
+        );
+        assert!(facts.settling.is_empty());
+    }
+
+    // ---- prometheus ----------------------------------------------------------------------
+
+    #[tokio::test]
+    async fn prometheus_checks_send_an_instant_query_for_the_target() {
+        let server = prometheus(vector(&["0.002"])).await;
+        // A trailing slash on the server's URL does not double the one of the API path.
+        let check = prometheus_check(
+            &format!("{}/", server.base),
+            r#"sum(rate(errors_total{instance="${TARGET_NAME}"}[5m])) / 2"#,
+            None,
+            Some(0.01),
+        );
+        assert_eq!(query(&http_client(), &check, &node_n1()).await, Ok(()));
+        let requests = server.requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].path(), "/api/v1/query");
+        let params: Vec<(String, String)> =
+            form_urlencoded::parse(requests[0].query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
+        assert_eq!(
+            params,
+            [(
+                "query".to_owned(),
+                r#"sum(rate(errors_total{instance="n1"}[5m])) / 2"#.to_owned()
+            )]
+        );
+    }
+
+    /// A sample, the check's `min` and `max`, and the words of the failure (none: a pass).
+    type BoundsCase = (
+        &'static str,
+        Option<f64>,
+        Option<f64>,
+        &'static [&'static str],
+    );
+
+    #[tokio::test]
+    async fn prometheus_checks_compare_the_value_with_min_and_max() {
+        let http = http_client();
+        let pass = &[];
+        let cases: [BoundsCase; 9] = [
+            ("0.002", None, Some(0.01), pass),
+            ("0.01", None, Some(0.01), pass),
+            (
+                "0.5",
+                None,
+                Some(0.01),
+                &["= 0.5", "above the maximum 0.01"],
+            ),
+            ("5", Some(5.0), None, pass),
+            ("3", Some(5.0), None, &["= 3", "below the minimum 5"]),
+            ("7", Some(5.0), Some(10.0), pass),
+            ("4.5", Some(5.0), Some(10.0), &["below the minimum 5"]),
+            ("11", Some(5.0), Some(10.0), &["above the maximum 10"]),
+            ("+Inf", None, Some(1.0), &["= inf", "above the maximum 1"]),
+        ];
+        for (value, min, max, failure) in cases {
+            let server = prometheus(vector(&[value])).await;
+            let check = prometheus_check(&server.base, "up", min, max);
+            let result = query(&http, &check, &node_n1()).await;
+            if failure.is_empty() {
+                assert_eq!(result, Ok(()), "{value} within {min:?}..{max:?}");
+            } else {
+                let mut words = failure.to_vec();
+                words.push("up");
+                assert_fails(result, &words);
+            }
+        }
+        // A scalar answer counts as one sample.
+        let scalar =
+            json!({"status": "success", "data": {"resultType": "scalar", "result": [1.7e9, "42"]}});
+        let server = prometheus(scalar.to_string()).await;
+        let check = prometheus_check(&server.base, "scalar(up)", None, Some(10.0));
+        assert_fails(
+            query(&http, &check, &node_n1()).await,
+            &["= 42", "above the maximum 10"],
+        );
+    }
+
+    #[tokio::test]
+    async fn prometheus_checks_fail_without_exactly_one_sample() {
+        let http = http_client();
+        for (answer, what) in [
+            (vector(&[]), "an empty vector"),
+            (vector(&["1", "2"]), "two samples"),
+            (
+                json!({"status": "success", "data": {"resultType": "matrix", "result": []}})
+                    .to_string(),
+                "a range vector",
+            ),
+            (vector(&["not-a-number"]), "an unreadable sample"),
+        ] {
+            let server = prometheus(answer).await;
+            let check = prometheus_check(&server.base, "up == 0", None, Some(1.0));
+            let result = query(&http, &check, &node_n1()).await;
+            let reason = result.expect_err(what);
+            assert!(
+                reason.contains(r#"the query "up == 0" did not return exactly one sample"#),
+                "{what}: {reason}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn prometheus_checks_fail_on_a_nan_sample() {
+        // 0/0 (an error ratio without traffic) is NaN: it lies within no bounds.
+        let server = prometheus(vector(&["NaN"])).await;
+        for (min, max) in [
+            (None, Some(0.01)),
+            (Some(0.0), None),
+            (Some(0.0), Some(1.0)),
+        ] {
+            let check = prometheus_check(&server.base, "errors / requests", min, max);
+            assert_fails(
+                query(&http_client(), &check, &node_n1()).await,
+                &["errors / requests = NaN", "not a number"],
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn prometheus_checks_fail_on_an_error_status() {
+        let error = json!({"status": "error", "errorType": "bad_data", "error": "parse error"});
+        let server = serve(move |_| Reply::Answer(400, error.to_string())).await;
+        let check = prometheus_check(&server.base, "up{", None, Some(1.0));
+        assert_fails(
+            query(&http_client(), &check, &node_n1()).await,
+            &["/api/v1/query?query=up%7B", "answered 400"],
+        );
+        let server = serve(|_| Reply::Answer(503, "unavailable".into())).await;
+        let check = prometheus_check(&server.base, "up", None, Some(1.0));
+        assert_fails(
+            query(&http_client(), &check, &node_n1()).await,
+            &["answered 503"],
+        );
+    }
+
+    #[tokio::test]
+    async fn prometheus_checks_fail_on_malformed_json() {
+        let http = http_client();
+        for body in [
+            "<html>gateway</html>",
+            r#"{"status": "success", "data": "#,
+            "",
+        ] {
+            let server = prometheus(body.to_owned()).await;
+            let check = prometheus_check(&server.base, "up", None, Some(1.0));
+            assert_fails(
+                query(&http, &check, &node_n1()).await,
+                &["not a Prometheus answer"],
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn prometheus_checks_time_out() {
+        let server = serve(|_| Reply::Silence).await;
+        let mut check = prometheus_check(&server.base, "up", None, Some(1.0));
+        check.timeout = Duration::from_millis(200);
+        assert_fails(
+            query(&http_client(), &check, &node_n1()).await,
+            &["/api/v1/query?query=up", "no answer within 200ms"],
+        );
+    }
 
     #[test]
     fn prometheus_answers_read_one_sample() {
@@ -400,11 +826,7 @@ mod tests {
 
     #[test]
     fn urls_name_the_target() {
-        let web = TargetId::workload(
-            patchpilot_engine::policy::WorkloadKind::Deployment,
-            "shop",
-            "web",
-        );
+        let web = TargetId::workload(WorkloadKind::Deployment, "shop", "web");
         assert_eq!(
             substitute(
                 "http://${TARGET_NAME}.${TARGET_NAMESPACE}/${TARGET_KIND}",
@@ -416,5 +838,320 @@ mod tests {
             substitute("http://${TARGET_NAME}:9100", &TargetId::node("n1")),
             "http://n1:9100"
         );
+    }
+
+    // ---- nodeReady -----------------------------------------------------------------------
+
+    fn node(conditions: &[(&str, &str)]) -> Node {
+        let conditions: Vec<Value> = conditions
+            .iter()
+            .map(|(kind, status)| json!({"type": kind, "status": status}))
+            .collect();
+        serde_json::from_value(json!({
+            "metadata": {"name": "n1"},
+            "status": {"conditions": conditions},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn node_ready_needs_ready_and_no_pressure() {
+        let calm = [
+            ("MemoryPressure", "False"),
+            ("DiskPressure", "False"),
+            ("PIDPressure", "False"),
+        ];
+        let ready = |extra: &[(&'static str, &'static str)]| {
+            let mut conditions = vec![("Ready", "True")];
+            conditions.extend_from_slice(&calm);
+            for (kind, status) in extra {
+                conditions.retain(|(k, _)| k != kind);
+                conditions.push((kind, status));
+            }
+            node(&conditions)
+        };
+        assert_eq!(node_ready(Some(&ready(&[]))), Ok(()));
+        assert_eq!(node_ready(Some(&node(&[("Ready", "True")]))), Ok(()));
+        assert_eq!(node_ready(None), Err("the node is not observed".to_owned()));
+        for status in ["False", "Unknown"] {
+            assert_eq!(
+                node_ready(Some(&ready(&[("Ready", status)]))),
+                Err("Ready is not True".to_owned())
+            );
+        }
+        assert_eq!(
+            node_ready(Some(&node(&[]))),
+            Err("Ready is not True".to_owned())
+        );
+        for pressure in ["MemoryPressure", "DiskPressure", "PIDPressure"] {
+            assert_eq!(
+                node_ready(Some(&ready(&[(pressure, "True")]))),
+                Err(format!("{pressure} is True"))
+            );
+        }
+    }
+
+    // ---- podsReady -----------------------------------------------------------------------
+
+    const NOW: &str = "2026-11-28T12:00:00Z";
+    /// `health.timeout` in these tests.
+    const STARTUP_MINS: i64 = 10;
+
+    fn now() -> Timestamp {
+        NOW.parse().unwrap()
+    }
+
+    fn ago(mins: i64) -> Timestamp {
+        now() - SignedDuration::from_mins(mins)
+    }
+
+    /// A running pod `shop/<name>`, scheduled (and created) `mins` minutes ago.
+    fn pod(name: &str, ready: bool, mins: i64) -> Value {
+        let at = ago(mins).to_string();
+        let ready_status = if ready { "True" } else { "False" };
+        json!({
+            "metadata": {"namespace": "shop", "name": name, "creationTimestamp": at},
+            "status": {
+                "phase": "Running",
+                "conditions": [
+                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": at},
+                    {"type": "Ready", "status": ready_status, "lastTransitionTime": at},
+                ],
+                "containerStatuses": [{
+                    "name": "web", "image": "nginx:1.27.4", "imageID": "",
+                    "ready": ready, "restartCount": 0,
+                }],
+            },
+        })
+    }
+
+    fn pods(values: impl IntoIterator<Item = Value>) -> Vec<Arc<Pod>> {
+        values
+            .into_iter()
+            .map(|v| Arc::new(serde_json::from_value(v).unwrap()))
+            .collect()
+    }
+
+    /// A subject at [`NOW`] with nothing but `pods`.
+    fn subject<'a>(target: &'a TargetId, pods: &'a [Arc<Pod>]) -> Subject<'a> {
+        Subject {
+            target,
+            node: None,
+            pods,
+            rollout: Ok(()),
+            soaking_since: None,
+            jobs: &[],
+            now: now(),
+            startup: SignedDuration::from_mins(STARTUP_MINS),
+        }
+    }
+
+    fn web() -> TargetId {
+        TargetId::workload(WorkloadKind::Deployment, "shop", "web")
+    }
+
+    #[test]
+    fn pods_ready_passes_when_every_running_pod_is_ready() {
+        let target = web();
+        let mut done = pod("job-1", false, 60);
+        done["status"]["phase"] = json!("Succeeded");
+        let mut failed = pod("job-2", false, 60);
+        failed["status"]["phase"] = json!("Failed");
+        let mut leaving = pod("web-old", false, 60);
+        leaving["metadata"]["deletionTimestamp"] = json!(ago(1).to_string());
+        let pods = pods([pod("web-1", true, 60), done, failed, leaving]);
+        assert_eq!(pods_ready(&subject(&target, &pods)), Verdict::Pass);
+        assert_eq!(pods_ready(&subject(&target, &[])), Verdict::Pass);
+    }
+
+    #[test]
+    fn pods_ready_fails_an_incomplete_workload_rollout_with_its_reason() {
+        let target = web();
+        let pods = pods([pod("web-1", true, 60)]);
+        let subject = Subject {
+            rollout: Err("1 of 3 updated replicas are available".into()),
+            ..subject(&target, &pods)
+        };
+        assert_eq!(
+            pods_ready(&subject),
+            Verdict::Fail("1 of 3 updated replicas are available".into())
+        );
+    }
+
+    #[test]
+    fn a_pod_still_starting_within_the_timeout_is_settling() {
+        let target = TargetId::node("n1");
+        let pods = pods([pod("web-1", true, 60), pod("web-2", false, 3)]);
+        assert_eq!(
+            pods_ready(&subject(&target, &pods)),
+            Verdict::Settling(
+                "1 pod(s) starting: shop/web-2".into(),
+                Some(ago(3) + SignedDuration::from_mins(STARTUP_MINS))
+            )
+        );
+        // Two starting pods settle by the earlier deadline.
+        let two = self::pods([pod("web-2", false, 3), pod("web-3", false, 8)]);
+        assert_eq!(
+            pods_ready(&subject(&target, &two)),
+            Verdict::Settling(
+                "2 pod(s) starting: shop/web-2, shop/web-3".into(),
+                Some(ago(8) + SignedDuration::from_mins(STARTUP_MINS))
+            )
+        );
+    }
+
+    #[test]
+    fn a_pod_not_ready_past_the_timeout_or_after_a_restart_fails() {
+        let target = TargetId::node("n1");
+        // Scheduled exactly `health.timeout` ago: its time is up.
+        let late = pods([pod("web-1", false, STARTUP_MINS)]);
+        assert_eq!(
+            pods_ready(&subject(&target, &late)),
+            Verdict::Fail("1 pod(s) not Ready: shop/web-1".into())
+        );
+        let mut crashing = pod("web-2", false, 1);
+        crashing["status"]["containerStatuses"][0]["restartCount"] = json!(2);
+        let crashing = pods([crashing]);
+        assert_eq!(
+            pods_ready(&subject(&target, &crashing)),
+            Verdict::Fail("1 pod(s) not Ready: shop/web-2".into())
+        );
+        // A failing pod outweighs one still starting.
+        let both = pods([pod("web-3", false, 2), pod("web-4", false, 30)]);
+        assert_eq!(
+            pods_ready(&subject(&target, &both)),
+            Verdict::Fail("1 pod(s) not Ready: shop/web-4".into())
+        );
+    }
+
+    #[test]
+    fn starting_counts_from_scheduling_not_creation() {
+        let target = TargetId::node("n1");
+        // Created an hour ago, scheduled two minutes ago (it waited for a node).
+        let mut waited = pod("web-1", false, 2);
+        waited["metadata"]["creationTimestamp"] = json!(ago(60).to_string());
+        let waited = pods([waited]);
+        assert!(
+            matches!(
+                pods_ready(&subject(&target, &waited)),
+                Verdict::Settling(..)
+            ),
+            "{:?}",
+            pods_ready(&subject(&target, &waited))
+        );
+        // Not scheduled yet: the creation time counts.
+        let mut pending = pod("web-2", false, 60);
+        pending["status"]["conditions"] = json!([]);
+        pending["metadata"]["creationTimestamp"] = json!(ago(1).to_string());
+        let pending = pods([pending]);
+        assert_eq!(
+            pods_ready(&subject(&target, &pending)),
+            Verdict::Settling(
+                "1 pod(s) starting: shop/web-2".into(),
+                Some(ago(1) + SignedDuration::from_mins(STARTUP_MINS))
+            )
+        );
+    }
+
+    #[test]
+    fn many_unready_pods_are_named_three_at_a_time() {
+        let target = TargetId::node("n1");
+        let pods = pods((1..=5).map(|i| pod(&format!("web-{i}"), false, 30)));
+        assert_eq!(
+            pods_ready(&subject(&target, &pods)),
+            Verdict::Fail(
+                "5 pod(s) not Ready: shop/web-1, shop/web-2, shop/web-3 and 2 more".into()
+            )
+        );
+    }
+
+    #[test]
+    fn a_container_restart_during_the_soak_fails() {
+        let target = web();
+        let restarted_at = |mins: i64| {
+            let mut p = pod("web-1", true, 60);
+            p["status"]["containerStatuses"][0]["restartCount"] = json!(1);
+            p["status"]["containerStatuses"][0]["lastState"] =
+                json!({"terminated": {"exitCode": 137, "finishedAt": ago(mins).to_string()}});
+            p
+        };
+        let during = pods([restarted_at(2)]);
+        let soaking = Subject {
+            soaking_since: Some(ago(5)),
+            ..subject(&target, &during)
+        };
+        assert_eq!(
+            pods_ready(&soaking),
+            Verdict::Fail("container restarts during the soak: shop/web-1".into())
+        );
+        // Before the soak began, or with no soak yet, the restart does not count.
+        let before = pods([restarted_at(7)]);
+        let soaking = Subject {
+            soaking_since: Some(ago(5)),
+            ..subject(&target, &before)
+        };
+        assert_eq!(pods_ready(&soaking), Verdict::Pass);
+        assert_eq!(pods_ready(&subject(&target, &during)), Verdict::Pass);
+    }
+
+    // ---- run -----------------------------------------------------------------------------
+
+    #[tokio::test]
+    async fn run_uses_the_default_checks_of_the_target_kind() {
+        let http = http_client();
+        let n1 = TargetId::node("n1");
+        let starting = pods([pod("web-1", false, 4)]);
+        // Nodes: nodeReady and podsReady.
+        let facts = run(&http, &[], &subject(&n1, &starting)).await;
+        assert_eq!(facts.reasons, ["nodeReady: the node is not observed"]);
+        assert_eq!(facts.settling, ["podsReady: 1 pod(s) starting: shop/web-1"]);
+        assert_eq!(
+            facts.settles_by,
+            Some(ago(4) + SignedDuration::from_mins(STARTUP_MINS))
+        );
+        let ready_node = node(&[("Ready", "True")]);
+        let facts = run(
+            &http,
+            &[],
+            &Subject {
+                node: Some(&ready_node),
+                ..subject(&n1, &[])
+            },
+        )
+        .await;
+        assert_eq!(facts, HealthFacts::healthy());
+        // Workloads: podsReady only (no node to look at is no failure).
+        let target = web();
+        let facts = run(&http, &[], &subject(&target, &[])).await;
+        assert_eq!(facts, HealthFacts::healthy());
+    }
+
+    #[tokio::test]
+    async fn run_waits_for_job_checks_and_reports_their_failures() {
+        let http = http_client();
+        let target = web();
+        let job = HealthCheck {
+            job: Some(
+                serde_json::from_value(json!({"template": {"spec": {"containers": []}}})).unwrap(),
+            ),
+            ..Default::default()
+        };
+        let checks = [job.clone(), job];
+        let jobs = [
+            (0, None),
+            (1, Some(Err("the pod failed: exit code 1".to_owned()))),
+        ];
+        let facts = run(
+            &http,
+            &checks,
+            &Subject {
+                jobs: &jobs,
+                ..subject(&target, &[])
+            },
+        )
+        .await;
+        assert_eq!(facts.reasons, ["job: the pod failed: exit code 1"]);
+        assert_eq!(facts.settling, ["job: the check's Job is running"]);
+        assert_eq!(facts.settles_by, None);
     }
 }
