@@ -243,7 +243,8 @@ fn pods_ready(subject: &Subject<'_>) -> Verdict {
                 _ => unready.push(pod_name(pod)),
             }
         }
-        if let Some(since) = subject.soaking_since {
+        // SPEC 2.2: "no restarts" is a rule for workloads; a node's pods are only Ready.
+        if let Some(since) = subject.soaking_since.filter(|_| subject.node.is_none()) {
             let statuses = pod
                 .status
                 .as_ref()
@@ -1092,6 +1093,15 @@ mod tests {
         };
         assert_eq!(pods_ready(&soaking), Verdict::Pass);
         assert_eq!(pods_ready(&subject(&target, &during)), Verdict::Pass);
+        // On a node only readiness counts (SPEC 2.2): the pod restarted but is Ready.
+        let ready_node = node(&[("Ready", "True")]);
+        let node_target = TargetId::node("worker-1");
+        let on_a_node = Subject {
+            node: Some(&ready_node),
+            soaking_since: Some(ago(5)),
+            ..subject(&node_target, &during)
+        };
+        assert_eq!(pods_ready(&on_a_node), Verdict::Pass);
     }
 
     // ---- run -----------------------------------------------------------------------------
