@@ -64,8 +64,10 @@ where
     let handles = (0..SUBSCRIBERS)
         .filter_map(|_| writer.subscribe())
         .collect();
+    // Nothing reads managedFields; on a big cluster they are most of an object's metadata.
     let driver = watcher::watcher(api, config)
         .default_backoff()
+        .modify(|object| object.meta_mut().managed_fields = None)
         .reflect_shared(writer)
         .map(log_errors::<K>);
     (Shared { store, handles }, driver)
