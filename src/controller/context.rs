@@ -140,9 +140,19 @@ pub struct Context {
     pub evictions: Mutex<HashMap<String, EvictionState>>,
     /// The HTTP client of health checks.
     pub http: super::rollout::health::HttpClient,
+    /// Becomes true once every cache has its first full list.
+    pub ready: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Context {
+    /// Waits until every cache has its first full list. A reconcile must not judge from
+    /// half-filled caches: a rollout deciding before the nodes are listed would see no
+    /// targets and call itself done.
+    pub async fn until_ready(&self) {
+        let mut ready = self.ready.clone();
+        let _ = ready.wait_for(|ready| *ready).await;
+    }
+
     /// The eviction state of a pod.
     pub fn eviction(&self, pod: &str) -> Option<EvictionState> {
         self.evictions

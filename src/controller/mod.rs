@@ -178,6 +178,7 @@ async fn controllers(
         driver_tasks.push(tokio::spawn(driver.for_each(|()| async {})));
     }
     let (triggers, triggered) = mpsc::unbounded_channel();
+    let (set_ready, ready) = tokio::sync::watch::channel(false);
     let stores = Stores::of(&caches);
     let reporter = Reporter {
         controller: "patchpilot".into(),
@@ -192,6 +193,7 @@ async fn controllers(
         recorder: Recorder::new(client.clone(), reporter),
         evictions: Default::default(),
         http: rollout::health::http_client(),
+        ready,
     });
 
     let rollouts = {
@@ -272,6 +274,7 @@ async fn controllers(
     let ready = async move {
         caches.ready().await;
         drop(caches);
+        let _ = set_ready.send(true);
         metrics.set_ready();
         tracing::info!("caches filled; reconciling");
     };

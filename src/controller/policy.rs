@@ -38,6 +38,7 @@ pub fn rollout_name(policy: &PatchPolicy) -> String {
 /// Reconciles one PatchPolicy.
 #[tracing::instrument(skip_all, fields(policy = %policy.name_any()))]
 pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Requeue> {
+    ctx.until_ready().await;
     let _timer = ctx.metrics.reconcile("policy");
     let name = policy.name_any();
     let now = ctx.clock.now();

@@ -28,6 +28,7 @@ fn interval(i: &patchpilot_engine::window::Interval) -> Interval {
 /// Reconciles one MaintenanceWindow.
 #[tracing::instrument(skip_all, fields(window = %window.name_any()))]
 pub async fn reconcile(window: Arc<MaintenanceWindow>, ctx: Arc<Context>) -> Result<Requeue> {
+    ctx.until_ready().await;
     let _timer = ctx.metrics.reconcile("window");
     let name = window.name_any();
     let now = ctx.clock.now();

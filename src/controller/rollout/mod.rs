@@ -40,6 +40,7 @@ use observe::{Observation, job_namespace};
 /// Reconciles one PatchRollout.
 #[tracing::instrument(skip_all, fields(rollout = %rollout.name_any()))]
 pub async fn reconcile(rollout: Arc<PatchRollout>, ctx: Arc<Context>) -> Result<Requeue> {
+    ctx.until_ready().await;
     let _timer = ctx.metrics.reconcile("rollout");
     let name = rollout.name_any();
     if rollout.metadata.deletion_timestamp.is_some() {
