@@ -1,0 +1,502 @@
+//! `patchpilot run` as its own process against the 5,000-node sandbox served by another:
+//! its resident memory while a node rollout makes progress.
+
+use std::{
+    collections::BTreeMap,
+    fs::File,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::{
+    Api, Client,
+    api::{ListParams, Patch, PatchParams, PostParams},
+    config::{KubeConfigOptions, Kubeconfig},
+};
+use patchpilot::api::PatchPolicy;
+use serde_json::{Value, json};
+
+use crate::{
+    BIN, NODES, PODS, SCENARIO,
+    mem::{Memory, mib},
+};
+
+/// How long the operator's memory is sampled after its caches are filled.
+const SAMPLE_FOR: Duration = Duration::from_secs(60);
+
+/// The children, killed if the benchmark stops early.
+#[derive(Default)]
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The node policy the benchmark rolls out: every worker node, 2% of each pool at a time (10
+/// of 500), no canary, drain, an updater that reboots the node, then health checks.
+fn policy() -> PatchPolicy {
+    serde_json::from_value(json!({
+        "apiVersion": "patchpilot.dev/v1alpha1",
+        "kind": "PatchPolicy",
+        "metadata": {"name": "scale-os"},
+        "spec": {
+            "targets": {
+                "nodes": {
+                    "selector": {"matchLabels": {"node-role.kubernetes.io/worker": ""}},
+                    "poolLabel": "pool",
+                },
+            },
+            "patch": {
+                "version": "2026-11-security",
+                "classification": "Important",
+                "description": "scale benchmark",
+                "updater": {
+                    "expectReboot": true,
+                    "template": {
+                        "metadata": {"annotations": {"sandbox.patchpilot.dev/reboot": "true"}},
+                        "spec": {"containers": [{
+                            "name": "upgrade",
+                            "image": "docker.io/library/debian:bookworm-slim",
+                            "command": ["/bin/sh", "-c", "apt-get -y upgrade && systemd-run --on-active=5 systemctl reboot"],
+                        }]},
+                    },
+                },
+            },
+            "strategy": {
+                "canary": {"targets": 0},
+                "maxUnavailable": "2%",
+                "failureBudget": "1%",
+                "onFailure": "Pause",
+            },
+            "drain": {"timeout": "2m", "ignoreDaemonSets": true, "deleteEmptyDirData": true},
+            "health": {
+                "timeout": "2m",
+                "soak": "10s",
+                "checks": [{"nodeReady": {}}, {"podsReady": {}}],
+            },
+            "approval": {"mode": "Automatic"},
+        },
+    }))
+    .expect("the benchmark's policy reads")
+}
+
+async fn client_of(kubeconfig: &Path, context: &str) -> Client {
+    let file = Kubeconfig::read_from(kubeconfig).expect("the sandbox's kubeconfig reads");
+    let options = KubeConfigOptions {
+        context: Some(context.to_owned()),
+        ..Default::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(file, &options)
+        .await
+        .expect("the sandbox's kubeconfig is usable");
+    Client::try_from(config).unwrap()
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The rollouts as the API returns them.
+async fn rollout_objects(client: &Client) -> Option<Vec<Value>> {
+    let request = http::Request::get("/apis/patchpilot.dev/v1alpha1/patchrollouts")
+        .body(Vec::new())
+        .unwrap();
+    let text = client.request_text(request).await.ok()?;
+    let list: Value = serde_json::from_str(&text).ok()?;
+    list["items"].as_array().cloned()
+}
+
+fn rollout_line(r: &Value) -> String {
+    let s = &r["status"];
+    let steps: BTreeMap<&str, usize> =
+        s["inProgress"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .fold(BTreeMap::new(), |mut steps, t| {
+                *steps.entry(t["step"].as_str().unwrap_or("?")).or_default() += 1;
+                steps
+            });
+    format!(
+        "rollout {}: {} {} updated, targets {}{}{}",
+        r["metadata"]["name"].as_str().unwrap_or("?"),
+        s["phase"].as_str().unwrap_or("(no phase)"),
+        s["progress"].as_str().unwrap_or("?"),
+        s["targets"],
+        if steps.is_empty() {
+            String::new()
+        } else {
+            format!(", in progress by step {steps:?}")
+        },
+        s["halt"]["reason"]
+            .as_str()
+            .map(|h| format!(", halted: {h}"))
+            .unwrap_or_default()
+    )
+}
+
+/// The rollouts, one line each: phase, progress and target counts.
+async fn rollouts(client: &Client) -> Vec<String> {
+    match rollout_objects(client).await {
+        Some(items) => items.iter().map(rollout_line).collect(),
+        None => vec!["(the rollouts could not be listed)".into()],
+    }
+}
+
+fn median(values: &[u64]) -> u64 {
+    let mut v = values.to_vec();
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or(0)
+}
+
+/// Counts the operator's log lines by level and lists its distinct warnings and errors.
+fn summarize_log(path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut levels: BTreeMap<String, usize> = BTreeMap::new();
+    let mut problems: BTreeMap<String, usize> = BTreeMap::new();
+    for line in text.lines() {
+        let Ok(entry) = serde_json::from_str::<Value>(line) else {
+            *problems.entry(format!("(not JSON) {line}")).or_default() += 1;
+            continue;
+        };
+        let level = entry["level"].as_str().unwrap_or("?").to_owned();
+        if level == "WARN" || level == "ERROR" {
+            let mut key = format!(
+                "{level} {}: {}",
+                entry["target"].as_str().unwrap_or(""),
+                entry["message"].as_str().unwrap_or("")
+            );
+            for field in ["error", "kind", "rollout"] {
+                if let Some(value) = entry.get(field) {
+                    key.push_str(&format!(" {field}={value}"));
+                }
+            }
+            key.truncate(400);
+            *problems.entry(key).or_default() += 1;
+        }
+        *levels.entry(level).or_default() += 1;
+    }
+    println!("  operator log lines by level: {levels:?}");
+    for (problem, count) in problems.iter().take(12) {
+        println!("  {count:>5} × {problem}");
+    }
+    if problems.len() > 12 {
+        println!(
+            "  … and {} more distinct warnings/errors",
+            problems.len() - 12
+        );
+    }
+}
+
+/// 4. The sandbox and the operator as two processes.
+pub async fn operator_memory() {
+    println!(
+        "\n== 4. `patchpilot run` as its own process against `patchpilot sandbox --serve \
+         --without-operator` ({NODES} nodes, {PODS} pods)"
+    );
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/scale-bench"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    let _ = std::fs::remove_file(&kubeconfig);
+    let sandbox_log = dir.join("sandbox.log");
+    let operator_log = dir.join("operator.log");
+    println!(
+        "  logs: {} and {}",
+        sandbox_log.display(),
+        operator_log.display()
+    );
+    let mut children = Children::default();
+    let began = Instant::now();
+    let log = File::create(&sandbox_log).unwrap();
+    let sandbox = Command::new(BIN)
+        .args(["sandbox", "--scenario", SCENARIO, "--serve", "127.0.0.1:0"])
+        .arg("--kubeconfig-out")
+        .arg(&kubeconfig)
+        .arg("--without-operator")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("the sandbox starts");
+    let sandbox_pid = sandbox.id();
+    children.0.push(sandbox);
+    // It writes the kubeconfig once the scenario's objects are created and it serves.
+    while std::fs::metadata(&kubeconfig).map_or(true, |m| m.len() == 0) {
+        if let Ok(Some(status)) = children.0[0].try_wait() {
+            println!(
+                "PROBLEM the sandbox exited ({status}) before serving:\n{}",
+                tail(&sandbox_log, 50)
+            );
+            return;
+        }
+        if began.elapsed() > Duration::from_secs(600) {
+            println!("PROBLEM the sandbox did not serve within 10 minutes");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let served = began.elapsed();
+    println!("  the sandbox serves after {served:.2?}");
+    let admin = client_of(&kubeconfig, "sandbox").await;
+    let deployments = Api::<Deployment>::all(admin.clone());
+    let mut last_report = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let listed = Instant::now();
+        let list = match deployments.list(&ListParams::default()).await {
+            Ok(list) => list,
+            Err(error) => {
+                println!("  listing Deployments failed: {error}");
+                continue;
+            }
+        };
+        let list_time = listed.elapsed();
+        let ready = list
+            .items
+            .iter()
+            .filter(|d| {
+                d.status.as_ref().is_some_and(|s| {
+                    s.ready_replicas == Some(10)
+                        && s.updated_replicas == Some(10)
+                        && s.replicas == Some(10)
+                })
+            })
+            .count();
+        if ready == PODS / 10 {
+            break;
+        }
+        if last_report.elapsed() >= Duration::from_secs(10) {
+            println!(
+                "  … {:>5.1}s: {ready} of {} Deployments with 10 Ready pods (listing them over HTTP: {list_time:.0?})",
+                began.elapsed().as_secs_f64(),
+                list.items.len()
+            );
+            last_report = Instant::now();
+        }
+        if began.elapsed() > Duration::from_secs(600) {
+            println!("PROBLEM the served sandbox did not settle in 10 minutes");
+            return;
+        }
+    }
+    let settled = began.elapsed();
+    let count = |query: &'static str| {
+        let admin = admin.clone();
+        async move {
+            let request = http::Request::get(format!("/api/v1/pods?{query}"))
+                .body(Vec::new())
+                .unwrap();
+            let text = admin.request_text(request).await.unwrap_or_default();
+            let list: Value = serde_json::from_str(&text).unwrap_or_default();
+            list["items"].as_array().map_or(0, Vec::len) as u64
+                + list["metadata"]["remainingItemCount"].as_u64().unwrap_or(0)
+        }
+    };
+    let pods = count("limit=1").await;
+    let not_running = count("limit=1&fieldSelector=status.phase%21%3DRunning").await;
+    let memory = Memory::of(sandbox_pid).unwrap_or_default();
+    println!(
+        "RESULT served sandbox (own process, multi-threaded runtime, real time): serving after \
+         {served:.2?}, every Deployment Ready after {settled:.2?}; {pods} pods, {not_running} not \
+         Running; sandbox VmRSS {}, VmHWM {}",
+        mib(memory.rss_kib),
+        mib(memory.hwm_kib)
+    );
+
+    Api::<PatchPolicy>::all(admin.clone())
+        .create(&PostParams::default(), &policy())
+        .await
+        .expect("the benchmark's policy is accepted");
+    println!(
+        "  created PatchPolicy scale-os: every worker node, maxUnavailable 2% per pool (10 of \
+         500, 100 nodes at once), no canary, automatic approval, updater 10s + reboot 10s, \
+         health soak 10s"
+    );
+
+    let started = Instant::now();
+    let operator = Command::new(BIN)
+        .args([
+            "run",
+            "--context",
+            "patchpilot",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&operator_log).unwrap())
+        .spawn()
+        .expect("patchpilot run starts");
+    let operator_pid = operator.id();
+    children.0.push(operator);
+    let exited = |children: &mut Children| children.0[1].try_wait().ok().flatten();
+    let mut startup_peak = 0;
+    let synced = loop {
+        if let Some(m) = Memory::of(operator_pid) {
+            startup_peak = startup_peak.max(m.rss_kib);
+        }
+        if std::fs::read_to_string(&operator_log).is_ok_and(|t| t.contains("caches filled")) {
+            break started.elapsed();
+        }
+        if let Some(status) = exited(&mut children) {
+            println!(
+                "PROBLEM `patchpilot run` exited ({status}) before its caches were filled; its \
+                 stderr verbatim:\n{}",
+                std::fs::read_to_string(&operator_log).unwrap_or_default()
+            );
+            return;
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            println!(
+                "PROBLEM `patchpilot run` did not fill its caches in 5 minutes; its last log lines:\n{}",
+                tail(&operator_log, 30)
+            );
+            break started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let at_sync = Memory::of(operator_pid).unwrap_or_default();
+    println!(
+        "RESULT operator startup: caches filled {synced:.2?} after `patchpilot run` started; VmRSS \
+         then {}",
+        mib(at_sync.rss_kib)
+    );
+
+    // The policy existed before the operator started: its rollout must not have finished
+    // without doing anything.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let early = rollout_objects(&admin).await.unwrap_or_default();
+    let vacuous = early.iter().any(|r| {
+        r["status"]["phase"] == "Succeeded"
+            && r["status"]["targets"]["updated"].as_u64() == Some(0)
+            && r["status"]["targets"]["pending"].as_u64().unwrap_or(0) > 0
+    });
+    for r in &early {
+        println!("  3 s after the caches were filled: {}", rollout_line(r));
+    }
+    let idle = Memory::of(operator_pid).unwrap_or_default();
+    if vacuous {
+        println!(
+            "PROBLEM the rollout of the policy created before `patchpilot run` started is \
+             Succeeded with 0 targets updated and every target pending: it was reconciled before \
+             the node cache was filled. Working around it: a new spec.patch.version starts a \
+             second rollout now that the caches are filled."
+        );
+        Api::<PatchPolicy>::all(admin.clone())
+            .patch(
+                "scale-os",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"patch": {"version": "2026-11-security-2"}}})),
+            )
+            .await
+            .expect("the policy's new version is accepted");
+    }
+    println!(
+        "RESULT operator memory with its caches filled, before any target is in progress: VmRSS {}",
+        mib(idle.rss_kib)
+    );
+
+    let mut samples = Vec::new();
+    let mut sandbox_samples = Vec::new();
+    let mut peak = Memory::default();
+    let sampling = Instant::now();
+    let mut died = None;
+    for second in 1..=SAMPLE_FOR.as_secs() {
+        let next = sampling + Duration::from_secs(second);
+        tokio::time::sleep_until(next.into()).await;
+        if let Some(status) = exited(&mut children) {
+            died = Some(status);
+            break;
+        }
+        if let Some(m) = Memory::of(operator_pid) {
+            samples.push(m.rss_kib);
+            peak = m;
+        }
+        if let Some(m) = Memory::of(sandbox_pid) {
+            sandbox_samples.push(m.rss_kib);
+        }
+        if second % 10 == 0 {
+            println!(
+                "  t+{second:>2}s: operator VmRSS {}, sandbox VmRSS {}",
+                samples.last().map_or("?".into(), |k| mib(*k)),
+                sandbox_samples.last().map_or("?".into(), |k| mib(*k)),
+            );
+            for line in rollouts(&admin).await {
+                println!("         {line}");
+            }
+        }
+    }
+    if let Some(status) = died {
+        println!(
+            "PROBLEM `patchpilot run` exited ({status}) while the rollout ran; its stderr \
+             verbatim:\n{}",
+            std::fs::read_to_string(&operator_log).unwrap_or_default()
+        );
+    }
+    let last = &samples[samples.len().saturating_sub(20)..];
+    let split = Memory::of(operator_pid).unwrap_or(peak);
+    let sandbox_memory = Memory::of(sandbox_pid).unwrap_or_default();
+    println!(
+        "RESULT operator memory over {:.0?} of a running rollout: steady-state VmRSS {} (median \
+         of the last {} one-second samples; at the end RssAnon {} + RssFile {}), VmRSS min {} / \
+         max {}, peak VmHWM {} (target: under 64 MiB resident)",
+        sampling.elapsed(),
+        mib(median(last)),
+        last.len(),
+        mib(split.anon_kib),
+        mib(split.file_kib),
+        mib(samples.iter().copied().min().unwrap_or(0)),
+        mib(samples.iter().copied().max().unwrap_or(0)),
+        mib(peak.hwm_kib)
+    );
+    println!(
+        "RESULT sandbox process (for reference) meanwhile: VmRSS median {}, now {}, peak VmHWM {}",
+        mib(median(&sandbox_samples)),
+        mib(sandbox_memory.rss_kib),
+        mib(sandbox_memory.hwm_kib)
+    );
+    for line in rollouts(&admin).await {
+        println!("  at the end: {line}");
+    }
+
+    // Stop the operator as Kubernetes would (SIGTERM), then the sandbox.
+    if died.is_none() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &operator_pid.to_string()])
+            .status();
+        let stopping = Instant::now();
+        let status = loop {
+            if let Some(status) = exited(&mut children) {
+                break Some(status);
+            }
+            if stopping.elapsed() > Duration::from_secs(15) {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        match status {
+            Some(status) => println!(
+                "  `patchpilot run` stopped on SIGTERM after {:.2?}: {status}",
+                stopping.elapsed()
+            ),
+            None => println!("PROBLEM `patchpilot run` did not stop within 15 s of SIGTERM"),
+        }
+    }
+    summarize_log(&operator_log);
+    drop(children);
+}
