@@ -61,6 +61,12 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
                 .await
                 .map_err(|e| CliError::Cluster(e.to_string()))?,
         };
+        // No client-side retries: a 429 from an eviction is a PodDisruptionBudget's answer,
+        // which the drain retries on its own back-off and reports; retried inside the
+        // client, one drain held its reconcile (and SIGTERM) for tens of seconds. Other
+        // failures are retried by requeueing the reconcile.
+        let mut config = config;
+        config.default_retry = false;
         let client =
             kube::Client::try_from(config).map_err(|e| CliError::Cluster(e.to_string()))?;
         let identity = std::env::var("POD_NAME")

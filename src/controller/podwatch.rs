@@ -139,6 +139,8 @@ impl PodWatches {
                 while let Some(event) = stream.next().await {
                     match event {
                         Ok(event) => {
+                            // As in the caches: nothing reads managedFields.
+                            let event = event.modify(|pod| pod.metadata.managed_fields = None);
                             writer.apply_watcher_event(&event);
                             if triggers.send(trigger.clone()).is_err() {
                                 return;
