@@ -145,6 +145,19 @@ pub struct Context {
 }
 
 impl Context {
+    /// Reconcile again at `at` (by this context's clock), or only when something changes.
+    pub fn requeue_at(&self, at: Option<Timestamp>) -> kube::runtime::controller::Action {
+        use kube::runtime::controller::Action;
+        match at {
+            Some(at) => Action::requeue(
+                self.clock
+                    .sleep_for(at)
+                    .max(std::time::Duration::from_millis(1)),
+            ),
+            None => Action::await_change(),
+        }
+    }
+
     /// Waits until every cache has its first full list. A reconcile must not judge from
     /// half-filled caches: a rollout deciding before the nodes are listed would see no
     /// targets and call itself done.

@@ -217,14 +217,7 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
         conditions: conditions.iter().map(condition_to_api).collect(),
     };
     write_status(&ctx, &policy, status).await?;
-    Ok(match due.filter(|d| *d > now) {
-        Some(due) => Requeue::requeue(
-            ctx.clock
-                .sleep_for(due)
-                .max(std::time::Duration::from_millis(1)),
-        ),
-        None => Requeue::await_change(),
-    })
+    Ok(ctx.requeue_at(due.filter(|d| *d > now)))
 }
 
 /// Whether a rollout is owned by the policy.

@@ -113,14 +113,7 @@ pub async fn reconcile(window: Arc<MaintenanceWindow>, ctx: Arc<Context>) -> Res
     if window.status.as_ref() != Some(&status) {
         apply_status::<MaintenanceWindow>(&ctx.client, &name, &status).await?;
     }
-    Ok(match wake {
-        Some(at) => Requeue::requeue(
-            ctx.clock
-                .sleep_for(at)
-                .max(std::time::Duration::from_millis(1)),
-        ),
-        None => Requeue::await_change(),
-    })
+    Ok(ctx.requeue_at(wake))
 }
 
 /// How soon to retry after an error.

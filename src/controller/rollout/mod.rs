@@ -234,14 +234,7 @@ async fn decide_and_act(
     write_status(ctx, rollout, &decision.status).await?;
     publish(ctx, rollout, &decision.events).await;
     record_metrics(ctx, &name, &decision.status);
-    Ok(match decision.wake_at {
-        Some(at) => Requeue::requeue(
-            ctx.clock
-                .sleep_for(at)
-                .max(std::time::Duration::from_millis(1)),
-        ),
-        None => Requeue::await_change(),
-    })
+    Ok(ctx.requeue_at(decision.wake_at))
 }
 
 fn record_metrics(ctx: &Context, name: &str, status: &Status) {

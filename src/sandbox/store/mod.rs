@@ -951,28 +951,8 @@ impl Inner {
         let Some(uid) = meta(owner)["uid"].as_str() else {
             return;
         };
-        let Some(dependents) = self.dependents.remove(uid) else {
-            return;
-        };
-        for (storage, namespace, name) in dependents {
-            let Some(resource) = self
-                .registry
-                .all()
-                .iter()
-                .find(|t| t.storage == storage && t.group == storage.group)
-                .cloned()
-            else {
-                continue;
-            };
-            let key = (namespace, name);
-            let Some(object) = self
-                .objects
-                .get(&storage)
-                .and_then(|o| o.get(&key))
-                .cloned()
-            else {
-                continue;
-            };
+        for (resource, key, object) in self.take_dependents(uid) {
+            let storage = &resource.storage;
             let grace = if storage.group.is_empty() && storage.plural == "pods" {
                 pod_grace(&object, None)
             } else {
@@ -994,33 +974,32 @@ impl Inner {
         }
     }
 
+    /// The dependents of the owner `uid` that still exist, with their resource types,
+    /// forgetting the owner's dependents list.
+    fn take_dependents(&mut self, uid: &str) -> Vec<(Arc<ResourceType>, ObjectKey, Arc<Value>)> {
+        let dependents = self.dependents.remove(uid).unwrap_or_default();
+        dependents
+            .into_iter()
+            .filter_map(|(storage, namespace, name)| {
+                let resource = self
+                    .registry
+                    .all()
+                    .iter()
+                    .find(|t| t.storage == storage && t.group == storage.group)
+                    .cloned()?;
+                let key = (namespace, name);
+                let object = self.objects.get(&storage)?.get(&key)?.clone();
+                Some((resource, key, object))
+            })
+            .collect()
+    }
+
     /// Removes a deleted owner from its dependents' owner references.
     fn orphan(&mut self, owner: &Value, _now: Timestamp) {
         let Some(uid) = meta(owner)["uid"].as_str().map(str::to_owned) else {
             return;
         };
-        let Some(dependents) = self.dependents.remove(&uid) else {
-            return;
-        };
-        for (storage, namespace, name) in dependents {
-            let Some(resource) = self
-                .registry
-                .all()
-                .iter()
-                .find(|t| t.storage == storage && t.group == storage.group)
-                .cloned()
-            else {
-                continue;
-            };
-            let key = (namespace, name);
-            let Some(object) = self
-                .objects
-                .get(&storage)
-                .and_then(|o| o.get(&key))
-                .cloned()
-            else {
-                continue;
-            };
+        for (resource, key, object) in self.take_dependents(&uid) {
             let mut kept = (*object).clone();
             if let Some(refs) = kept["metadata"]["ownerReferences"].as_array_mut() {
                 refs.retain(|r| r["uid"].as_str() != Some(uid.as_str()));
