@@ -29,10 +29,10 @@ pub const MANAGER: &str = "patchpilot";
 
 /// Writes the status of the cluster-scoped object `name` with server-side apply, as the
 /// field manager [`MANAGER`], taking over any field another manager held.
-pub async fn apply_status<K>(
+async fn apply_status<K>(
     client: &Client,
     name: &str,
-    status: &impl serde::Serialize,
+    status: &serde_json::Value,
 ) -> super::error::Result<()>
 where
     K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope, DynamicType = ()>
@@ -57,6 +57,96 @@ where
         .map_err(|e| {
             super::error::Error::api(format!("write the status of {} {name}", K::kind(&())), e)
         })
+}
+
+/// An object whose status the operator writes.
+pub trait WithStatus:
+    kube::Resource<Scope = k8s_openapi::ClusterResourceScope, DynamicType = ()>
+    + Clone
+    + std::fmt::Debug
+    + serde::de::DeserializeOwned
+{
+    /// The status.
+    type Status: serde::Serialize + PartialEq + Clone + Send + Sync + 'static;
+    /// The status, if any.
+    fn status(&self) -> Option<&Self::Status>;
+    /// Replaces the status.
+    fn set_status(&mut self, status: Self::Status);
+}
+
+macro_rules! with_status {
+    ($($kind:ty => $status:ty),* $(,)?) => {$(
+        impl WithStatus for $kind {
+            type Status = $status;
+            fn status(&self) -> Option<&$status> {
+                self.status.as_ref()
+            }
+            fn set_status(&mut self, status: $status) {
+                self.status = Some(status);
+            }
+        }
+    )*};
+}
+
+with_status!(
+    PatchPolicy => crate::api::PatchPolicyStatus,
+    PatchRollout => crate::api::PatchRolloutStatus,
+    MaintenanceWindow => crate::api::MaintenanceWindowStatus,
+);
+
+/// A status the operator wrote: the resource version the object had in the cache when it
+/// did, and the status.
+type Written = (Option<String>, Arc<dyn std::any::Any + Send + Sync>);
+
+/// The last status the operator wrote to each object whose cached copy has not caught up
+/// yet. Reconciles read their own writes through it: one that runs again before the cache has
+/// seen the operator's write works from the status written, not from the one before it, so
+/// it neither writes the same status twice nor undoes what it has just decided (such as a
+/// target's pod watch).
+#[derive(Default)]
+pub struct WrittenStatuses(Mutex<HashMap<String, Written>>);
+
+impl WrittenStatuses {
+    fn key<K: WithStatus>(object: &K) -> String {
+        format!(
+            "{}/{}",
+            K::kind(&()),
+            object.meta().uid.as_deref().unwrap_or_default()
+        )
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Written>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The status last written to `object`, while the cached `object` is still the version
+    /// the write was based on. Once the cache has moved on, the entry is dropped.
+    fn pending<K: WithStatus>(&self, object: &K) -> Option<K::Status> {
+        let mut written = self.lock();
+        let key = Self::key(object);
+        let (version, status) = written.get(&key)?;
+        if *version != object.meta().resource_version {
+            written.remove(&key);
+            return None;
+        }
+        status.downcast_ref::<K::Status>().cloned()
+    }
+
+    fn remember<K: WithStatus>(&self, object: &K, status: Option<K::Status>) {
+        let mut written = self.lock();
+        let key = Self::key(object);
+        match status {
+            Some(status) => {
+                written.insert(
+                    key,
+                    (object.meta().resource_version.clone(), Arc::new(status)),
+                );
+            }
+            None => {
+                written.remove(&key);
+            }
+        }
+    }
 }
 
 /// Read handles of every cache.
@@ -142,6 +232,8 @@ pub struct Context {
     pub http: super::rollout::health::HttpClient,
     /// Becomes true once every cache has its first full list.
     pub ready: tokio::sync::watch::Receiver<bool>,
+    /// The statuses last written, so that none is written twice.
+    pub written: WrittenStatuses,
 }
 
 impl Context {
@@ -156,6 +248,42 @@ impl Context {
             ),
             None => Action::await_change(),
         }
+    }
+
+    /// `object` as the operator last left it: with the status it wrote, if the cache has
+    /// not caught up with that write yet.
+    pub fn own_view<K: WithStatus>(&self, object: Arc<K>) -> Arc<K> {
+        match self.written.pending(object.as_ref()) {
+            Some(status) => {
+                let mut object = K::clone(&object);
+                object.set_status(status);
+                Arc::new(object)
+            }
+            None => object,
+        }
+    }
+
+    /// Writes `status` to `object` with server-side apply, unless `object` (as seen through
+    /// [`Context::own_view`]) already has it.
+    pub async fn write_status<K: WithStatus>(
+        &self,
+        object: &K,
+        status: &K::Status,
+    ) -> super::error::Result<()> {
+        if object.status() == Some(status) {
+            return Ok(());
+        }
+        let value = serde_json::to_value(status).map_err(|e| {
+            super::error::Error::api(
+                format!("serialize a {} status", K::kind(&())),
+                kube::Error::SerdeError(e),
+            )
+        })?;
+        let name = object.meta().name.as_deref().unwrap_or_default();
+        let written = apply_status::<K>(&self.client, name, &value).await;
+        self.written
+            .remember(object, written.is_ok().then(|| status.clone()));
+        written
     }
 
     /// Waits until every cache has its first full list. A reconcile must not judge from
@@ -182,5 +310,44 @@ impl Context {
             Some(state) => evictions.insert(pod.to_owned(), state),
             None => evictions.remove(pod),
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::MaintenanceWindowStatus;
+
+    fn window(version: &str) -> MaintenanceWindow {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "patchpilot.dev/v1alpha1",
+            "kind": "MaintenanceWindow",
+            "metadata": {"name": "weekend", "uid": "u-1", "resourceVersion": version},
+            "spec": {"timeZone": "UTC", "recurrences": [{"days": ["Sat"], "start": "01:00", "duration": "4h"}]},
+            "status": {"open": false},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_written_status_is_read_back_until_the_cache_moves_on() {
+        let written = WrittenStatuses::default();
+        let cached = window("10");
+        assert_eq!(written.pending(&cached), None);
+        let open = MaintenanceWindowStatus {
+            open: true,
+            ..Default::default()
+        };
+        written.remember(&cached, Some(open.clone()));
+        // The cache still holds version 10: the write is what the object has now.
+        assert_eq!(written.pending(&cached), Some(open.clone()));
+        // The cache has caught up (or someone else wrote): the cached object rules again,
+        // and the entry is gone for good.
+        assert_eq!(written.pending(&window("11")), None);
+        assert_eq!(written.pending(&cached), None);
+        // A failed write forgets.
+        written.remember(&cached, Some(open));
+        written.remember(&cached, None);
+        assert_eq!(written.pending(&cached), None);
     }
 }

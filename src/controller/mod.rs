@@ -192,6 +192,7 @@ async fn controllers(
         metrics: metrics.clone(),
         recorder: Recorder::new(client.clone(), reporter),
         evictions: Default::default(),
+        written: Default::default(),
         http: rollout::health::http_client(),
         ready,
     });

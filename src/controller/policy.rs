@@ -21,7 +21,7 @@ use patchpilot_engine::{
 use serde_json::json;
 
 use super::{
-    context::{Context, MANAGER, apply_status},
+    context::{Context, MANAGER},
     error::{Error, Result},
     rollout::{name_for, observe},
 };
@@ -39,6 +39,7 @@ pub fn rollout_name(policy: &PatchPolicy) -> String {
 #[tracing::instrument(skip_all, fields(policy = %policy.name_any()))]
 pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Requeue> {
     ctx.until_ready().await;
+    let policy = ctx.own_view(policy);
     let _timer = ctx.metrics.reconcile("policy");
     let name = policy.name_any();
     let now = ctx.clock.now();
@@ -73,7 +74,7 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
                 conditions: conditions.iter().map(condition_to_api).collect(),
                 ..policy.status.clone().unwrap_or_default()
             };
-            write_status(&ctx, &policy, status).await?;
+            ctx.write_status(policy.as_ref(), &status).await?;
             return Ok(Requeue::await_change());
         }
     };
@@ -216,7 +217,7 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
         compliance: Some(compliance),
         conditions: conditions.iter().map(condition_to_api).collect(),
     };
-    write_status(&ctx, &policy, status).await?;
+    ctx.write_status(policy.as_ref(), &status).await?;
     Ok(ctx.requeue_at(due.filter(|d| *d > now)))
 }
 
@@ -305,17 +306,6 @@ async fn prune_history(
         }
     }
     Ok(())
-}
-
-async fn write_status(
-    ctx: &Context,
-    policy: &PatchPolicy,
-    status: PatchPolicyStatus,
-) -> Result<()> {
-    if policy.status.as_ref() == Some(&status) {
-        return Ok(());
-    }
-    apply_status::<PatchPolicy>(&ctx.client, &policy.name_any(), &status).await
 }
 
 /// How soon to retry after an error.

@@ -10,7 +10,7 @@ use patchpilot_engine::machine::{
 };
 
 use super::{
-    context::{Context, apply_status},
+    context::Context,
     error::{Error, Result},
 };
 use crate::api::{
@@ -29,6 +29,7 @@ fn interval(i: &patchpilot_engine::window::Interval) -> Interval {
 #[tracing::instrument(skip_all, fields(window = %window.name_any()))]
 pub async fn reconcile(window: Arc<MaintenanceWindow>, ctx: Arc<Context>) -> Result<Requeue> {
     ctx.until_ready().await;
+    let window = ctx.own_view(window);
     let _timer = ctx.metrics.reconcile("window");
     let name = window.name_any();
     let now = ctx.clock.now();
@@ -110,9 +111,7 @@ pub async fn reconcile(window: Arc<MaintenanceWindow>, ctx: Arc<Context>) -> Res
             (status, wake)
         }
     };
-    if window.status.as_ref() != Some(&status) {
-        apply_status::<MaintenanceWindow>(&ctx.client, &name, &status).await?;
-    }
+    ctx.write_status(window.as_ref(), &status).await?;
     Ok(ctx.requeue_at(wake))
 }
 

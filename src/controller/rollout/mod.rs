@@ -27,7 +27,7 @@ use patchpilot_engine::{
 use serde_json::{Value, json};
 
 use super::{
-    context::{Context, MANAGER, apply_status},
+    context::{Context, MANAGER},
     error::{Error, Result},
 };
 use crate::api::{
@@ -41,6 +41,7 @@ use observe::{Observation, job_namespace};
 #[tracing::instrument(skip_all, fields(rollout = %rollout.name_any()))]
 pub async fn reconcile(rollout: Arc<PatchRollout>, ctx: Arc<Context>) -> Result<Requeue> {
     ctx.until_ready().await;
+    let rollout = ctx.own_view(rollout);
     let _timer = ctx.metrics.reconcile("rollout");
     let name = rollout.name_any();
     if rollout.metadata.deletion_timestamp.is_some() {
@@ -259,10 +260,7 @@ fn record_metrics(ctx: &Context, name: &str, status: &Status) {
 pub async fn write_status(ctx: &Context, rollout: &PatchRollout, status: &Status) -> Result<()> {
     let generation = rollout.metadata.generation.unwrap_or(0);
     let new = rollout_status_to_api(status, generation);
-    if rollout.status.as_ref() == Some(&new) {
-        return Ok(());
-    }
-    apply_status::<PatchRollout>(&ctx.client, &rollout.name_any(), &new).await
+    ctx.write_status(rollout, &new).await
 }
 
 /// A status for a rollout the engine cannot work on: no policy yet, or an invalid spec
@@ -327,7 +325,7 @@ async fn write_blocked(
             )
             .await;
     }
-    apply_status::<PatchRollout>(&ctx.client, &rollout.name_any(), &status).await
+    ctx.write_status(rollout, &status).await
 }
 
 fn change_ref(rollout: &PatchRollout) -> String {
