@@ -192,7 +192,7 @@ fn cluster(now: Timestamp, rollout: &Rollout) -> (Vec<Candidate>, BTreeMap<Targe
         .take(UPDATED + FAILED + IN_PROGRESS)
     {
         let candidate = &mut candidates[index];
-        let annotations = &mut candidate.annotations;
+        let annotations = std::sync::Arc::make_mut(&mut candidate.annotations);
         let minutes = |m: i64| now - SignedDuration::from_mins(m);
         if rank < UPDATED {
             let r = record(

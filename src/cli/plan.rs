@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::{CliError, InputError, PlanArgs, read_objects, read_one};
 use crate::{
     api::PatchPolicy,
-    controller::candidates::{self, ObjectKind},
+    controller::candidates::{self, ObjectKind, TargetMeta},
 };
 
 /// The plan, exactly as SPEC section 4 prints it.
@@ -127,6 +127,7 @@ fn cluster(file: &Path) -> Result<(Vec<Candidate>, Namespaces), InputError> {
                 "metadata.name: Required value",
             ));
         }
+        let meta = TargetMeta::<kube::api::DynamicObject>::of(meta);
         match kind {
             ObjectKind::Namespace => candidates::add_namespace(&mut namespaces, &meta),
             ObjectKind::Node | ObjectKind::Workload(_) => {

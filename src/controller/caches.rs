@@ -8,11 +8,12 @@
 
 use std::fmt::Debug;
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::{
     apps::v1::{DaemonSet, Deployment, StatefulSet},
     batch::v1::Job,
     core::v1::{Namespace, Node},
+    policy::v1::PodDisruptionBudget,
 };
 use kube::{
     Api, Client, Resource,
@@ -26,6 +27,7 @@ use kube::{
 use patchpilot_engine::keys;
 use serde::de::DeserializeOwned;
 
+use super::candidates::{TargetMeta, target_meta_event};
 use crate::api::{MaintenanceWindow, PatchPolicy, PatchRollout};
 
 /// A shared cache: the store, and handles for the controllers that react to it.
@@ -54,13 +56,16 @@ where
 /// How many controllers subscribe to a cache at most (rollouts, policies, windows).
 const SUBSCRIBERS: usize = 3;
 
+/// How many changes a cache holds for its slowest subscriber before the watch waits.
+const BUFFER: usize = 256;
+
 /// Starts the shared watch of `api`, returning the cache and the stream that feeds it (to
 /// be polled by a task).
 fn full<K>(api: Api<K>, config: Config) -> (Shared<K>, impl Stream<Item = ()> + Send)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    let (store, writer) = reflector::store_shared(1024);
+    let (store, writer) = reflector::store_shared(BUFFER);
     let handles = (0..SUBSCRIBERS)
         .filter_map(|_| writer.subscribe())
         .collect();
@@ -73,15 +78,25 @@ where
     (Shared { store, handles }, driver)
 }
 
-/// Like [`full`], for metadata only: `Api<PartialObjectMeta<K>>` makes metadata requests.
+/// Like [`full`], for metadata only: `Api<PartialObjectMeta<K>>` makes metadata requests,
+/// and the cache keeps only what [`TargetMeta`] keeps of each object.
 fn metadata<K>(
     api: Api<PartialObjectMeta<K>>,
     config: Config,
-) -> (Shared<PartialObjectMeta<K>>, impl Stream<Item = ()> + Send)
+) -> (Shared<TargetMeta<K>>, impl Stream<Item = ()> + Send)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    full(api, config)
+    let (store, writer) = reflector::store_shared(BUFFER);
+    let handles = (0..SUBSCRIBERS)
+        .filter_map(|_| writer.subscribe())
+        .collect();
+    let driver = watcher::watcher(api, config)
+        .default_backoff()
+        .map_ok(target_meta_event)
+        .reflect_shared(writer)
+        .map(log_errors::<TargetMeta<K>>);
+    (Shared { store, handles }, driver)
 }
 
 fn log_errors<K: Resource>(event: Result<watcher::Event<K>, watcher::Error>)
@@ -102,15 +117,15 @@ pub struct Caches {
     /// MaintenanceWindows.
     pub windows: Shared<MaintenanceWindow>,
     /// Every node's metadata.
-    pub nodes: Shared<PartialObjectMeta<Node>>,
+    pub nodes: Shared<TargetMeta<Node>>,
     /// Every namespace's metadata.
-    pub namespaces: Shared<PartialObjectMeta<Namespace>>,
+    pub namespaces: Shared<TargetMeta<Namespace>>,
     /// Every Deployment's metadata.
-    pub deployments: Shared<PartialObjectMeta<Deployment>>,
+    pub deployments: Shared<TargetMeta<Deployment>>,
     /// Every StatefulSet's metadata.
-    pub statefulsets: Shared<PartialObjectMeta<StatefulSet>>,
+    pub statefulsets: Shared<TargetMeta<StatefulSet>>,
     /// Every DaemonSet's metadata.
-    pub daemonsets: Shared<PartialObjectMeta<DaemonSet>>,
+    pub daemonsets: Shared<TargetMeta<DaemonSet>>,
     /// Nodes in progress, in full.
     pub locked_nodes: Shared<Node>,
     /// Deployments in progress, in full.
@@ -121,6 +136,9 @@ pub struct Caches {
     pub locked_daemonsets: Shared<DaemonSet>,
     /// The Jobs patchpilot created.
     pub jobs: Shared<Job>,
+    /// Every PodDisruptionBudget, in full (they are few and small): drains ask for an
+    /// eviction only when the budget allows it.
+    pub budgets: Shared<PodDisruptionBudget>,
 }
 
 /// A stream that keeps one cache filled while it is polled.
@@ -175,6 +193,7 @@ impl Caches {
             locked_statefulsets: cache!(full, Api::all(client.clone()), locked.clone()),
             locked_daemonsets: cache!(full, Api::all(client.clone()), locked),
             jobs: cache!(full, Api::all(client.clone()), ours),
+            budgets: cache!(full, Api::all(client.clone()), all.clone()),
         };
         (caches, drivers)
     }
@@ -195,6 +214,7 @@ impl Caches {
             self.locked_statefulsets.store.wait_until_ready(),
             self.locked_daemonsets.store.wait_until_ready(),
             self.jobs.store.wait_until_ready(),
+            self.budgets.store.wait_until_ready(),
         );
     }
 }

@@ -1,10 +1,11 @@
 //! Kubernetes objects as the engine's candidates: explicit conversions, no I/O.
 
-use std::collections::BTreeMap;
+use std::{borrow::Cow, collections::BTreeMap, marker::PhantomData, sync::Arc};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::{Resource, core::PartialObjectMeta, runtime::watcher};
 use patchpilot_engine::{
-    plan::Namespaces, policy::WorkloadKind, selector::Labels, target::Candidate,
+    keys, plan::Namespaces, policy::WorkloadKind, selector::Labels, target::Candidate,
 };
 
 /// The kinds of object patchpilot reads to find targets.
@@ -32,37 +33,183 @@ impl ObjectKind {
     }
 }
 
-fn labels(meta: &ObjectMeta) -> Labels {
-    meta.labels.clone().unwrap_or_default()
+/// What the operator keeps of every node, namespace and workload it may target: the name
+/// and namespace, the labels, and patchpilot's own annotations, nothing else. On a big
+/// cluster this is most of the operator's memory, so the rest of the metadata (other
+/// annotations such as `last-applied-configuration`, managed fields, owner references, uid)
+/// is dropped as it arrives, and the labels and annotations are shared: a candidate built
+/// from them on every reconcile costs two reference counts, not a copy.
+pub struct TargetMeta<K> {
+    metadata: ObjectMeta,
+    /// The labels.
+    pub labels: Arc<Labels>,
+    /// patchpilot's annotations ([`keys::is_ours`]).
+    pub annotations: Arc<BTreeMap<String, String>>,
+    kind: PhantomData<fn() -> K>,
 }
 
-fn annotations(meta: &ObjectMeta) -> BTreeMap<String, String> {
-    meta.annotations.clone().unwrap_or_default()
+impl<K> TargetMeta<K> {
+    /// Keeps what patchpilot reads of `meta`.
+    pub fn of(meta: ObjectMeta) -> Self {
+        let annotations = meta
+            .annotations
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(key, _)| keys::is_ours(key))
+            .collect();
+        TargetMeta {
+            metadata: ObjectMeta {
+                name: meta.name,
+                namespace: meta.namespace,
+                ..Default::default()
+            },
+            labels: Arc::new(meta.labels.unwrap_or_default()),
+            annotations: Arc::new(annotations),
+            kind: PhantomData,
+        }
+    }
+
+    /// The name.
+    pub fn name(&self) -> Option<&str> {
+        self.metadata.name.as_deref()
+    }
+
+    /// The namespace, for namespaced kinds.
+    pub fn namespace(&self) -> Option<&str> {
+        self.metadata.namespace.as_deref()
+    }
+}
+
+/// A watch event of metadata, as [`TargetMeta`].
+pub fn target_meta_event<K>(
+    event: watcher::Event<PartialObjectMeta<K>>,
+) -> watcher::Event<TargetMeta<K>> {
+    use watcher::Event;
+    match event {
+        Event::Apply(o) => Event::Apply(TargetMeta::of(o.metadata)),
+        Event::Delete(o) => Event::Delete(TargetMeta::of(o.metadata)),
+        Event::Init => Event::Init,
+        Event::InitApply(o) => Event::InitApply(TargetMeta::of(o.metadata)),
+        Event::InitDone => Event::InitDone,
+    }
+}
+
+impl<K> Clone for TargetMeta<K> {
+    fn clone(&self) -> Self {
+        TargetMeta {
+            metadata: self.metadata.clone(),
+            labels: self.labels.clone(),
+            annotations: self.annotations.clone(),
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<K> std::fmt::Debug for TargetMeta<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TargetMeta")
+            .field("name", &self.metadata.name)
+            .field("namespace", &self.metadata.namespace)
+            .field("labels", &self.labels)
+            .field("annotations", &self.annotations)
+            .finish()
+    }
+}
+
+impl<K: Resource<DynamicType = ()>> Resource for TargetMeta<K> {
+    type DynamicType = ();
+    type Scope = K::Scope;
+
+    fn kind(dt: &()) -> Cow<'_, str> {
+        K::kind(dt)
+    }
+    fn group(dt: &()) -> Cow<'_, str> {
+        K::group(dt)
+    }
+    fn version(dt: &()) -> Cow<'_, str> {
+        K::version(dt)
+    }
+    fn plural(dt: &()) -> Cow<'_, str> {
+        K::plural(dt)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// Read as a `PartialObjectMetadata`, keeping what [`TargetMeta::of`] keeps. The caches make
+/// these from watch events; this is here because controller triggers require it.
+impl<'de, K> serde::Deserialize<'de> for TargetMeta<K> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Wire {
+            #[serde(default)]
+            metadata: ObjectMeta,
+        }
+        Wire::deserialize(deserializer).map(|wire| TargetMeta::of(wire.metadata))
+    }
 }
 
 /// A node or workload as a candidate target; `None` for a workload without a namespace or
 /// an object without a name.
-pub fn candidate(kind: ObjectKind, meta: &ObjectMeta) -> Option<Candidate> {
-    let name = meta.name.as_deref()?;
+pub fn candidate<K>(kind: ObjectKind, meta: &TargetMeta<K>) -> Option<Candidate> {
+    let name = meta.name()?;
+    let (labels, annotations) = (meta.labels.clone(), meta.annotations.clone());
     match kind {
-        ObjectKind::Node => Some(Candidate::node(name, labels(meta), annotations(meta))),
-        ObjectKind::Workload(kind) => {
-            let namespace = meta.namespace.as_deref()?;
-            Some(Candidate::workload(
-                kind,
-                namespace,
-                name,
-                labels(meta),
-                annotations(meta),
-            ))
-        }
+        ObjectKind::Node => Some(Candidate::node(name, labels, annotations)),
+        ObjectKind::Workload(kind) => Some(Candidate::workload(
+            kind,
+            meta.namespace()?,
+            name,
+            labels,
+            annotations,
+        )),
         ObjectKind::Namespace => None,
     }
 }
 
 /// Adds a Namespace's labels to `namespaces`.
-pub fn add_namespace(namespaces: &mut Namespaces, meta: &ObjectMeta) {
-    if let Some(name) = &meta.name {
-        namespaces.insert(name.clone(), labels(meta));
+pub fn add_namespace<K>(namespaces: &mut Namespaces, meta: &TargetMeta<K>) {
+    if let Some(name) = meta.name() {
+        namespaces.insert(name.to_owned(), Labels::clone(&meta.labels));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::Node;
+
+    use super::*;
+
+    #[test]
+    fn only_names_labels_and_patchpilot_annotations_are_kept() {
+        let meta: ObjectMeta = serde_json::from_value(serde_json::json!({
+            "name": "n1",
+            "uid": "u",
+            "resourceVersion": "7",
+            "labels": {"pool": "a"},
+            "annotations": {
+                "patchpilot.dev/exclude": "broken disk",
+                "patch.patchpilot.dev/os": "v2",
+                "kubectl.kubernetes.io/last-applied-configuration": "{\"big\": true}",
+            },
+            "managedFields": [{"manager": "kubelet"}],
+        }))
+        .unwrap();
+        let kept = TargetMeta::<Node>::of(meta);
+        assert_eq!(kept.name(), Some("n1"));
+        assert_eq!(kept.meta().uid, None);
+        assert_eq!(kept.meta().managed_fields, None);
+        assert_eq!(kept.labels["pool"], "a");
+        assert_eq!(
+            kept.annotations.keys().collect::<Vec<_>>(),
+            ["patch.patchpilot.dev/os", "patchpilot.dev/exclude"]
+        );
+        let candidate = candidate(ObjectKind::Node, &kept).unwrap();
+        assert!(Arc::ptr_eq(&candidate.labels, &kept.labels));
+        assert_eq!(candidate.id.as_str(), "Node/n1");
     }
 }

@@ -11,14 +11,14 @@ use k8s_openapi::api::{
     apps::v1::{DaemonSet, Deployment, StatefulSet},
     batch::v1::Job,
     core::v1::{Namespace, Node},
+    policy::v1::PodDisruptionBudget,
 };
 use kube::{
     Client,
-    core::PartialObjectMeta,
     runtime::{events::Recorder, reflector::Store},
 };
 
-use super::{caches::Caches, metrics::Metrics, podwatch::PodWatches};
+use super::{caches::Caches, candidates::TargetMeta, metrics::Metrics, podwatch::PodWatches};
 use crate::{
     api::{MaintenanceWindow, PatchPolicy, PatchRollout},
     clock::SharedClock,
@@ -33,7 +33,7 @@ async fn apply_status<K>(
     client: &Client,
     name: &str,
     status: &serde_json::Value,
-) -> super::error::Result<()>
+) -> super::error::Result<Option<String>>
 where
     K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope, DynamicType = ()>
         + Clone
@@ -53,7 +53,7 @@ where
             &kube::api::Patch::Apply(body),
         )
         .await
-        .map(|_| ())
+        .map(|written| written.meta().resource_version.clone())
         .map_err(|e| {
             super::error::Error::api(format!("write the status of {} {name}", K::kind(&())), e)
         })
@@ -94,9 +94,75 @@ with_status!(
     MaintenanceWindow => crate::api::MaintenanceWindowStatus,
 );
 
-/// A status the operator wrote: the resource version the object had in the cache when it
-/// did, and the status.
-type Written = (Option<String>, Arc<dyn std::any::Any + Send + Sync>);
+/// What the operator did to objects that its cache has not seen yet: a value per object,
+/// with the resource versions the cache may still show that come before the operator's
+/// action: the version it acted on and, after several actions in a row, the versions its own
+/// earlier writes produced. Resource versions are opaque, so "before" is only ever known
+/// this way. Once the cache holds any other version, it reflects the action (or something
+/// newer) and the value is dropped.
+pub struct Unseen<V>(Mutex<HashMap<String, Acted<V>>>);
+
+struct Acted<V> {
+    /// Versions of the object from before the action.
+    before: Vec<String>,
+    /// The version the action produced, when the server said.
+    after: Option<String>,
+    value: V,
+}
+
+impl<V> Default for Unseen<V> {
+    fn default() -> Self {
+        Unseen(Mutex::default())
+    }
+}
+
+impl<V: Clone> Unseen<V> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Acted<V>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The value of `key` while the cache holds `version`, one from before the action.
+    pub fn get(&self, key: &str, version: Option<&str>) -> Option<V> {
+        let mut map = self.lock();
+        let acted = map.get(key)?;
+        if version.is_some_and(|v| acted.before.iter().any(|b| b == v)) {
+            return Some(acted.value.clone());
+        }
+        map.remove(key);
+        None
+    }
+
+    /// Records `value` for an action on `key` while the cache held `version`, which produced
+    /// the version `after` (if known); `None` forgets the key.
+    pub fn set(&self, key: &str, version: Option<&str>, after: Option<&str>, value: Option<V>) {
+        let mut map = self.lock();
+        let (Some(version), Some(value)) = (version, value) else {
+            map.remove(key);
+            return;
+        };
+        let mut before = match map.remove(key) {
+            // Acting again on a version from before the last action: the last action's
+            // own version is now from before too.
+            Some(last) if last.before.iter().any(|b| b == version) => {
+                let mut before = last.before;
+                before.extend(last.after);
+                before
+            }
+            _ => Vec::new(),
+        };
+        if !before.iter().any(|b| b == version) {
+            before.push(version.to_owned());
+        }
+        map.insert(
+            key.to_owned(),
+            Acted {
+                before,
+                after: after.map(str::to_owned),
+                value,
+            },
+        );
+    }
+}
 
 /// The last status the operator wrote to each object whose cached copy has not caught up
 /// yet. Reconciles read their own writes through it: one that runs again before the cache has
@@ -104,7 +170,7 @@ type Written = (Option<String>, Arc<dyn std::any::Any + Send + Sync>);
 /// it neither writes the same status twice nor undoes what it has just decided (such as a
 /// target's pod watch).
 #[derive(Default)]
-pub struct WrittenStatuses(Mutex<HashMap<String, Written>>);
+pub struct WrittenStatuses(Unseen<Arc<dyn std::any::Any + Send + Sync>>);
 
 impl WrittenStatuses {
     fn key<K: WithStatus>(object: &K) -> String {
@@ -115,37 +181,29 @@ impl WrittenStatuses {
         )
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Written>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// The status last written to `object`, while the cached `object` is still the version
-    /// the write was based on. Once the cache has moved on, the entry is dropped.
+    /// the write was based on.
     fn pending<K: WithStatus>(&self, object: &K) -> Option<K::Status> {
-        let mut written = self.lock();
-        let key = Self::key(object);
-        let (version, status) = written.get(&key)?;
-        if *version != object.meta().resource_version {
-            written.remove(&key);
-            return None;
-        }
+        let status = self.0.get(
+            &Self::key(object),
+            object.meta().resource_version.as_deref(),
+        )?;
         status.downcast_ref::<K::Status>().cloned()
     }
 
-    fn remember<K: WithStatus>(&self, object: &K, status: Option<K::Status>) {
-        let mut written = self.lock();
-        let key = Self::key(object);
-        match status {
-            Some(status) => {
-                written.insert(
-                    key,
-                    (object.meta().resource_version.clone(), Arc::new(status)),
-                );
-            }
-            None => {
-                written.remove(&key);
-            }
-        }
+    /// Remembers `status`, written to `object` as cached, which made version `written`.
+    fn remember<K: WithStatus>(
+        &self,
+        object: &K,
+        written: Option<&str>,
+        status: Option<K::Status>,
+    ) {
+        self.0.set(
+            &Self::key(object),
+            object.meta().resource_version.as_deref(),
+            written,
+            status.map(|s| Arc::new(s) as Arc<dyn std::any::Any + Send + Sync>),
+        );
     }
 }
 
@@ -159,15 +217,15 @@ pub struct Stores {
     /// MaintenanceWindows.
     pub windows: Store<MaintenanceWindow>,
     /// Every node's metadata.
-    pub nodes: Store<PartialObjectMeta<Node>>,
+    pub nodes: Store<TargetMeta<Node>>,
     /// Every namespace's metadata.
-    pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    pub namespaces: Store<TargetMeta<Namespace>>,
     /// Every Deployment's metadata.
-    pub deployments: Store<PartialObjectMeta<Deployment>>,
+    pub deployments: Store<TargetMeta<Deployment>>,
     /// Every StatefulSet's metadata.
-    pub statefulsets: Store<PartialObjectMeta<StatefulSet>>,
+    pub statefulsets: Store<TargetMeta<StatefulSet>>,
     /// Every DaemonSet's metadata.
-    pub daemonsets: Store<PartialObjectMeta<DaemonSet>>,
+    pub daemonsets: Store<TargetMeta<DaemonSet>>,
     /// Nodes in progress.
     pub locked_nodes: Store<Node>,
     /// Deployments in progress.
@@ -178,6 +236,8 @@ pub struct Stores {
     pub locked_daemonsets: Store<DaemonSet>,
     /// patchpilot's Jobs.
     pub jobs: Store<Job>,
+    /// Every PodDisruptionBudget.
+    pub budgets: Store<PodDisruptionBudget>,
 }
 
 impl Stores {
@@ -197,6 +257,7 @@ impl Stores {
             locked_statefulsets: caches.locked_statefulsets.store.clone(),
             locked_daemonsets: caches.locked_daemonsets.store.clone(),
             jobs: caches.jobs.store.clone(),
+            budgets: caches.budgets.store.clone(),
         }
     }
 }
@@ -208,8 +269,11 @@ pub struct EvictionState {
     pub next_try: Timestamp,
     /// The current back-off.
     pub interval: jiff::SignedDuration,
-    /// The PodDisruptionBudget that refused the last eviction.
+    /// The PodDisruptionBudget (`namespace/name`) that refused the last eviction, or that
+    /// would have.
     pub blocked_by: Option<String>,
+    /// The rollout draining the pod's node.
+    pub rollout: String,
 }
 
 /// What every reconcile shares.
@@ -234,6 +298,9 @@ pub struct Context {
     pub ready: tokio::sync::watch::Receiver<bool>,
     /// The statuses last written, so that none is written twice.
     pub written: WrittenStatuses,
+    /// Evictions made against each PodDisruptionBudget (`namespace/name`) that the cached
+    /// budget does not count yet.
+    pub budgets_spent: Unseen<i32>,
 }
 
 impl Context {
@@ -280,10 +347,17 @@ impl Context {
             )
         })?;
         let name = object.meta().name.as_deref().unwrap_or_default();
-        let written = apply_status::<K>(&self.client, name, &value).await;
-        self.written
-            .remember(object, written.is_ok().then(|| status.clone()));
-        written
+        match apply_status::<K>(&self.client, name, &value).await {
+            Ok(version) => {
+                self.written
+                    .remember(object, version.as_deref(), Some(status.clone()));
+                Ok(())
+            }
+            Err(e) => {
+                self.written.remember(object, None, None);
+                Err(e)
+            }
+        }
     }
 
     /// Waits until every cache has its first full list. A reconcile must not judge from
@@ -301,6 +375,19 @@ impl Context {
             .unwrap_or_else(|p| p.into_inner())
             .get(pod)
             .cloned()
+    }
+
+    /// The rollouts draining pods that the budget `budget` (`namespace/name`) holds back.
+    pub fn rollouts_blocked_by(&self, budget: &str) -> Vec<String> {
+        let evictions = self.evictions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rollouts: Vec<String> = evictions
+            .values()
+            .filter(|e| e.blocked_by.as_deref() == Some(budget))
+            .map(|e| e.rollout.clone())
+            .collect();
+        rollouts.sort();
+        rollouts.dedup();
+        rollouts
     }
 
     /// Records the outcome of an eviction attempt.
@@ -338,7 +425,7 @@ mod tests {
             open: true,
             ..Default::default()
         };
-        written.remember(&cached, Some(open.clone()));
+        written.remember(&cached, Some("11"), Some(open.clone()));
         // The cache still holds version 10: the write is what the object has now.
         assert_eq!(written.pending(&cached), Some(open.clone()));
         // The cache has caught up (or someone else wrote): the cached object rules again,
@@ -346,8 +433,27 @@ mod tests {
         assert_eq!(written.pending(&window("11")), None);
         assert_eq!(written.pending(&cached), None);
         // A failed write forgets.
-        written.remember(&cached, Some(open));
-        written.remember(&cached, None);
+        written.remember(&cached, Some("11"), Some(open.clone()));
+        written.remember(&cached, None, None);
         assert_eq!(written.pending(&cached), None);
+    }
+
+    #[test]
+    fn writes_in_a_row_are_read_back_while_the_cache_shows_any_earlier_one() {
+        let written = WrittenStatuses::default();
+        let status = |open| MaintenanceWindowStatus {
+            open,
+            ..Default::default()
+        };
+        // Written at version 10 (making 11), then again while the cache still showed 10
+        // (making 12).
+        written.remember(&window("10"), Some("11"), Some(status(true)));
+        written.remember(&window("10"), Some("12"), Some(status(false)));
+        // The cache catching up with the first write still shows an old status.
+        assert_eq!(written.pending(&window("11")), Some(status(false)));
+        assert_eq!(written.pending(&window("10")), Some(status(false)));
+        // It has caught up with the second.
+        assert_eq!(written.pending(&window("12")), None);
+        assert_eq!(written.pending(&window("11")), None);
     }
 }

@@ -193,6 +193,7 @@ async fn controllers(
         recorder: Recorder::new(client.clone(), reporter),
         evictions: Default::default(),
         written: Default::default(),
+        budgets_spent: Default::default(),
         http: rollout::health::http_client(),
         ready,
     });
@@ -241,6 +242,15 @@ async fn controllers(
                 lock_holder(d.as_ref())
             })
             .watches_shared_stream(caches.jobs.subscribe(), |j| labelled(j.as_ref()))
+            .watches_shared_stream(caches.budgets.subscribe(), {
+                let ctx = ctx.clone();
+                move |b| {
+                    ctx.rollouts_blocked_by(&rollout::budgets::key(&b))
+                        .iter()
+                        .map(|r| ObjectRef::new(r))
+                        .collect::<Vec<_>>()
+                }
+            })
             .reconcile_on(futures::stream::unfold(triggered, |mut rx| async move {
                 rx.recv().await.map(|r| (r, rx))
             }))

@@ -171,16 +171,13 @@ fn cluster(now: Timestamp, rollout: &Rollout) -> (Vec<Candidate>, BTreeMap<Targe
             message: None,
         };
         let candidate = &mut candidates[index];
-        candidate
-            .annotations
+        std::sync::Arc::make_mut(&mut candidate.annotations)
             .insert(keys::record("workers-os"), record.to_annotation());
         if state == RecordState::Updated {
-            candidate
-                .annotations
+            std::sync::Arc::make_mut(&mut candidate.annotations)
                 .insert(keys::version("workers-os"), rollout.patch.version.clone());
         } else {
-            candidate
-                .annotations
+            std::sync::Arc::make_mut(&mut candidate.annotations)
                 .insert(keys::LOCK.to_owned(), rollout.name.clone());
             let updater = (rank % 2 == 0).then_some(JobFacts {
                 state: JobState::Running,

@@ -30,3 +30,24 @@ pub fn version(policy: &str) -> String {
 pub fn record(policy: &str) -> String {
     format!("{POLICY_PREFIX}{policy}.rollout")
 }
+
+/// Whether an annotation is one of patchpilot's (`patchpilot.dev/…` or
+/// `patch.patchpilot.dev/…`): the only ones it reads on targets.
+pub fn is_ours(annotation: &str) -> bool {
+    annotation.starts_with("patchpilot.dev/") || annotation.starts_with(POLICY_PREFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn patchpilot_annotations_are_told_apart() {
+        assert!(super::is_ours(super::LOCK));
+        assert!(super::is_ours(&super::version("os")));
+        assert!(super::is_ours(&super::record("os")));
+        assert!(!super::is_ours("node.alpha.kubernetes.io/ttl"));
+        assert!(!super::is_ours("example.patchpilot.dev.evil/x"));
+        assert!(!super::is_ours(
+            "kubectl.kubernetes.io/last-applied-configuration"
+        ));
+    }
+}

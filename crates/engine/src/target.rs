@@ -1,6 +1,6 @@
 //! Targets: the nodes and workloads a policy patches, as the engine sees them.
 
-use std::{collections::BTreeMap, fmt};
+use std::{collections::BTreeMap, fmt, sync::Arc};
 
 use crate::{policy::WorkloadKind, selector::Labels};
 
@@ -84,21 +84,25 @@ pub struct Candidate {
     pub kind: TargetKind,
     /// Its namespace (workloads only).
     pub namespace: Option<String>,
-    /// Its labels.
-    pub labels: Labels,
-    /// Its annotations.
-    pub annotations: BTreeMap<String, String>,
+    /// Its labels. Shared: a cache can hand the same labels to every reconcile.
+    pub labels: Arc<Labels>,
+    /// Its annotations (patchpilot reads only its own). Shared like the labels.
+    pub annotations: Arc<BTreeMap<String, String>>,
 }
 
 impl Candidate {
     /// A node.
-    pub fn node(name: &str, labels: Labels, annotations: BTreeMap<String, String>) -> Self {
+    pub fn node(
+        name: &str,
+        labels: impl Into<Arc<Labels>>,
+        annotations: impl Into<Arc<BTreeMap<String, String>>>,
+    ) -> Self {
         Candidate {
             id: TargetId::node(name),
             kind: TargetKind::Node,
             namespace: None,
-            labels,
-            annotations,
+            labels: labels.into(),
+            annotations: annotations.into(),
         }
     }
 
@@ -107,15 +111,15 @@ impl Candidate {
         kind: WorkloadKind,
         namespace: &str,
         name: &str,
-        labels: Labels,
-        annotations: BTreeMap<String, String>,
+        labels: impl Into<Arc<Labels>>,
+        annotations: impl Into<Arc<BTreeMap<String, String>>>,
     ) -> Self {
         Candidate {
             id: TargetId::workload(kind, namespace, name),
             kind: TargetKind::Workload(kind),
             namespace: Some(namespace.to_owned()),
-            labels,
-            annotations,
+            labels: labels.into(),
+            annotations: annotations.into(),
         }
     }
 }

@@ -30,6 +30,7 @@ use super::{
         context::{Context, EvictionState, MANAGER},
         error::{Error, Result},
     },
+    budgets,
     observe::{self, eviction_obstacle, job_namespace, must_leave},
 };
 use crate::{
@@ -341,16 +342,47 @@ async fn drain(ctx: &Context, scene: &Scene<'_>, target: &TargetId, force: bool)
             continue;
         }
         let previous = ctx.eviction(&key);
-        if previous.as_ref().is_some_and(|p| p.next_try > now) {
-            continue;
+        let interval = |previous: Option<&EvictionState>| {
+            previous.map_or(SignedDuration::from_secs(5), |p| {
+                (p.interval * 2).min(SignedDuration::from_secs(60))
+            })
+        };
+        let rollout = scene.rollout.metadata.name.clone().unwrap_or_default();
+        let verdict = budgets::verdict(ctx, pod);
+        match &verdict {
+            // The budget would refuse: do not ask; its next change triggers this rollout.
+            budgets::Verdict::Refused { budget } => {
+                ctx.set_eviction(
+                    &key,
+                    Some(EvictionState {
+                        next_try: now,
+                        interval: previous
+                            .as_ref()
+                            .map_or(SignedDuration::from_secs(5), |p| p.interval),
+                        blocked_by: Some(budget.clone()),
+                        rollout,
+                    }),
+                );
+                continue;
+            }
+            // The budget allows it now, whatever the back-off said.
+            budgets::Verdict::Allowed { .. } => {}
+            budgets::Verdict::Ask => {
+                if previous.as_ref().is_some_and(|p| p.next_try > now) {
+                    continue;
+                }
+            }
         }
         match api.evict(&name, &EvictParams::default()).await {
-            Ok(_) => ctx.set_eviction(&key, None),
+            Ok(_) => {
+                ctx.set_eviction(&key, None);
+                if let budgets::Verdict::Allowed { budget, version } = &verdict {
+                    budgets::spend(ctx, budget, version.as_deref());
+                }
+            }
             Err(kube::Error::Api(status)) if status.code == 404 => ctx.set_eviction(&key, None),
             Err(kube::Error::Api(status)) if status.code == 429 => {
-                let interval = previous.map_or(SignedDuration::from_secs(5), |p| {
-                    (p.interval * 2).min(SignedDuration::from_secs(60))
-                });
+                let interval = interval(previous.as_ref());
                 let budget = status
                     .details
                     .as_ref()
@@ -364,6 +396,7 @@ async fn drain(ctx: &Context, scene: &Scene<'_>, target: &TargetId, force: bool)
                         next_try,
                         interval,
                         blocked_by: budget.or(Some("PodDisruptionBudget".into())),
+                        rollout,
                     }),
                 );
             }

@@ -173,7 +173,7 @@ pub fn node_ready(node: Option<&Node>) -> Result<(), String> {
     Ok(())
 }
 
-fn pod_ready(pod: &Pod) -> bool {
+pub fn pod_ready(pod: &Pod) -> bool {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())

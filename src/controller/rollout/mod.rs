@@ -2,6 +2,7 @@
 //! its decisions.
 
 pub mod act;
+pub mod budgets;
 pub mod health;
 pub mod observe;
 

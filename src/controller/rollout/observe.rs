@@ -44,42 +44,39 @@ pub fn candidates(ctx: &Context, rules: &TargetRules) -> (Vec<Candidate>, Namesp
             .nodes
             .state()
             .iter()
-            .filter_map(|n| candidates::candidate(ObjectKind::Node, &n.metadata))
+            .filter_map(|n| candidates::candidate(ObjectKind::Node, n))
             .collect(),
         Scope::Workloads { kinds, .. } => {
             for namespace in ctx.stores.namespaces.state() {
-                candidates::add_namespace(&mut namespaces, &namespace.metadata);
+                candidates::add_namespace(&mut namespaces, &namespace);
             }
             let mut found = Vec::new();
             for kind in kinds {
-                let metas: Vec<ObjectMeta> = match kind {
-                    WorkloadKind::Deployment => ctx
-                        .stores
-                        .deployments
-                        .state()
-                        .iter()
-                        .map(|d| d.metadata.clone())
-                        .collect(),
-                    WorkloadKind::StatefulSet => ctx
-                        .stores
-                        .statefulsets
-                        .state()
-                        .iter()
-                        .map(|d| d.metadata.clone())
-                        .collect(),
-                    WorkloadKind::DaemonSet => ctx
-                        .stores
-                        .daemonsets
-                        .state()
-                        .iter()
-                        .map(|d| d.metadata.clone())
-                        .collect(),
-                };
-                found.extend(
-                    metas
-                        .iter()
-                        .filter_map(|m| candidates::candidate(ObjectKind::Workload(*kind), m)),
-                );
+                let kind = *kind;
+                let kind_of = ObjectKind::Workload(kind);
+                match kind {
+                    WorkloadKind::Deployment => found.extend(
+                        ctx.stores
+                            .deployments
+                            .state()
+                            .iter()
+                            .filter_map(|d| candidates::candidate(kind_of, d)),
+                    ),
+                    WorkloadKind::StatefulSet => found.extend(
+                        ctx.stores
+                            .statefulsets
+                            .state()
+                            .iter()
+                            .filter_map(|d| candidates::candidate(kind_of, d)),
+                    ),
+                    WorkloadKind::DaemonSet => found.extend(
+                        ctx.stores
+                            .daemonsets
+                            .state()
+                            .iter()
+                            .filter_map(|d| candidates::candidate(kind_of, d)),
+                    ),
+                }
             }
             found
         }
