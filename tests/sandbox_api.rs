@@ -2,14 +2,15 @@
 //! as a real API server would answer: CRUD, selectors, pagination, watches with resumption
 //! and 410, every patch type, server-side apply conflicts, the status subresource,
 //! generation, optimistic concurrency, finalizers, garbage collection, schema validation of
-//! custom resources, evictions under PodDisruptionBudgets, events, the audit log and faults.
+//! custom resources, evictions under PodDisruptionBudgets, events, metadata-only requests,
+//! the audit log and faults.
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::{
     apps::v1::Deployment,
-    core::v1::{ConfigMap, Pod},
+    core::v1::{ConfigMap, Node, Pod},
     events::v1::Event as NewEvent,
     policy::v1::PodDisruptionBudget,
 };
@@ -19,7 +20,7 @@ use kube::{
         DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy, WatchEvent,
         WatchParams,
     },
-    core::Status,
+    core::{PartialObjectMeta, Status},
     runtime::WatchStreamExt,
 };
 use patchpilot::{
@@ -510,6 +511,256 @@ async fn kube_runtime_watchers_list_then_watch_and_recover_from_410() {
             }
         };
         assert_eq!(next.metadata.name.as_deref(), Some(name.as_str()));
+    }
+}
+
+/// The `Accept` headers kube-rs sends for `Api<PartialObjectMeta<K>>`: one object (get,
+/// patch, watch) and a list.
+const METADATA: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+const METADATA_LIST: &str = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+
+fn node(name: &str) -> Node {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"pool": "blue"}},
+        "spec": {"podCIDR": "10.0.0.0/24"},
+    }))
+    .unwrap()
+}
+
+/// The body of `GET uri` asked for with `accept`, as JSON.
+async fn raw(client: &Client, uri: &str, accept: &str) -> Result<Value, kube::Error> {
+    let request = http::Request::get(uri)
+        .header(http::header::ACCEPT, accept)
+        .body(Vec::new())
+        .unwrap();
+    let text = client.request_text(request).await?;
+    Ok(serde_json::from_str(&text).unwrap())
+}
+
+/// What the API server sends of `full` when asked for its metadata.
+fn metadata_of(full: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": full["metadata"]})
+}
+
+#[tokio::test]
+async fn metadata_requests_get_partial_object_metadata() {
+    let sandbox = sandbox();
+    let client = sandbox.client("tester");
+    let nodes: Api<Node> = Api::all(client.clone());
+    for name in ["n1", "n2", "n3"] {
+        nodes
+            .create(&PostParams::default(), &node(name))
+            .await
+            .unwrap();
+    }
+    let full = raw(&client, "/api/v1/nodes/n1", "application/json")
+        .await
+        .unwrap();
+    assert_eq!(full["kind"], "Node");
+    assert!(full["spec"].is_object() && full["metadata"]["managedFields"].is_array());
+
+    // One object: its whole metadata, managedFields included, and no spec or status.
+    let one = raw(&client, "/api/v1/nodes/n1", METADATA).await.unwrap();
+    assert_eq!(one, metadata_of(&full));
+
+    // A list keeps its list metadata, pages included.
+    let page = raw(&client, "/api/v1/nodes?limit=2", METADATA_LIST)
+        .await
+        .unwrap();
+    assert_eq!(page["kind"], "PartialObjectMetadataList");
+    assert_eq!(page["apiVersion"], "meta.k8s.io/v1");
+    assert!(page["metadata"]["resourceVersion"].is_string());
+    assert!(page["metadata"]["continue"].is_string());
+    assert_eq!(page["metadata"]["remainingItemCount"], 1);
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0], metadata_of(&full));
+    assert!(items.iter().all(|i| i["kind"] == "PartialObjectMetadata"
+        && i.get("spec").is_none()
+        && i.get("status").is_none()));
+
+    // Plain JSON is unchanged, and the first form the server can produce wins.
+    let plain = raw(&client, "/api/v1/nodes", "application/json")
+        .await
+        .unwrap();
+    assert_eq!(plain["kind"], "NodeList");
+    assert!(plain["items"][0]["spec"].is_object());
+    let json_first = raw(
+        &client,
+        "/api/v1/nodes",
+        &format!("application/json,{METADATA_LIST}"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(json_first["kind"], "NodeList");
+    let table_first = raw(
+        &client,
+        "/api/v1/nodes",
+        &format!("application/json;as=Table;g=meta.k8s.io;v=v1,{METADATA_LIST}"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(table_first["kind"], "Table");
+    let metadata_first = raw(
+        &client,
+        "/api/v1/nodes",
+        &format!("{METADATA_LIST},application/json;as=Table;g=meta.k8s.io;v=v1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(metadata_first["kind"], "PartialObjectMetadataList");
+
+    // Errors stay statuses; a list for one object, or one object for a list, is refused.
+    assert_eq!(
+        code(
+            raw(&client, "/api/v1/nodes/none", METADATA)
+                .await
+                .unwrap_err()
+        ),
+        404
+    );
+    let refused = api_error(
+        raw(&client, "/api/v1/nodes/n1", METADATA_LIST)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (refused.code, refused.reason.as_str()),
+        (406, "NotAcceptable")
+    );
+    assert_eq!(
+        code(raw(&client, "/api/v1/nodes", METADATA).await.unwrap_err()),
+        406
+    );
+
+    // Through kube-rs, as the operator reads them.
+    let metas: Api<PartialObjectMeta<Node>> = Api::all(client.clone());
+    let listed = metas.list(&ListParams::default()).await.unwrap();
+    assert_eq!(listed.types.kind, "PartialObjectMetadataList");
+    let names: Vec<_> = listed
+        .items
+        .iter()
+        .map(|m| m.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(names, ["n1", "n2", "n3"]);
+    assert!(
+        listed.items.iter().all(|m| {
+            m.types.as_ref().map(|t| t.kind.as_str()) == Some("PartialObjectMetadata")
+        })
+    );
+    let got = nodes.get_metadata("n2").await.unwrap();
+    assert_eq!(
+        got.types.map(|t| t.kind),
+        Some("PartialObjectMetadata".to_owned())
+    );
+    let blue = nodes
+        .list_metadata(&ListParams::default().labels("pool=blue"))
+        .await
+        .unwrap();
+    assert_eq!(blue.items.len(), 3);
+
+    // Writes answer in the form asked for too.
+    let patch = Patch::Merge(json!({"metadata": {"labels": {"pool": "green"}}}));
+    let patched = metas
+        .patch("n3", &PatchParams::default(), &patch)
+        .await
+        .unwrap();
+    assert_eq!(
+        patched.types.map(|t| t.kind),
+        Some("PartialObjectMetadata".to_owned())
+    );
+    assert_eq!(patched.metadata.labels.unwrap()["pool"], "green");
+}
+
+/// The next event of a raw watch.
+async fn next_event(
+    lines: &mut (impl futures::Stream<Item = std::io::Result<String>> + Unpin),
+) -> Value {
+    let line = lines.try_next().await.unwrap().expect("the watch ended");
+    serde_json::from_str(&line).unwrap()
+}
+
+#[tokio::test]
+async fn metadata_watches_send_metadata_only_bookmarks_included() {
+    let sandbox = sandbox();
+    let client = sandbox.client("tester");
+    let nodes: Api<Node> = Api::all(client.clone());
+    nodes
+        .create(&PostParams::default(), &node("n1"))
+        .await
+        .unwrap();
+    let n1 = raw(&client, "/api/v1/nodes/n1", "application/json")
+        .await
+        .unwrap();
+
+    // A streaming list: the initial events, the bookmark that ends them, then changes.
+    let request = http::Request::get(
+        "/api/v1/nodes?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan\
+         &allowWatchBookmarks=true&timeoutSeconds=60",
+    )
+    .header(http::header::ACCEPT, METADATA)
+    .body(Vec::new())
+    .unwrap();
+    let mut lines = client.request_stream(request).await.unwrap().lines();
+    let added = next_event(&mut lines).await;
+    assert_eq!(added["type"], "ADDED");
+    assert_eq!(added["object"], metadata_of(&n1));
+    let bookmark = next_event(&mut lines).await;
+    assert_eq!(bookmark["type"], "BOOKMARK");
+    assert_eq!(bookmark["object"]["kind"], "PartialObjectMetadata");
+    assert_eq!(bookmark["object"]["apiVersion"], "meta.k8s.io/v1");
+    assert!(bookmark["object"]["metadata"]["resourceVersion"].is_string());
+    assert_eq!(
+        bookmark["object"]["metadata"]["annotations"],
+        json!({"k8s.io/initial-events-end": "true"})
+    );
+
+    nodes
+        .create(&PostParams::default(), &node("n2"))
+        .await
+        .unwrap();
+    let patch = Patch::Merge(json!({"spec": {"unschedulable": true}}));
+    nodes
+        .patch("n2", &PatchParams::default(), &patch)
+        .await
+        .unwrap();
+    nodes.delete("n2", &DeleteParams::default()).await.unwrap();
+    for kind in ["ADDED", "MODIFIED", "DELETED"] {
+        let event = next_event(&mut lines).await;
+        assert_eq!(event["type"], kind);
+        let object = &event["object"];
+        assert_eq!(object["kind"], "PartialObjectMetadata", "{event}");
+        assert_eq!(object["metadata"]["name"], "n2");
+        assert!(object.get("spec").is_none() && object.get("status").is_none());
+    }
+
+    // kube-rs watches of `PartialObjectMeta` read them.
+    let metas: Api<PartialObjectMeta<Node>> = Api::all(client.clone());
+    let rv = metas
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut events = metas
+        .watch(&WatchParams::default().timeout(60), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    nodes
+        .create(&PostParams::default(), &node("n3"))
+        .await
+        .unwrap();
+    match events.try_next().await.unwrap() {
+        Some(WatchEvent::Added(meta)) => {
+            assert_eq!(meta.metadata.name.as_deref(), Some("n3"));
+            assert_eq!(
+                meta.types.map(|t| t.kind),
+                Some("PartialObjectMetadata".to_owned())
+            );
+        }
+        other => panic!("expected n3 added, got {other:?}"),
     }
 }
 

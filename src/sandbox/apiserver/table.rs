@@ -12,19 +12,15 @@
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
-use super::{Request, jsonpath::JsonPath, printers};
+use super::{Request, jsonpath::JsonPath, media, printers};
 use crate::sandbox::{
     resources::{PrinterColumn, ResourceType},
     status::ApiError,
 };
 
-/// Whether the client asked for a `Table`.
+/// Whether the client asked for a `Table` (before any other form it can be given).
 pub fn wanted(request: &Request) -> bool {
-    request
-        .headers
-        .get(http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("as=Table"))
+    media::negotiate(request) == media::Form::Table
 }
 
 /// What each row carries of its object (`includeObject`).

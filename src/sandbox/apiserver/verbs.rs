@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::{StatusCode, header};
 use serde_json::{Value, json};
 
-use super::{Reply, Request, events, route::Target, scale, table, watch};
+use super::{Reply, Request, events, partial, route::Target, scale, table, watch};
 use crate::sandbox::{
     patch::{self, ApplyRequest, PatchError},
     resources::ResourceType,
@@ -99,7 +99,7 @@ pub(super) async fn handle(
                     now,
                 )));
             }
-            Ok(Reply::ok(object))
+            Ok(Reply::ok(answer(&target, request, object)?))
         }
         "list" => list(store, &target, &storage, request),
         "watch" => {
@@ -176,6 +176,10 @@ fn list(
             now,
         )));
     }
+    if let Some(partial) = partial::wanted(request) {
+        let list = partial.list(&target.resource, metadata, &items)?;
+        return Ok(Reply::ok(list));
+    }
     Ok(Reply::ok(json!({
         "kind": format!("{}List", target.resource.kind),
         "apiVersion": target.resource.api_version(),
@@ -225,8 +229,25 @@ fn body(request: &Request) -> Result<Value, ApiError> {
     })
 }
 
-fn written(storage: &Storage, code: StatusCode, object: &Value, warnings: Vec<String>) -> Reply {
-    Reply::Json(code, storage.outgoing(object), warnings)
+/// An object as the client asked for it: whole, or its metadata only.
+fn answer(target: &Target, request: &Request, object: Value) -> Result<Value, ApiError> {
+    match partial::wanted(request) {
+        Some(partial) => partial.object(&target.resource, &object),
+        None => Ok(object),
+    }
+}
+
+/// The answer to a write: the object as stored, in the form the client asked for.
+fn written(
+    target: &Target,
+    storage: &Storage,
+    request: &Request,
+    code: StatusCode,
+    object: &Value,
+    warnings: Vec<String>,
+) -> Result<Reply, ApiError> {
+    let object = answer(target, request, storage.outgoing(object))?;
+    Ok(Reply::Json(code, object, warnings))
 }
 
 fn create(
@@ -251,12 +272,14 @@ fn create(
         object,
         &write(request, target, &manager),
     )?;
-    Ok(written(
+    written(
+        target,
         storage,
+        request,
         StatusCode::CREATED,
         &out.object,
         out.warnings,
-    ))
+    )
 }
 
 fn update(
@@ -275,7 +298,14 @@ fn update(
         object,
         &write(request, target, &manager),
     )?;
-    Ok(written(storage, StatusCode::OK, &out.object, out.warnings))
+    written(
+        target,
+        storage,
+        request,
+        StatusCode::OK,
+        &out.object,
+        out.warnings,
+    )
 }
 
 pub(super) fn patch_error(resource: &ResourceType, name: &str, error: PatchError) -> ApiError {
@@ -382,7 +412,7 @@ fn patch(
     } else {
         StatusCode::OK
     };
-    Ok(written(storage, code, &out.object, out.warnings))
+    written(target, storage, request, code, &out.object, out.warnings)
 }
 
 /// Server-side apply names the object it applies: `apiVersion`, `kind` and the name.
@@ -483,12 +513,14 @@ fn delete(
         let uid = deleted.object["metadata"]["uid"].as_str().unwrap_or("");
         return Ok(Reply::ok(status::success(&target.resource, name, uid)));
     }
-    Ok(written(
+    written(
+        target,
         storage,
+        request,
         StatusCode::OK,
         &deleted.object,
         Vec::new(),
-    ))
+    )
 }
 
 fn delete_collection(
@@ -508,10 +540,15 @@ fn delete_collection(
             items.push(storage.outgoing(&deleted.object));
         }
     }
+    let metadata = json!({"resourceVersion": store.resource_version().to_string()});
+    if let Some(partial) = partial::wanted(request) {
+        let list = partial.list(&target.resource, metadata, &items)?;
+        return Ok(Reply::ok(list));
+    }
     Ok(Reply::ok(json!({
         "kind": format!("{}List", target.resource.kind),
         "apiVersion": target.resource.api_version(),
-        "metadata": {"resourceVersion": store.resource_version().to_string()},
+        "metadata": metadata,
         "items": items,
     })))
 }

@@ -1,6 +1,7 @@
 //! Watches: newline-delimited JSON events, from the current objects or a resource version,
 //! with bookmarks and the server-side timeout; `410 Gone` as an `ERROR` event when the
-//! resource version is no longer kept.
+//! resource version is no longer kept. Objects go whole, as one-row tables, or as their
+//! metadata only, as the client's `Accept` header asks.
 
 use std::{collections::VecDeque, convert::Infallible, sync::Arc};
 
@@ -10,7 +11,7 @@ use http_body_util::{BodyExt, StreamBody};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
-use super::{Body, Reply, Request, events, table};
+use super::{Body, Reply, Request, events, partial, table};
 use crate::sandbox::{
     resources::ResourceType,
     status::ApiError,
@@ -27,6 +28,8 @@ struct State {
     events_v1: bool,
     /// Render events as one-row tables (`kubectl get -w`), carrying their objects so.
     table: Option<table::Include>,
+    /// Send each event's object (bookmarks too) as its metadata only.
+    partial: Option<partial::Partial>,
     pending: VecDeque<WatchItem>,
     stream: WatchStream,
     bookmarks: bool,
@@ -84,6 +87,7 @@ pub(super) fn watch(
         resource,
         events_v1,
         table,
+        partial: partial::wanted(request),
         pending: std::mem::take(&mut stream.initial).into(),
         stream,
         bookmarks: request.params.flag("allowWatchBookmarks"),
@@ -159,7 +163,10 @@ fn render(state: &State, item: WatchItem) -> String {
                         now,
                     )
                 }
-                None => object,
+                None => match state.partial {
+                    Some(partial) => partial.event(object),
+                    None => object,
+                },
             };
             json!({"type": kind, "object": object})
         }
@@ -172,6 +179,10 @@ fn render(state: &State, item: WatchItem) -> String {
                 metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
             }
             let object: Value = json!({"kind": state.resource.kind, "apiVersion": state.resource.api_version(), "metadata": metadata});
+            let object = match state.partial {
+                Some(partial) => partial.event(object),
+                None => object,
+            };
             json!({"type": "BOOKMARK", "object": object})
         }
     };
