@@ -602,14 +602,19 @@ fn evict(store: &Store, target: &Target, request: &Request) -> Result<Reply, Api
         pod["status"]["phase"].as_str(),
         Some("Succeeded" | "Failed")
     );
-    if let (Some(budget), false) = (budgets.first(), terminal) {
-        let verdict = judge(store, pods, budget, &pod, namespace);
-        if let Err(message) = verdict {
-            return Err(ApiError::too_many_requests(
+    let budget = budgets.first().filter(|_| !terminal);
+    let takes_a_disruption = match budget {
+        Some(budget) => judge(budget, &pod).map_err(|message| {
+            ApiError::too_many_requests(
                 "Cannot evict pod as it would violate the pod's disruption budget.",
                 vec![json!({"reason": "DisruptionBudget", "message": message})],
-            ));
-        }
+            )
+        })?,
+        None => false,
+    };
+    if let Some(budget) = budget
+        && takes_a_disruption
+    {
         let budget_name = budget["metadata"]["name"].as_str().unwrap_or("").to_owned();
         let at = store.now_text();
         let pod_name = name.to_owned();
@@ -661,75 +666,36 @@ pub(crate) fn selector_of(selector: &Value) -> Option<patchpilot_engine::selecto
     crate::api::convert::selector(Some(&parsed), "selector").ok()
 }
 
-/// Whether a budget allows evicting `pod` now: `Err` says why not, as the API server does.
-fn judge(
-    store: &Store,
-    pods: &ResourceType,
-    budget: &Value,
-    pod: &Value,
-    namespace: &str,
-) -> Result<(), String> {
-    let selector = selector_of(&budget["spec"]["selector"]).unwrap_or_default();
-    let matching: Vec<Arc<Value>> = store
-        .list(
-            pods,
-            &Filter {
-                namespace: Some(namespace.to_owned()),
-                ..Filter::default()
-            },
-            0,
-            None,
-        )
-        .items
-        .into_iter()
-        .filter(|p| selector.matches(&labels_of(p)))
-        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-        .collect();
-    let expected = matching.len() as i64;
-    let healthy = matching.iter().filter(|p| ready(p)).count() as i64;
-    let desired = desired_healthy(&budget["spec"], expected);
+/// Whether a budget allows evicting `pod` now, judged as the API server does: from the
+/// budget's status, as the disruption controller last wrote it. A pod that is not Ready may
+/// go without using up a disruption under `unhealthyPodEvictionPolicy: AlwaysAllow`, or
+/// while the budget has its desired healthy pods; any other eviction needs a status that
+/// has observed the budget's generation and a disruption allowed. `Ok` says whether the
+/// eviction takes one of the budget's disruptions; `Err` says why not, in the API server's
+/// words.
+fn judge(budget: &Value, pod: &Value) -> Result<bool, String> {
     let name = budget["metadata"]["name"].as_str().unwrap_or("");
-    let policy = budget["spec"]["unhealthyPodEvictionPolicy"]
-        .as_str()
-        .unwrap_or("IfHealthyBudget");
-    let allowed = if ready(pod) {
-        healthy - desired >= 1
-    } else {
-        policy == "AlwaysAllow" || healthy >= desired
-    };
-    if allowed {
-        Ok(())
-    } else {
-        Err(format!(
-            "The disruption budget {name} needs {desired} healthy pods and has {healthy} currently"
-        ))
-    }
-}
-
-/// How many pods a budget wants healthy out of `expected`.
-pub(crate) fn desired_healthy(spec: &Value, expected: i64) -> i64 {
-    let amount = |value: &Value, round_up: bool| -> Option<i64> {
-        match value {
-            Value::Number(n) => n.as_i64(),
-            Value::String(s) => {
-                let percent: i64 = s.strip_suffix('%')?.parse().ok()?;
-                let scaled = percent * expected;
-                Some(if round_up {
-                    (scaled + 99) / 100
-                } else {
-                    scaled / 100
-                })
-            }
-            _ => None,
+    let status = &budget["status"];
+    let number = |field: &str| status[field].as_i64().unwrap_or(0);
+    let (desired, healthy) = (number("desiredHealthy"), number("currentHealthy"));
+    if !ready(pod) {
+        let always = budget["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow";
+        if always || (desired > 0 && healthy >= desired) {
+            return Ok(false);
         }
-    };
-    if let Some(min) = amount(&spec["minAvailable"], true) {
-        return min;
     }
-    if let Some(max) = amount(&spec["maxUnavailable"], true) {
-        return (expected - max).max(0);
+    let generation = budget["metadata"]["generation"].as_i64().unwrap_or(0);
+    if number("observedGeneration") < generation {
+        return Err(format!(
+            "The disruption budget {name} is still being processed by the server."
+        ));
     }
-    expected
+    if number("disruptionsAllowed") <= 0 {
+        return Err(format!(
+            "The disruption budget {name} needs {desired} healthy pods and has {healthy} currently"
+        ));
+    }
+    Ok(true)
 }
 
 /// Whether a pod's `Ready` condition is `True`.
