@@ -8,7 +8,7 @@
 
 use std::fmt::Debug;
 
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::{
     apps::v1::{DaemonSet, Deployment, StatefulSet},
     batch::v1::Job,
@@ -17,7 +17,6 @@ use k8s_openapi::api::{
 };
 use kube::{
     Api, Client, Resource,
-    core::PartialObjectMeta,
     runtime::{
         WatchStreamExt,
         reflector::{self, ReflectHandle, Store},
@@ -27,7 +26,7 @@ use kube::{
 use patchpilot_engine::keys;
 use serde::de::DeserializeOwned;
 
-use super::candidates::{TargetMeta, target_meta_event};
+use super::candidates::TargetMeta;
 use crate::api::{MaintenanceWindow, PatchPolicy, PatchRollout};
 
 /// A shared cache: the store, and handles for the controllers that react to it.
@@ -78,14 +77,15 @@ where
     (Shared { store, handles }, driver)
 }
 
-/// Like [`full`], for metadata only: `Api<PartialObjectMeta<K>>` makes metadata requests,
-/// and the cache keeps only what [`TargetMeta`] keeps of each object.
+/// Like [`full`], for what [`TargetMeta`] keeps of each object: its requests are
+/// metadata-only.
 fn metadata<K>(
-    api: Api<PartialObjectMeta<K>>,
+    api: Api<TargetMeta<K>>,
     config: Config,
 ) -> (Shared<TargetMeta<K>>, impl Stream<Item = ()> + Send)
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()> + Clone + Debug + Send + Sync + 'static,
+    K::Scope: Send + Sync,
 {
     let (store, writer) = reflector::store_shared(BUFFER);
     let handles = (0..SUBSCRIBERS)
@@ -93,7 +93,6 @@ where
         .collect();
     let driver = watcher::watcher(api, config)
         .default_backoff()
-        .map_ok(target_meta_event)
         .reflect_shared(writer)
         .map(log_errors::<TargetMeta<K>>);
     (Shared { store, handles }, driver)
@@ -165,27 +164,27 @@ impl Caches {
             windows: cache!(full, Api::all(client.clone()), all.clone()),
             nodes: cache!(
                 metadata,
-                Api::<PartialObjectMeta<Node>>::all(client.clone()),
+                Api::<TargetMeta<Node>>::all(client.clone()),
                 all.clone()
             ),
             namespaces: cache!(
                 metadata,
-                Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+                Api::<TargetMeta<Namespace>>::all(client.clone()),
                 all.clone()
             ),
             deployments: cache!(
                 metadata,
-                Api::<PartialObjectMeta<Deployment>>::all(client.clone()),
+                Api::<TargetMeta<Deployment>>::all(client.clone()),
                 all.clone()
             ),
             statefulsets: cache!(
                 metadata,
-                Api::<PartialObjectMeta<StatefulSet>>::all(client.clone()),
+                Api::<TargetMeta<StatefulSet>>::all(client.clone()),
                 all.clone()
             ),
             daemonsets: cache!(
                 metadata,
-                Api::<PartialObjectMeta<DaemonSet>>::all(client.clone()),
+                Api::<TargetMeta<DaemonSet>>::all(client.clone()),
                 all.clone()
             ),
             locked_nodes: cache!(full, Api::all(client.clone()), locked.clone()),

@@ -3,7 +3,7 @@
 use std::{borrow::Cow, collections::BTreeMap, marker::PhantomData, sync::Arc};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::{Resource, core::PartialObjectMeta, runtime::watcher};
+use kube::Resource;
 use patchpilot_engine::{
     keys, plan::Namespaces, policy::WorkloadKind, selector::Labels, target::Candidate,
 };
@@ -33,12 +33,14 @@ impl ObjectKind {
     }
 }
 
-/// What the operator keeps of every node, namespace and workload it may target: the name
-/// and namespace, the labels, and patchpilot's own annotations, nothing else. On a big
-/// cluster this is most of the operator's memory, so the rest of the metadata (other
-/// annotations such as `last-applied-configuration`, managed fields, owner references, uid)
-/// is dropped as it arrives, and the labels and annotations are shared: a candidate built
-/// from them on every reconcile costs two reference counts, not a copy.
+/// What the operator keeps of every node, namespace and workload it may target: the name,
+/// namespace and resource version, the labels, and patchpilot's own annotations, nothing
+/// else. On a big cluster this is most of the operator's memory, so it is what the caches
+/// watch: requests for it are metadata-only (`PartialObjectMetadata`), and reading a
+/// response skips the rest of the metadata (other annotations such as
+/// `last-applied-configuration`, managed fields, owner references) without keeping it even
+/// for a moment. The labels and annotations are shared: a candidate built from them on every
+/// reconcile costs two reference counts, not a copy.
 pub struct TargetMeta<K> {
     metadata: ObjectMeta,
     /// The labels.
@@ -57,13 +59,30 @@ impl<K> TargetMeta<K> {
             .into_iter()
             .filter(|(key, _)| keys::is_ours(key))
             .collect();
+        Self::new(
+            meta.name,
+            meta.namespace,
+            meta.resource_version,
+            meta.labels.unwrap_or_default(),
+            annotations,
+        )
+    }
+
+    fn new(
+        name: Option<String>,
+        namespace: Option<String>,
+        resource_version: Option<String>,
+        labels: Labels,
+        annotations: BTreeMap<String, String>,
+    ) -> Self {
         TargetMeta {
             metadata: ObjectMeta {
-                name: meta.name,
-                namespace: meta.namespace,
+                name,
+                namespace,
+                resource_version,
                 ..Default::default()
             },
-            labels: Arc::new(meta.labels.unwrap_or_default()),
+            labels: Arc::new(labels),
             annotations: Arc::new(annotations),
             kind: PhantomData,
         }
@@ -77,20 +96,6 @@ impl<K> TargetMeta<K> {
     /// The namespace, for namespaced kinds.
     pub fn namespace(&self) -> Option<&str> {
         self.metadata.namespace.as_deref()
-    }
-}
-
-/// A watch event of metadata, as [`TargetMeta`].
-pub fn target_meta_event<K>(
-    event: watcher::Event<PartialObjectMeta<K>>,
-) -> watcher::Event<TargetMeta<K>> {
-    use watcher::Event;
-    match event {
-        Event::Apply(o) => Event::Apply(TargetMeta::of(o.metadata)),
-        Event::Delete(o) => Event::Delete(TargetMeta::of(o.metadata)),
-        Event::Init => Event::Init,
-        Event::InitApply(o) => Event::InitApply(TargetMeta::of(o.metadata)),
-        Event::InitDone => Event::InitDone,
     }
 }
 
@@ -138,18 +143,66 @@ impl<K: Resource<DynamicType = ()>> Resource for TargetMeta<K> {
     fn meta_mut(&mut self) -> &mut ObjectMeta {
         &mut self.metadata
     }
+    /// Requests for it are metadata-only.
+    fn metadata_api() -> bool {
+        true
+    }
 }
 
-/// Read as a `PartialObjectMetadata`, keeping what [`TargetMeta::of`] keeps. The caches make
-/// these from watch events; this is here because controller triggers require it.
+/// Read from a `PartialObjectMetadata` (or a whole object), keeping what
+/// [`TargetMeta::of`] keeps and skipping the rest unread.
 impl<'de, K> serde::Deserialize<'de> for TargetMeta<K> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(serde::Deserialize)]
         struct Wire {
             #[serde(default)]
-            metadata: ObjectMeta,
+            metadata: WireMeta,
         }
-        Wire::deserialize(deserializer).map(|wire| TargetMeta::of(wire.metadata))
+        #[derive(serde::Deserialize, Default)]
+        #[serde(rename_all = "camelCase")]
+        struct WireMeta {
+            name: Option<String>,
+            namespace: Option<String>,
+            resource_version: Option<String>,
+            labels: Option<Labels>,
+            annotations: Option<Ours>,
+        }
+        let meta = Wire::deserialize(deserializer)?.metadata;
+        Ok(TargetMeta::new(
+            meta.name,
+            meta.namespace,
+            meta.resource_version,
+            meta.labels.unwrap_or_default(),
+            meta.annotations.map(|a| a.0).unwrap_or_default(),
+        ))
+    }
+}
+
+/// Annotations as read: patchpilot's own ([`keys::is_ours`]); the values of the others are
+/// skipped unread.
+struct Ours(BTreeMap<String, String>);
+
+impl<'de> serde::Deserialize<'de> for Ours {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Ours;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of annotations")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Ours, A::Error> {
+                let mut ours = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if keys::is_ours(&key) {
+                        ours.insert(key, map.next_value()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(Ours(ours))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
     }
 }
 
@@ -211,5 +264,37 @@ mod tests {
         let candidate = candidate(ObjectKind::Node, &kept).unwrap();
         assert!(Arc::ptr_eq(&candidate.labels, &kept.labels));
         assert_eq!(candidate.id.as_str(), "Node/n1");
+    }
+
+    #[test]
+    fn read_from_the_wire_it_keeps_the_same() {
+        let wire = serde_json::json!({
+            "apiVersion": "meta.k8s.io/v1",
+            "kind": "PartialObjectMetadata",
+            "metadata": {
+                "name": "web",
+                "namespace": "shop",
+                "uid": "u",
+                "resourceVersion": "7",
+                "labels": {"app": "web"},
+                "annotations": {
+                    "patch.patchpilot.dev/apps": "v2",
+                    "kubectl.kubernetes.io/last-applied-configuration": "{\"big\": true}",
+                    "deployment.kubernetes.io/revision": "3",
+                },
+                "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
+            },
+        });
+        let read: TargetMeta<k8s_openapi::api::apps::v1::Deployment> =
+            serde_json::from_value(wire.clone()).unwrap();
+        let of = TargetMeta::<k8s_openapi::api::apps::v1::Deployment>::of(
+            serde_json::from_value(wire["metadata"].clone()).unwrap(),
+        );
+        assert_eq!(read.meta(), of.meta());
+        assert_eq!(read.meta().resource_version.as_deref(), Some("7"));
+        assert_eq!(read.labels, of.labels);
+        assert_eq!(read.annotations, of.annotations);
+        assert_eq!(read.annotations.len(), 1);
+        assert!(<TargetMeta<Node> as Resource>::metadata_api());
     }
 }

@@ -5,6 +5,10 @@
 //!
 //! Watches use streaming lists (`sendInitialEvents`), so a node's pods cost one request;
 //! where the API server refuses them, list and watch.
+//!
+//! A pod is kept with what the drain and the health checks read of it, nothing more (see
+//! [`trim`]): with a hundred nodes in progress, the rest (containers, their images and
+//! resources, addresses, managed fields) would be most of the operator's memory.
 
 use std::{
     collections::HashMap,
@@ -139,8 +143,7 @@ impl PodWatches {
                 while let Some(event) = stream.next().await {
                     match event {
                         Ok(event) => {
-                            // As in the caches: nothing reads managedFields.
-                            let event = event.modify(|pod| pod.metadata.managed_fields = None);
+                            let event = event.modify(trim);
                             writer.apply_watcher_event(&event);
                             if triggers.send(trigger.clone()).is_err() {
                                 return;
@@ -180,6 +183,55 @@ impl PodWatches {
     }
 }
 
+/// Keeps of a pod what the drain and the health checks read: its identity, labels, owners,
+/// creation and deletion, the mirror-pod annotation, whether it has emptyDir volumes, its
+/// phase and conditions, and its containers' readiness and restarts.
+pub fn trim(pod: &mut Pod) {
+    use k8s_openapi::api::core::v1::{ContainerStatus, PodSpec, PodStatus};
+    let meta = &mut pod.metadata;
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.retain(|key, _| key == MIRROR);
+    }
+    if let Some(spec) = pod.spec.as_mut() {
+        let volumes: Vec<_> = spec
+            .volumes
+            .take()
+            .into_iter()
+            .flatten()
+            .filter(|v| v.empty_dir.is_some())
+            .collect();
+        *spec = PodSpec {
+            node_name: spec.node_name.take(),
+            volumes: (!volumes.is_empty()).then_some(volumes),
+            ..PodSpec::default()
+        };
+    }
+    if let Some(status) = pod.status.as_mut() {
+        let containers = status.container_statuses.take().map(|statuses| {
+            statuses
+                .into_iter()
+                .map(|c| ContainerStatus {
+                    name: c.name,
+                    ready: c.ready,
+                    restart_count: c.restart_count,
+                    last_state: c.last_state,
+                    ..ContainerStatus::default()
+                })
+                .collect()
+        });
+        *status = PodStatus {
+            phase: status.phase.take(),
+            conditions: status.conditions.take(),
+            container_statuses: containers,
+            ..PodStatus::default()
+        };
+    }
+}
+
+/// The annotation of a mirror pod (a static pod, which the drain leaves alone).
+pub const MIRROR: &str = "kubernetes.io/config.mirror";
+
 /// Whether a watch error says the API server does not serve streaming lists: it answers
 /// a watch with `sendInitialEvents` with 400 Bad Request or 422 Invalid.
 fn refuses_streaming(error: &watcher::Error) -> bool {
@@ -200,5 +252,98 @@ impl Drop for PodWatches {
         for watch in self.lock().values() {
             watch.task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        api::DrainSpec,
+        controller::rollout::{health, observe},
+    };
+
+    fn pod() -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "web-1", "namespace": "shop", "uid": "u",
+                "labels": {"app": "web"},
+                "annotations": {MIRROR: "x", "kubectl.kubernetes.io/restartedAt": "now"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-6f", "uid": "r", "controller": true}],
+                "creationTimestamp": "2026-11-22T00:00:00Z",
+                "managedFields": [{"manager": "kubelet"}],
+            },
+            "spec": {
+                "nodeName": "n1",
+                "containers": [{"name": "web", "image": "nginx:1.27", "env": [{"name": "A", "value": "b"}]}],
+                "volumes": [
+                    {"name": "cache", "emptyDir": {}},
+                    {"name": "config", "configMap": {"name": "web"}},
+                ],
+                "tolerations": [{"key": "k", "operator": "Exists"}],
+            },
+            "status": {
+                "phase": "Running",
+                "podIP": "10.0.0.1",
+                "conditions": [
+                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-11-22T00:00:01Z"},
+                    {"type": "Ready", "status": "True"},
+                ],
+                "containerStatuses": [{
+                    "name": "web", "image": "nginx:1.27", "imageID": "sha256:abc", "ready": true,
+                    "restartCount": 2,
+                    "lastState": {"terminated": {"exitCode": 1, "finishedAt": "2026-11-22T00:05:00Z"}},
+                }],
+            },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_trimmed_pod_answers_the_drain_and_the_health_checks_alike() {
+        let full = pod();
+        let mut trimmed = full.clone();
+        trim(&mut trimmed);
+        for drain in [
+            DrainSpec::default(),
+            serde_json::from_value(
+                serde_json::json!({"ignoreDaemonSets": false, "deleteEmptyDirData": true}),
+            )
+            .unwrap(),
+        ] {
+            assert_eq!(
+                observe::must_leave(&full, &drain),
+                observe::must_leave(&trimmed, &drain)
+            );
+            assert_eq!(
+                observe::eviction_obstacle(&full, &drain),
+                observe::eviction_obstacle(&trimmed, &drain)
+            );
+        }
+        assert!(health::pod_ready(&trimmed));
+        assert_eq!(trimmed.metadata.labels, full.metadata.labels);
+        assert_eq!(
+            trimmed.metadata.owner_references,
+            full.metadata.owner_references
+        );
+        let statuses = trimmed
+            .status
+            .as_ref()
+            .unwrap()
+            .container_statuses
+            .as_ref()
+            .unwrap();
+        assert_eq!(statuses[0].restart_count, 2);
+        assert!(statuses[0].last_state.is_some());
+        // What nothing reads is gone.
+        let spec = trimmed.spec.as_ref().unwrap();
+        assert!(spec.containers.is_empty() && spec.tolerations.is_none());
+        assert_eq!(spec.volumes.as_ref().map(Vec::len), Some(1));
+        assert_eq!(trimmed.metadata.managed_fields, None);
+        assert_eq!(
+            trimmed.metadata.annotations.as_ref().map(|a| a.len()),
+            Some(1)
+        );
+        assert_eq!(trimmed.status.as_ref().unwrap().pod_ip, None);
     }
 }

@@ -381,7 +381,7 @@ pub fn must_leave(pod: &Pod, drain: &DrainSpec) -> bool {
         .metadata
         .annotations
         .as_ref()
-        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
+        .is_some_and(|a| a.contains_key(super::super::podwatch::MIRROR));
     let daemon = pod
         .metadata
         .owner_references
