@@ -148,3 +148,39 @@ workloads:
         );
     }
 }
+
+/// A pod no controller manages is not evicted without `force`: the drain waits, says why in
+/// the status, and fails the target at the timeout, naming the pod and the reason.
+#[tokio::test(start_paused = true)]
+async fn a_bare_pod_holds_the_drain_and_the_status_says_why() {
+    let outcome = Case::new()
+        .object(
+            "
+apiVersion: v1
+kind: Pod
+metadata: {name: scratch, namespace: default}
+spec:
+  nodeName: general-1
+  containers: [{name: sh, image: busybox}]
+",
+        )
+        .node_policy("os", "")
+        .run()
+        .await;
+    outcome.check(&[Rules::new("os", 1)]);
+    let rollout = outcome.rollout("os");
+    let failure = &rollout["status"]["failures"][0];
+    let message = failure["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("default/scratch (not managed by a controller (set drain.force))"),
+        "{failure}"
+    );
+    assert_eq!(
+        outcome
+            .operator_requests()
+            .filter(|e| e["objectRef"]["subresource"] == "eviction")
+            .count(),
+        0,
+        "a bare pod is never asked to go"
+    );
+}

@@ -395,7 +395,7 @@ async fn drain(ctx: &Context, scene: &Scene<'_>, target: &TargetId, force: bool)
                     Some(EvictionState {
                         next_try,
                         interval,
-                        blocked_by: budget.or(Some("PodDisruptionBudget".into())),
+                        blocked_by: budget,
                         rollout,
                     }),
                 );

@@ -27,7 +27,8 @@ pub struct NodeFacts {
     /// Pods that still have to leave the node before the updater runs (not DaemonSet or
     /// mirror pods, not finished), as `namespace/name`.
     pub pods_to_evict: Vec<String>,
-    /// Evictions a PodDisruptionBudget refused on the last attempt: `(pod, budget)`.
+    /// Pods that cannot go yet, and what keeps them: `(pod, why)`, such as
+    /// `PodDisruptionBudget shop/web` or `uses emptyDir (set drain.deleteEmptyDirData)`.
     pub blocked: Vec<(String, String)>,
     /// The updater Job of the current action and attempt, if it exists.
     pub updater: Option<JobFacts>,

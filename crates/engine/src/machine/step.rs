@@ -500,7 +500,7 @@ fn describe_pods(node: &NodeFacts) -> String {
         .take(SHOWN)
         .map(
             |pod| match node.blocked.iter().find(|(blocked, _)| blocked == pod) {
-                Some((_, budget)) => format!("{pod} (PodDisruptionBudget {budget})"),
+                Some((_, why)) => format!("{pod} ({why})"),
                 None => pod.clone(),
             },
         )

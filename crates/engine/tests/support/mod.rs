@@ -297,7 +297,7 @@ impl World {
             boot_id: format!("boot-{}", node.boot),
             blocked: if blocked {
                 pods.iter()
-                    .map(|p| (p.clone(), "app/pdb".to_owned()))
+                    .map(|p| (p.clone(), "PodDisruptionBudget app/pdb".to_owned()))
                     .collect()
             } else {
                 Vec::new()
