@@ -231,7 +231,10 @@ fn cluster(now: Timestamp, rollout: &Rollout) -> (Vec<Candidate>, BTreeMap<Targe
         let (node, health) = match rank % 3 {
             0 => {
                 let to_evict = pods(rank, 7);
-                let blocked = to_evict.iter().take(3).map(|p| (p.clone(), budget(p)));
+                let blocked = to_evict
+                    .iter()
+                    .take(3)
+                    .map(|p| (p.clone(), format!("PodDisruptionBudget {}", budget(p))));
                 let node = NodeFacts {
                     unschedulable: true,
                     ready: true,
