@@ -6,7 +6,7 @@
 //! carry the `patchpilot.dev/locked` label, are watched in full; so are patchpilot's own
 //! objects and the Jobs it creates. Pods are never cached cluster-wide: see `podwatch`.
 
-use std::fmt::Debug;
+use std::{fmt::Debug, sync::Arc};
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::{
@@ -26,7 +26,7 @@ use kube::{
 use patchpilot_engine::keys;
 use serde::de::DeserializeOwned;
 
-use super::candidates::TargetMeta;
+use super::{candidates::TargetMeta, rollout::budgets::Spent};
 use crate::api::{MaintenanceWindow, PatchPolicy, PatchRollout};
 
 /// A shared cache: the store, and handles for the controllers that react to it.
@@ -64,6 +64,19 @@ fn full<K>(api: Api<K>, config: Config) -> (Shared<K>, impl Stream<Item = ()> + 
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
+    observed(api, config, |_: &K| {})
+}
+
+/// Like [`full`], showing `observe` every version of every object, in order, before the
+/// cache takes it (subscribers only see the cache's latest version when they look).
+fn observed<K>(
+    api: Api<K>,
+    config: Config,
+    observe: impl Fn(&K) + Send + 'static,
+) -> (Shared<K>, impl Stream<Item = ()> + Send)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
     let (store, writer) = reflector::store_shared(BUFFER);
     let handles = (0..SUBSCRIBERS)
         .filter_map(|_| writer.subscribe())
@@ -71,7 +84,10 @@ where
     // Nothing reads managedFields; on a big cluster they are most of an object's metadata.
     let driver = watcher::watcher(api, config)
         .default_backoff()
-        .modify(|object| object.meta_mut().managed_fields = None)
+        .modify(move |object| {
+            object.meta_mut().managed_fields = None;
+            observe(object);
+        })
         .reflect_shared(writer)
         .map(log_errors::<K>);
     (Shared { store, handles }, driver)
@@ -145,8 +161,8 @@ pub type Driver = std::pin::Pin<Box<dyn Stream<Item = ()> + Send>>;
 
 impl Caches {
     /// Starts every watch; the returned streams must be polled (each by a task) for the
-    /// caches to fill.
-    pub fn start(client: &Client) -> (Self, Vec<Driver>) {
+    /// caches to fill. `spent` sees every version of every PodDisruptionBudget.
+    pub fn start(client: &Client, spent: Arc<Spent>) -> (Self, Vec<Driver>) {
         let mut drivers: Vec<Driver> = Vec::new();
         let all = Config::default().timeout(super::podwatch::WATCH_TIMEOUT);
         let locked = all.clone().labels(keys::LOCKED_LABEL);
@@ -192,7 +208,15 @@ impl Caches {
             locked_statefulsets: cache!(full, Api::all(client.clone()), locked.clone()),
             locked_daemonsets: cache!(full, Api::all(client.clone()), locked),
             jobs: cache!(full, Api::all(client.clone()), ours),
-            budgets: cache!(full, Api::all(client.clone()), all.clone()),
+            budgets: {
+                let (shared, driver) = observed(
+                    Api::all(client.clone()),
+                    all.clone(),
+                    move |budget: &PodDisruptionBudget| spent.seen(budget),
+                );
+                drivers.push(Box::pin(driver));
+                shared
+            },
         };
         (caches, drivers)
     }

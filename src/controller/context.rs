@@ -298,9 +298,9 @@ pub struct Context {
     pub ready: tokio::sync::watch::Receiver<bool>,
     /// The statuses last written, so that none is written twice.
     pub written: WrittenStatuses,
-    /// Evictions made against each PodDisruptionBudget (`namespace/name`) that the cached
-    /// budget does not count yet.
-    pub budgets_spent: Unseen<i32>,
+    /// Evictions made against each PodDisruptionBudget that the cached budget does not
+    /// show yet.
+    pub budgets_spent: Arc<super::rollout::budgets::Spent>,
 }
 
 impl Context {

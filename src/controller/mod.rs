@@ -172,7 +172,8 @@ async fn controllers(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown) as BoxFuture<'static, ()>);
-    let (mut caches, drivers) = Caches::start(&client);
+    let spent = Arc::new(rollout::budgets::Spent::default());
+    let (mut caches, drivers) = Caches::start(&client, spent.clone());
     let mut driver_tasks = Vec::new();
     for driver in drivers {
         driver_tasks.push(tokio::spawn(driver.for_each(|()| async {})));
@@ -193,7 +194,7 @@ async fn controllers(
         recorder: Recorder::new(client.clone(), reporter),
         evictions: Default::default(),
         written: Default::default(),
-        budgets_spent: Default::default(),
+        budgets_spent: spent,
         http: rollout::health::http_client(),
         ready,
     });

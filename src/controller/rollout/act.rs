@@ -376,8 +376,12 @@ async fn drain(ctx: &Context, scene: &Scene<'_>, target: &TargetId, force: bool)
         match api.evict(&name, &EvictParams::default()).await {
             Ok(_) => {
                 ctx.set_eviction(&key, None);
-                if let budgets::Verdict::Allowed { budget, version } = &verdict {
-                    budgets::spend(ctx, budget, version.as_deref());
+                if let budgets::Verdict::Allowed {
+                    budget,
+                    takes: true,
+                } = &verdict
+                {
+                    ctx.budgets_spent.record(budget, &name, now);
                 }
             }
             Err(kube::Error::Api(status)) if status.code == 404 => ctx.set_eviction(&key, None),

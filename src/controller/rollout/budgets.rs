@@ -3,10 +3,15 @@
 //! The API server refuses to evict a Ready pod while the one budget that selects it allows
 //! no disruption (`status.disruptionsAllowed` is 0) or has not observed its latest spec
 //! yet; a refused eviction is a request that achieves nothing. Budgets are few and small, so
-//! the operator watches them all and asks only when the budget allows, counting its own
-//! evictions against a budget until the cache shows the budget's next version. A budget's
-//! change triggers the rollouts whose pods it blocks, so a drain goes on as soon as the
-//! budget allows rather than at its next back-off.
+//! the operator watches them all and asks only when the budget allows. A budget's change
+//! triggers the rollouts whose pods it blocks, so a drain goes on as soon as the budget
+//! allows rather than at its next back-off.
+//!
+//! The operator's own evictions count against a budget until the cache shows them: the API
+//! server lists an evicted pod in the budget's `status.disruptedPods` in the same write that
+//! takes the disruption, and the budget watch shows every version in order to [`Spent::seen`].
+//! A version written in between by the disruption controller may reflect some evictions and
+//! not others, so "the cache moved on" is not enough.
 //!
 //! The verdict follows the API server's: a pod that is not Ready may go without using up a
 //! disruption when the budget's `unhealthyPodEvictionPolicy` is `AlwaysAllow`, or (the
@@ -15,8 +20,12 @@
 //! several, which the server answers with an error), the operator asks and the server
 //! decides.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Mutex,
+};
 
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::{core::v1::Pod, policy::v1::PodDisruptionBudget};
 use kube::{
     ResourceExt,
@@ -30,12 +39,12 @@ use super::{super::context::Context, health};
 pub enum Verdict {
     /// No cached budget settles it: ask the API server.
     Ask,
-    /// The budget `budget` (`namespace/name`), cached at `version`, allows it.
+    /// The budget `budget` (`namespace/name`) allows it.
     Allowed {
         /// The budget.
         budget: String,
-        /// Its cached resource version.
-        version: Option<String>,
+        /// Whether the eviction takes one of the budget's disruptions (a Ready pod's does).
+        takes: bool,
     },
     /// The budget `budget` refuses it: asking now would be refused.
     Refused {
@@ -83,7 +92,6 @@ pub fn verdict(ctx: &Context, pod: &Pod) -> Verdict {
         return Verdict::Ask;
     };
     let key = key(budget);
-    let version = budget.metadata.resource_version.clone();
     let status = budget.status.as_ref();
     if !health::pod_ready(pod) {
         let always = budget
@@ -97,31 +105,115 @@ pub fn verdict(ctx: &Context, pod: &Pod) -> Verdict {
             // Goes without taking a disruption: nothing to count.
             return Verdict::Allowed {
                 budget: key,
-                version: None,
+                takes: false,
             };
         }
     }
     let observed = status.and_then(|s| s.observed_generation).unwrap_or(0);
     let current = observed >= budget.metadata.generation.unwrap_or(0);
-    let spent = ctx.budgets_spent.get(&key, version.as_deref()).unwrap_or(0);
+    let spent = ctx.budgets_spent.unseen(budget, ctx.clock.now());
     let allowed = status.map_or(0, |s| s.disruptions_allowed) - spent;
     if current && allowed > 0 {
         Verdict::Allowed {
             budget: key,
-            version,
+            takes: true,
         }
     } else {
         Verdict::Refused { budget: key }
     }
 }
 
-/// Counts an eviction against `budget`, cached at `version`, until the cache shows the
-/// budget's next version; an eviction allowed without a version took no disruption.
-pub fn spend(ctx: &Context, budget: &str, version: Option<&str>) {
-    if version.is_none() {
-        return;
+/// The operator's evictions that took a disruption of a budget, by budget
+/// (`namespace/name`), until the cached budget shows them.
+#[derive(Default)]
+pub struct Spent(Mutex<HashMap<String, Vec<(String, Timestamp)>>>);
+
+impl Spent {
+    /// How long an eviction counts at most without the cache showing it (should the watch
+    /// miss the version that did, on a relist): the disruption controller forgets a
+    /// disrupted pod after two minutes; one is enough here.
+    const AT_MOST: SignedDuration = SignedDuration::from_mins(1);
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(String, Timestamp)>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
-    let spent = ctx.budgets_spent.get(budget, version).unwrap_or(0);
-    ctx.budgets_spent
-        .set(budget, version, None, Some(spent + 1));
+
+    /// Counts the eviction of `pod` (its name) against `budget` from `at`.
+    pub fn record(&self, budget: &str, pod: &str, at: Timestamp) {
+        self.lock()
+            .entry(budget.to_owned())
+            .or_default()
+            .push((pod.to_owned(), at));
+    }
+
+    /// Takes a version of `budget` from the watch: the evictions it lists as disrupted are
+    /// in the budget's status from now on.
+    pub fn seen(&self, budget: &PodDisruptionBudget) {
+        let disrupted = budget
+            .status
+            .as_ref()
+            .and_then(|s| s.disrupted_pods.as_ref());
+        let Some(disrupted) = disrupted else {
+            return;
+        };
+        let mut spent = self.lock();
+        if let Some(pods) = spent.get_mut(&key(budget)) {
+            pods.retain(|(pod, _)| !disrupted.contains_key(pod));
+        }
+    }
+
+    /// The evictions against the cached `budget` that it does not show yet, at `now`.
+    pub fn unseen(&self, budget: &PodDisruptionBudget, now: Timestamp) -> i32 {
+        let mut spent = self.lock();
+        let Some(pods) = spent.get_mut(&key(budget)) else {
+            return 0;
+        };
+        let disrupted = budget
+            .status
+            .as_ref()
+            .and_then(|s| s.disrupted_pods.as_ref());
+        pods.retain(|(pod, at)| {
+            now.duration_since(*at) < Self::AT_MOST
+                && !disrupted.is_some_and(|d| d.contains_key(pod))
+        });
+        i32::try_from(pods.len()).unwrap_or(i32::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(version: &str, disrupted: &[&str]) -> PodDisruptionBudget {
+        let disrupted: BTreeMap<&str, &str> = disrupted
+            .iter()
+            .map(|p| (*p, "2026-11-28T00:00:00Z"))
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "shop", "resourceVersion": version},
+            "status": {
+                "disruptionsAllowed": 1, "currentHealthy": 59, "desiredHealthy": 58,
+                "expectedPods": 60, "disruptedPods": disrupted,
+            },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn evictions_count_until_a_version_of_the_budget_lists_them() {
+        let spent = Spent::default();
+        let now: Timestamp = "2026-11-28T00:00:00Z".parse().unwrap();
+        spent.record("shop/web", "web-1", now);
+        spent.record("shop/web", "web-2", now);
+        assert_eq!(spent.unseen(&budget("10", &[]), now), 2);
+        // A version showing the first eviction only: the second still counts.
+        spent.seen(&budget("11", &["web-1"]));
+        assert_eq!(spent.unseen(&budget("12", &[]), now), 1);
+        // The cached version lists it: nothing left to count.
+        assert_eq!(spent.unseen(&budget("13", &["web-2"]), now), 0);
+        // An eviction no version ever shows stops counting after a minute.
+        spent.record("shop/web", "web-3", now);
+        let later = now + SignedDuration::from_secs(61);
+        assert_eq!(spent.unseen(&budget("14", &[]), later), 0);
+    }
 }
