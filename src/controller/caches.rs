@@ -77,20 +77,15 @@ fn observed<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    let (store, writer) = reflector::store_shared(BUFFER);
-    let handles = (0..SUBSCRIBERS)
-        .filter_map(|_| writer.subscribe())
-        .collect();
     // Nothing reads managedFields; on a big cluster they are most of an object's metadata.
-    let driver = watcher::watcher(api, config)
-        .default_backoff()
-        .modify(move |object| {
-            object.meta_mut().managed_fields = None;
-            observe(object);
-        })
-        .reflect_shared(writer)
-        .map(log_errors::<K>);
-    (Shared { store, handles }, driver)
+    cache_of(
+        watcher::watcher(api, config)
+            .default_backoff()
+            .modify(move |object| {
+                object.meta_mut().managed_fields = None;
+                observe(object);
+            }),
+    )
 }
 
 /// Like [`full`], for what [`TargetMeta`] keeps of each object: its requests are
@@ -103,14 +98,22 @@ where
     K: Resource<DynamicType = ()> + Clone + Debug + Send + Sync + 'static,
     K::Scope: Send + Sync,
 {
+    cache_of(watcher::watcher(api, config).default_backoff())
+}
+
+/// The cache of what `events` brings, with a handle per subscriber, and the stream that
+/// fills it.
+fn cache_of<K>(
+    events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+) -> (Shared<K>, impl Stream<Item = ()> + Send)
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + Send + Sync + 'static,
+{
     let (store, writer) = reflector::store_shared(BUFFER);
     let handles = (0..SUBSCRIBERS)
         .filter_map(|_| writer.subscribe())
         .collect();
-    let driver = watcher::watcher(api, config)
-        .default_backoff()
-        .reflect_shared(writer)
-        .map(log_errors::<TargetMeta<K>>);
+    let driver = events.reflect_shared(writer).map(log_errors::<K>);
     (Shared { store, handles }, driver)
 }
 

@@ -50,38 +50,34 @@ pub fn candidates(ctx: &Context, rules: &TargetRules) -> (Vec<Candidate>, Namesp
             for namespace in ctx.stores.namespaces.state() {
                 candidates::add_namespace(&mut namespaces, &namespace);
             }
+            let stores = &ctx.stores;
             let mut found = Vec::new();
             for kind in kinds {
-                let kind = *kind;
-                let kind_of = ObjectKind::Workload(kind);
-                match kind {
-                    WorkloadKind::Deployment => found.extend(
-                        ctx.stores
-                            .deployments
-                            .state()
-                            .iter()
-                            .filter_map(|d| candidates::candidate(kind_of, d)),
-                    ),
-                    WorkloadKind::StatefulSet => found.extend(
-                        ctx.stores
-                            .statefulsets
-                            .state()
-                            .iter()
-                            .filter_map(|d| candidates::candidate(kind_of, d)),
-                    ),
-                    WorkloadKind::DaemonSet => found.extend(
-                        ctx.stores
-                            .daemonsets
-                            .state()
-                            .iter()
-                            .filter_map(|d| candidates::candidate(kind_of, d)),
-                    ),
-                }
+                found.extend(match kind {
+                    WorkloadKind::Deployment => of_kind(&stores.deployments, *kind),
+                    WorkloadKind::StatefulSet => of_kind(&stores.statefulsets, *kind),
+                    WorkloadKind::DaemonSet => of_kind(&stores.daemonsets, *kind),
+                });
             }
             found
         }
     };
     (candidates, namespaces)
+}
+
+/// The candidates of one workload kind.
+fn of_kind<K>(
+    store: &kube::runtime::reflector::Store<candidates::TargetMeta<K>>,
+    kind: WorkloadKind,
+) -> Vec<Candidate>
+where
+    K: kube::Resource<DynamicType = ()> + 'static,
+{
+    store
+        .state()
+        .iter()
+        .filter_map(|meta| candidates::candidate(ObjectKind::Workload(kind), meta))
+        .collect()
 }
 
 /// A workload in progress, in full.
