@@ -156,6 +156,22 @@ async fn lists_come_in_pages() {
         }
     }
     assert_eq!(names, ["m0", "m1", "m2", "m3", "m4"]);
+    // A list without selectors says how many remain; with selectors, the API server cannot
+    // know without reading them all, and leaves the count out.
+    let first = maps.list(&ListParams::default().limit(2)).await.unwrap();
+    assert_eq!(first.metadata.remaining_item_count, Some(3));
+    for i in 5..8 {
+        let map = config_map(&format!("m{i}"), &[("tier", "gold")]);
+        maps.create(&PostParams::default(), &map).await.unwrap();
+    }
+    let selected = ListParams::default().labels("tier=gold").limit(2);
+    let first = maps.list(&selected).await.unwrap();
+    assert_eq!(first.items.len(), 2);
+    assert_eq!(first.metadata.remaining_item_count, None);
+    let token = first.metadata.continue_.expect("one more page");
+    let last = maps.list(&selected.continue_token(&token)).await.unwrap();
+    assert_eq!(last.items.len(), 1);
+    assert_eq!(last.metadata.continue_.filter(|c| !c.is_empty()), None);
 }
 
 #[tokio::test]

@@ -164,7 +164,9 @@ fn list(
     let mut metadata = json!({"resourceVersion": page.rv.to_string()});
     if let Some(next) = &page.next {
         metadata["continue"] = json!(next);
-        metadata["remainingItemCount"] = json!(page.remaining);
+        if let Some(remaining) = page.remaining {
+            metadata["remainingItemCount"] = json!(remaining);
+        }
     }
     if let Some(include) = table::options(request)? {
         let now = store.clock().now();

@@ -133,7 +133,7 @@ pub struct Page {
     pub rv: u64,
     /// The token for the next page, if there is one.
     pub next: Option<String>,
-    /// How many objects remain after this page.
+    /// How many objects remain after this page, for a list without selectors.
     pub remaining: Option<usize>,
 }
 
@@ -385,8 +385,19 @@ impl Store {
         } else {
             matching.by_ref().take(limit).collect()
         };
-        let remaining = matching.count();
-        let next = (remaining > 0)
+        // As the API server does, the count of what remains is given only for a list
+        // without selectors; with them, whether anything remains is all a page says (and
+        // counting on every page made a full paged list quadratic).
+        let selects = !filter.labels.is_everything() || !filter.fields.is_empty();
+        let (more, remaining) = match (limit, selects) {
+            (0, _) => (false, None),
+            (_, true) => (matching.next().is_some(), None),
+            (_, false) => {
+                let count = matching.count();
+                (count > 0, Some(count))
+            }
+        };
+        let next = more
             .then(|| {
                 page.last()
                     .map(|(key, _)| continue_token(inner.rv, &key.0, &key.1))
@@ -395,7 +406,7 @@ impl Store {
         Page {
             items: page.into_iter().map(|(_, object)| object.clone()).collect(),
             rv: inner.rv,
-            remaining: next.as_ref().map(|_| remaining),
+            remaining: next.as_ref().and(remaining),
             next,
         }
     }
