@@ -100,7 +100,7 @@ with_status!(
 /// earlier writes produced. Resource versions are opaque, so "before" is only ever known
 /// this way. Once the cache holds any other version, it reflects the action (or something
 /// newer) and the value is dropped.
-pub struct Unseen<V>(Mutex<HashMap<String, Acted<V>>>);
+struct Unseen<V>(Mutex<HashMap<String, Acted<V>>>);
 
 struct Acted<V> {
     /// Versions of the object from before the action.
@@ -122,7 +122,7 @@ impl<V: Clone> Unseen<V> {
     }
 
     /// The value of `key` while the cache holds `version`, one from before the action.
-    pub fn get(&self, key: &str, version: Option<&str>) -> Option<V> {
+    fn get(&self, key: &str, version: Option<&str>) -> Option<V> {
         let mut map = self.lock();
         let acted = map.get(key)?;
         if version.is_some_and(|v| acted.before.iter().any(|b| b == v)) {
@@ -134,7 +134,7 @@ impl<V: Clone> Unseen<V> {
 
     /// Records `value` for an action on `key` while the cache held `version`, which produced
     /// the version `after` (if known); `None` forgets the key.
-    pub fn set(&self, key: &str, version: Option<&str>, after: Option<&str>, value: Option<V>) {
+    fn set(&self, key: &str, version: Option<&str>, after: Option<&str>, value: Option<V>) {
         let mut map = self.lock();
         let (Some(version), Some(value)) = (version, value) else {
             map.remove(key);

@@ -58,6 +58,24 @@ fn budget(nodes: usize) -> std::time::Duration {
     mins(5) + mins(3) * u32::try_from(nodes).unwrap_or(u32::MAX)
 }
 
+/// A node the rollout has let go: uncordoned and unlocked.
+fn assert_released(node: &k8s_openapi::api::core::v1::Node) {
+    let name = node.name_any();
+    assert!(!unschedulable(node), "node {name} is left cordoned");
+    assert!(
+        !node.annotations().contains_key(keys::LOCK),
+        "node {name} is still locked"
+    );
+}
+
+/// The rollout's updater Jobs, and the (node, action) each ran, sorted.
+async fn updaters(cluster: &Cluster, rollout: &str) -> (Vec<Job>, Vec<(String, String)>) {
+    let jobs = cluster.jobs_of(rollout).await;
+    let mut ran: Vec<(String, String)> = jobs.iter().map(updater_of).collect();
+    ran.sort();
+    (jobs, ran)
+}
+
 fn succeeded(job: &Job) -> bool {
     job.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) > 0
 }
@@ -115,16 +133,10 @@ async fn a_node_os_patch_rolls_through_the_workers() {
             Some(VERSION),
             "node {name} carries the version"
         );
-        assert!(!unschedulable(&node), "node {name} is left cordoned");
-        assert!(
-            !node.annotations().contains_key(keys::LOCK),
-            "node {name} is still locked"
-        );
+        assert_released(&node);
     }
     // One successful updater Job on each node, and nothing else.
-    let jobs = cluster.jobs_of(&rollout.name_any()).await;
-    let mut ran: Vec<(String, String)> = jobs.iter().map(updater_of).collect();
-    ran.sort();
+    let (jobs, ran) = updaters(&cluster, &rollout.name_any()).await;
     let expected: Vec<(String, String)> = nodes
         .iter()
         .map(|n| (n.clone(), "apply".to_owned()))
@@ -173,17 +185,11 @@ async fn an_updater_failing_in_the_canary_rolls_it_back() {
             None,
             "node {name} carries no version"
         );
-        assert!(!unschedulable(&node), "node {name} is left cordoned");
-        assert!(
-            !node.annotations().contains_key(keys::LOCK),
-            "node {name} is still locked"
-        );
+        assert_released(&node);
     }
     // The canary's updater ran twice: the apply failed, the rollback succeeded; no other
     // node was touched.
-    let jobs = cluster.jobs_of(&rollout.name_any()).await;
-    let mut ran: Vec<(String, String)> = jobs.iter().map(updater_of).collect();
-    ran.sort();
+    let (jobs, ran) = updaters(&cluster, &rollout.name_any()).await;
     assert_eq!(
         ran,
         [

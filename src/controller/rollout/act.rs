@@ -316,6 +316,11 @@ where
     Ok((meta, wrap(workload).images()))
 }
 
+/// The first interval of an eviction's back-off after the API server refused it.
+const FIRST_RETRY: SignedDuration = SignedDuration::from_secs(5);
+/// The longest.
+const LAST_RETRY: SignedDuration = SignedDuration::from_secs(60);
+
 /// Evicts the node's pods that may go, each with its own back-off after refusals.
 async fn drain(ctx: &Context, scene: &Scene<'_>, target: &TargetId, force: bool) -> Result<()> {
     let Some(pods) = ctx.pods.pods(&PodScope::Node(node_name(target).to_owned())) else {
@@ -342,11 +347,8 @@ async fn drain(ctx: &Context, scene: &Scene<'_>, target: &TargetId, force: bool)
             continue;
         }
         let previous = ctx.eviction(&key);
-        let interval = |previous: Option<&EvictionState>| {
-            previous.map_or(SignedDuration::from_secs(5), |p| {
-                (p.interval * 2).min(SignedDuration::from_secs(60))
-            })
-        };
+        // The back-off after refusals: 5 s, doubling up to a minute.
+        let interval = previous.as_ref().map(|p| p.interval);
         let rollout = scene.rollout.metadata.name.clone().unwrap_or_default();
         let verdict = budgets::verdict(ctx, pod);
         match &verdict {
@@ -356,9 +358,7 @@ async fn drain(ctx: &Context, scene: &Scene<'_>, target: &TargetId, force: bool)
                     &key,
                     Some(EvictionState {
                         next_try: now,
-                        interval: previous
-                            .as_ref()
-                            .map_or(SignedDuration::from_secs(5), |p| p.interval),
+                        interval: interval.unwrap_or(FIRST_RETRY),
                         blocked_by: Some(budget.clone()),
                         rollout,
                     }),
@@ -386,7 +386,7 @@ async fn drain(ctx: &Context, scene: &Scene<'_>, target: &TargetId, force: bool)
             }
             Err(kube::Error::Api(status)) if status.code == 404 => ctx.set_eviction(&key, None),
             Err(kube::Error::Api(status)) if status.code == 429 => {
-                let interval = interval(previous.as_ref());
+                let interval = interval.map_or(FIRST_RETRY, |i| (i * 2).min(LAST_RETRY));
                 let budget = status
                     .details
                     .as_ref()

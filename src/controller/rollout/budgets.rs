@@ -91,9 +91,16 @@ pub fn verdict(ctx: &Context, pod: &Pod) -> Verdict {
     let [budget] = matching.as_slice() else {
         return Verdict::Ask;
     };
+    let unseen = ctx.budgets_spent.unseen(budget, ctx.clock.now());
+    judge(budget, health::pod_ready(pod), unseen)
+}
+
+/// The API server's rules for evicting a pod (`ready` or not) that `budget` selects, with
+/// `unseen` of the operator's own evictions not yet in the budget's status.
+fn judge(budget: &PodDisruptionBudget, ready: bool, unseen: i32) -> Verdict {
     let key = key(budget);
     let status = budget.status.as_ref();
-    if !health::pod_ready(pod) {
+    if !ready {
         let always = budget
             .spec
             .as_ref()
@@ -111,8 +118,7 @@ pub fn verdict(ctx: &Context, pod: &Pod) -> Verdict {
     }
     let observed = status.and_then(|s| s.observed_generation).unwrap_or(0);
     let current = observed >= budget.metadata.generation.unwrap_or(0);
-    let spent = ctx.budgets_spent.unseen(budget, ctx.clock.now());
-    let allowed = status.map_or(0, |s| s.disruptions_allowed) - spent;
+    let allowed = status.map_or(0, |s| s.disruptions_allowed) - unseen;
     if current && allowed > 0 {
         Verdict::Allowed {
             budget: key,
@@ -197,6 +203,45 @@ mod tests {
             },
         }))
         .unwrap()
+    }
+
+    /// A budget as the disruption controller leaves it: `generation` 2, observed `observed`,
+    /// `allowed` disruptions, 3 of 3 desired pods healthy.
+    fn judged(observed: i64, allowed: i32, policy: Option<&str>) -> PodDisruptionBudget {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "shop", "generation": 2},
+            "spec": {"unhealthyPodEvictionPolicy": policy},
+            "status": {
+                "observedGeneration": observed, "disruptionsAllowed": allowed,
+                "currentHealthy": 3, "desiredHealthy": 3, "expectedPods": 4,
+            },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_api_servers_rules_decide() {
+        let allowed = |takes| Verdict::Allowed {
+            budget: "shop/web".into(),
+            takes,
+        };
+        let refused = Verdict::Refused {
+            budget: "shop/web".into(),
+        };
+        // A Ready pod takes a disruption, counting the operator's own not yet shown.
+        assert_eq!(judge(&judged(2, 1, None), true, 0), allowed(true));
+        assert_eq!(judge(&judged(2, 1, None), true, 1), refused);
+        assert_eq!(judge(&judged(2, 0, None), true, 0), refused);
+        // A status that has not observed the latest spec allows nothing yet.
+        assert_eq!(judge(&judged(1, 1, None), true, 0), refused);
+        // A pod that is not Ready goes without taking one while the budget has its
+        // healthy pods (the default policy), or always with AlwaysAllow.
+        assert_eq!(judge(&judged(1, 0, None), false, 0), allowed(false));
+        let mut short = judged(2, 0, Some("IfHealthyBudget"));
+        short.status.as_mut().unwrap().current_healthy = 2;
+        assert_eq!(judge(&short, false, 0), refused);
+        short.spec.as_mut().unwrap().unhealthy_pod_eviction_policy = Some("AlwaysAllow".into());
+        assert_eq!(judge(&short, false, 0), allowed(false));
     }
 
     #[test]
