@@ -88,6 +88,8 @@ fn policy() -> Policy {
 fn rollout(now: Timestamp) -> Rollout {
     Rollout {
         name: "workers-os-3f9a1c2e".into(),
+        uid: String::new(),
+        hand_made: false,
         patch: Patch {
             version: "2026-11-security".into(),
             classification: Classification::Important,
@@ -146,6 +148,7 @@ fn record(rollout: &Rollout, state: RecordState, since: Timestamp) -> Record {
         applied: state != RecordState::Applying,
         reason: None,
         message: None,
+        uid: None,
     }
 }
 
@@ -310,6 +313,8 @@ pub fn run() {
             policy: &policy,
             window: None,
             superseded: false,
+            stopping: false,
+            siblings: &[],
             status: previous,
             candidates: &candidates,
             namespaces: &namespaces,

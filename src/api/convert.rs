@@ -326,11 +326,22 @@ impl Fits for machine::Patch {
 }
 
 impl PatchRollout {
+    /// Whether a PatchPolicy made this rollout (it owns it); otherwise a person did.
+    pub fn owned_by_a_policy(&self) -> bool {
+        self.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.kind == "PatchPolicy" && o.api_version.starts_with("patchpilot.dev/"))
+    }
+
     /// The rollout as the engine works with it.
     pub fn to_engine(&self) -> Result<machine::Rollout, InvalidSpec> {
         let spec = &self.spec;
         Ok(machine::Rollout {
             name: self.metadata.name.clone().unwrap_or_default(),
+            uid: self.metadata.uid.clone().unwrap_or_default(),
+            hand_made: !self.owned_by_a_policy(),
             patch: spec.patch.to_engine("spec.patch")?,
             approved: spec.approved,
             promoted: spec.promoted,

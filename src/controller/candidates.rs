@@ -5,7 +5,11 @@ use std::{borrow::Cow, collections::BTreeMap, marker::PhantomData, sync::Arc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use patchpilot_engine::{
-    keys, plan::Namespaces, policy::WorkloadKind, selector::Labels, target::Candidate,
+    keys,
+    plan::Namespaces,
+    policy::WorkloadKind,
+    selector::Labels,
+    target::{Candidate, TargetId, TargetKind},
 };
 
 /// The kinds of object patchpilot reads to find targets.
@@ -222,6 +226,22 @@ pub fn candidate<K>(kind: ObjectKind, meta: &TargetMeta<K>) -> Option<Candidate>
         )),
         ObjectKind::Namespace => None,
     }
+}
+
+/// The object a target names, as an event's `regarding` or `related` reference.
+pub fn object_reference(target: &TargetId) -> Option<k8s_openapi::api::core::v1::ObjectReference> {
+    let (kind, namespace, name) = TargetId::parse(target.as_str())?;
+    let api_version = match kind {
+        TargetKind::Node => "v1",
+        TargetKind::Workload(_) => "apps/v1",
+    };
+    Some(k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some(api_version.to_owned()),
+        kind: Some(kind.as_str().to_owned()),
+        namespace: namespace.map(str::to_owned),
+        name: Some(name.to_owned()),
+        ..Default::default()
+    })
 }
 
 /// Adds a Namespace's labels to `namespaces`.

@@ -27,6 +27,27 @@ use crate::{
 /// The field manager of every write the operator makes.
 pub const MANAGER: &str = "patchpilot";
 
+/// Creates `object` as the field manager [`MANAGER`]; one that exists already (the API
+/// server says `AlreadyExists`) is no error: `Ok(false)`. Any other conflict is.
+pub async fn create_once<K>(
+    api: &kube::Api<K>,
+    object: &K,
+    what: &str,
+) -> super::error::Result<bool>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let params = kube::api::PostParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    };
+    match api.create(&params, object).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.reason == "AlreadyExists" => Ok(false),
+        Err(e) => Err(super::error::Error::api(format!("create {what}"), e)),
+    }
+}
+
 /// Writes the status of the cluster-scoped object `name` with server-side apply, as the
 /// field manager [`MANAGER`], taking over any field another manager held.
 async fn apply_status<K>(
@@ -207,6 +228,93 @@ impl WrittenStatuses {
     }
 }
 
+/// What the operator last wrote to a target: patchpilot's annotations and, for a node,
+/// `spec.unschedulable`, as the API server answered the write.
+#[derive(Clone, Debug)]
+pub struct TargetWrite {
+    /// patchpilot's annotations after the write.
+    pub annotations: Arc<std::collections::BTreeMap<String, String>>,
+    /// The node's `spec.unschedulable` after the write.
+    pub unschedulable: bool,
+}
+
+/// The operator's writes to targets that its caches have not seen yet, so that a reconcile
+/// running right after a write (another rollout's, or the same one's again) decides from
+/// the target as written: it does not lock a target twice, count a finished target as in
+/// progress, or send the same write again.
+///
+/// Two caches watch a target in progress (its metadata, and the whole object), each at its
+/// own pace, so reading a write back never forgets it: entries are replaced by the next
+/// write to the target, and dropped once older than [`TargetWrites::KEEP`].
+#[derive(Default)]
+pub struct TargetWrites(Mutex<HashMap<String, Written>>);
+
+struct Written {
+    /// Versions of the target from before the write.
+    before: Vec<String>,
+    /// The version the write produced.
+    after: Option<String>,
+    write: TargetWrite,
+    at: Timestamp,
+}
+
+impl TargetWrites {
+    /// How long a write is remembered: far longer than a watch takes to bring it.
+    pub const KEEP: jiff::SignedDuration = jiff::SignedDuration::from_secs(120);
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Written>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The last write to `target`, while a cache holds `version`, one from before it.
+    pub fn get(&self, target: &str, version: Option<&str>) -> Option<TargetWrite> {
+        let map = self.map();
+        let written = map.get(target)?;
+        version
+            .is_some_and(|v| written.before.iter().any(|b| b == v))
+            .then(|| written.write.clone())
+    }
+
+    /// Remembers a write to `target` at `now`, made while it was known at `versions` (the
+    /// cached one, and the one a fresh read gave), which produced version `after`.
+    pub fn remember(
+        &self,
+        target: &str,
+        versions: &[&str],
+        after: Option<&str>,
+        write: TargetWrite,
+        now: Timestamp,
+    ) {
+        let mut map = self.map();
+        let horizon = now.saturating_sub(Self::KEEP).unwrap_or(now);
+        map.retain(|_, w| w.at >= horizon);
+        let mut before = match map.remove(target) {
+            // Writing again to a version from before the last write: the last write's own
+            // version is from before this one too.
+            Some(last) if versions.iter().any(|v| last.before.iter().any(|b| b == v)) => {
+                let mut before = last.before;
+                before.extend(last.after);
+                before
+            }
+            _ => Vec::new(),
+        };
+        for version in versions {
+            if !before.iter().any(|b| b == version) {
+                before.push((*version).to_owned());
+            }
+        }
+        map.insert(
+            target.to_owned(),
+            Written {
+                before,
+                after: after.map(str::to_owned),
+                write,
+                at: now,
+            },
+        );
+    }
+}
+
 /// Read handles of every cache.
 #[derive(Clone)]
 pub struct Stores {
@@ -301,6 +409,13 @@ pub struct Context {
     /// Evictions made against each PodDisruptionBudget that the cached budget does not
     /// show yet.
     pub budgets_spent: Arc<super::rollout::budgets::Spent>,
+    /// Writes to targets the caches have not seen yet.
+    pub target_writes: TargetWrites,
+    /// Jobs the operator created that the Job cache has not seen yet.
+    pub jobs_created: Mutex<std::collections::HashSet<String>>,
+    /// One guard per policy: the rollouts of a policy decide one at a time, so that what
+    /// one starts counts against `maxUnavailable` in the next one's decision.
+    pub policy_guards: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Context {
@@ -366,6 +481,34 @@ impl Context {
     pub async fn until_ready(&self) {
         let mut ready = self.ready.clone();
         let _ = ready.wait_for(|ready| *ready).await;
+    }
+
+    /// The guard of the rollouts of `policy`.
+    pub fn policy_guard(&self, policy: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.policy_guards
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(policy.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Whether the operator created the Job `name` (and the cache may not show it yet).
+    pub fn created_job(&self, name: &str) -> bool {
+        self.jobs_created
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(name)
+    }
+
+    /// Notes that the Job `name` exists (created, or seen); `false` once the cache has it.
+    pub fn note_job(&self, name: &str, created: bool) {
+        let mut jobs = self.jobs_created.lock().unwrap_or_else(|p| p.into_inner());
+        if created {
+            jobs.insert(name.to_owned());
+        } else {
+            jobs.remove(name);
+        }
     }
 
     /// The eviction state of a pod.

@@ -22,6 +22,14 @@ pub enum Error {
     /// A target changed under the controller (optimistic concurrency): look again soon.
     #[error("{0} changed while being updated")]
     Conflict(String),
+    /// An object the spec names does not exist (yet): wait for it.
+    #[error("{kind} {name:?} does not exist")]
+    NotFound {
+        /// Its kind.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
 }
 
 impl Error {
@@ -42,6 +50,7 @@ impl Error {
             Error::Api { .. } => "api",
             Error::InvalidSpec(_) => "invalid_spec",
             Error::Conflict(_) => "conflict",
+            Error::NotFound { .. } => "not_found",
         }
     }
 
@@ -55,7 +64,7 @@ impl Error {
                 ..
             } if status.code == 429 => Duration::from_secs(5),
             Error::Api { .. } => Duration::from_secs(2),
-            Error::InvalidSpec(_) => Duration::from_secs(300),
+            Error::InvalidSpec(_) | Error::NotFound { .. } => Duration::from_secs(300),
         }
     }
 }

@@ -4,22 +4,133 @@
 //! The Lease names its holder and when it last renewed; a candidate takes it when it is free
 //! or expired, and every write carries the resource version it read, so two candidates
 //! never both win.
+//!
+//! **Fencing.** A leader must never write once another replica may have taken over. Others
+//! take the lease [`LEASE_DURATION`] after its last `renewTime`; the leader keeps acting
+//! only until [`RENEW_DEADLINE`] after the `renewTime` of its last successful renewal, a
+//! margin of five seconds for requests in flight and clocks that differ. The [`Fence`]
+//! holds that deadline, and the operator's client refuses every write once it has passed
+//! (`fenced_client`), so no reconcile can write late, whatever it is waiting on; the
+//! controllers stop as soon as the elector gives up.
 
-use std::time::Duration as StdDuration;
+use std::{
+    sync::{Arc, Mutex},
+    task::{Context as TaskContext, Poll},
+    time::Duration as StdDuration,
+};
 
-use jiff::SignedDuration;
+use futures::future::BoxFuture;
+use http::{Method, Request, Response};
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::{
     api::coordination::v1::{Lease, LeaseSpec},
     apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
 };
-use kube::{Api, Client, api::PostParams};
+use kube::{Api, Client, api::PostParams, client::Body};
 
 use crate::clock::SharedClock;
 
 /// How long a lease lasts without renewal.
 pub const LEASE_DURATION: SignedDuration = SignedDuration::from_secs(15);
+/// How long after its last successful renewal the leader keeps acting.
+pub const RENEW_DEADLINE: SignedDuration = SignedDuration::from_secs(10);
 /// How often the leader renews, and how often candidates try.
 pub const RETRY_PERIOD: StdDuration = StdDuration::from_secs(2);
+/// How many times a renewal that met a conflict reads the Lease again and retries.
+const CONFLICT_RETRIES: usize = 3;
+
+/// Until when this replica may write: the deadline of its leadership.
+#[derive(Debug, Default)]
+pub struct Fence {
+    /// `None`: no leader election, writes are always allowed.
+    until: Mutex<Option<Timestamp>>,
+    elected: bool,
+}
+
+impl Fence {
+    /// A fence for a replica taking part in leader election: closed until it leads.
+    pub fn elected() -> Self {
+        Fence {
+            until: Mutex::new(Some(Timestamp::MIN)),
+            elected: true,
+        }
+    }
+
+    /// Whether a write at `now` is allowed.
+    pub fn open(&self, now: Timestamp) -> bool {
+        let until = *self.until.lock().unwrap_or_else(|p| p.into_inner());
+        until.is_none_or(|until| now < until)
+    }
+
+    /// The lease was renewed with `renew_time`: writes are allowed until the renew deadline.
+    fn renewed(&self, renew_time: Timestamp) {
+        if self.elected {
+            let until = renew_time
+                .saturating_add(RENEW_DEADLINE)
+                .unwrap_or(renew_time);
+            *self.until.lock().unwrap_or_else(|p| p.into_inner()) = Some(until);
+        }
+    }
+
+    /// The lease is lost: no more writes.
+    fn close(&self) {
+        if self.elected {
+            *self.until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Timestamp::MIN);
+        }
+    }
+}
+
+/// Why a write was not sent.
+#[derive(Debug, thiserror::Error)]
+#[error("not the leader any more: {method} {uri} not sent")]
+pub struct Fenced {
+    method: Method,
+    uri: http::Uri,
+}
+
+/// The client's requests, writes refused once the fence has closed.
+#[derive(Clone)]
+struct FencedService {
+    client: Client,
+    fence: Arc<Fence>,
+    clock: SharedClock,
+}
+
+impl tower::Service<Request<Body>> for FencedService {
+    type Response = Response<Body>;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let reads = matches!(*request.method(), Method::GET | Method::HEAD);
+        if !reads && !self.fence.open(self.clock.now()) {
+            let refused = Fenced {
+                method: request.method().clone(),
+                uri: request.uri().clone(),
+            };
+            return Box::pin(async move { Err(refused.into()) });
+        }
+        let client = self.client.clone();
+        Box::pin(async move { client.send(request).await.map_err(Into::into) })
+    }
+}
+
+/// `client`, refusing every write while `fence` is closed.
+pub fn fenced_client(client: Client, fence: Arc<Fence>, clock: SharedClock) -> Client {
+    let namespace = client.default_namespace().to_owned();
+    Client::new(
+        FencedService {
+            client,
+            fence,
+            clock,
+        },
+        namespace,
+    )
+}
 
 /// One candidate for the lease.
 pub struct Elector {
@@ -27,22 +138,25 @@ pub struct Elector {
     name: String,
     identity: String,
     clock: SharedClock,
+    fence: Arc<Fence>,
 }
 
 impl Elector {
-    /// A candidate `identity` for the Lease `namespace/name`.
+    /// A candidate `identity` for the Lease `namespace/name`, opening `fence` while it leads.
     pub fn new(
         client: Client,
         namespace: &str,
         name: &str,
         identity: &str,
         clock: SharedClock,
+        fence: Arc<Fence>,
     ) -> Self {
         Elector {
             api: Api::namespaced(client, namespace),
             name: name.to_owned(),
             identity: identity.to_owned(),
             clock,
+            fence,
         }
     }
 
@@ -58,27 +172,47 @@ impl Elector {
         }
     }
 
-    /// Keeps renewing the lease; returns when it is lost (another holder, or renewals
-    /// failing for longer than the lease lasts).
+    /// Keeps renewing the lease; returns, with the fence closed, when it is lost: another
+    /// holder, or no successful renewal within [`RENEW_DEADLINE`].
     pub async fn keep(&self) {
-        let mut last_renewal = self.clock.now();
         loop {
             tokio::time::sleep(RETRY_PERIOD).await;
             match self.try_hold().await {
-                Ok(true) => last_renewal = self.clock.now(),
-                Ok(false) => return,
+                Ok(true) => {}
+                Ok(false) => break,
                 Err(error) => {
                     tracing::warn!(%error, "could not renew the lease");
-                    if self.clock.now().duration_since(last_renewal) > LEASE_DURATION {
-                        return;
+                    if !self.fence.open(self.clock.now()) {
+                        break;
                     }
                 }
             }
         }
+        self.fence.close();
     }
 
-    /// Takes or renews the lease if free, expired or ours. `Ok(false)`: someone else holds it.
+    /// Takes or renews the lease if free, expired or ours. `Ok(false)`: someone else holds
+    /// it. A conflict (the Lease changed since it was read, or the API server said so)
+    /// reads the Lease again: while it is still ours, the renewal is retried.
     pub async fn try_hold(&self) -> Result<bool, kube::Error> {
+        for _ in 0..CONFLICT_RETRIES {
+            match self.try_once().await {
+                Err(kube::Error::Api(status)) if status.code == 409 => {
+                    tracing::debug!("conflict on the lease; reading it again");
+                }
+                outcome => return outcome,
+            }
+        }
+        // Still conflicting: whoever holds it now says whether it is ours.
+        let held = self.api.get_opt(&self.name).await?;
+        Ok(held
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity)
+            .is_some_and(|holder| holder == self.identity)
+            && self.fence.open(self.clock.now()))
+    }
+
+    async fn try_once(&self) -> Result<bool, kube::Error> {
         let now = self.clock.now();
         let spec = |transitions: i32, acquired: Option<MicroTime>| LeaseSpec {
             holder_identity: Some(self.identity.clone()),
@@ -97,7 +231,10 @@ impl Elector {
                 spec: Some(spec(0, None)),
             };
             return match self.api.create(&PostParams::default(), &lease).await {
-                Ok(_) => Ok(true),
+                Ok(_) => {
+                    self.fence.renewed(now);
+                    Ok(true)
+                }
                 Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
                 Err(e) => Err(e),
             };
@@ -120,14 +257,10 @@ impl Elector {
             None
         };
         lease.spec = Some(spec(transitions, acquired));
-        match self
-            .api
+        self.api
             .replace(&self.name, &PostParams::default(), &lease)
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
-            Err(e) => Err(e),
-        }
+            .await?;
+        self.fence.renewed(now);
+        Ok(true)
     }
 }

@@ -8,8 +8,10 @@ pub mod caches;
 pub mod candidates;
 pub mod context;
 pub mod error;
+pub mod finalizer;
 pub mod leader;
 pub mod metrics;
+pub mod orphans;
 pub mod podwatch;
 pub mod policy;
 pub mod rollout;
@@ -144,8 +146,11 @@ pub async fn run(
     }
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown) as BoxFuture<'static, ()>);
     if let Some((namespace, name, identity)) = &options.leader_election {
-        let elector =
-            leader::Elector::new(client.clone(), namespace, name, identity, clock.clone());
+        // The controllers write through a client fenced by the lease: once the leadership's
+        // deadline has passed, nothing they send is a write (see `leader`).
+        let fence = Arc::new(leader::Fence::elected());
+        let fenced = leader::fenced_client(client.clone(), fence.clone(), clock.clone());
+        let elector = leader::Elector::new(client, namespace, name, identity, clock.clone(), fence);
         tracing::info!(%identity, lease = %name, "waiting to become the leader");
         tokio::select! {
             () = elector.acquire() => tracing::info!("became the leader"),
@@ -156,7 +161,7 @@ pub async fn run(
             tracing::warn!("lost the lease; stopping");
         };
         let stop = futures::future::select(Box::pin(lost), shutdown.clone());
-        return controllers(client, clock, options, metrics, async move {
+        return controllers(fenced, clock, options, metrics, async move {
             stop.await;
         })
         .await;
@@ -195,6 +200,9 @@ async fn controllers(
         evictions: Default::default(),
         written: Default::default(),
         budgets_spent: spent,
+        target_writes: Default::default(),
+        jobs_created: Default::default(),
+        policy_guards: Default::default(),
         http: rollout::health::http_client(),
         ready,
     });

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use kube::{
     Api, Resource, ResourceExt,
-    api::{DeleteParams, PostParams},
+    api::DeleteParams,
     runtime::{controller::Action as Requeue, reflector::ObjectRef},
 };
 use patchpilot_engine::{
     keys,
     machine::{
-        Condition, ConditionStatus as CS, ConditionType as CT, Record, RecordState,
-        compute_conditions,
+        Condition, ConditionStatus as CS, ConditionType as CT, CurrentRollout, Record, RecordState,
+        compute_conditions, policy_conditions,
     },
     plan::{self, Query, Scope},
     rollout::Phase,
@@ -21,8 +21,9 @@ use patchpilot_engine::{
 use serde_json::json;
 
 use super::{
-    context::{Context, MANAGER},
+    context::{Context, create_once},
     error::{Error, Result},
+    finalizer, orphans,
     rollout::{name_for, observe},
 };
 use crate::api::{
@@ -42,6 +43,11 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
     let policy = ctx.own_view(policy);
     let _timer = ctx.metrics.reconcile("policy");
     let name = policy.name_any();
+    let api: Api<PatchPolicy> = Api::all(ctx.client.clone());
+    if policy.metadata.deletion_timestamp.is_some() {
+        return delete(&ctx, &api, &policy).await;
+    }
+    finalizer::ensure(&api, policy.as_ref(), finalizer::POLICY, &[]).await?;
     let now = ctx.clock.now();
     let generation = policy.metadata.generation.unwrap_or(0);
     let previous: Vec<Condition> = policy
@@ -97,6 +103,7 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
 
     // Compliance of the targets against the current version.
     let (candidates, namespaces) = observe::candidates(&ctx, &engine.targets);
+    clear_orphaned_locks(&ctx, &policy, &candidates).await?;
     let query = Query {
         policy: &name,
         version: &policy.spec.patch.version,
@@ -146,67 +153,45 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
         overdue,
         summary: format!("{up_to_date}/{}", total - inventory.excluded.len() as u32),
     };
-    let phase = rollout
-        .as_ref()
-        .and_then(|r| r.status.as_ref())
-        .map_or(Phase::Pending, |s| s.phase);
     let compliant = eligible == 0;
-    let (ready, reconciling) = (
-        compliant || phase == Phase::Succeeded,
-        !phase.is_finished() && phase != Phase::Pending,
-    );
-    let rollout_message = rollout
-        .as_ref()
-        .and_then(|r| r.status.as_ref())
-        .and_then(|s| s.message.clone())
-        .unwrap_or_else(|| "the rollout has not started".into());
     let compliance_message = format!(
         "{up_to_date} of {} targets carry {}; {} pending, {failed} failed, {overdue} overdue",
         total - compliance.excluded,
         policy.spec.patch.version,
         compliance.pending
     );
-    let conditions = compute_conditions(
-        &previous,
-        vec![
-            (
-                CT::Ready,
-                CS::from_bool(ready),
-                format!("{phase:?}"),
-                format!("rollout {current}: {rollout_message}"),
-            ),
-            (
-                CT::Reconciling,
-                CS::from_bool(reconciling),
-                format!("{phase:?}"),
-                format!("rollout {current}: {rollout_message}"),
-            ),
-            (
-                CT::Stalled,
-                CS::from_bool(phase == Phase::Failed),
-                format!("{phase:?}"),
-                if phase == Phase::Failed {
-                    rollout_message.clone()
-                } else {
-                    String::new()
-                },
-            ),
-            (
-                CT::Compliant,
-                CS::from_bool(compliant),
-                if compliant {
-                    "UpToDate".into()
-                } else if overdue > 0 {
-                    "Overdue".into()
-                } else {
-                    "Pending".into()
-                },
-                compliance_message,
-            ),
-        ],
-        generation,
-        now,
-    );
+    let rollout = rollout.map(|r| ctx.own_view(r));
+    let rollout_conditions: Vec<Condition> = rollout
+        .iter()
+        .filter_map(|r| r.status.as_ref())
+        .flat_map(|s| s.conditions.iter())
+        .filter_map(condition_from_api)
+        .collect();
+    let shown = rollout.as_ref().map(|r| {
+        let status = r.status.as_ref();
+        CurrentRollout {
+            name: r.metadata.name.as_deref().unwrap_or_default(),
+            phase: status.map_or(Phase::Pending, |s| s.phase),
+            conditions: &rollout_conditions,
+            message: status
+                .and_then(|s| s.message.as_deref())
+                .unwrap_or("the rollout has not started"),
+        }
+    });
+    let mut desired = policy_conditions(&current, shown.as_ref());
+    desired.push((
+        CT::Compliant,
+        CS::from_bool(compliant),
+        if compliant {
+            "UpToDate".into()
+        } else if overdue > 0 {
+            "Overdue".into()
+        } else {
+            "Pending".into()
+        },
+        compliance_message,
+    ));
+    let conditions = compute_conditions(&previous, desired, generation, now);
     let status = PatchPolicyStatus {
         observed_generation: Some(generation),
         target_kind: Some(match engine.targets.scope {
@@ -219,6 +204,61 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
     };
     ctx.write_status(policy.as_ref(), &status).await?;
     Ok(ctx.requeue_at(due.filter(|d| *d > now)))
+}
+
+/// A policy being deleted: its rollouts let go of their targets (they start nothing and
+/// finish or undo what is in flight); the finalizer goes once none holds a target.
+async fn delete(ctx: &Context, api: &Api<PatchPolicy>, policy: &PatchPolicy) -> Result<Requeue> {
+    let name = policy.name_any();
+    let rollouts: Vec<String> = ctx
+        .stores
+        .rollouts
+        .state()
+        .iter()
+        .filter(|r| r.spec.policy == name)
+        .map(|r| r.name_any())
+        .collect();
+    let held: Vec<String> = observe::every_target(ctx)
+        .into_iter()
+        .filter(|c| {
+            c.annotations.get(keys::LOCK).is_some_and(|holder| {
+                rollouts.contains(holder)
+                    || Record::read(&c.annotations, &name).is_some_and(|r| &r.rollout == holder)
+            })
+        })
+        .map(|c| c.id.to_string())
+        .collect();
+    if held.is_empty() {
+        finalizer::remove(api, policy, finalizer::POLICY).await?;
+        return Ok(Requeue::await_change());
+    }
+    tracing::info!(policy = %name, targets = ?held, "deleted; waiting for its rollouts to let go of their targets");
+    // Target changes trigger this reconcile; the requeue is a safety net.
+    Ok(Requeue::requeue(std::time::Duration::from_secs(30)))
+}
+
+/// Clears the locks of rollouts that no longer exist on the policy's targets.
+async fn clear_orphaned_locks(
+    ctx: &Context,
+    policy: &PatchPolicy,
+    candidates: &[patchpilot_engine::target::Candidate],
+) -> Result<()> {
+    let known: std::collections::BTreeSet<String> = ctx
+        .stores
+        .rollouts
+        .state()
+        .iter()
+        .map(|r| r.name_any())
+        .collect();
+    let suspects = orphans::suspects(candidates, |holder| known.contains(holder));
+    if suspects.is_empty() {
+        return Ok(());
+    }
+    let reporter = policy.object_ref(&());
+    for (candidate, holder) in suspects {
+        orphans::clear(ctx, &candidate.id, holder, &reporter).await?;
+    }
+    Ok(())
 }
 
 /// Whether a rollout is owned by the policy.
@@ -242,25 +282,15 @@ async fn create_rollout(ctx: &Context, policy: &PatchPolicy, name: &str) -> Resu
             "name": name,
             "labels": {keys::POLICY_LABEL: policy_name, "patchpilot.dev/version": version_label},
             "ownerReferences": [owner],
+            "finalizers": [finalizer::ROLLOUT],
         },
         "spec": {"policy": policy_name, "patch": policy.spec.patch},
     }))
     .map_err(|e| Error::Conflict(format!("cannot build rollout {name}: {e}")))?;
     let api: Api<PatchRollout> = Api::all(ctx.client.clone());
-    match api
-        .create(
-            &PostParams {
-                field_manager: Some(MANAGER.into()),
-                ..PostParams::default()
-            },
-            &rollout,
-        )
+    create_once(&api, &rollout, &format!("rollout {name}"))
         .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
-        Err(e) => Err(Error::api(format!("create rollout {name}"), e)),
-    }
+        .map(|_| ())
 }
 
 /// Deletes the oldest finished rollouts beyond `historyLimit` (never the current one, nor

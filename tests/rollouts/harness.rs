@@ -392,7 +392,8 @@ impl Outcome {
         }
         assert!(
             cordoned.is_empty(),
-            "the operator left cordoned: {cordoned:?}"
+            "the operator left cordoned: {cordoned:?}\n{}",
+            self.history(cordoned.iter().next().map_or("", String::as_str))
         );
         for node in self.nodes() {
             let name = node["metadata"]["name"].as_str().unwrap_or("");
@@ -411,6 +412,34 @@ impl Outcome {
                 "{name} is still cordoned by the operator"
             );
         }
+    }
+
+    /// Every request of the operator to the node `name`, one line each, for failure
+    /// messages.
+    pub fn history(&self, name: &str) -> String {
+        self.operator_requests()
+            .filter(|e| e["objectRef"]["name"] == name)
+            .map(|e| {
+                let annotations = &e["requestObject"]["metadata"]["annotations"];
+                let record = annotations
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .find(|(k, _)| k.ends_with(".rollout"))
+                    .and_then(|(_, v)| serde_json::from_str::<Value>(v.as_str()?).ok());
+                format!(
+                    "{} {} {} {} lock={} state={} unschedulable={}",
+                    e["requestReceivedTimestamp"].as_str().unwrap_or(""),
+                    e["verb"].as_str().unwrap_or(""),
+                    e["objectRef"]["subresource"].as_str().unwrap_or(""),
+                    e["responseStatus"]["code"],
+                    annotations["patchpilot.dev/lock"],
+                    record.as_ref().map_or(Value::Null, |r| r["state"].clone()),
+                    e["requestObject"]["spec"]["unschedulable"],
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// The number of targets of each state in a policy's only rollout.

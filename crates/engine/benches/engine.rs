@@ -87,6 +87,8 @@ fn policy() -> Policy {
 fn rollout(now: Timestamp) -> Rollout {
     Rollout {
         name: "workers-os-3f9a1c2e".into(),
+        uid: String::new(),
+        hand_made: false,
         patch: Patch {
             version: "2026-11-security".into(),
             classification: Classification::Important,
@@ -169,6 +171,7 @@ fn cluster(now: Timestamp, rollout: &Rollout) -> (Vec<Candidate>, BTreeMap<Targe
             applied: true,
             reason: None,
             message: None,
+            uid: None,
         };
         let candidate = &mut candidates[index];
         std::sync::Arc::make_mut(&mut candidate.annotations)
@@ -276,6 +279,8 @@ fn main() {
         policy: &policy,
         window: Some(&window),
         superseded: false,
+        stopping: false,
+        siblings: &[],
         status: &status,
         candidates: &candidates,
         namespaces: &namespaces,

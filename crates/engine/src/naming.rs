@@ -22,10 +22,21 @@ pub fn rollout_name(policy: &str, canonical_patch: &str) -> String {
     )
 }
 
-/// The name of the updater Job a rollout runs on a node for one action and attempt:
+/// The name of the updater Job a rollout runs on a node for one action, attempt and lock
+/// (the [lock token](crate::machine::Record::lock_token) of the record it runs under):
 /// `patchpilot-<12 hex>`, short enough for the labels Kubernetes derives from Job names.
-pub fn updater_job_name(rollout: &str, node: &str, action: &str, attempt: u32) -> String {
-    let key = format!("{rollout}\n{node}\n{action}\n{attempt}");
+///
+/// The lock is part of the name so that a Job left from an earlier lock of the same target
+/// (released, then taken again) is never taken for this lock's: a Job counts only if it ran
+/// for this very lock.
+pub fn updater_job_name(
+    rollout: &str,
+    node: &str,
+    action: &str,
+    attempt: u32,
+    lock: i64,
+) -> String {
+    let key = format!("{rollout}\n{node}\n{action}\n{attempt}\n{lock}");
     format!(
         "patchpilot-{:012x}",
         fnv1a(key.as_bytes()) & 0xffff_ffff_ffff
@@ -54,12 +65,19 @@ mod tests {
             rollout_name("os", r#"{"version":"b"}"#)
         );
         assert_eq!(rollout_name("os", "x").len(), "os-".len() + 8);
-        let job = updater_job_name("os-1234abcd", "node-1", "apply", 0);
+        let job = updater_job_name("os-1234abcd", "node-1", "apply", 0, 7);
         assert_eq!(job.len(), "patchpilot-".len() + 12);
         assert_ne!(
             job,
-            updater_job_name("os-1234abcd", "node-1", "rollback", 0)
+            updater_job_name("os-1234abcd", "node-1", "rollback", 0, 7)
         );
-        assert_ne!(job, updater_job_name("os-1234abcd", "node-1", "apply", 1));
+        assert_ne!(
+            job,
+            updater_job_name("os-1234abcd", "node-1", "apply", 1, 7)
+        );
+        assert_ne!(
+            job,
+            updater_job_name("os-1234abcd", "node-1", "apply", 0, 8)
+        );
     }
 }

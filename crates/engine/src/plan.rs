@@ -183,7 +183,8 @@ pub struct Query<'a> {
 /// without it last), then by target name.
 ///
 /// `ours` marks targets the rollout itself has worked on: they stay eligible although they
-/// now carry the version.
+/// now carry the version or have been excluded since, so that a rollout never abandons a
+/// target it started and its waves do not shift.
 pub fn inventory<'c>(
     rules: &TargetRules,
     query: &Query<'_>,
@@ -202,9 +203,13 @@ pub fn inventory<'c>(
     for candidate in candidates.iter().filter(|c| rules.selects(c, namespaces)) {
         inventory.selected += 1;
         match rules.standing_by_key(candidate, &version_key, version, now) {
-            Standing::Excluded(reason) => inventory.excluded.push((candidate, reason)),
+            Standing::Excluded(reason) if !ours(candidate) => {
+                inventory.excluded.push((candidate, reason));
+            }
             Standing::UpToDate if !ours(candidate) => inventory.up_to_date.push(candidate),
-            Standing::UpToDate | Standing::Eligible => inventory.eligible.push(candidate),
+            Standing::Excluded(_) | Standing::UpToDate | Standing::Eligible => {
+                inventory.eligible.push(candidate);
+            }
         }
     }
     inventory.excluded.sort_by(|a, b| a.0.id.cmp(&b.0.id));

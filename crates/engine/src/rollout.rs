@@ -74,4 +74,6 @@ pub enum Step {
     Soaking,
     /// Recording the version and releasing the lock.
     Releasing,
+    /// Its work ended; it keeps the lock while it waits for its turn to be rolled back.
+    AwaitingRollback,
 }

@@ -102,6 +102,8 @@ impl Shop {
             policy: &self.policy,
             window: None,
             superseded: false,
+            stopping: false,
+            siblings: &[],
             status: &self.status,
             candidates: &candidates,
             namespaces: &namespaces,
@@ -156,16 +158,22 @@ impl Shop {
     }
 }
 
-/// The record written by the decision's `Release`.
-fn released(decision: &Decision) -> Record {
+/// The record with which the decision ended the target's work: released, or (a failure to
+/// roll back) moved to its rollback under the same lock.
+fn ended(decision: &Decision) -> Record {
     decision
         .actions
         .iter()
         .find_map(|a| match a {
-            TargetAction::Release { record, .. } => Some(record.clone()),
+            TargetAction::Release { record, .. } | TargetAction::Hold { record, .. } => {
+                Some(record.clone())
+            }
+            TargetAction::Lock { record, .. } if record.state == RecordState::RollingBack => {
+                Some(record.clone())
+            }
             _ => None,
         })
-        .expect("the decision released the target")
+        .expect("the decision ended the target's work")
 }
 
 #[test]
@@ -227,12 +235,20 @@ fn a_progress_deadline_fails_the_workload_and_the_rollback_restores_its_images()
         WorkloadRollout::Failed("ReplicaSet \"web-7f9c\" has timed out progressing".into()),
         false,
     );
-    let record = released(&decision);
-    assert_eq!(record.state, RecordState::Failed);
+    let record = ended(&decision);
     assert_eq!(record.reason.as_deref(), Some("ProgressDeadlineExceeded"));
     assert!(record.applied);
-    // The only target failed: the rollout halts and, in the same decision, takes the lock
-    // again to roll it back, putting the recorded images back.
+    // The only target failed: the rollout halts and, in the same decision, moves it to its
+    // rollback under the lock it holds (never releasing it in between, when another rollout
+    // could take it), putting the recorded images back.
+    assert!(
+        !decision.actions.iter().any(|a| matches!(
+            a,
+            TargetAction::Release { .. } | TargetAction::Unlock { .. }
+        )),
+        "{:?}",
+        decision.actions
+    );
     assert_eq!(shop.status.phase, Phase::RollingBack);
     assert_eq!(shop.record().state, RecordState::RollingBack);
     assert_eq!(
@@ -280,8 +296,5 @@ fn a_rollout_that_never_completes_times_out() {
     );
     shop.now += mins(1);
     let decision = shop.decide(WorkloadRollout::Progressing("waiting".into()), true);
-    assert_eq!(
-        released(&decision).reason.as_deref(),
-        Some("RolloutTimeout")
-    );
+    assert_eq!(ended(&decision).reason.as_deref(), Some("RolloutTimeout"));
 }

@@ -2,6 +2,12 @@
 //! uncordons and releases. Each touches a target in one request, as SPEC 3.3's write budget
 //! wants: the lock with the record and the cordon; the release with the record, the version
 //! and (if due) the uncordon.
+//!
+//! Every write to a target is remembered (`TargetWrites`) until the caches have seen it, so
+//! the next decision reads it back; the records of the policy's other rollouts are carried
+//! over in each write of the records annotation (`Records`).
+
+use std::collections::BTreeMap;
 
 use jiff::SignedDuration;
 use k8s_openapi::{
@@ -13,21 +19,21 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 use kube::{
-    Api,
-    api::{DeleteParams, EvictParams, Patch, PatchParams, PostParams},
+    Api, Resource,
+    api::{DeleteParams, EvictParams, Patch, PatchParams},
 };
 use patchpilot_engine::{
     image::ContainerImage,
     keys,
-    machine::{Action, Record, RecordState, TargetAction},
+    machine::{Action, Record, RecordState, Records, Sibling, TargetAction},
     policy::WorkloadKind,
-    target::{TargetId, TargetKind},
+    target::{Candidate, TargetId, TargetKind},
 };
 use serde_json::{Value, json};
 
 use super::{
     super::{
-        context::{Context, EvictionState, MANAGER},
+        context::{Context, EvictionState, MANAGER, TargetWrite, create_once},
         error::{Error, Result},
     },
     budgets,
@@ -48,6 +54,40 @@ pub struct Scene<'a> {
     pub patch: &'a PatchSpec,
     /// The drain rules.
     pub drain: &'a DrainSpec,
+    /// The policy's other rollouts: their records on a target are kept when this one writes.
+    pub siblings: &'a [Sibling],
+    /// The targets as the decision saw them (with the operator's own writes).
+    pub candidates: &'a [Candidate],
+}
+
+impl Scene<'_> {
+    fn name(&self) -> &str {
+        self.rollout.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    fn uid(&self) -> &str {
+        self.rollout.metadata.uid.as_deref().unwrap_or_default()
+    }
+
+    /// Whether a record belongs to a rollout of the policy that still exists.
+    fn keeps(&self, record: &Record) -> bool {
+        record.belongs_to(self.name(), self.uid())
+            || self
+                .siblings
+                .iter()
+                .any(|s| record.belongs_to(&s.name, &s.uid))
+    }
+
+    /// The policy's records on a target, as the decision saw them.
+    fn records(&self, target: &TargetId) -> Option<Records> {
+        let candidate = self.candidates.iter().find(|c| &c.id == target)?;
+        Records::read(&candidate.annotations, self.policy)
+    }
+
+    /// The records annotation once `record` is written over `previous`.
+    fn with(&self, previous: Option<Records>, record: &Record) -> String {
+        Records::with(previous, record.clone(), |r| self.keeps(r)).to_annotation()
+    }
 }
 
 fn params() -> PatchParams {
@@ -59,6 +99,7 @@ fn params() -> PatchParams {
 
 /// Carries out one action.
 pub async fn carry_out(ctx: &Context, scene: &Scene<'_>, action: &TargetAction) -> Result<()> {
+    let record_key = keys::record(scene.policy);
     match action {
         TargetAction::Lock { target, record } => lock(ctx, scene, target, record).await,
         TargetAction::Drain { target } => drain(ctx, scene, target, false).await,
@@ -86,18 +127,13 @@ pub async fn carry_out(ctx: &Context, scene: &Scene<'_>, action: &TargetAction) 
                 .iter()
                 .map(|i| json!({"name": i.container, "image": i.image}))
                 .collect();
-            patch_workload(
-                ctx,
-                target,
-                Patch::Strategic(
-                    json!({"spec": {"template": {"spec": {"containers": containers}}}}),
-                ),
-            )
-            .await
+            let body = json!({"spec": {"template": {"spec": {"containers": containers}}}});
+            patch_target(ctx, target, Patch::Strategic(body), None).await
         }
         TargetAction::Uncordon { target, record } => {
-            let body = json!({"metadata": {"annotations": {keys::record(scene.policy): record.to_annotation()}}, "spec": {"unschedulable": false}});
-            patch_node(ctx, target, body).await
+            let records = scene.with(scene.records(target), record);
+            let body = json!({"metadata": {"annotations": {record_key: records}}, "spec": {"unschedulable": false}});
+            patch_target(ctx, target, Patch::Merge(body), None).await
         }
         TargetAction::Release {
             target,
@@ -105,17 +141,30 @@ pub async fn carry_out(ctx: &Context, scene: &Scene<'_>, action: &TargetAction) 
             version,
             uncordon,
         } => release(ctx, scene, target, record, version.as_deref(), *uncordon).await,
-        TargetAction::MarkFailed { target, record } => {
-            let body = json!({"metadata": {"annotations": {keys::record(scene.policy): record.to_annotation()}}});
-            patch_target(ctx, target, body).await
+        TargetAction::Hold { target, record } | TargetAction::MarkFailed { target, record } => {
+            let records = scene.with(scene.records(target), record);
+            let body = json!({"metadata": {"annotations": {record_key: records}}});
+            patch_target(ctx, target, Patch::Merge(body), None).await
+        }
+        TargetAction::Abandon { target, uncordon } => {
+            let records = Records::without(scene.records(target), scene.name(), scene.uid())
+                .map(|r| r.to_annotation());
+            let mut body = json!({"metadata": {
+                "annotations": {keys::LOCK: null, record_key: records},
+                "labels": {keys::LOCKED_LABEL: null},
+            }});
+            if *uncordon {
+                body["spec"] = json!({"unschedulable": false});
+            }
+            patch_target(ctx, target, Patch::Merge(body), None).await
         }
         TargetAction::Unlock { target } => {
             let body = json!({"metadata": {"annotations": {keys::LOCK: null}, "labels": {keys::LOCKED_LABEL: null}}});
-            patch_target(ctx, target, body).await
+            patch_target(ctx, target, Patch::Merge(body), None).await
         }
         TargetAction::PauseRollout => {
             let rollouts: Api<PatchRollout> = Api::all(ctx.client.clone());
-            let name = scene.rollout.metadata.name.as_deref().unwrap_or("");
+            let name = scene.name();
             rollouts
                 .patch(
                     name,
@@ -133,77 +182,90 @@ fn node_name(target: &TargetId) -> &str {
     target.as_str().trim_start_matches("Node/")
 }
 
-async fn patch_node(ctx: &Context, target: &TargetId, body: Value) -> Result<()> {
-    let nodes: Api<Node> = Api::all(ctx.client.clone());
-    nodes
-        .patch(node_name(target), &params(), &Patch::Merge(body))
-        .await
-        .map(|_| ())
-        .map_err(|e| Error::api(format!("patch {target}"), e))
-}
-
-/// Patches any target's metadata (merge patch).
-async fn patch_target(ctx: &Context, target: &TargetId, body: Value) -> Result<()> {
-    match TargetId::parse(target.as_str()) {
-        Some((TargetKind::Node, _, _)) => patch_node(ctx, target, body).await,
-        _ => patch_workload(ctx, target, Patch::Merge(body)).await,
-    }
-}
-
-async fn patch_workload(ctx: &Context, target: &TargetId, patch: Patch<Value>) -> Result<()> {
-    let Some((TargetKind::Workload(kind), Some(namespace), name)) =
-        TargetId::parse(target.as_str())
-    else {
-        return Err(Error::Conflict(format!("{target} is not a workload")));
-    };
+/// Patches a target, and remembers what the write left on it until the caches have seen
+/// it. `fresh` is the version a read just before gave, if there was one.
+pub(crate) async fn patch_target(
+    ctx: &Context,
+    target: &TargetId,
+    patch: Patch<Value>,
+    fresh: Option<&str>,
+) -> Result<()> {
+    let cached = observe::cached_versions(ctx, target);
+    let fail = |e| Error::api(format!("patch {target}"), e);
     let client = ctx.client.clone();
-    let outcome = match kind {
-        WorkloadKind::Deployment => Api::<Deployment>::namespaced(client, namespace)
-            .patch(name, &params(), &patch)
-            .await
-            .map(|_| ()),
-        WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client, namespace)
-            .patch(name, &params(), &patch)
-            .await
-            .map(|_| ()),
-        WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(client, namespace)
-            .patch(name, &params(), &patch)
-            .await
-            .map(|_| ()),
+    let (meta, unschedulable) = match TargetId::parse(target.as_str()) {
+        Some((TargetKind::Node, _, name)) => {
+            let node = Api::<Node>::all(client)
+                .patch(name, &params(), &patch)
+                .await
+                .map_err(fail)?;
+            let unschedulable = node.spec.as_ref().and_then(|s| s.unschedulable);
+            (node.metadata, unschedulable.unwrap_or(false))
+        }
+        Some((TargetKind::Workload(kind), Some(namespace), name)) => {
+            let meta = match kind {
+                WorkloadKind::Deployment => Api::<Deployment>::namespaced(client, namespace)
+                    .patch(name, &params(), &patch)
+                    .await
+                    .map(|w| w.metadata),
+                WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client, namespace)
+                    .patch(name, &params(), &patch)
+                    .await
+                    .map(|w| w.metadata),
+                WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(client, namespace)
+                    .patch(name, &params(), &patch)
+                    .await
+                    .map(|w| w.metadata),
+            }
+            .map_err(fail)?;
+            (meta, false)
+        }
+        _ => return Err(Error::Conflict(format!("{target} is not a target"))),
     };
-    outcome.map_err(|e| Error::api(format!("patch {target}"), e))
+    let annotations: BTreeMap<String, String> = meta
+        .annotations
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(key, _)| keys::is_ours(key))
+        .collect();
+    let versions: Vec<&str> = cached.iter().map(String::as_str).chain(fresh).collect();
+    ctx.target_writes.remember(
+        target.as_str(),
+        &versions,
+        meta.resource_version.as_deref(),
+        TargetWrite {
+            annotations: annotations.into(),
+            unschedulable,
+        },
+        ctx.clock.now(),
+    );
+    Ok(())
 }
 
 /// Takes the lock: one read of the target (its current state), one write carrying the read's
-/// resource version, so that the lock is only taken on the state that was seen.
+/// resource version, so that the lock is only taken on the state that was seen. A target
+/// this rollout holds already (a held target starting its rollback) moves on under the same
+/// lock; one another rollout holds is never taken.
 async fn lock(ctx: &Context, scene: &Scene<'_>, target: &TargetId, record: &Record) -> Result<()> {
-    let rollout = scene.rollout.metadata.name.clone().unwrap_or_default();
+    let rollout = scene.name().to_owned();
     let mut record = record.clone();
     let version_key = keys::version(scene.policy);
-    match TargetId::parse(target.as_str()) {
+    let (meta, body) = match TargetId::parse(target.as_str()) {
         Some((TargetKind::Node, _, name)) => {
             let nodes: Api<Node> = Api::all(ctx.client.clone());
             let node = nodes
                 .get(name)
                 .await
                 .map_err(|e| Error::api(format!("read {target}"), e))?;
-            if node
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(keys::LOCK))
-                .is_some_and(|holder| *holder != rollout)
-            {
-                return Err(Error::Conflict(format!(
-                    "{target} is locked by another rollout"
-                )));
-            }
-            let schedulable = !node
+            let in_place = held_by(&node.metadata, target, &rollout)?;
+            let unschedulable = node
                 .spec
                 .as_ref()
                 .and_then(|s| s.unschedulable)
                 .unwrap_or(false);
-            record.cordoned = schedulable;
+            // Cordon only a schedulable node; one this rollout cordoned and still holds
+            // stays its to uncordon.
+            record.cordoned = !unschedulable || (in_place && record.cordoned);
             record.boot_id = node
                 .status
                 .as_ref()
@@ -217,19 +279,16 @@ async fn lock(ctx: &Context, scene: &Scene<'_>, target: &TargetId, record: &Reco
                     .and_then(|a| a.get(&version_key))
                     .cloned();
             }
+            let records = scene.with(records_of(&node.metadata, scene.policy), &record);
             let mut body = json!({"metadata": {
                 "resourceVersion": node.metadata.resource_version,
-                "annotations": {keys::LOCK: rollout, keys::record(scene.policy): record.to_annotation()},
+                "annotations": {keys::LOCK: rollout, keys::record(scene.policy): records},
                 "labels": {keys::LOCKED_LABEL: "true"},
             }});
-            if schedulable {
+            if !unschedulable {
                 body["spec"] = json!({"unschedulable": true});
             }
-            nodes
-                .patch(name, &params(), &Patch::Merge(body))
-                .await
-                .map(|_| ())
-                .map_err(|e| Error::api(format!("lock {target}"), e))
+            (node.metadata, Patch::Merge(body))
         }
         Some((TargetKind::Workload(kind), Some(namespace), name)) => {
             let client = &ctx.client;
@@ -253,16 +312,7 @@ async fn lock(ctx: &Context, scene: &Scene<'_>, target: &TargetId, record: &Reco
                     .await?
                 }
             };
-            if meta
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(keys::LOCK))
-                .is_some_and(|holder| *holder != rollout)
-            {
-                return Err(Error::Conflict(format!(
-                    "{target} is locked by another rollout"
-                )));
-            }
+            held_by(&meta, target, &rollout)?;
             let desired = match record.state {
                 RecordState::Applying => {
                     record.previous_version = meta
@@ -280,18 +330,36 @@ async fn lock(ctx: &Context, scene: &Scene<'_>, target: &TargetId, record: &Reco
                 .iter()
                 .map(|i| json!({"name": i.container, "image": i.image}))
                 .collect();
+            let records = scene.with(records_of(&meta, scene.policy), &record);
             let body = json!({
                 "metadata": {
                     "resourceVersion": meta.resource_version,
-                    "annotations": {keys::LOCK: rollout, keys::record(scene.policy): record.to_annotation()},
+                    "annotations": {keys::LOCK: rollout, keys::record(scene.policy): records},
                     "labels": {keys::LOCKED_LABEL: "true"},
                 },
                 "spec": {"template": {"spec": {"containers": containers}}},
             });
-            patch_workload(ctx, target, Patch::Strategic(body)).await
+            (meta, Patch::Strategic(body))
         }
-        _ => Err(Error::Conflict(format!("{target} is not a target"))),
+        _ => return Err(Error::Conflict(format!("{target} is not a target"))),
+    };
+    patch_target(ctx, target, body, meta.resource_version.as_deref()).await
+}
+
+/// Whether the rollout `rollout` holds the target's lock already; an error if another does.
+fn held_by(meta: &ObjectMeta, target: &TargetId, rollout: &str) -> Result<bool> {
+    match meta.annotations.as_ref().and_then(|a| a.get(keys::LOCK)) {
+        Some(holder) if holder == rollout => Ok(true),
+        Some(holder) => Err(Error::Conflict(format!(
+            "{target} is locked by rollout {holder}"
+        ))),
+        None => Ok(false),
     }
+}
+
+/// A policy's records in an object's metadata.
+fn records_of(meta: &ObjectMeta, policy: &str) -> Option<Records> {
+    Records::parse(meta.annotations.as_ref()?.get(&keys::record(policy))?)
 }
 
 /// Reads a workload about to be locked: its metadata and its container images.
@@ -417,16 +485,22 @@ async fn run_updater(
     ctx: &Context,
     scene: &Scene<'_>,
     target: &TargetId,
-    job: &str,
+    job_name: &str,
     action: Action,
     version: &str,
     previous_version: Option<&str>,
 ) -> Result<()> {
+    let job = job_name;
     let Some(updater) = &scene.patch.updater else {
         return Err(Error::Conflict("the patch has no updater".into()));
     };
+    // A Job this operator created for this very lock, not in the cache yet, is not sent
+    // twice (its name carries the lock).
+    if ctx.created_job(job) {
+        return Ok(());
+    }
     let node = node_name(target);
-    let rollout = scene.rollout.metadata.name.clone().unwrap_or_default();
+    let rollout = scene.name().to_owned();
     let mut template = serde_json::to_value(&updater.template.0).unwrap_or_default();
     template["spec"]["nodeName"] = json!(node);
     template["spec"]["restartPolicy"] = json!("Never");
@@ -459,6 +533,14 @@ async fn run_updater(
             "namespace": job_namespace(),
             "labels": {keys::ROLLOUT_LABEL: rollout, "app.kubernetes.io/managed-by": "patchpilot", "app.kubernetes.io/component": "updater"},
             "annotations": {"patchpilot.dev/target": target.to_string(), "patchpilot.dev/action": action.as_str()},
+            // Owned by the rollout, so that deleting it (once it has let go of its targets)
+            // deletes its Jobs too.
+            "ownerReferences": [{
+                "apiVersion": PatchRollout::api_version(&()),
+                "kind": PatchRollout::kind(&()),
+                "name": rollout,
+                "uid": scene.uid(),
+            }],
         },
         "spec": {
             "backoffLimit": 0,
@@ -467,23 +549,15 @@ async fn run_updater(
             "template": template,
         },
     });
-    let job: Job = serde_json::from_value(body)
+    let job_object: Job = serde_json::from_value(body)
         .map_err(|e| Error::Conflict(format!("the updater template is not a pod template: {e}")))?;
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &job_namespace());
-    match jobs
-        .create(
-            &PostParams {
-                field_manager: Some(MANAGER.into()),
-                ..PostParams::default()
-            },
-            &job,
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
-        Err(e) => Err(Error::api(format!("create the updater Job of {target}"), e)),
+    // A Job of this name that exists already was made for this very lock (its name says
+    // so); the cache will show it.
+    if create_once(&jobs, &job_object, &format!("the updater Job of {target}")).await? {
+        ctx.note_job(job_name, true);
     }
+    Ok(())
 }
 
 /// Writes the final record and version and releases the lock, in one request.
@@ -495,8 +569,9 @@ async fn release(
     version: Option<&str>,
     uncordon: bool,
 ) -> Result<()> {
+    let records = scene.with(scene.records(target), record);
     let mut body = json!({"metadata": {
-        "annotations": {keys::LOCK: null, keys::record(scene.policy): record.to_annotation(), keys::version(scene.policy): version},
+        "annotations": {keys::LOCK: null, keys::record(scene.policy): records, keys::version(scene.policy): version},
         "labels": {keys::LOCKED_LABEL: null},
     }});
     if uncordon {
@@ -504,7 +579,7 @@ async fn release(
     }
     let outcome = format!("{:?}", record.state);
     let seconds = ctx.clock.now().duration_since(record.started).as_secs_f64();
-    patch_target(ctx, target, body).await?;
+    patch_target(ctx, target, Patch::Merge(body), None).await?;
     let kind = target.as_str().split('/').next().unwrap_or("");
     ctx.metrics.target_finished(kind, &outcome, seconds);
     Ok(())

@@ -9,10 +9,9 @@ pub mod observe;
 use std::{collections::BTreeMap, sync::Arc};
 
 use jiff::Timestamp;
-use k8s_openapi::api::{batch::v1::Job, core::v1::ObjectReference};
+use k8s_openapi::api::batch::v1::Job;
 use kube::{
     Api, Resource, ResourceExt,
-    api::PostParams,
     runtime::{
         controller::Action as Requeue,
         events::{Event as KubeEvent, EventType},
@@ -28,8 +27,10 @@ use patchpilot_engine::{
 use serde_json::{Value, json};
 
 use super::{
-    context::{Context, MANAGER},
+    candidates::object_reference,
+    context::{Context, create_once},
     error::{Error, Result},
+    finalizer,
 };
 use crate::api::{
     HealthCheck, PatchPolicy, PatchRollout,
@@ -44,53 +45,107 @@ pub async fn reconcile(rollout: Arc<PatchRollout>, ctx: Arc<Context>) -> Result<
     ctx.until_ready().await;
     let rollout = ctx.own_view(rollout);
     let _timer = ctx.metrics.reconcile("rollout");
-    let name = rollout.name_any();
-    if rollout.metadata.deletion_timestamp.is_some() {
-        ctx.pods.forget(&name);
-        ctx.metrics.rollout_phase(&name, None);
-        return Ok(Requeue::await_change());
+    let deleting = rollout.metadata.deletion_timestamp.is_some();
+    let api: Api<PatchRollout> = Api::all(ctx.client.clone());
+    if !deleting {
+        // Every rollout is held by the finalizer until its targets are let go, and labelled
+        // with its policy, hand-made ones included.
+        finalizer::ensure(
+            &api,
+            rollout.as_ref(),
+            finalizer::ROLLOUT,
+            &[(keys::POLICY_LABEL, rollout.spec.policy.as_str())],
+        )
+        .await?;
     }
-    let Some(policy) = ctx
+    let policy = ctx
         .stores
         .policies
         .get(&kube::runtime::reflector::ObjectRef::new(
             &rollout.spec.policy,
-        ))
-    else {
-        let message = format!("waiting for PatchPolicy {:?}", rollout.spec.policy);
-        write_blocked(
-            &ctx,
-            &rollout,
-            Phase::Pending,
-            "PolicyNotFound",
-            &message,
-            false,
-        )
-        .await?;
-        return Ok(Requeue::await_change());
+        ));
+    // The rollouts of one policy decide one at a time: what one starts counts against the
+    // policy's `maxUnavailable` in the next one's decision.
+    let guard = ctx.policy_guard(&rollout.spec.policy);
+    let _decides = guard.lock().await;
+    let outcome = match &policy {
+        Some(policy) => decide_and_act(&ctx, &rollout, policy).await,
+        None => Err(Error::NotFound {
+            kind: "PatchPolicy",
+            name: rollout.spec.policy.clone(),
+        }),
     };
-    match decide_and_act(&ctx, &rollout, &policy).await {
-        Ok(requeue) => Ok(requeue),
+    match outcome {
+        Ok(Decided { requeue, idle }) => {
+            if deleting && idle {
+                let_go(&ctx, &api, &rollout).await?;
+            }
+            Ok(requeue)
+        }
+        // Without valid rules nothing can be finished: the locks the rollout still holds
+        // are cleared, as a rollout that no longer exists would leave them.
+        Err(error @ (Error::InvalidSpec(_) | Error::NotFound { .. })) if deleting => {
+            tracing::warn!(%error, "deleted without rules to finish its targets; clearing its locks");
+            clear_own_locks(&ctx, &rollout).await?;
+            let_go(&ctx, &api, &rollout).await?;
+            Ok(Requeue::await_change())
+        }
         Err(Error::InvalidSpec(invalid)) => {
-            write_blocked(
-                &ctx,
-                &rollout,
-                Phase::Failed,
-                "InvalidSpec",
-                &invalid.to_string(),
-                true,
-            )
-            .await?;
+            write_blocked(&ctx, &rollout, "InvalidSpec", &invalid.to_string(), true).await?;
+            Ok(Requeue::await_change())
+        }
+        // A reference that does not exist yet is a wait, not a failure: the rollout goes
+        // on by itself once it appears (the watches bring it).
+        Err(Error::NotFound {
+            kind,
+            name: missing,
+        }) => {
+            let message = format!("waiting for {kind} {missing:?}, which does not exist yet");
+            let reason = match kind {
+                "PatchPolicy" => "PolicyNotFound",
+                "MaintenanceWindow" => "WindowNotFound",
+                _ => "NotFound",
+            };
+            write_blocked(&ctx, &rollout, reason, &message, false).await?;
             Ok(Requeue::await_change())
         }
         Err(other) => Err(other),
     }
 }
 
+/// Removes the finalizer of a deleted rollout that holds no target any more.
+async fn let_go(ctx: &Context, api: &Api<PatchRollout>, rollout: &PatchRollout) -> Result<()> {
+    let name = rollout.name_any();
+    finalizer::remove(api, rollout, finalizer::ROLLOUT).await?;
+    ctx.pods.forget(&name);
+    ctx.metrics.rollout_phase(&name, None);
+    Ok(())
+}
+
+/// Clears every lock the rollout holds, as for a rollout that no longer exists.
+async fn clear_own_locks(ctx: &Context, rollout: &PatchRollout) -> Result<()> {
+    let name = rollout.name_any();
+    let reporter = rollout.object_ref(&());
+    for candidate in observe::every_target(ctx) {
+        if candidate.annotations.get(keys::LOCK) == Some(&name) {
+            super::orphans::release(ctx, &candidate.id, &name, &reporter).await?;
+        }
+    }
+    Ok(())
+}
+
+/// What a reconcile decided: when to look again, and whether the rollout holds no target.
+struct Decided {
+    requeue: Requeue,
+    idle: bool,
+}
+
 /// What the engine needs that only the policy says.
 struct Rules {
     engine: patchpilot_engine::policy::Policy,
     window: Option<patchpilot_engine::window::Window>,
+    /// The policy names a window that does not exist (yet): `window` never opens.
+    missing_window: Option<String>,
     checks: Vec<HealthCheck>,
     drain: crate::api::DrainSpec,
 }
@@ -103,25 +158,32 @@ fn rules(ctx: &Context, rollout: &PatchRollout, policy: &PatchPolicy) -> Result<
     let engine = policy.spec.to_engine(&policy_name).map_err(in_policy)?;
     let patch = rollout.spec.patch.to_engine("spec.patch")?;
     patch.fits(&engine.targets, "spec.patch")?;
+    let mut missing_window = None;
     let window = match &engine.window {
+        // An emergency patch ignores the window: whether it exists does not matter.
+        Some(_) if rollout.spec.patch.emergency => None,
         Some(window_name) => {
-            let object = ctx
+            match ctx
                 .stores
                 .windows
                 .get(&kube::runtime::reflector::ObjectRef::new(window_name))
-                .ok_or_else(|| {
+            {
+                Some(object) => Some(object.spec.to_engine().map_err(|e| {
                     InvalidSpec::new(
-                        format!("PatchPolicy {policy_name}: spec.maintenanceWindow"),
-                        format!("MaintenanceWindow {window_name:?} does not exist"),
+                        format!("MaintenanceWindow {window_name}: {}", e.field),
+                        e.message,
                     )
-                })?;
-            let window = object.spec.to_engine().map_err(|e| {
-                InvalidSpec::new(
-                    format!("MaintenanceWindow {window_name}: {}", e.field),
-                    e.message,
-                )
-            })?;
-            Some(window)
+                })?),
+                None => {
+                    missing_window = Some(window_name.clone());
+                    Some(patchpilot_engine::window::Window::new(
+                        jiff::tz::TimeZone::UTC,
+                        Vec::new(),
+                        Vec::new(),
+                        patchpilot_engine::units::Duration::ZERO,
+                    ))
+                }
+            }
         }
         None => None,
     };
@@ -129,6 +191,7 @@ fn rules(ctx: &Context, rollout: &PatchRollout, policy: &PatchPolicy) -> Result<
     Ok(Rules {
         engine,
         window,
+        missing_window,
         checks: health.checks,
         drain: policy.spec.drain.clone().unwrap_or_default(),
     })
@@ -143,15 +206,55 @@ pub fn superseded(rollout: &PatchRollout, policy: &PatchPolicy) -> bool {
     owned && rollout.name_any() != super::policy::rollout_name(policy)
 }
 
+/// The policy's other rollouts, as the engine knows them.
+fn siblings(ctx: &Context, rollout: &PatchRollout) -> Vec<machine::Sibling> {
+    let name = rollout.name_any();
+    ctx.stores
+        .rollouts
+        .state()
+        .into_iter()
+        .filter(|r| r.spec.policy == rollout.spec.policy && r.name_any() != name)
+        .map(|r| {
+            let r = ctx.own_view(r);
+            machine::Sibling {
+                name: r.name_any(),
+                uid: r.metadata.uid.clone().unwrap_or_default(),
+                hand_made: !r.owned_by_a_policy(),
+                created: r
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
+                phase: r.status.as_ref().map_or(Phase::Pending, |s| s.phase),
+            }
+        })
+        .collect()
+}
+
 async fn decide_and_act(
     ctx: &Context,
     rollout: &PatchRollout,
     policy: &PatchPolicy,
-) -> Result<Requeue> {
+) -> Result<Decided> {
     let name = rollout.name_any();
     let rules = rules(ctx, rollout, policy)?;
     let engine_rollout = rollout.to_engine()?;
     let (candidates, namespaces) = observe::candidates(ctx, &rules.engine.targets);
+    let holding = candidates
+        .iter()
+        .any(|c| c.annotations.get(keys::LOCK) == Some(&name));
+    // Without its window a rollout starts nothing, but finishes what it holds.
+    if let Some(missing) = &rules.missing_window
+        && !holding
+    {
+        return Err(Error::NotFound {
+            kind: "MaintenanceWindow",
+            name: missing.clone(),
+        });
+    }
+    let siblings = siblings(ctx, rollout);
+    let stopping = rollout.metadata.deletion_timestamp.is_some()
+        || policy.metadata.deletion_timestamp.is_some();
     let status: Status = rollout
         .status
         .as_ref()
@@ -165,6 +268,8 @@ async fn decide_and_act(
         policy: &rules.engine,
         window: rules.window.as_ref(),
         superseded: superseded(rollout, policy),
+        stopping,
+        siblings: &siblings,
         status: &status,
         candidates: &candidates,
         namespaces: &namespaces,
@@ -195,6 +300,8 @@ async fn decide_and_act(
         policy: &rules.engine.name,
         patch: &rollout.spec.patch,
         drain: &rules.drain,
+        siblings: &siblings,
+        candidates: &candidates,
     };
     for action in &decision.actions {
         act::carry_out(ctx, &scene, action).await?;
@@ -236,7 +343,10 @@ async fn decide_and_act(
     write_status(ctx, rollout, &decision.status).await?;
     publish(ctx, rollout, &decision.events).await;
     record_metrics(ctx, &name, &decision.status);
-    Ok(ctx.requeue_at(decision.wake_at))
+    Ok(Decided {
+        requeue: ctx.requeue_at(decision.wake_at),
+        idle: decision.status.in_progress.is_empty(),
+    })
 }
 
 fn record_metrics(ctx: &Context, name: &str, status: &Status) {
@@ -264,12 +374,12 @@ pub async fn write_status(ctx: &Context, rollout: &PatchRollout, status: &Status
     ctx.write_status(rollout, &new).await
 }
 
-/// A status for a rollout the engine cannot work on: no policy yet, or an invalid spec
-/// (`Stalled`/`InvalidSpec`, naming the field).
+/// A status for a rollout the engine cannot work on: its policy or window does not exist
+/// yet (`Pending`, `Reconciling`: a wait), or its spec is invalid (`Pending`,
+/// `Stalled`/`InvalidSpec`, naming the field). A rollout that has ended keeps its status.
 async fn write_blocked(
     ctx: &Context,
     rollout: &PatchRollout,
-    phase: Phase,
     reason: &str,
     message: &str,
     stalled: bool,
@@ -283,11 +393,30 @@ async fn write_blocked(
         .map(Status::from)
         .unwrap_or_default();
     let generation = rollout.metadata.generation.unwrap_or(0);
+    let now = ctx.clock.now();
+    let mut status = rollout.status.clone().unwrap_or_default();
+    if previous.phase.is_finished() && previous.in_progress.is_empty() {
+        // Frozen: only the generation it describes moves on.
+        status.observed_generation = Some(generation);
+        for condition in &mut status.conditions {
+            condition.observed_generation = Some(generation);
+        }
+        return ctx.write_status(rollout, &status).await;
+    }
     let conditions = compute_conditions(
         &previous.conditions,
         vec![
             (CT::Ready, CS::False, reason.into(), message.into()),
-            (CT::Reconciling, CS::False, reason.into(), message.into()),
+            (
+                CT::Reconciling,
+                CS::from_bool(!stalled),
+                reason.into(),
+                if stalled {
+                    String::new()
+                } else {
+                    message.into()
+                },
+            ),
             (
                 CT::Stalled,
                 CS::from_bool(stalled),
@@ -300,31 +429,29 @@ async fn write_blocked(
             ),
         ],
         generation,
-        ctx.clock.now(),
+        now,
     );
-    let mut status = rollout.status.clone().unwrap_or_default();
-    status.phase = phase;
+    status.phase = Phase::Pending;
     status.message = Some(message.to_owned());
     status.observed_generation = Some(generation);
     status.conditions = conditions.iter().map(condition_to_api).collect();
     if rollout.status.as_ref() == Some(&status) {
         return Ok(());
     }
-    if stalled && rollout.status.as_ref().map(|s| &s.message) != Some(&status.message) {
+    if rollout.status.as_ref().map(|s| &s.message) != Some(&status.message) {
         let note = format!("{}{message}", change_ref(rollout));
-        let _ = ctx
-            .recorder
-            .publish(
-                &KubeEvent {
-                    type_: EventType::Warning,
-                    reason: reason.into(),
-                    note: Some(note),
-                    action: "Validate".into(),
-                    secondary: None,
-                },
-                &rollout.object_ref(&()),
-            )
-            .await;
+        let event = KubeEvent {
+            type_: if stalled {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.into(),
+            note: Some(note),
+            action: "Validate".into(),
+            secondary: None,
+        };
+        let _ = ctx.recorder.publish(&event, &rollout.object_ref(&())).await;
     }
     ctx.write_status(rollout, &status).await
 }
@@ -358,28 +485,12 @@ async fn publish(ctx: &Context, rollout: &PatchRollout, events: &[machine::Event
             reason: event.reason.clone(),
             note: Some(note),
             action: event.action.clone(),
-            secondary: event.target.as_ref().and_then(related),
+            secondary: event.target.as_ref().and_then(object_reference),
         };
         if let Err(error) = ctx.recorder.publish(&kube_event, &reference).await {
             tracing::warn!(%error, reason = %event.reason, "could not record an event");
         }
     }
-}
-
-/// The object an event about `target` relates to.
-fn related(target: &TargetId) -> Option<ObjectReference> {
-    let (kind, namespace, name) = TargetId::parse(target.as_str())?;
-    let api_version = match kind {
-        TargetKind::Node => "v1",
-        TargetKind::Workload(_) => "apps/v1",
-    };
-    Some(ObjectReference {
-        api_version: Some(api_version.to_owned()),
-        kind: Some(kind.as_str().to_owned()),
-        namespace: namespace.map(str::to_owned),
-        name: Some(name.to_owned()),
-        ..ObjectReference::default()
-    })
 }
 
 /// Starts the `job` health checks of targets being verified that have none yet.
@@ -398,7 +509,7 @@ async fn start_check_jobs(
                 continue;
             };
             let job_name = observe::check_job_name(name, target, record.as_ref(), index);
-            if observe::job(ctx, &job_name).is_some() {
+            if observe::job(ctx, &job_name).is_some() || ctx.created_job(&job_name) {
                 continue;
             }
             let mut template = serde_json::to_value(&job_check.template.0).unwrap_or_default();
@@ -429,24 +540,9 @@ async fn start_check_jobs(
                 InvalidSpec::new(format!("spec.health.checks[{index}].job.template"), e)
             })?;
             let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &job_namespace());
-            match jobs
-                .create(
-                    &PostParams {
-                        field_manager: Some(MANAGER.into()),
-                        ..PostParams::default()
-                    },
-                    &job,
-                )
-                .await
-            {
-                Ok(_) => {}
-                Err(kube::Error::Api(status)) if status.code == 409 => {}
-                Err(e) => {
-                    return Err(Error::api(
-                        format!("create a health-check Job for {target}"),
-                        e,
-                    ));
-                }
+            let what = format!("a health-check Job for {target}");
+            if create_once(&jobs, &job, &what).await? {
+                ctx.note_job(&job_name, true);
             }
         }
     }

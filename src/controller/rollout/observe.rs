@@ -44,7 +44,7 @@ pub fn candidates(ctx: &Context, rules: &TargetRules) -> (Vec<Candidate>, Namesp
             .nodes
             .state()
             .iter()
-            .filter_map(|n| candidates::candidate(ObjectKind::Node, n))
+            .filter_map(|n| candidate(ctx, ObjectKind::Node, n))
             .collect(),
         Scope::Workloads { kinds, .. } => {
             for namespace in ctx.stores.namespaces.state() {
@@ -54,9 +54,9 @@ pub fn candidates(ctx: &Context, rules: &TargetRules) -> (Vec<Candidate>, Namesp
             let mut found = Vec::new();
             for kind in kinds {
                 found.extend(match kind {
-                    WorkloadKind::Deployment => of_kind(&stores.deployments, *kind),
-                    WorkloadKind::StatefulSet => of_kind(&stores.statefulsets, *kind),
-                    WorkloadKind::DaemonSet => of_kind(&stores.daemonsets, *kind),
+                    WorkloadKind::Deployment => of_kind(ctx, &stores.deployments, *kind),
+                    WorkloadKind::StatefulSet => of_kind(ctx, &stores.statefulsets, *kind),
+                    WorkloadKind::DaemonSet => of_kind(ctx, &stores.daemonsets, *kind),
                 });
             }
             found
@@ -65,8 +65,36 @@ pub fn candidates(ctx: &Context, rules: &TargetRules) -> (Vec<Candidate>, Namesp
     (candidates, namespaces)
 }
 
+/// Every node and workload, as candidates.
+pub fn every_target(ctx: &Context) -> Vec<Candidate> {
+    let nodes = TargetRules {
+        scope: Scope::Nodes {
+            selector: patchpilot_engine::selector::Selector::everything(),
+            pool_label: None,
+        },
+        exclude: None,
+    };
+    let workloads = TargetRules {
+        scope: Scope::Workloads {
+            namespaces: None,
+            selector: patchpilot_engine::selector::Selector::everything(),
+            kinds: [
+                WorkloadKind::Deployment,
+                WorkloadKind::StatefulSet,
+                WorkloadKind::DaemonSet,
+            ]
+            .into(),
+        },
+        exclude: None,
+    };
+    let (mut all, _) = candidates(ctx, &nodes);
+    all.extend(candidates(ctx, &workloads).0);
+    all
+}
+
 /// The candidates of one workload kind.
 fn of_kind<K>(
+    ctx: &Context,
     store: &kube::runtime::reflector::Store<candidates::TargetMeta<K>>,
     kind: WorkloadKind,
 ) -> Vec<Candidate>
@@ -76,8 +104,26 @@ where
     store
         .state()
         .iter()
-        .filter_map(|meta| candidates::candidate(ObjectKind::Workload(kind), meta))
+        .filter_map(|meta| candidate(ctx, ObjectKind::Workload(kind), meta))
         .collect()
+}
+
+/// A cached object as a candidate, with the operator's own last write to it where the
+/// cache has not caught up with it yet.
+fn candidate<K>(
+    ctx: &Context,
+    kind: ObjectKind,
+    meta: &candidates::TargetMeta<K>,
+) -> Option<Candidate>
+where
+    K: kube::Resource<DynamicType = ()> + 'static,
+{
+    let mut candidate = candidates::candidate(kind, meta)?;
+    let version = kube::Resource::meta(meta).resource_version.as_deref();
+    if let Some(write) = ctx.target_writes.get(candidate.id.as_str(), version) {
+        candidate.annotations = write.annotations;
+    }
+    Some(candidate)
 }
 
 /// A workload in progress, in full.
@@ -266,6 +312,70 @@ fn daemonset_rollout(d: &DaemonSet) -> WorkloadRollout {
         ));
     }
     WorkloadRollout::Complete
+}
+
+/// The versions of a target the caches hold now: its metadata's, and its whole object's
+/// while it is locked.
+pub fn cached_versions(ctx: &Context, target: &TargetId) -> Vec<String> {
+    let stores = &ctx.stores;
+    match TargetId::parse(target.as_str()) {
+        Some((TargetKind::Node, _, name)) => {
+            versions(&stores.nodes, &stores.locked_nodes, name, None)
+        }
+        Some((TargetKind::Workload(kind), Some(namespace), name)) => match kind {
+            WorkloadKind::Deployment => versions(
+                &stores.deployments,
+                &stores.locked_deployments,
+                name,
+                Some(namespace),
+            ),
+            WorkloadKind::StatefulSet => versions(
+                &stores.statefulsets,
+                &stores.locked_statefulsets,
+                name,
+                Some(namespace),
+            ),
+            WorkloadKind::DaemonSet => versions(
+                &stores.daemonsets,
+                &stores.locked_daemonsets,
+                name,
+                Some(namespace),
+            ),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// The versions of one object in its metadata cache and its full cache.
+fn versions<K>(
+    metadata: &kube::runtime::reflector::Store<candidates::TargetMeta<K>>,
+    full: &kube::runtime::reflector::Store<K>,
+    name: &str,
+    namespace: Option<&str>,
+) -> Vec<String>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    fn key<K: kube::Resource<DynamicType = ()>>(
+        name: &str,
+        namespace: Option<&str>,
+    ) -> ObjectRef<K> {
+        match namespace {
+            Some(ns) => ObjectRef::new(name).within(ns),
+            None => ObjectRef::new(name),
+        }
+    }
+    let meta = metadata
+        .get(&key(name, namespace))
+        .and_then(|m| version(m.as_ref()));
+    let whole = full
+        .get(&key(name, namespace))
+        .and_then(|o| version(o.as_ref()));
+    meta.into_iter().chain(whole).collect()
+}
+
+fn version<K: kube::Resource>(object: &K) -> Option<String> {
+    object.meta().resource_version.clone()
 }
 
 /// Where updater and health-check Jobs run.
@@ -506,22 +616,30 @@ async fn node(
         })
         .collect();
     let updater = record.and_then(|r| {
-        let action = r.state.in_progress().unwrap_or(Action::Apply);
+        let action = r.state.in_progress()?;
         let job = patchpilot_engine::naming::updater_job_name(
             observation.rollout,
             name,
             action.as_str(),
             r.attempt,
+            r.lock_token(),
         );
         job_facts_of(ctx, &job)
     });
     let status = node.status.clone().unwrap_or_default();
+    let written = ctx
+        .target_writes
+        .get(target.as_str(), node.metadata.resource_version.as_deref());
     let live = Live::Node(NodeFacts {
-        unschedulable: node
-            .spec
-            .as_ref()
-            .and_then(|s| s.unschedulable)
-            .unwrap_or(false),
+        unschedulable: written.map_or_else(
+            || {
+                node.spec
+                    .as_ref()
+                    .and_then(|s| s.unschedulable)
+                    .unwrap_or(false)
+            },
+            |w| w.unschedulable,
+        ),
         ready: health::node_ready(Some(&node)).is_ok()
             || status
                 .conditions
@@ -556,8 +674,20 @@ async fn node(
     })
 }
 
+/// What the Job `name` has done, from the cache; a Job the operator created that the cache
+/// does not show yet is running.
 fn job_facts_of(ctx: &Context, name: &str) -> Option<JobFacts> {
-    job(ctx, name).map(|j| job_facts(&j))
+    match job(ctx, name) {
+        Some(job) => {
+            ctx.note_job(name, false);
+            Some(job_facts(&job))
+        }
+        None => ctx.created_job(name).then_some(JobFacts {
+            state: JobState::Running,
+            finished: None,
+            message: None,
+        }),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -605,8 +735,8 @@ async fn workload(
 }
 
 /// The name of the Job running health check `index` for a target: one per rollout,
-/// target, action (apply or rollback) and attempt (`spec.retry`), so that a rollback or a
-/// retry checks afresh.
+/// target, action (apply or rollback), attempt (`spec.retry`) and lock, so that a rollback,
+/// a retry or a later lock checks afresh, never with a Job of an earlier one.
 pub fn check_job_name(
     rollout: &str,
     target: &TargetId,
@@ -620,8 +750,9 @@ pub fn check_job_name(
         _ => Action::Apply,
     };
     let attempt = record.map_or(0, |r| r.attempt);
+    let lock = record.map_or(0, Record::lock_token);
     let key = format!(
-        "{rollout}\n{target}\n{}\n{attempt}\ncheck-{index}",
+        "{rollout}\n{target}\n{}\n{attempt}\n{lock}\ncheck-{index}",
         action.as_str()
     );
     format!(

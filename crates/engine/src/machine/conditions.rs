@@ -128,6 +128,118 @@ pub fn compute_conditions(
         .collect()
 }
 
+/// What a policy's current rollout shows, for the policy's own conditions.
+#[derive(Clone, Copy, Debug)]
+pub struct CurrentRollout<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Its phase.
+    pub phase: crate::rollout::Phase,
+    /// Its conditions.
+    pub conditions: &'a [Condition],
+    /// Its status message.
+    pub message: &'a str,
+}
+
+impl CurrentRollout<'_> {
+    fn condition(&self, kind: ConditionType) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.kind == kind)
+    }
+
+    fn holds(&self, kind: ConditionType) -> bool {
+        self.condition(kind)
+            .is_some_and(|c| c.status == ConditionStatus::True)
+    }
+}
+
+/// A policy's `Ready`, `Reconciling` and `Stalled`, from its current rollout (named
+/// `current`; `rollout` is `None` while it is being created). One mapping, in
+/// docs/rollouts.md:
+///
+/// - the rollout needs a person (`Stalled`: rolled back, failed, halted, invalid) → the
+///   policy is `Stalled`, with the rollout's reason;
+/// - the rollout is changing targets (`Progressing`, `RollingBack`), or is being created or
+///   waits for an object that does not exist yet → the policy is `Reconciling`;
+/// - the rollout succeeded, or waits for an approval, a window, a promotion, another
+///   rollout, or is paused or suspended → the policy is `Ready`, its reason saying what the
+///   rollout waits for. A policy is accepted and scheduled then; it is not "in progress"
+///   for the weeks until its window opens, so that a GitOps health check ends.
+///
+/// `Ready` and `Stalled` are never both True, nor `Ready` and `Reconciling`.
+pub fn policy_conditions(
+    current: &str,
+    rollout: Option<&CurrentRollout<'_>>,
+) -> Vec<(ConditionType, ConditionStatus, String, String)> {
+    use crate::rollout::Phase;
+    use ConditionStatus as CS;
+    use ConditionType as CT;
+    let Some(rollout) = rollout else {
+        let message = format!("creating rollout {current}");
+        return vec![
+            (
+                CT::Ready,
+                CS::False,
+                "RolloutPending".into(),
+                message.clone(),
+            ),
+            (CT::Reconciling, CS::True, "RolloutPending".into(), message),
+            (
+                CT::Stalled,
+                CS::False,
+                "RolloutPending".into(),
+                String::new(),
+            ),
+        ];
+    };
+    let message = format!("rollout {current}: {}", rollout.message);
+    let phase = format!("{:?}", rollout.phase);
+    let reason_of = |kind: ConditionType| {
+        rollout
+            .condition(kind)
+            .map_or_else(|| phase.clone(), |c| c.reason.clone())
+    };
+    let stalled =
+        rollout.holds(CT::Stalled) || matches!(rollout.phase, Phase::RolledBack | Phase::Failed);
+    let changing = !stalled
+        && match rollout.phase {
+            Phase::Progressing | Phase::RollingBack => true,
+            // Just created, or waiting for an object that does not exist yet.
+            Phase::Pending => true,
+            Phase::AwaitingApproval
+            | Phase::Scheduled
+            | Phase::Paused
+            | Phase::Succeeded
+            | Phase::RolledBack
+            | Phase::Failed
+            | Phase::Superseded => false,
+        };
+    if stalled {
+        let reason = reason_of(CT::Stalled);
+        vec![
+            (CT::Ready, CS::False, reason.clone(), message.clone()),
+            (CT::Reconciling, CS::False, reason.clone(), String::new()),
+            (CT::Stalled, CS::True, reason, message),
+        ]
+    } else if changing {
+        let reason = reason_of(CT::Reconciling);
+        vec![
+            (CT::Ready, CS::False, reason.clone(), message.clone()),
+            (CT::Reconciling, CS::True, reason.clone(), message),
+            (CT::Stalled, CS::False, reason, String::new()),
+        ]
+    } else {
+        let reason = match rollout.phase {
+            Phase::Succeeded => phase.clone(),
+            _ => reason_of(CT::Reconciling),
+        };
+        vec![
+            (CT::Ready, CS::True, reason.clone(), message),
+            (CT::Reconciling, CS::False, reason.clone(), String::new()),
+            (CT::Stalled, CS::False, reason, String::new()),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,11 +19,14 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
-pub use conditions::{Condition, ConditionStatus, ConditionType, compute_conditions};
+pub use conditions::{
+    Condition, ConditionStatus, ConditionType, CurrentRollout, compute_conditions,
+    policy_conditions,
+};
 pub use facts::{
     HealthFacts, JobFacts, JobState, Live, NodeFacts, Observed, WorkloadFacts, WorkloadRollout,
 };
-pub use record::{Action, Record, RecordState};
+pub use record::{Action, Record, RecordState, Records};
 pub use rollout::{decide, wanted};
 
 use crate::{
@@ -41,6 +44,11 @@ use crate::{
 pub struct Rollout {
     /// The rollout's name; it is the lock's value on targets.
     pub name: String,
+    /// Its UID, written into its records (empty: records match by name alone).
+    pub uid: String,
+    /// Made by a person rather than by its policy: it takes precedence over the policy's
+    /// own rollouts.
+    pub hand_made: bool,
     /// The patch.
     pub patch: Patch,
     /// `spec.approved`.
@@ -107,6 +115,11 @@ pub struct Input<'a> {
     pub window: Option<&'a Window>,
     /// A newer rollout of the same policy has taken over.
     pub superseded: bool,
+    /// The rollout or its policy is being deleted: nothing new starts, targets whose
+    /// change has not been made are let go, the others finish.
+    pub stopping: bool,
+    /// The policy's other rollouts.
+    pub siblings: &'a [Sibling],
     /// The status written last time (the default for a new rollout).
     pub status: &'a Status,
     /// Every object of the policy's target kinds: labels and annotations.
@@ -115,6 +128,37 @@ pub struct Input<'a> {
     pub namespaces: &'a Namespaces,
     /// The live state of the targets [`wanted`] asked for.
     pub observed: &'a BTreeMap<TargetId, Observed>,
+}
+
+/// Another rollout of the same policy, as far as a rollout needs to know it: to count its
+/// targets in progress against `maxUnavailable`, to give way to it, and to keep its records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sibling {
+    /// Its name (the value of its locks).
+    pub name: String,
+    /// Its UID.
+    pub uid: String,
+    /// Made by a person rather than by the policy.
+    pub hand_made: bool,
+    /// When it was created.
+    pub created: Timestamp,
+    /// Its phase, as its status last said.
+    pub phase: Phase,
+}
+
+impl Sibling {
+    /// Approved and not finished: it is going, or waits only for a window or a person.
+    pub const fn active(&self) -> bool {
+        match self.phase {
+            Phase::Scheduled | Phase::Progressing | Phase::Paused | Phase::RollingBack => true,
+            Phase::Pending
+            | Phase::AwaitingApproval
+            | Phase::Succeeded
+            | Phase::RolledBack
+            | Phase::Failed
+            | Phase::Superseded => false,
+        }
+    }
 }
 
 /// The status of a rollout: what it shows people, and what it remembers between decisions.
@@ -261,8 +305,9 @@ pub struct Decision {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TargetAction {
     /// Take the target's lock and write `record` (state `Applying` or `RollingBack`) in the
-    /// same request. For a node, also cordon it if it is schedulable, and fill in the
-    /// record's `cordoned`, `bootId` and `previousVersion`. For a workload, fill in
+    /// same request. The lock may be this rollout's already (a held target starting its
+    /// rollback); never another's. For a node, also cordon it if it is schedulable, and fill
+    /// in the record's `cordoned`, `bootId` and `previousVersion`. For a workload, fill in
     /// `previousVersion` and (to apply) `images` with the current images, and set `images`
     /// to restore on rollback, or the patched images to apply.
     Lock {
@@ -318,6 +363,24 @@ pub enum TargetAction {
         /// The version annotation to leave.
         version: Option<String>,
         /// Also make the node schedulable.
+        uncordon: bool,
+    },
+    /// Write the record of a target whose work has just ended (`Updated` or `Failed`),
+    /// keeping its lock and leaving its version annotation and cordon as they are: it waits
+    /// for its turn to be rolled back, under the same lock.
+    Hold {
+        /// The target.
+        target: TargetId,
+        /// The record to write.
+        record: Record,
+    },
+    /// Let a target go before its change was made (the rollout is being deleted): release
+    /// the lock, forget this rollout's record (the one before it becomes current again),
+    /// and uncordon the node if `uncordon`.
+    Abandon {
+        /// The target.
+        target: TargetId,
+        /// Make the node schedulable again (this rollout cordoned it).
         uncordon: bool,
     },
     /// Mark an updated target failed (it turned unhealthy during its wave's soak).

@@ -1,10 +1,16 @@
 //! What a rollout remembers on each target it touches.
 //!
 //! Everything needed to resume lives in the API. On a target, a rollout keeps the lock
-//! annotation (`patchpilot.dev/lock: <rollout>`) while it works on it, and one record per
-//! policy (`patch.patchpilot.dev/<policy>.rollout`) that outlives the lock: which rollout,
-//! what it did, when, and what to restore on rollback. Both are written in the same request
-//! as the change they describe, so they are never out of step with the target.
+//! annotation (`patchpilot.dev/lock: <rollout>`) while it works on it, and a record that
+//! outlives the lock: which rollout, what it did, when, and what to restore on rollback. Both
+//! are written in the same request as the change they describe, so they are never out of
+//! step with the target.
+//!
+//! A policy keeps one annotation per target, `patch.patchpilot.dev/<policy>.rollout`, holding
+//! the record of the rollout that last took the target's lock and, under `earlier`, the
+//! records of the policy's other rollouts that still exist. A rollout writing its record
+//! moves the previous holder's record there rather than over it, so two rollouts of one
+//! policy never overwrite the meaning of each other's records: each reads its own.
 
 use std::collections::BTreeMap;
 
@@ -102,17 +108,108 @@ pub struct Record {
     /// What happened, in a sentence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The rollout's UID: a rollout made again under the same name (its policy deleted and
+    /// applied again) does not take the records of the one before for its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
 }
 
 impl Record {
-    /// The record `policy` keeps in a target's annotations, if there is a readable one.
+    /// The record of the rollout that last took the target's lock for `policy`, if there
+    /// is a readable one.
     pub fn read(annotations: &BTreeMap<String, String>, policy: &str) -> Option<Record> {
-        serde_json::from_str(annotations.get(&keys::record(policy))?).ok()
+        Records::read(annotations, policy).map(|r| r.current)
     }
 
-    /// The record as the annotation's value.
+    /// The record as the annotation's value, with no earlier records.
     pub fn to_annotation(&self) -> String {
-        serde_json::to_string(self).expect("a record always serializes")
+        Records {
+            current: self.clone(),
+            earlier: Vec::new(),
+        }
+        .to_annotation()
+    }
+
+    /// Whether this record is the rollout's `name` with UID `uid` (an empty `uid`, or a
+    /// record written before records carried one, matches by name alone).
+    pub fn belongs_to(&self, name: &str, uid: &str) -> bool {
+        self.rollout == name
+            && (uid.is_empty() || self.uid.as_deref().is_none_or(|mine| mine == uid))
+    }
+
+    /// The token of the lock (or step under one lock) this record describes: the instant
+    /// its state began. A Job named after it ran for this very lock.
+    pub fn lock_token(&self) -> i64 {
+        self.since.as_millisecond()
+    }
+}
+
+/// Every record one policy keeps on a target: see the [module](self) documentation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Records {
+    /// The record of the rollout that last took the target's lock.
+    #[serde(flatten)]
+    pub current: Record,
+    /// The records of the policy's other rollouts that still exist, most recent first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<Record>,
+}
+
+impl Records {
+    /// The records `policy` keeps in a target's annotations, if readable.
+    pub fn read(annotations: &BTreeMap<String, String>, policy: &str) -> Option<Records> {
+        Self::parse(annotations.get(&keys::record(policy))?)
+    }
+
+    /// The records of an annotation's value, if readable.
+    pub fn parse(value: &str) -> Option<Records> {
+        serde_json::from_str(value).ok()
+    }
+
+    /// The record of the rollout `name` (UID `uid`), current or earlier.
+    pub fn of(&self, name: &str, uid: &str) -> Option<&Record> {
+        std::iter::once(&self.current)
+            .chain(&self.earlier)
+            .find(|r| r.belongs_to(name, uid))
+    }
+
+    /// The records after `record` is written: it replaces its rollout's record and becomes
+    /// the current one; the record it displaces moves to `earlier`. Earlier records are
+    /// kept only while `keep` says their rollout still exists.
+    pub fn with(
+        previous: Option<Records>,
+        record: Record,
+        keep: impl Fn(&Record) -> bool,
+    ) -> Records {
+        let uid = record.uid.clone().unwrap_or_default();
+        let earlier = previous
+            .into_iter()
+            .flat_map(|p| std::iter::once(p.current).chain(p.earlier))
+            .filter(|r| !r.belongs_to(&record.rollout, &uid) && keep(r))
+            .collect();
+        Records {
+            current: record,
+            earlier,
+        }
+    }
+
+    /// The records once the rollout `name` (UID `uid`) forgets its own: the most recent
+    /// earlier record becomes current again. `None` when nothing is left.
+    pub fn without(previous: Option<Records>, name: &str, uid: &str) -> Option<Records> {
+        let mut left = previous
+            .into_iter()
+            .flat_map(|p| std::iter::once(p.current).chain(p.earlier))
+            .filter(|r| !r.belongs_to(name, uid));
+        let current = left.next()?;
+        Some(Records {
+            current,
+            earlier: left.collect(),
+        })
+    }
+
+    /// The annotation's value.
+    pub fn to_annotation(&self) -> String {
+        serde_json::to_string(self).expect("records always serialize")
     }
 }
 
@@ -135,6 +232,7 @@ mod tests {
             applied: false,
             reason: None,
             message: None,
+            uid: None,
         };
         let annotations = BTreeMap::from([(keys::record("os"), record.to_annotation())]);
         assert_eq!(Record::read(&annotations, "os"), Some(record.clone()));
@@ -146,5 +244,76 @@ mod tests {
         );
         let garbage = BTreeMap::from([(keys::record("os"), "{not json".to_owned())]);
         assert_eq!(Record::read(&garbage, "os"), None);
+    }
+}
+
+#[cfg(test)]
+mod records {
+    use super::*;
+
+    fn record(rollout: &str, uid: &str, state: RecordState) -> Record {
+        let at: jiff::Timestamp = "2026-11-22T01:00:00Z".parse().unwrap();
+        Record {
+            rollout: rollout.into(),
+            attempt: 0,
+            state,
+            started: at,
+            since: at,
+            cordoned: false,
+            boot_id: None,
+            previous_version: None,
+            images: vec![],
+            applied: false,
+            reason: None,
+            message: None,
+            uid: Some(uid.into()),
+        }
+    }
+
+    #[test]
+    fn a_second_rollout_keeps_the_first_ones_record() {
+        let a = record("os-a", "u-a", RecordState::Updated);
+        let b = record("os-b", "u-b", RecordState::Applying);
+        let first = Records::with(None, a.clone(), |_| true);
+        let both = Records::with(Some(first), b.clone(), |_| true);
+        assert_eq!(both.current, b);
+        assert_eq!(both.of("os-a", "u-a"), Some(&a));
+        assert_eq!(both.of("os-b", "u-b"), Some(&b));
+        // Read back from the annotation.
+        let annotations = BTreeMap::from([(keys::record("os"), both.to_annotation())]);
+        assert_eq!(Records::read(&annotations, "os"), Some(both.clone()));
+        assert_eq!(Record::read(&annotations, "os"), Some(b.clone()));
+        // The first rollout writes again: its record is current, the other's kept.
+        let a2 = record("os-a", "u-a", RecordState::RollingBack);
+        let again = Records::with(Some(both.clone()), a2.clone(), |_| true);
+        assert_eq!(again.current, a2);
+        assert_eq!(again.earlier, vec![b.clone()]);
+        // Records of rollouts that are gone are dropped.
+        let pruned = Records::with(Some(both), a2.clone(), |r| r.rollout != "os-b");
+        assert!(pruned.earlier.is_empty());
+    }
+
+    #[test]
+    fn a_rollout_made_again_under_the_same_name_has_no_record() {
+        let old = record("os-a", "u-old", RecordState::Failed);
+        let records = Records::with(None, old, |_| true);
+        assert_eq!(records.of("os-a", "u-new"), None);
+        assert!(records.of("os-a", "").is_some());
+        // Records written before UIDs were kept match by name.
+        let mut legacy = record("os-a", "", RecordState::Failed);
+        legacy.uid = None;
+        let legacy = Records::with(None, legacy, |_| true);
+        assert!(legacy.of("os-a", "u-new").is_some());
+    }
+
+    #[test]
+    fn forgetting_a_record_brings_back_the_one_before() {
+        let a = record("os-a", "u-a", RecordState::Updated);
+        let b = record("os-b", "u-b", RecordState::Applying);
+        let both = Records::with(Some(Records::with(None, a.clone(), |_| true)), b, |_| true);
+        let back = Records::without(Some(both), "os-b", "u-b").unwrap();
+        assert_eq!(back.current, a);
+        assert!(back.earlier.is_empty());
+        assert_eq!(Records::without(Some(back), "os-a", "u-a"), None);
     }
 }

@@ -22,6 +22,10 @@ pub(super) struct Findings<'a> {
     pub rolling_back: bool,
     pub position: &'a WavePosition,
     pub started: bool,
+    /// The hand-made rollout this one waits for.
+    pub gives_way_to: Option<&'a str>,
+    /// The rollout or its policy is being deleted.
+    pub stopping: bool,
 }
 
 /// The status to write.
@@ -45,6 +49,8 @@ pub(super) fn status(
         rolling_back,
         position,
         started,
+        gives_way_to,
+        stopping,
     } = findings;
     let counts = counts(situation, &in_progress);
     in_progress.sort_by(|a, b| a.target.cmp(&b.target));
@@ -56,15 +62,23 @@ pub(super) fn status(
         }),
         _ => previous.wave.clone().filter(|_| rolling_back),
     };
+    // The window in which targets may start next: the current interval while open (from
+    // when it opened, or from the rollout's creation for a window that has been open since
+    // before), else the next one. None once the rollout has ended: it starts nothing more.
     let next_window = match input.window {
-        Some(window) if !rollout.patch.emergency => {
+        Some(window) if !rollout.patch.emergency && !phase.is_finished() => {
             let evaluation = window.evaluate(now, 1);
-            evaluation
-                .current
-                .or_else(|| evaluation.next.into_iter().next())
+            match evaluation.current {
+                Some(current) => Some(Interval {
+                    start: current.start.max(rollout.created.min(now)),
+                    ..current
+                }),
+                None => evaluation.next.into_iter().next(),
+            }
         }
         _ => None,
     };
+    let eligible = situation.entries.len() as u32;
     let wait = Wait {
         approval_at,
         halt: halt.as_ref(),
@@ -74,17 +88,22 @@ pub(super) fn status(
         counts: &counts,
         rollout_paused: rollout.paused,
         suspended: input.policy.suspend,
+        gives_way_to,
+        budget: input.policy.strategy.failure_budget.floor_of(eligible),
     };
-    let message = message(phase, &wait);
+    let message = match message(phase, &wait) {
+        message if stopping => {
+            format!("being deleted: finishing the targets in progress; {message}")
+        }
+        message => message,
+    };
     let desired = conditions(
         phase,
+        &wait,
         approved,
-        approval_at,
         window_open,
         window_allows,
         rollout.patch.emergency,
-        halt.as_ref(),
-        &counts,
         &message,
     );
     Status {
@@ -114,11 +133,12 @@ fn failures(situation: &Situation<'_>) -> Vec<Failure> {
         .iter()
         .filter_map(|e| e.record.as_ref().map(|r| (e, r)))
         .filter(|(e, r)| match e.state {
-            State::Failed | State::RollbackFailed => true,
+            State::Failed | State::RollbackFailed | State::Held { failed: true } => true,
             State::RolledBack | State::InProgress(Action::Rollback) => r.reason.is_some(),
             State::Pending
             | State::LockedElsewhere
             | State::InProgress(Action::Apply)
+            | State::Held { failed: false }
             | State::Updated => false,
         })
         .collect();
@@ -148,6 +168,9 @@ struct Wait<'a> {
     counts: &'a Counts,
     rollout_paused: bool,
     suspended: bool,
+    gives_way_to: Option<&'a str>,
+    /// How many failures the failure budget allows.
+    budget: u32,
 }
 
 fn message(phase: Phase, wait: &Wait<'_>) -> String {
@@ -185,6 +208,8 @@ fn message(phase: Phase, wait: &Wait<'_>) -> String {
                 )
             } else if wait.position.awaiting_promotion {
                 "the canary is healthy: set spec.promoted to true to continue".into()
+            } else if let Some(first) = wait.gives_way_to {
+                format!("waiting for rollout {first}, made by hand for this policy, to finish")
             } else if wait.suspended {
                 "the policy is suspended".into()
             } else if wait.rollout_paused {
@@ -194,9 +219,13 @@ fn message(phase: Phase, wait: &Wait<'_>) -> String {
             };
             format!("{why}; {done}")
         }
-        Phase::Succeeded if c.failed > 0 => {
+        Phase::Succeeded if c.failed > 0 && c.failed <= wait.budget => {
             format!("{done}; {} failed within the failure budget", c.failed)
         }
+        Phase::Succeeded if c.failed > 0 => format!(
+            "{done}; {} failed, over the failure budget of {}: accepted when the rollout was resumed",
+            c.failed, wait.budget
+        ),
         Phase::Succeeded => done,
         Phase::RollingBack => format!(
             "rolling back ({}); {} rolled back",
@@ -218,24 +247,59 @@ fn targets(n: u32) -> String {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Why a rollout waits, as a CamelCase reason for its `Reconciling` condition.
+fn waiting_reason(phase: Phase, wait: &Wait<'_>) -> String {
+    match phase {
+        Phase::Paused if wait.position.awaiting_promotion => "AwaitingPromotion".into(),
+        Phase::Paused if wait.gives_way_to.is_some() => "WaitingForRollout".into(),
+        Phase::Paused if wait.suspended => "Suspended".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The conditions, by one mapping from the phase (docs/rollouts.md has the table):
+///
+/// - `Ready` is True only when `Succeeded`;
+/// - `Stalled` is True when the change did not land and a person must decide what next:
+///   `RolledBack`, `Failed`, and `Paused` by a halt (`onFailure: Pause`); its reason is the
+///   cause (`CanaryFailed`, `FailureBudgetExceeded`, `Aborted`, `RollbackFailed`);
+/// - `Reconciling` is True while the rollout has work left that needs no person: waiting
+///   for approval, a window, a promotion or another rollout, paused, progressing, rolling
+///   back, or (superseded) finishing its targets in progress;
+///
+/// so that `Ready` and `Stalled` are never both True, and `Reconciling` turns False exactly
+/// when the rollout has ended or needs a person: `kubectl wait
+/// --for=condition=Reconciling=False` ends on either outcome.
 fn conditions(
     phase: Phase,
+    wait: &Wait<'_>,
     approved: bool,
-    approval_at: Option<Timestamp>,
     window_open: bool,
     window_allows: bool,
     emergency: bool,
-    halt: Option<&Halt>,
-    counts: &Counts,
     message: &str,
 ) -> Vec<(CT, CS, String, String)> {
+    let (halt, counts) = (wait.halt, wait.counts);
     let phase_name = format!("{phase:?}");
-    let stalled = phase == Phase::Failed || (phase == Phase::Paused && halt.is_some());
-    let reconciling =
-        matches!(phase, Phase::Progressing | Phase::RollingBack) || counts.in_progress > 0;
-    let stalled_reason = halt.map_or_else(|| phase_name.clone(), |h| h.reason.as_str().to_owned());
-    let approval = match (approved, approval_at) {
+    let stalled_reason = match phase {
+        Phase::Failed => Some("RollbackFailed".to_owned()),
+        Phase::RolledBack | Phase::Paused => halt.map(|h| h.reason.as_str().to_owned()),
+        Phase::Pending
+        | Phase::AwaitingApproval
+        | Phase::Scheduled
+        | Phase::Progressing
+        | Phase::Succeeded
+        | Phase::RollingBack
+        | Phase::Superseded => None,
+    };
+    let stalled = stalled_reason.is_some();
+    let reconciling = !stalled
+        && match phase {
+            Phase::Succeeded => false,
+            Phase::Superseded => counts.in_progress > 0,
+            _ => true,
+        };
+    let approval = match (approved, wait.approval_at) {
         (true, Some(_)) => ("AutomaticApproval", "approved".to_owned()),
         (true, None) => ("Approved", "approved".to_owned()),
         (false, Some(at)) => ("AwaitingDelay", format!("approved automatically at {at}")),
@@ -270,13 +334,21 @@ fn conditions(
         (
             CT::Reconciling,
             CS::from_bool(reconciling),
-            phase_name.clone(),
-            message.to_owned(),
+            if reconciling {
+                waiting_reason(phase, wait)
+            } else {
+                phase_name.clone()
+            },
+            if reconciling {
+                message.to_owned()
+            } else {
+                String::new()
+            },
         ),
         (
             CT::Stalled,
             CS::from_bool(stalled),
-            stalled_reason,
+            stalled_reason.unwrap_or(phase_name),
             if stalled {
                 message.to_owned()
             } else {

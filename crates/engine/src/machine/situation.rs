@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 
-use super::{Action, Counts, InProgress, Input, Record, RecordState};
+use super::{Action, Counts, InProgress, Input, Record, RecordState, Records};
 use crate::{
     keys,
     plan::{self, Inventory, Wave},
@@ -21,6 +21,12 @@ pub(super) enum State {
     LockedElsewhere,
     /// This rollout works on it.
     InProgress(Action),
+    /// Its work ended with its change made (`failed` or not) and this rollout keeps the
+    /// lock: it waits for its turn to be rolled back, under the same lock.
+    Held {
+        /// The work failed.
+        failed: bool,
+    },
     Updated,
     Failed,
     RolledBack,
@@ -29,10 +35,17 @@ pub(super) enum State {
 
 impl State {
     pub(super) const fn finished(self) -> bool {
-        matches!(
-            self,
-            State::Updated | State::Failed | State::RolledBack | State::RollbackFailed
-        )
+        match self {
+            State::Updated | State::Failed | State::RolledBack | State::RollbackFailed => true,
+            // A held target has finished its work; it only waits to be undone.
+            State::Held { .. } => true,
+            State::Pending | State::LockedElsewhere | State::InProgress(_) => false,
+        }
+    }
+
+    /// The rollout holds the target's lock.
+    pub(super) const fn locked(self) -> bool {
+        matches!(self, State::InProgress(_) | State::Held { .. })
     }
 }
 
@@ -41,7 +54,11 @@ pub(super) struct Entry<'a> {
     pub(super) candidate: &'a Candidate,
     pub(super) pool: Option<&'a str>,
     pub(super) lock: Option<&'a str>,
+    /// This rollout's record on the target.
     pub(super) record: Option<Record>,
+    /// Another rollout of the policy has taken the target's lock since this rollout's
+    /// record was written: what the target carries now is no longer this rollout's doing.
+    pub(super) overtaken: bool,
     pub(super) state: State,
 }
 
@@ -54,47 +71,80 @@ pub(super) struct Situation<'a> {
     pub(super) retrying: bool,
 }
 
-fn lock_of(candidate: &Candidate) -> Option<&str> {
+pub(super) fn lock_of(candidate: &Candidate) -> Option<&str> {
     candidate.annotations.get(keys::LOCK).map(String::as_str)
+}
+
+/// This rollout's record on a target, and whether it is the current one.
+fn own_record(
+    input: &Input<'_>,
+    record_key: &str,
+    candidate: &Candidate,
+) -> Option<(Record, bool)> {
+    let rollout = input.rollout;
+    let value = candidate.annotations.get(record_key)?;
+    // Most targets carry no record of this rollout: skip parsing them.
+    if !value.contains(rollout.name.as_str()) {
+        return None;
+    }
+    let records = Records::parse(value)?;
+    let current = records.current.belongs_to(&rollout.name, &rollout.uid);
+    let record = records.of(&rollout.name, &rollout.uid)?.clone();
+    Some((record, current))
 }
 
 pub(super) fn situation<'a>(input: &'a Input<'a>) -> Situation<'a> {
     let rollout = input.rollout;
     let policy = input.policy;
-    let retrying = rollout.retry > input.status.observed_retry;
+    let retrying = rollout.retry > input.status.observed_retry && !input.superseded;
     let record_key = keys::record(&policy.name);
     // Records are parsed once, and only those of this rollout are kept.
-    let records: BTreeMap<&TargetId, Record> = input
+    let records: BTreeMap<&TargetId, (Record, bool)> = input
         .candidates
         .iter()
-        .filter(|c| {
-            c.annotations
-                .get(&record_key)
-                .is_some_and(|r| r.contains(rollout.name.as_str()))
-        })
-        .filter_map(|c| Record::read(&c.annotations, &policy.name).map(|r| (&c.id, r)))
-        .filter(|(_, r)| r.rollout == rollout.name)
+        .filter_map(|c| own_record(input, &record_key, c).map(|r| (&c.id, r)))
         .collect();
+    let touched =
+        |c: &Candidate| records.contains_key(&c.id) || lock_of(c) == Some(rollout.name.as_str());
     let query = plan::Query {
         policy: &policy.name,
         version: &rollout.patch.version,
         group_by: policy.strategy.group_by.as_deref(),
         now: input.now,
     };
-    let inventory = plan::inventory(
+    let mut inventory = plan::inventory(
         &policy.targets,
         &query,
         input.candidates,
         input.namespaces,
-        |c| records.contains_key(&c.id) || lock_of(c) == Some(rollout.name.as_str()),
+        touched,
     );
+    // Targets the rollout has worked on stay its targets even if the policy no longer
+    // selects them (relabelled mid-flight): their work is finished, never abandoned.
+    let listed: BTreeSet<&TargetId> = inventory.eligible.iter().map(|c| &c.id).collect();
+    let strays: Vec<&Candidate> = input
+        .candidates
+        .iter()
+        .filter(|c| touched(c) && !listed.contains(&c.id))
+        .collect();
+    inventory.eligible.extend(strays);
+    // Targets already worked on come first, each part in rollout order: targets that
+    // become eligible later (a new node, an exclusion lifted) join after them, so the waves
+    // the rollout has been through keep their targets.
+    let (mut order, rest): (Vec<&Candidate>, Vec<&Candidate>) =
+        inventory.eligible.iter().partition(|c| touched(c));
+    order.extend(rest);
+    inventory.eligible = order;
     let waves = plan::waves(&policy.strategy, inventory.eligible.len());
     let entries = inventory
         .eligible
         .iter()
         .map(|candidate| {
             let lock = lock_of(candidate);
-            let record = records.get(&candidate.id).cloned();
+            let (record, current) = match records.get(&candidate.id) {
+                Some((record, current)) => (Some(record.clone()), *current),
+                None => (None, false),
+            };
             let ours = lock == Some(rollout.name.as_str());
             let stale = |r: &Record| r.attempt < rollout.retry;
             let state = match &record {
@@ -102,6 +152,11 @@ pub(super) fn situation<'a>(input: &'a Input<'a>) -> Situation<'a> {
                     Some(action) if ours || lock.is_none() => State::InProgress(action),
                     Some(_) => State::LockedElsewhere,
                     None => match r.state {
+                        RecordState::Updated | RecordState::Failed if ours && current => {
+                            State::Held {
+                                failed: r.state == RecordState::Failed,
+                            }
+                        }
                         RecordState::Updated => State::Updated,
                         _ if stale(r) => State::Pending,
                         RecordState::Failed => State::Failed,
@@ -120,6 +175,7 @@ pub(super) fn situation<'a>(input: &'a Input<'a>) -> Situation<'a> {
                 candidate,
                 pool: policy.targets.pool(candidate),
                 lock,
+                overtaken: record.is_some() && !current,
                 record,
                 state,
             }
@@ -199,7 +255,8 @@ pub(super) fn wave_position(input: &Input<'_>, situation: &Situation<'_>) -> Wav
     position
 }
 
-/// How many targets may be in progress at once, per pool.
+/// How many targets may be in progress at once, per pool, across all the policy's
+/// rollouts.
 pub(super) struct Capacity<'a> {
     /// The limit of each pool (`None`: the rollout has no pools).
     limits: BTreeMap<Option<&'a str>, u32>,
@@ -219,11 +276,34 @@ impl<'a> Capacity<'a> {
         Capacity { limits }
     }
 
-    pub(super) fn busy(&self, situation: &Situation<'a>) -> BTreeMap<Option<&'a str>, u32> {
+    /// The targets in progress in each pool: those locked by any rollout of the policy
+    /// (this one, the others, or one that no longer exists but whose record shows it held
+    /// the lock for the policy), less those `released` by this decision.
+    pub(super) fn busy(
+        &self,
+        input: &Input<'a>,
+        released: &BTreeSet<&TargetId>,
+    ) -> BTreeMap<Option<&'a str>, u32> {
         let mut busy = BTreeMap::new();
-        for entry in &situation.entries {
-            if matches!(entry.state, State::InProgress(_)) {
-                *busy.entry(entry.pool).or_default() += 1;
+        let record_key = keys::record(&input.policy.name);
+        for candidate in input.candidates {
+            let Some(holder) = lock_of(candidate) else {
+                continue;
+            };
+            if released.contains(&candidate.id) {
+                continue;
+            }
+            let of_policy = holder == input.rollout.name
+                || input.siblings.iter().any(|s| s.name == holder)
+                || candidate
+                    .annotations
+                    .get(&record_key)
+                    .and_then(|v| Records::parse(v))
+                    .is_some_and(|r| r.current.rollout == holder);
+            if of_policy {
+                *busy
+                    .entry(input.policy.targets.pool(candidate))
+                    .or_default() += 1;
             }
         }
         busy
@@ -253,7 +333,7 @@ pub(super) fn counts(situation: &Situation<'_>, in_progress: &[InProgress]) -> C
         }
         match entry.state {
             State::Pending | State::LockedElsewhere => counts.pending += 1,
-            State::InProgress(_) => {}
+            State::InProgress(_) | State::Held { .. } => {}
             State::Updated => counts.updated += 1,
             State::Failed | State::RollbackFailed => counts.failed += 1,
             State::RolledBack => counts.rolled_back += 1,

@@ -164,8 +164,13 @@ fn node_step(
     let Some(job) = &node.updater else {
         if node.pods_to_evict.is_empty() {
             let (_, node_name) = target.as_str().split_at("Node/".len());
-            let job =
-                naming::updater_job_name(&rollout.name, node_name, action.as_str(), record.attempt);
+            let job = naming::updater_job_name(
+                &rollout.name,
+                node_name,
+                action.as_str(),
+                record.attempt,
+                record.lock_token(),
+            );
             let run = TargetAction::RunUpdater {
                 target: target.clone(),
                 job,

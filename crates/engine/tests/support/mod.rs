@@ -12,7 +12,7 @@ use patchpilot_engine::{
     keys,
     machine::{
         self, Action, Change, Decision, HealthFacts, Input, JobFacts, JobState, Live, NodeFacts,
-        Observed, Record, RecordState, Rollout, Status, TargetAction, Updater,
+        Observed, Record, RecordState, Records, Rollout, Status, TargetAction, Updater,
     },
     plan::{Namespaces, Scope, TargetRules},
     policy::{
@@ -105,6 +105,8 @@ pub struct Logged {
 pub enum What {
     Locked(Action),
     Released(RecordState),
+    Held(RecordState),
+    Abandoned,
     MarkedFailed,
     Unlocked,
     UpdaterRun(Action),
@@ -185,6 +187,8 @@ pub fn stages(percents: &[u8], soak: Duration) -> Vec<Stage> {
 pub fn rollout(created: Timestamp) -> Rollout {
     Rollout {
         name: "os-0000abcd".into(),
+        uid: "uid-os-0000abcd".into(),
+        hand_made: false,
         patch: machine::Patch {
             version: "v2".into(),
             classification: Classification::Important,
@@ -254,12 +258,14 @@ impl World {
             .collect()
     }
 
-    fn job_name(&self, node: &Node, action: Action, attempt: u32) -> String {
+    fn job_name(&self, node: &Node, record: &Record) -> String {
+        let action = record.state.in_progress().unwrap_or(Action::Apply);
         patchpilot_engine::naming::updater_job_name(
-            &self.rollout.name,
+            &record.rollout,
             &node.name,
             action.as_str(),
-            attempt,
+            record.attempt,
+            record.lock_token(),
         )
     }
 
@@ -267,8 +273,8 @@ impl World {
     pub fn observe(&self, node: &Node) -> Observed {
         let record = Record::read(&node.annotations, &self.policy.name);
         let job = record.as_ref().and_then(|r| {
-            let action = r.state.in_progress()?;
-            let name = self.job_name(node, action, r.attempt);
+            r.state.in_progress()?;
+            let name = self.job_name(node, r);
             node.jobs.iter().find(|j| j.name == name)
         });
         let updater = job.map(|j| {
@@ -365,6 +371,8 @@ impl World {
             policy: &self.policy,
             window: self.window.as_ref(),
             superseded: self.superseded,
+            stopping: false,
+            siblings: &[],
             status: &self.status,
             candidates,
             namespaces,
@@ -424,11 +432,14 @@ impl World {
             TargetAction::Lock { target, record } => {
                 let name = node_of(target);
                 let node = self.node(&name);
-                if node.annotations.contains_key(keys::LOCK) {
-                    return;
-                }
+                let in_place = match node.annotations.get(keys::LOCK) {
+                    Some(holder) if *holder == rollout_name => true,
+                    Some(_) => return,
+                    None => false,
+                };
                 let mut record = record.clone();
-                record.cordoned = !node.unschedulable;
+                // A node this rollout cordoned and still holds stays its to uncordon.
+                record.cordoned = !node.unschedulable || (in_place && record.cordoned);
                 record.boot_id = Some(format!("boot-{}", node.boot));
                 if record.state == RecordState::Applying {
                     record.previous_version =
@@ -438,8 +449,7 @@ impl World {
                 node.drain_started = Some(now);
                 node.pods = node.script.pods;
                 node.annotations.insert(keys::LOCK.into(), rollout_name);
-                node.annotations
-                    .insert(keys::record(&policy), record.to_annotation());
+                write_record(node, &policy, record.clone());
                 let entry = log(target, What::Locked(record.state.in_progress().unwrap()));
                 self.log.push(entry);
             }
@@ -482,8 +492,7 @@ impl World {
             TargetAction::Uncordon { target, record } => {
                 let node = self.node(&node_of(target));
                 node.unschedulable = false;
-                node.annotations
-                    .insert(keys::record(&policy), record.to_annotation());
+                write_record(node, &policy, record.clone());
             }
             TargetAction::Release {
                 target,
@@ -492,8 +501,7 @@ impl World {
                 uncordon,
             } => {
                 let node = self.node(&node_of(target));
-                node.annotations
-                    .insert(keys::record(&policy), record.to_annotation());
+                write_record(node, &policy, record.clone());
                 match version {
                     Some(v) => node.annotations.insert(keys::version(&policy), v.clone()),
                     None => node.annotations.remove(&keys::version(&policy)),
@@ -507,9 +515,30 @@ impl World {
             }
             TargetAction::MarkFailed { target, record } => {
                 let node = self.node(&node_of(target));
-                node.annotations
-                    .insert(keys::record(&policy), record.to_annotation());
+                write_record(node, &policy, record.clone());
                 let entry = log(target, What::MarkedFailed);
+                self.log.push(entry);
+            }
+            TargetAction::Hold { target, record } => {
+                let node = self.node(&node_of(target));
+                write_record(node, &policy, record.clone());
+                let entry = log(target, What::Held(record.state));
+                self.log.push(entry);
+            }
+            TargetAction::Abandon { target, uncordon } => {
+                let node = self.node(&node_of(target));
+                let records = Records::read(&node.annotations, &policy);
+                match Records::without(records, &rollout_name, "") {
+                    Some(records) => node
+                        .annotations
+                        .insert(keys::record(&policy), records.to_annotation()),
+                    None => node.annotations.remove(&keys::record(&policy)),
+                };
+                node.annotations.remove(keys::LOCK);
+                if *uncordon {
+                    node.unschedulable = false;
+                }
+                let entry = log(target, What::Abandoned);
                 self.log.push(entry);
             }
             TargetAction::Unlock { target } => {
@@ -600,4 +629,13 @@ impl World {
     pub fn event_reasons(&self) -> Vec<String> {
         self.events.iter().map(|e| e.reason.clone()).collect()
     }
+}
+
+/// Writes a rollout's record on a node the way the controller does: the rollout's record
+/// becomes current, the others' are kept.
+pub fn write_record(node: &mut Node, policy: &str, record: Record) {
+    let previous = Records::read(&node.annotations, policy);
+    let records = Records::with(previous, record, |_| true);
+    node.annotations
+        .insert(keys::record(policy), records.to_annotation());
 }
