@@ -115,12 +115,16 @@ with_status!(
     MaintenanceWindow => crate::api::MaintenanceWindowStatus,
 );
 
-/// What the operator did to objects that its cache has not seen yet: a value per object,
-/// with the resource versions the cache may still show that come before the operator's
-/// action: the version it acted on and, after several actions in a row, the versions its own
+/// What the operator did to objects that its caches have not seen yet: a value per object,
+/// with the resource versions a cache may still show that come before the operator's
+/// action: the versions it acted on and, after several actions in a row, the versions its own
 /// earlier writes produced. Resource versions are opaque, so "before" is only ever known
-/// this way. Once the cache holds any other version, it reflects the action (or something
-/// newer) and the value is dropped.
+/// this way. A cache holding any other version reflects the action (or something newer).
+///
+/// Reading never forgets: a reconcile may run on a snapshot older than what another one
+/// has already seen, and must still find the action. Entries are replaced by the next
+/// action on the object, and dropped once older than [`Unseen::KEEP`], far longer than a
+/// watch takes to bring a change.
 struct Unseen<V>(Mutex<HashMap<String, Acted<V>>>);
 
 struct Acted<V> {
@@ -129,6 +133,8 @@ struct Acted<V> {
     /// The version the action produced, when the server said.
     after: Option<String>,
     value: V,
+    /// When the action was taken.
+    at: Timestamp,
 }
 
 impl<V> Default for Unseen<V> {
@@ -138,41 +144,53 @@ impl<V> Default for Unseen<V> {
 }
 
 impl<V: Clone> Unseen<V> {
+    const KEEP: jiff::SignedDuration = jiff::SignedDuration::from_secs(120);
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Acted<V>>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The value of `key` while the cache holds `version`, one from before the action.
+    /// The value of `key` while a cache holds `version`, one from before the action.
     fn get(&self, key: &str, version: Option<&str>) -> Option<V> {
-        let mut map = self.lock();
+        let map = self.lock();
         let acted = map.get(key)?;
-        if version.is_some_and(|v| acted.before.iter().any(|b| b == v)) {
-            return Some(acted.value.clone());
-        }
-        map.remove(key);
-        None
+        version
+            .is_some_and(|v| acted.before.iter().any(|b| b == v))
+            .then(|| acted.value.clone())
     }
 
-    /// Records `value` for an action on `key` while the cache held `version`, which produced
-    /// the version `after` (if known); `None` forgets the key.
-    fn set(&self, key: &str, version: Option<&str>, after: Option<&str>, value: Option<V>) {
+    /// Records `value` for an action on `key` at `now`, taken while it was known at
+    /// `versions` (the cached one, and one a fresh read gave), which produced the version
+    /// `after` (if known); `None` forgets the key.
+    fn set(
+        &self,
+        key: &str,
+        versions: &[&str],
+        after: Option<&str>,
+        value: Option<V>,
+        now: Timestamp,
+    ) {
         let mut map = self.lock();
-        let (Some(version), Some(value)) = (version, value) else {
-            map.remove(key);
+        let horizon = now.saturating_sub(Self::KEEP).unwrap_or(now);
+        map.retain(|_, acted| acted.at >= horizon);
+        let last = map.remove(key);
+        let Some(value) = value.filter(|_| !versions.is_empty()) else {
             return;
         };
-        let mut before = match map.remove(key) {
+        let mut before = match last {
             // Acting again on a version from before the last action: the last action's
             // own version is now from before too.
-            Some(last) if last.before.iter().any(|b| b == version) => {
+            Some(last) if versions.iter().any(|v| last.before.iter().any(|b| b == v)) => {
                 let mut before = last.before;
                 before.extend(last.after);
                 before
             }
             _ => Vec::new(),
         };
-        if !before.iter().any(|b| b == version) {
-            before.push(version.to_owned());
+        for version in versions {
+            if !before.iter().any(|b| b == version) {
+                before.push((*version).to_owned());
+            }
         }
         map.insert(
             key.to_owned(),
@@ -180,6 +198,7 @@ impl<V: Clone> Unseen<V> {
                 before,
                 after: after.map(str::to_owned),
                 value,
+                at: now,
             },
         );
     }
@@ -212,18 +231,27 @@ impl WrittenStatuses {
         status.downcast_ref::<K::Status>().cloned()
     }
 
-    /// Remembers `status`, written to `object` as cached, which made version `written`.
+    /// Remembers `status`, written at `now` to `object` as cached, which made version
+    /// `written`; `None` forgets.
     fn remember<K: WithStatus>(
         &self,
         object: &K,
         written: Option<&str>,
         status: Option<K::Status>,
+        now: Timestamp,
     ) {
+        let versions: Vec<&str> = object
+            .meta()
+            .resource_version
+            .as_deref()
+            .into_iter()
+            .collect();
         self.0.set(
             &Self::key(object),
-            object.meta().resource_version.as_deref(),
+            &versions,
             written,
             status.map(|s| Arc::new(s) as Arc<dyn std::any::Any + Send + Sync>),
+            now,
         );
     }
 }
@@ -241,42 +269,19 @@ pub struct TargetWrite {
 /// The operator's writes to targets that its caches have not seen yet, so that a reconcile
 /// running right after a write (another rollout's, or the same one's again) decides from
 /// the target as written: it does not lock a target twice, count a finished target as in
-/// progress, or send the same write again.
-///
-/// Two caches watch a target in progress (its metadata, and the whole object), each at its
-/// own pace, so reading a write back never forgets it: entries are replaced by the next
-/// write to the target, and dropped once older than [`TargetWrites::KEEP`].
+/// progress, or send the same write again. Two caches watch a target in progress (its
+/// metadata, and the whole object), each at its own pace; both read the write back.
 #[derive(Default)]
-pub struct TargetWrites(Mutex<HashMap<String, Written>>);
-
-struct Written {
-    /// Versions of the target from before the write.
-    before: Vec<String>,
-    /// The version the write produced.
-    after: Option<String>,
-    write: TargetWrite,
-    at: Timestamp,
-}
+pub struct TargetWrites(Unseen<TargetWrite>);
 
 impl TargetWrites {
-    /// How long a write is remembered: far longer than a watch takes to bring it.
-    pub const KEEP: jiff::SignedDuration = jiff::SignedDuration::from_secs(120);
-
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Written>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// The last write to `target`, while a cache holds `version`, one from before it.
     pub fn get(&self, target: &str, version: Option<&str>) -> Option<TargetWrite> {
-        let map = self.map();
-        let written = map.get(target)?;
-        version
-            .is_some_and(|v| written.before.iter().any(|b| b == v))
-            .then(|| written.write.clone())
+        self.0.get(target, version)
     }
 
     /// Remembers a write to `target` at `now`, made while it was known at `versions` (the
-    /// cached one, and the one a fresh read gave), which produced version `after`.
+    /// cached ones, and the one a fresh read gave), which produced version `after`.
     pub fn remember(
         &self,
         target: &str,
@@ -285,33 +290,7 @@ impl TargetWrites {
         write: TargetWrite,
         now: Timestamp,
     ) {
-        let mut map = self.map();
-        let horizon = now.saturating_sub(Self::KEEP).unwrap_or(now);
-        map.retain(|_, w| w.at >= horizon);
-        let mut before = match map.remove(target) {
-            // Writing again to a version from before the last write: the last write's own
-            // version is from before this one too.
-            Some(last) if versions.iter().any(|v| last.before.iter().any(|b| b == v)) => {
-                let mut before = last.before;
-                before.extend(last.after);
-                before
-            }
-            _ => Vec::new(),
-        };
-        for version in versions {
-            if !before.iter().any(|b| b == version) {
-                before.push((*version).to_owned());
-            }
-        }
-        map.insert(
-            target.to_owned(),
-            Written {
-                before,
-                after: after.map(str::to_owned),
-                write,
-                at: now,
-            },
-        );
+        self.0.set(target, versions, after, Some(write), now);
     }
 }
 
@@ -455,6 +434,7 @@ impl Context {
         if object.status() == Some(status) {
             return Ok(());
         }
+
         let value = serde_json::to_value(status).map_err(|e| {
             super::error::Error::api(
                 format!("serialize a {} status", K::kind(&())),
@@ -464,12 +444,16 @@ impl Context {
         let name = object.meta().name.as_deref().unwrap_or_default();
         match apply_status::<K>(&self.client, name, &value).await {
             Ok(version) => {
-                self.written
-                    .remember(object, version.as_deref(), Some(status.clone()));
+                self.written.remember(
+                    object,
+                    version.as_deref(),
+                    Some(status.clone()),
+                    self.clock.now(),
+                );
                 Ok(())
             }
             Err(e) => {
-                self.written.remember(object, None, None);
+                self.written.remember(object, None, None, self.clock.now());
                 Err(e)
             }
         }
@@ -559,8 +543,12 @@ mod tests {
         .unwrap()
     }
 
+    fn at(minutes: i64) -> Timestamp {
+        Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_mins(minutes)
+    }
+
     #[test]
-    fn a_written_status_is_read_back_until_the_cache_moves_on() {
+    fn a_written_status_is_read_back_while_a_cache_shows_the_version_before() {
         let written = WrittenStatuses::default();
         let cached = window("10");
         assert_eq!(written.pending(&cached), None);
@@ -568,16 +556,20 @@ mod tests {
             open: true,
             ..Default::default()
         };
-        written.remember(&cached, Some("11"), Some(open.clone()));
+        written.remember(&cached, Some("11"), Some(open.clone()), at(0));
         // The cache still holds version 10: the write is what the object has now.
         assert_eq!(written.pending(&cached), Some(open.clone()));
-        // The cache has caught up (or someone else wrote): the cached object rules again,
-        // and the entry is gone for good.
+        // The cache has caught up (or someone else wrote): the cached object rules.
         assert_eq!(written.pending(&window("11")), None);
-        assert_eq!(written.pending(&cached), None);
+        // A reconcile on a snapshot taken before still reads the write back, whoever saw
+        // the newer version first (it used to be forgotten then, and written twice).
+        assert_eq!(written.pending(&cached), Some(open.clone()));
         // A failed write forgets.
-        written.remember(&cached, Some("11"), Some(open.clone()));
-        written.remember(&cached, None, None);
+        written.remember(&cached, None, None, at(1));
+        assert_eq!(written.pending(&cached), None);
+        // Entries age out once far older than any watch delay.
+        written.remember(&cached, Some("11"), Some(open.clone()), at(2));
+        written.remember(&window("20"), Some("21"), Some(open.clone()), at(30));
         assert_eq!(written.pending(&cached), None);
     }
 
@@ -590,13 +582,12 @@ mod tests {
         };
         // Written at version 10 (making 11), then again while the cache still showed 10
         // (making 12).
-        written.remember(&window("10"), Some("11"), Some(status(true)));
-        written.remember(&window("10"), Some("12"), Some(status(false)));
+        written.remember(&window("10"), Some("11"), Some(status(true)), at(0));
+        written.remember(&window("10"), Some("12"), Some(status(false)), at(0));
         // The cache catching up with the first write still shows an old status.
         assert_eq!(written.pending(&window("11")), Some(status(false)));
         assert_eq!(written.pending(&window("10")), Some(status(false)));
         // It has caught up with the second.
         assert_eq!(written.pending(&window("12")), None);
-        assert_eq!(written.pending(&window("11")), None);
     }
 }

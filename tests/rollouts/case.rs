@@ -14,6 +14,7 @@ pub const START: &str = "2026-11-28T00:00:00Z";
 pub struct Case {
     spec: Value,
     objects: Vec<Value>,
+    acts: Vec<(jiff::SignedDuration, super::harness::Act)>,
 }
 
 /// Parses a YAML snippet.
@@ -56,6 +57,7 @@ timings: {{podStart: 5s, updater: 2m, reboot: 1m}}
         Case {
             spec,
             objects: Vec::new(),
+            acts: Vec::new(),
         }
     }
 
@@ -144,8 +146,26 @@ spec:
             .join("\n---\n")
     }
 
+    /// The name of the rollout the policy `policy` makes for its patch.
+    pub fn rollout_name(&self, policy: &str) -> String {
+        let object = self
+            .objects
+            .iter()
+            .find(|o| o["kind"] == "PatchPolicy" && o["metadata"]["name"] == policy)
+            .unwrap_or_else(|| panic!("no policy {policy}"));
+        let patch = serde_json::from_value(object["spec"]["patch"].clone()).unwrap();
+        patchpilot::controller::rollout::name_for(policy, &patch)
+    }
+
+    /// A person does `act` this long after the start (`"5m"`, `"1h30m"`).
+    pub fn at(mut self, after: &str, act: super::harness::Act) -> Self {
+        let after: jiff::SignedDuration = after.parse().unwrap_or_else(|e| panic!("{after}: {e}"));
+        self.acts.push((after, act));
+        self
+    }
+
     /// Runs it.
     pub async fn run(&self) -> super::harness::Outcome {
-        super::harness::run_scenario(&self.yaml()).await
+        super::harness::run_scenario_with(&self.yaml(), &self.acts).await
     }
 }

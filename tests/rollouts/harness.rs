@@ -6,10 +6,15 @@
 //!
 //! - a target is *in progress* from the write that sets its `patchpilot.dev/lock`
 //!   annotation to the write that removes it; at no point may more than `maxUnavailable`
-//!   targets of one rollout (of one pool, with `poolLabel`) be in progress;
-//! - a lock that starts applying the patch (its record says `Applying`) must fall inside a
-//!   window interval with at least the cutoff left;
-//! - the operator uncordons only nodes it cordoned, and no node it cordoned stays cordoned.
+//!   targets of one policy (of one pool, with `poolLabel`) be in progress, across all the
+//!   policy's rollouts, and no target is locked by a rollout while another holds it;
+//! - a rollout starts applying its patch to a target (a lock whose record says
+//!   `Applying`) at most once, and only inside a window interval with at least the cutoff
+//!   left;
+//! - a node is released as updated only after an updater Job ran for that very lock;
+//! - the operator uncordons only nodes it cordoned, and no node it cordoned stays cordoned;
+//!   no target is left locked once its rollouts have ended or are gone;
+//! - a rollout's status, once it has ended, never changes.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -52,8 +57,79 @@ pub struct Outcome {
     store: Arc<Store>,
 }
 
-/// Runs a scenario (multi-document YAML) to its end with the operator.
-pub async fn run_scenario(yaml: &str) -> Outcome {
+/// Something a person does to the cluster during a run, with kubectl's requests (as the
+/// user `sandbox-admin`).
+#[derive(Clone, Debug)]
+pub enum Act {
+    /// `kubectl create -f` of an object.
+    Create(Value),
+    /// `kubectl delete` of an object: (apiVersion, plural, namespace, name).
+    Delete(&'static str, &'static str, Option<&'static str>, String),
+    /// `kubectl patch --type merge`: (apiVersion, plural, namespace, name, patch).
+    Patch(
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        String,
+        Value,
+    ),
+}
+
+/// The API resource of `api_version` and `plural`, for a dynamic client.
+fn resource(api_version: &str, plural: &str, kind: &str) -> kube::api::ApiResource {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    kube::api::ApiResource {
+        group: group.to_owned(),
+        version: version.to_owned(),
+        api_version: api_version.to_owned(),
+        kind: kind.to_owned(),
+        plural: plural.to_owned(),
+    }
+}
+
+/// Carries out `act` with `client`.
+async fn perform(client: kube::Client, act: &Act) {
+    use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+    let api = |api_version: &str, plural: &str, kind: &str, ns: Option<&str>| {
+        let resource = resource(api_version, plural, kind);
+        match ns {
+            Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource),
+            None => Api::<DynamicObject>::all_with(client.clone(), &resource),
+        }
+    };
+    match act {
+        Act::Create(object) => {
+            let kind = object["kind"].as_str().unwrap();
+            let lower = kind.to_lowercase();
+            let plural = match lower.strip_suffix('y') {
+                Some(stem) => format!("{stem}ies"),
+                None => format!("{lower}s"),
+            };
+            let ns = object["metadata"]["namespace"].as_str();
+            let dynamic: DynamicObject = serde_json::from_value(object.clone()).unwrap();
+            api(object["apiVersion"].as_str().unwrap(), &plural, kind, ns)
+                .create(&PostParams::default(), &dynamic)
+                .await
+                .unwrap();
+        }
+        Act::Delete(api_version, plural, ns, name) => {
+            api(api_version, plural, "", *ns)
+                .delete(name, &DeleteParams::default())
+                .await
+                .unwrap();
+        }
+        Act::Patch(api_version, plural, ns, name, patch) => {
+            api(api_version, plural, "", *ns)
+                .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Runs a scenario to its end with the operator, a person doing `acts`, each that long
+/// after the start.
+pub async fn run_scenario_with(yaml: &str, acts: &[(SignedDuration, Act)]) -> Outcome {
     let scenario = Scenario::parse(Path::new("scenario.yaml"), yaml).unwrap();
     let buffer = Buffer::default();
     let options = Options {
@@ -62,6 +138,15 @@ pub async fn run_scenario(yaml: &str) -> Outcome {
     };
     let sandbox = Sandbox::new(scenario, options).unwrap();
     let store = sandbox.store().clone();
+    let admin = sandbox.client(patchpilot::sandbox::run::ADMIN_USER);
+    let start = store.clock().now();
+    for (after, act) in acts.iter().cloned() {
+        let (client, clock) = (admin.clone(), store.clock().clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(clock.sleep_for(start.saturating_add(after).unwrap())).await;
+            perform(client, &act).await;
+        });
+    }
     let options = RunOptions {
         serve: None,
         kubeconfig_out: None,
@@ -128,6 +213,10 @@ impl Rules {
 pub struct LockEvent {
     /// When (virtual time).
     pub at: Timestamp,
+    /// The policy whose record the write carried.
+    pub policy: Option<String>,
+    /// The record's attempt (`spec.retry` when the work began).
+    pub attempt: u64,
     /// The target, as `Node/<name>` or `<Kind>/<namespace>/<name>`.
     pub target: String,
     /// The rollout taking the lock, or `None` for a release.
@@ -258,16 +347,26 @@ impl Outcome {
             .filter_map(|e| {
                 let annotations = &e["requestObject"]["metadata"]["annotations"];
                 let lock = annotations.get("patchpilot.dev/lock")?;
-                let state = annotations
-                    .as_object()?
-                    .iter()
-                    .find(|(k, _)| {
-                        k.starts_with("patch.patchpilot.dev/") && k.ends_with(".rollout")
-                    })
-                    .and_then(|(_, v)| serde_json::from_str::<Value>(v.as_str()?).ok())
+                let record = annotations.as_object()?.iter().find(|(k, _)| {
+                    k.starts_with("patch.patchpilot.dev/") && k.ends_with(".rollout")
+                });
+                let policy = record.map(|(k, _)| {
+                    k.trim_start_matches("patch.patchpilot.dev/")
+                        .trim_end_matches(".rollout")
+                        .to_owned()
+                });
+                let record =
+                    record.and_then(|(_, v)| serde_json::from_str::<Value>(v.as_str()?).ok());
+                let state = record
+                    .as_ref()
                     .and_then(|record| record["state"].as_str().map(str::to_owned));
                 Some(LockEvent {
                     at: timestamp(e),
+                    policy,
+                    attempt: record
+                        .as_ref()
+                        .and_then(|r| r["attempt"].as_u64())
+                        .unwrap_or(0),
                     target: target_of(e)?,
                     holder: lock.as_str().map(str::to_owned),
                     state,
@@ -304,20 +403,47 @@ impl Outcome {
                 )
             })
             .collect();
-        let mut held: BTreeMap<String, String> = BTreeMap::new();
+        // Target → (holder, policy).
+        let mut held: BTreeMap<String, (String, String)> = BTreeMap::new();
+        let mut started: BTreeMap<(String, u64, String), usize> = BTreeMap::new();
         let mut replay = Replay::default();
         for event in self.locks() {
             match &event.holder {
                 Some(holder) => {
-                    if let Some(other) = held.get(&event.target) {
+                    let policy = event
+                        .policy
+                        .clone()
+                        .unwrap_or_else(|| self.policy_of(holder));
+                    if let Some((other, _)) = held.get(&event.target) {
                         assert_eq!(
                             other, holder,
                             "{} locked by {holder} while {other} held it (at {})",
                             event.target, event.at
                         );
                     }
-                    held.insert(event.target.clone(), holder.clone());
-                    let policy = self.policy_of(holder);
+                    let again = held.get(&event.target).is_some_and(|(h, _)| h == holder);
+                    held.insert(event.target.clone(), (holder.clone(), policy.clone()));
+                    match event.state.as_deref() {
+                        Some("Applying") => {
+                            // A retry (a new attempt) starts failed targets again.
+                            let count = started
+                                .entry((holder.clone(), event.attempt, event.target.clone()))
+                                .or_default();
+                            *count += 1;
+                            assert_eq!(
+                                *count, 1,
+                                "{holder} started {} twice in attempt {} (at {})",
+                                event.target, event.attempt, event.at
+                            );
+                            *replay.applied.entry(event.target.clone()).or_default() += 1;
+                        }
+                        Some("RollingBack")
+                            if !again || replay.rolled_back.last() != Some(&event.target) =>
+                        {
+                            replay.rolled_back.push(event.target.clone());
+                        }
+                        _ => {}
+                    }
                     let Some(rule) = rules.iter().find(|r| r.policy == policy) else {
                         continue;
                     };
@@ -327,39 +453,32 @@ impl Outcome {
                             .unwrap_or("")
                             .to_owned()
                     };
-                    let group = format!("{holder}/{}", pool(&event.target));
-                    let count = held
+                    let group = format!("{policy}/{}", pool(&event.target));
+                    let in_progress: Vec<&String> = held
                         .iter()
-                        .filter(|(t, h)| *h == holder && pool(t) == pool(&event.target))
-                        .count();
+                        .filter(|(t, (_, p))| *p == policy && pool(t) == pool(&event.target))
+                        .map(|(t, _)| t)
+                        .collect();
                     assert!(
-                        count <= rule.max_unavailable,
-                        "{count} targets of {group} in progress at {} (maxUnavailable {}): {:?}",
+                        in_progress.len() <= rule.max_unavailable,
+                        "{} targets of {group} in progress at {} (maxUnavailable {}): {in_progress:?}",
+                        in_progress.len(),
                         event.at,
                         rule.max_unavailable,
-                        held.iter()
-                            .filter(|(_, h)| *h == holder)
-                            .map(|(t, _)| t)
-                            .collect::<Vec<_>>()
                     );
                     let peak = replay.peak.entry(group).or_default();
-                    *peak = (*peak).max(count);
-                    match event.state.as_deref() {
-                        Some("Applying") => {
-                            *replay.applied.entry(event.target.clone()).or_default() += 1;
-                            if let Some(windows) = &rule.windows {
-                                assert!(
-                                    windows.iter().any(|(s, e)| *s <= event.at
-                                        && event.at.saturating_add(rule.cutoff).unwrap() <= *e),
-                                    "{} started at {}, outside the windows {windows:?} (cutoff {})",
-                                    event.target,
-                                    event.at,
-                                    rule.cutoff
-                                );
-                            }
-                        }
-                        Some("RollingBack") => replay.rolled_back.push(event.target.clone()),
-                        _ => {}
+                    *peak = (*peak).max(in_progress.len());
+                    if event.state.as_deref() == Some("Applying")
+                        && let Some(windows) = &rule.windows
+                    {
+                        assert!(
+                            windows.iter().any(|(s, e)| *s <= event.at
+                                && event.at.saturating_add(rule.cutoff).unwrap() <= *e),
+                            "{} started at {}, outside the windows {windows:?} (cutoff {})",
+                            event.target,
+                            event.at,
+                            rule.cutoff
+                        );
                     }
                 }
                 None => {
@@ -368,7 +487,160 @@ impl Outcome {
             }
         }
         self.check_cordons();
+        self.check_updater_jobs();
+        self.check_locks_left();
+        self.check_frozen_statuses();
         replay
+    }
+
+    /// A node is released as updated only after an updater Job was created for that very
+    /// lock: by its holder, for the node, after the lock was taken.
+    #[track_caller]
+    fn check_updater_jobs(&self) {
+        let mut locked_at: BTreeMap<(String, String), Timestamp> = BTreeMap::new();
+        let mut jobs: Vec<(Timestamp, String, String)> = Vec::new();
+        for write in self.operator_writes() {
+            let object = &write["requestObject"];
+            if write["verb"] == "create" && write["objectRef"]["resource"] == "jobs" {
+                if object["metadata"]["annotations"]["patchpilot.dev/action"] == "apply" {
+                    jobs.push((
+                        timestamp(write),
+                        object["metadata"]["labels"]["patchpilot.dev/rollout"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_owned(),
+                        object["metadata"]["annotations"]["patchpilot.dev/target"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_owned(),
+                    ));
+                }
+                continue;
+            }
+            if write["objectRef"]["resource"] != "nodes" {
+                continue;
+            }
+            let target = format!("Node/{}", write["objectRef"]["name"].as_str().unwrap_or(""));
+            let annotations = &object["metadata"]["annotations"];
+            let Some((_, value)) = annotations
+                .as_object()
+                .into_iter()
+                .flatten()
+                .find(|(k, _)| k.starts_with("patch.patchpilot.dev/") && k.ends_with(".rollout"))
+            else {
+                continue;
+            };
+            let Some(record) = value
+                .as_str()
+                .and_then(|v| serde_json::from_str::<Value>(v).ok())
+            else {
+                continue;
+            };
+            let rollout = record["rollout"].as_str().unwrap_or("").to_owned();
+            match (
+                record["state"].as_str(),
+                annotations.get("patchpilot.dev/lock"),
+            ) {
+                (Some("Applying"), Some(Value::String(_))) => {
+                    locked_at.insert((rollout, target), timestamp(write));
+                }
+                (Some("Updated"), Some(Value::Null)) => {
+                    let since = locked_at
+                        .get(&(rollout.clone(), target.clone()))
+                        .copied()
+                        .unwrap_or_else(|| {
+                            panic!(
+                                "{target} released as updated by {rollout}, which never locked it"
+                            )
+                        });
+                    assert!(
+                        jobs.iter()
+                            .any(|(at, r, t)| *r == rollout && *t == target && *at >= since),
+                        "{target} released as updated by {rollout} with no updater Job created for its lock of {since}"
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// No target is left locked but by a rollout that exists and has not ended.
+    #[track_caller]
+    fn check_locks_left(&self) {
+        let rollouts = self.objects("patchpilot.dev", "v1alpha1", "patchrollouts");
+        let running = |name: &str| {
+            rollouts.iter().any(|r| {
+                r["metadata"]["name"] == name
+                    && !matches!(
+                        r["status"]["phase"].as_str(),
+                        Some("Succeeded" | "RolledBack" | "Failed" | "Superseded")
+                    )
+            })
+        };
+        let kinds = [
+            ("", "v1", "nodes"),
+            ("apps", "v1", "deployments"),
+            ("apps", "v1", "statefulsets"),
+            ("apps", "v1", "daemonsets"),
+        ];
+        for (group, version, plural) in kinds {
+            for object in self.objects(group, version, plural) {
+                if let Some(holder) =
+                    object["metadata"]["annotations"]["patchpilot.dev/lock"].as_str()
+                {
+                    assert!(
+                        running(holder),
+                        "{plural} {} is still locked by {holder}, which has ended or is gone",
+                        object["metadata"]["name"]
+                    );
+                }
+            }
+        }
+    }
+
+    /// A rollout's status, once it has ended with nothing in progress, never changes (but
+    /// for the generation it describes).
+    #[track_caller]
+    fn check_frozen_statuses(&self) {
+        let mut ended: BTreeMap<String, Value> = BTreeMap::new();
+        for write in self.operator_writes() {
+            if write["objectRef"]["resource"] != "patchrollouts" {
+                continue;
+            }
+            let name = write["objectRef"]["name"].as_str().unwrap_or("").to_owned();
+            if write["verb"] == "create" || write["verb"] == "delete" {
+                ended.remove(&name);
+                continue;
+            }
+            if write["objectRef"]["subresource"] != "status" {
+                continue;
+            }
+            let status = &write["requestObject"]["status"];
+            let shown = serde_json::json!({
+                "phase": status["phase"],
+                "targets": status["targets"],
+                "failures": status["failures"],
+                "message": status["message"],
+                "wave": status["wave"],
+                "completedAt": status["completedAt"],
+            });
+            if let Some(frozen) = ended.get(&name) {
+                assert_eq!(
+                    &shown, frozen,
+                    "the status of {name} changed after it ended (at {})",
+                    write["requestReceivedTimestamp"]
+                );
+                continue;
+            }
+            let terminal = matches!(
+                status["phase"].as_str(),
+                Some("Succeeded" | "RolledBack" | "Failed" | "Superseded")
+            );
+            let idle = status["inProgress"].as_array().is_none_or(Vec::is_empty);
+            if terminal && idle {
+                ended.insert(name, shown);
+            }
+        }
     }
 
     /// The operator uncordons only what it cordoned, and leaves nothing cordoned.

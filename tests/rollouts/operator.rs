@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::{
     case::Case,
     drain::blocked,
+    harness::Act,
     harness::{Outcome, Rules, timestamp},
     resilience::{eventful, rolled_back_cleanly},
     support::{chart_file, static_part},
@@ -138,7 +139,8 @@ fn calls(outcome: &Outcome) -> BTreeSet<Call> {
 /// Scenarios that between them make every kind of call the operator makes: leader
 /// election and restarts, a node rollout rolled back, a forced drain without streaming
 /// lists, workloads of every kind with a Job health check, a maintenance window closing
-/// twice, and a superseded rollout deleted beyond the history.
+/// twice, a superseded rollout deleted beyond the history, and a policy deleted mid-flight
+/// over an orphaned lock.
 async fn every_kind_of_call() -> BTreeSet<Call> {
     let job_check = "
 spec:
@@ -168,6 +170,24 @@ steps:
 ",
             ),
     ];
+    let orphan =
+        serde_json::json!({"metadata": {"annotations": {"patchpilot.dev/lock": "os-gone"}}});
+    let cases = cases.into_iter().chain([Case::new()
+        .node_policy("os", "")
+        .at(
+            "0s",
+            Act::Patch("v1", "nodes", None, "general-4".into(), orphan),
+        )
+        .at(
+            "1m",
+            Act::Delete(
+                "patchpilot.dev/v1alpha1",
+                "patchpolicies",
+                None,
+                "os".into(),
+            ),
+        )
+        .scenario("end: {after: 1h}")]);
     let mut all = BTreeSet::new();
     for case in cases {
         let outcome = case.run().await;
