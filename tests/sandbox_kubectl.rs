@@ -841,3 +841,72 @@ fn server(kubeconfig: &Path) -> String {
         .unwrap()
         .to_owned()
 }
+
+#[test]
+fn kubectl_wait_ends_promptly_on_a_waiting_policy_and_on_either_outcome_of_a_rollout() {
+    let sandbox = Sandbox::start();
+    sandbox.ok(&[
+        "apply",
+        "-f",
+        &repo("tests/fixtures/kubectl/held-policy.yaml"),
+    ]);
+    // Accepted and waiting for approval: Ready at once, not "in progress" until approved.
+    let waited = sandbox.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "patchpolicy/held",
+        "--timeout=30s",
+    ]);
+    assert!(waited.contains("condition met"), "{waited}");
+    let reason = sandbox.ok(&[
+        "get",
+        "patchpolicy",
+        "held",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}",
+    ]);
+    assert_eq!(reason, "AwaitingApproval");
+    let rollout = sandbox.ok(&[
+        "get",
+        "patchrollouts",
+        "-l",
+        "patchpilot.dev/policy=held",
+        "-o",
+        "name",
+    ]);
+    let rollout = rollout.trim();
+    // Aborted before it started: it ends RolledBack, Stalled with the cause; the documented
+    // wait ends on that outcome as on success.
+    sandbox.ok(&[
+        "patch",
+        rollout,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"abort":true}}"#,
+    ]);
+    let waited = sandbox.ok(&[
+        "wait",
+        "--for=condition=Reconciling=False",
+        rollout,
+        "--timeout=30s",
+    ]);
+    assert!(waited.contains("condition met"), "{waited}");
+    let phase = sandbox.ok(&["get", rollout, "-o", "jsonpath={.status.phase}"]);
+    assert_eq!(phase, "RolledBack");
+    let stalled = sandbox.ok(&[
+        "get",
+        rollout,
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Stalled\")].status} {.status.conditions[?(@.type==\"Stalled\")].reason}",
+    ]);
+    assert_eq!(stalled, "True Aborted");
+    // The policy follows: Stalled, not Ready.
+    let waited = sandbox.ok(&[
+        "wait",
+        "--for=condition=Stalled",
+        "patchpolicy/held",
+        "--timeout=30s",
+    ]);
+    assert!(waited.contains("condition met"), "{waited}");
+}

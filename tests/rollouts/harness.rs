@@ -714,6 +714,22 @@ impl Outcome {
             .join("\n")
     }
 
+    /// The last status the operator wrote to the object `name` of `resource` (plural) at or
+    /// before `at`, from the audit log.
+    pub fn status_at(&self, resource: &str, name: &str, at: &str) -> Value {
+        let at: Timestamp = at.parse().unwrap();
+        self.operator_writes()
+            .filter(|e| {
+                e["objectRef"]["resource"] == resource
+                    && e["objectRef"]["name"] == name
+                    && e["objectRef"]["subresource"] == "status"
+                    && timestamp(e) <= at
+            })
+            .last()
+            .map(|e| e["requestObject"]["status"].clone())
+            .unwrap_or_else(|| panic!("no status of {resource} {name} written by {at}"))
+    }
+
     /// The number of targets of each state in a policy's only rollout.
     #[track_caller]
     pub fn counts(&self, policy: &str) -> Value {
@@ -743,6 +759,18 @@ impl Outcome {
             .map(|e| &e["requestObject"])
             .collect()
     }
+}
+
+/// The condition `kind` of a status: (status, reason).
+pub fn condition(status: &Value, kind: &str) -> (String, String) {
+    let found = status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == kind))
+        .unwrap_or_else(|| panic!("no condition {kind} in {status}"));
+    (
+        found["status"].as_str().unwrap_or("").to_owned(),
+        found["reason"].as_str().unwrap_or("").to_owned(),
+    )
 }
 
 /// When an audit event's request arrived.

@@ -17,5 +17,6 @@ mod lifecycle;
 mod operator;
 mod resilience;
 mod safety;
+mod status;
 mod windows;
 mod workloads;

@@ -609,3 +609,120 @@ fn a_rolled_back_failure_still_says_why_and_the_rollout_is_not_healthy() {
     assert_eq!(healthy.status, ConditionStatus::False);
     assert_eq!(healthy.reason, "CanaryFailed");
 }
+
+#[test]
+fn a_failure_accepted_by_resuming_is_not_said_to_be_within_the_budget() {
+    // failureBudget 0: the failure halts the rollout; a person resumes it.
+    let mut world = World::new(start(), 4, 1);
+    world.policy.strategy.on_failure = OnFailure::Pause;
+    world.policy.strategy.canary = CanarySize::Targets(0);
+    world.node("node-01").script.apply_fails = true;
+    assert_eq!(world.run(1000), Phase::Paused);
+    world.rollout.paused = false;
+    assert_eq!(world.run(1000), Phase::Succeeded);
+    let message = &world.status.message;
+    assert!(!message.contains("within the failure budget"), "{message}");
+    assert!(
+        message.contains("accepted when the rollout was resumed"),
+        "{message}"
+    );
+
+    let mut within = World::new(start(), 4, 1);
+    within.policy.strategy.failure_budget = patchpilot_engine::units::IntOrPercent::Count(1);
+    within.policy.strategy.canary = CanarySize::Targets(0);
+    within.node("node-01").script.apply_fails = true;
+    assert_eq!(within.run(1000), Phase::Succeeded);
+    assert!(
+        within
+            .status
+            .message
+            .contains("1 failed within the failure budget"),
+        "{}",
+        within.status.message
+    );
+}
+
+#[test]
+fn the_next_window_is_shown_only_while_targets_may_still_start_and_never_a_year_back() {
+    // A window open all day, every day: the open set has no gap, so its current interval
+    // reaches back as far as the search goes.
+    let mut world = World::new(start(), 2, 1);
+    world.window = Some(daily(0, 24, Duration::ZERO));
+    world.reconcile();
+    let shown = world
+        .status
+        .next_window
+        .expect("the window is shown while it matters");
+    assert!(
+        shown.start >= world.rollout.created,
+        "the window shown starts at {}, before the rollout existed",
+        shown.start
+    );
+    assert_eq!(world.run(1000), Phase::Succeeded);
+    assert_eq!(
+        world.status.next_window, None,
+        "a finished rollout starts nothing: no next window"
+    );
+}
+
+#[test]
+fn a_finished_rollout_keeps_its_status_whatever_happens_to_its_targets() {
+    let mut world = World::new(start(), 4, 1);
+    assert_eq!(world.run(1000), Phase::Succeeded);
+    let ended = world.status.clone();
+    // Another rollout re-patches the nodes, a person excludes one, the policy changes.
+    for node in &mut world.nodes {
+        node.annotations
+            .insert("patch.patchpilot.dev/os".into(), "v3".into());
+    }
+    world
+        .node("node-02")
+        .annotations
+        .insert("patchpilot.dev/exclude".into(), "broken disk".into());
+    world.policy.strategy.max_unavailable = patchpilot_engine::units::IntOrPercent::Count(3);
+    world.rollout.abort = true;
+    world.rollout.generation = 2;
+    world.now += mins(60);
+    let decision = world.reconcile();
+    assert!(decision.actions.is_empty(), "{:?}", decision.actions);
+    let mut expected = ended.clone();
+    for condition in &mut expected.conditions {
+        condition.observed_generation = 2;
+    }
+    assert_eq!(
+        world.status, expected,
+        "only the generation it describes moved on"
+    );
+}
+
+#[test]
+fn a_target_that_fails_while_others_roll_back_keeps_its_lock_until_its_turn() {
+    // Two at a time: node-01 fails while node-02 (started after it) is still updating;
+    // node-02 is rolled back first, under the lock it never let go, then node-01 under its
+    // own.
+    let mut world = World::new(start(), 3, 1);
+    world.policy.strategy.canary = CanarySize::Targets(0);
+    world.policy.strategy.max_unavailable = patchpilot_engine::units::IntOrPercent::Count(3);
+    world.node("node-01").script.apply_fails = true;
+    world.node("node-02").script.updater = mins(10);
+    assert_eq!(world.run(1000), Phase::RolledBack);
+    let releases = |target: &str| {
+        world
+            .log
+            .iter()
+            .filter(|l| l.target == target && matches!(l.what, What::Released(_) | What::Unlocked))
+            .count()
+    };
+    for node in ["Node/node-00", "Node/node-01", "Node/node-02"] {
+        assert_eq!(
+            releases(node),
+            1,
+            "{node} was let go once, at the end: {:#?}",
+            world.log
+        );
+    }
+    assert_eq!(
+        world.locked(Action::Rollback),
+        ["Node/node-02", "Node/node-01", "Node/node-00"]
+    );
+}

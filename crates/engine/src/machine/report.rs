@@ -491,3 +491,255 @@ pub(super) fn transition_events(previous: &Status, next: &Status) -> Vec<Event> 
     }
     events
 }
+
+#[cfg(test)]
+mod tests {
+    //! The mapping from a rollout's phase to its conditions and its policy's, for every
+    //! phase (docs/rollouts.md has the same table).
+
+    use super::*;
+    use crate::machine::{Condition, CurrentRollout, compute_conditions, policy_conditions};
+
+    /// How a rollout stands, for the table: its phase and what it waits for.
+    #[derive(Clone, Copy, Debug)]
+    enum Case {
+        Plain(Phase),
+        Halted(Phase, HaltReason),
+        Suspended,
+        AwaitingPromotion,
+        GivesWay,
+        SupersededFinishing,
+    }
+
+    /// (rollout Ready, Reconciling, Stalled, Stalled's reason) and (policy Ready,
+    /// Reconciling, Stalled, reason) for each case.
+    fn row(case: Case) -> ([bool; 3], &'static str, [bool; 3], &'static str) {
+        use Case::*;
+        match case {
+            Plain(Phase::Pending) => (
+                [false, true, false],
+                "Pending",
+                [false, true, false],
+                "Pending",
+            ),
+            Plain(Phase::AwaitingApproval) => (
+                [false, true, false],
+                "AwaitingApproval",
+                [true, false, false],
+                "AwaitingApproval",
+            ),
+            Plain(Phase::Scheduled) => (
+                [false, true, false],
+                "Scheduled",
+                [true, false, false],
+                "Scheduled",
+            ),
+            Plain(Phase::Progressing) => (
+                [false, true, false],
+                "Progressing",
+                [false, true, false],
+                "Progressing",
+            ),
+            Plain(Phase::Paused) => (
+                [false, true, false],
+                "Paused",
+                [true, false, false],
+                "Paused",
+            ),
+            Suspended => (
+                [false, true, false],
+                "Suspended",
+                [true, false, false],
+                "Suspended",
+            ),
+            AwaitingPromotion => (
+                [false, true, false],
+                "AwaitingPromotion",
+                [true, false, false],
+                "AwaitingPromotion",
+            ),
+            GivesWay => (
+                [false, true, false],
+                "WaitingForRollout",
+                [true, false, false],
+                "WaitingForRollout",
+            ),
+            Plain(Phase::Succeeded) => (
+                [true, false, false],
+                "Succeeded",
+                [true, false, false],
+                "Succeeded",
+            ),
+            Plain(Phase::RollingBack) => (
+                [false, true, false],
+                "RollingBack",
+                [false, true, false],
+                "RollingBack",
+            ),
+            Halted(Phase::RolledBack, _) => (
+                [false, false, true],
+                "CanaryFailed",
+                [false, false, true],
+                "CanaryFailed",
+            ),
+            Halted(Phase::Paused, _) => (
+                [false, false, true],
+                "FailureBudgetExceeded",
+                [false, false, true],
+                "FailureBudgetExceeded",
+            ),
+            Plain(Phase::Failed) => (
+                [false, false, true],
+                "RollbackFailed",
+                [false, false, true],
+                "RollbackFailed",
+            ),
+            Plain(Phase::Superseded) => (
+                [false, false, false],
+                "Superseded",
+                [true, false, false],
+                "Superseded",
+            ),
+            SupersededFinishing => (
+                [false, true, false],
+                "Superseded",
+                [true, false, false],
+                "Superseded",
+            ),
+            other => panic!("no row for {other:?}"),
+        }
+    }
+
+    fn conditions_of(case: Case) -> Vec<Condition> {
+        let now: Timestamp = "2026-11-28T00:00:00Z".parse().unwrap();
+        let (phase, halt) = match case {
+            Case::Plain(phase) => (phase, None),
+            Case::Halted(phase, reason) => (
+                phase,
+                Some(Halt {
+                    reason,
+                    since: now,
+                    pause_seen: true,
+                }),
+            ),
+            Case::Suspended | Case::AwaitingPromotion | Case::GivesWay => (Phase::Paused, None),
+            Case::SupersededFinishing => (Phase::Superseded, None),
+        };
+        let position = WavePosition {
+            index: 0,
+            soaking_until: None,
+            awaiting_promotion: matches!(case, Case::AwaitingPromotion),
+            done: false,
+        };
+        let counts = Counts {
+            in_progress: u32::from(matches!(case, Case::SupersededFinishing)),
+            ..Counts::default()
+        };
+        let wait = Wait {
+            approval_at: None,
+            halt: halt.as_ref(),
+            position: &position,
+            window_allows: true,
+            next_window: None,
+            counts: &counts,
+            rollout_paused: matches!(case, Case::Plain(Phase::Paused)),
+            suspended: matches!(case, Case::Suspended),
+            gives_way_to: matches!(case, Case::GivesWay).then_some("os-zero-day"),
+            budget: 0,
+        };
+        let message = message(phase, &wait);
+        let desired = conditions(phase, &wait, true, true, true, false, &message);
+        compute_conditions(&[], desired, 1, now)
+    }
+
+    fn status_of(conditions: &[Condition], kind: CT) -> (bool, String) {
+        let c = conditions.iter().find(|c| c.kind == kind).unwrap();
+        (c.status == CS::True, c.reason.clone())
+    }
+
+    #[test]
+    fn every_phase_maps_to_one_set_of_conditions_for_the_rollout_and_its_policy() {
+        use Case::*;
+        let cases = [
+            Plain(Phase::Pending),
+            Plain(Phase::AwaitingApproval),
+            Plain(Phase::Scheduled),
+            Plain(Phase::Progressing),
+            Plain(Phase::Paused),
+            Suspended,
+            AwaitingPromotion,
+            GivesWay,
+            Plain(Phase::Succeeded),
+            Plain(Phase::RollingBack),
+            Halted(Phase::RolledBack, HaltReason::CanaryFailed),
+            Halted(Phase::Paused, HaltReason::FailureBudgetExceeded),
+            Plain(Phase::Failed),
+            Plain(Phase::Superseded),
+            SupersededFinishing,
+        ];
+        for case in cases {
+            let (rollout_flags, rollout_reason, policy_flags, policy_reason) = row(case);
+            let conditions = conditions_of(case);
+            let flags =
+                [CT::Ready, CT::Reconciling, CT::Stalled].map(|k| status_of(&conditions, k).0);
+            assert_eq!(
+                flags, rollout_flags,
+                "{case:?}: rollout Ready, Reconciling, Stalled"
+            );
+            // The reason of the condition that holds says why; a False Stalled never
+            // carries a halt's reason.
+            let holding = [CT::Ready, CT::Reconciling, CT::Stalled]
+                .into_iter()
+                .find(|k| status_of(&conditions, *k).0)
+                .unwrap_or(CT::Stalled);
+            assert_eq!(
+                status_of(&conditions, holding).1,
+                rollout_reason,
+                "{case:?}"
+            );
+            if !flags[2] {
+                let reason = status_of(&conditions, CT::Stalled).1;
+                assert!(
+                    !["CanaryFailed", "FailureBudgetExceeded", "Aborted"]
+                        .contains(&reason.as_str()),
+                    "{case:?}: Stalled=False with reason {reason}"
+                );
+            }
+            let phase = match case {
+                Plain(p) | Halted(p, _) => p,
+                Suspended | AwaitingPromotion | GivesWay => Phase::Paused,
+                SupersededFinishing => Phase::Superseded,
+            };
+            let current = CurrentRollout {
+                name: "os-1",
+                phase,
+                conditions: &conditions,
+                message: "m",
+            };
+            let policy = policy_conditions("os-1", Some(&current));
+            let find = |k: CT| policy.iter().find(|c| c.0 == k).unwrap();
+            let policy_now =
+                [CT::Ready, CT::Reconciling, CT::Stalled].map(|k| find(k).1 == CS::True);
+            assert_eq!(
+                policy_now, policy_flags,
+                "{case:?}: policy Ready, Reconciling, Stalled"
+            );
+            assert_eq!(find(CT::Ready).2, policy_reason, "{case:?}: policy reason");
+            // Never both Ready and Stalled; the policy is Stalled exactly when its rollout
+            // is, and Reconciling only while its rollout is.
+            assert!(
+                !(flags[0] && flags[2] || policy_now[0] && policy_now[2]),
+                "{case:?}"
+            );
+            assert_eq!(policy_now[2], flags[2], "{case:?}");
+            assert!(!policy_now[1] || flags[1], "{case:?}");
+        }
+    }
+
+    #[test]
+    fn a_policy_whose_rollout_is_being_made_is_reconciling() {
+        let policy = policy_conditions("os-1", None);
+        assert_eq!(policy[1].0, CT::Reconciling);
+        assert_eq!(policy[1].1, CS::True);
+    }
+}
