@@ -264,3 +264,72 @@ impl Elector {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A client whose server answers every request `{}` and counts them.
+    fn counting_client() -> (Client, Arc<AtomicUsize>) {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = seen.clone();
+        let service = tower::service_fn(move |_: Request<Body>| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async {
+                Ok::<_, std::convert::Infallible>(
+                    Response::builder()
+                        .header("content-type", "application/json")
+                        .body(Body::from(b"{}".to_vec()))
+                        .unwrap(),
+                )
+            }
+        });
+        (Client::new(service, "default"), seen)
+    }
+
+    #[tokio::test]
+    async fn no_write_leaves_once_the_renew_deadline_has_passed() {
+        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
+        let (client, seen) = counting_client();
+        let fence = Arc::new(Fence::elected());
+        let fenced = fenced_client(client, fence.clone(), clock.clone());
+        let write = || {
+            Request::post("/api/v1/namespaces/default/configmaps")
+                .body(Body::from(b"{}".to_vec()))
+                .unwrap()
+        };
+        let read = || {
+            Request::get("/api/v1/namespaces/default/configmaps")
+                .body(Body::empty())
+                .unwrap()
+        };
+        // Not leading yet: writes are refused before they reach the server, reads pass.
+        assert!(fenced.send(write()).await.is_err());
+        assert!(fenced.send(read()).await.is_ok());
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+        // Renewed just now: writes go through until the renew deadline.
+        fence.renewed(clock.now());
+        assert!(fenced.send(write()).await.is_ok());
+        assert_eq!(seen.load(Ordering::SeqCst), 2);
+        // Renewed longer ago than the deadline: refused again.
+        fence.renewed(clock.now() - RENEW_DEADLINE - SignedDuration::from_secs(1));
+        assert!(fenced.send(write()).await.is_err());
+        assert_eq!(seen.load(Ordering::SeqCst), 2);
+        // Lost: refused.
+        fence.renewed(clock.now());
+        fence.close();
+        assert!(fenced.send(write()).await.is_err());
+        assert_eq!(seen.load(Ordering::SeqCst), 2);
+        // Without leader election, the fence never closes.
+        let open = Fence::default();
+        open.close();
+        assert!(open.open(clock.now()));
+    }
+
+    #[test]
+    fn the_leader_stops_before_another_may_take_over() {
+        assert!(RENEW_DEADLINE + SignedDuration::from_secs(5) <= LEASE_DURATION);
+    }
+}

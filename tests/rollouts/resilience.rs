@@ -139,3 +139,27 @@ async fn api_errors_and_conflicts_at_5_percent() {
 async fn api_errors_and_conflicts_at_10_percent() {
     with_api_faults(0.10, 12).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn conflicts_on_the_lease_do_not_cost_the_leadership() {
+    // Two replicas electing a leader, and one write in five of the operator's answered
+    // 409 Conflict, Lease renewals included: a conflict is read again, not taken for
+    // another holder, so a leader keeps leading and the rollout ends as without faults.
+    let outcome = eventful()
+        .scenario(
+            "
+operator: {replicas: 2}
+seed: 7
+faults: {api: [{user: patchpilot, conflictRate: 0.2}]}
+",
+        )
+        .run()
+        .await;
+    let replay = rolled_back_cleanly(&outcome, "lease conflicts");
+    assert_eq!(replay.applied.len(), 6);
+    let refused = outcome
+        .operator_requests()
+        .filter(|e| e["objectRef"]["resource"] == "leases" && e["responseStatus"]["code"] == 409)
+        .count();
+    assert!(refused > 0, "no conflict on the lease was injected");
+}
