@@ -12,7 +12,7 @@ use patchpilot_engine::{
     keys,
     machine::{
         self, Action, Change, Decision, HealthFacts, Input, JobFacts, JobState, Live, NodeFacts,
-        Observed, Record, RecordState, Records, Rollout, Status, TargetAction, Updater,
+        Observed, Record, RecordState, Records, Rollout, Sibling, Status, TargetAction, Updater,
     },
     plan::{Namespaces, Scope, TargetRules},
     policy::{
@@ -98,6 +98,16 @@ pub struct Logged {
     pub at: Timestamp,
     pub target: String,
     pub what: What,
+    /// The rollout that acted.
+    pub by: String,
+}
+
+/// Another rollout of the world's policy, decided in turn with the main one.
+#[derive(Clone, Debug)]
+pub struct Other {
+    pub rollout: Rollout,
+    pub status: Status,
+    pub superseded: bool,
 }
 
 /// What happened.
@@ -121,6 +131,10 @@ pub struct World {
     pub policy: Policy,
     pub window: Option<Window>,
     pub superseded: bool,
+    /// The policy's other rollouts.
+    pub others: Vec<Other>,
+    /// The main rollout or its policy is being deleted.
+    pub stopping: bool,
     pub log: Vec<Logged>,
     pub events: Vec<machine::Event>,
     pub decisions: usize,
@@ -241,6 +255,8 @@ impl World {
             policy: policy(),
             window: None,
             superseded: false,
+            others: Vec::new(),
+            stopping: false,
             log: Vec::new(),
             events: Vec::new(),
             decisions: 0,
@@ -364,6 +380,7 @@ impl World {
         candidates: &'a [Candidate],
         namespaces: &'a Namespaces,
         observed: &'a BTreeMap<TargetId, Observed>,
+        siblings: &'a [Sibling],
     ) -> Input<'a> {
         Input {
             now: self.now,
@@ -371,8 +388,8 @@ impl World {
             policy: &self.policy,
             window: self.window.as_ref(),
             superseded: self.superseded,
-            stopping: false,
-            siblings: &[],
+            stopping: self.stopping,
+            siblings,
             status: &self.status,
             candidates,
             namespaces,
@@ -387,7 +404,18 @@ impl World {
         let candidates = self.candidates();
         let namespaces = Namespaces::new();
         let nothing = BTreeMap::new();
-        let probe = self.input(&candidates, &namespaces, &nothing);
+        let siblings: Vec<Sibling> = self
+            .others
+            .iter()
+            .map(|o| Sibling {
+                name: o.rollout.name.clone(),
+                uid: o.rollout.uid.clone(),
+                hand_made: o.rollout.hand_made,
+                created: o.rollout.created,
+                phase: o.status.phase,
+            })
+            .collect();
+        let probe = self.input(&candidates, &namespaces, &nothing, &siblings);
         let wanted = machine::wanted(&probe);
         let observed: BTreeMap<TargetId, Observed> = self
             .nodes
@@ -395,7 +423,7 @@ impl World {
             .filter(|n| wanted.contains(&TargetId::node(&n.name)))
             .map(|n| (TargetId::node(&n.name), self.observe(n)))
             .collect();
-        let input = self.input(&candidates, &namespaces, &observed);
+        let input = self.input(&candidates, &namespaces, &observed, &siblings);
         let decision = machine::decide(&input);
         assert_eq!(
             decision,
@@ -418,14 +446,32 @@ impl World {
         self.reconcile_with(None, false)
     }
 
+    /// Reconciles the other rollout `index` as [`World::reconcile_with`] does the main one:
+    /// it takes the main one's place for the decision, the main one becoming its sibling.
+    pub fn reconcile_other(&mut self, index: usize, keep: Option<usize>, crash: bool) -> Decision {
+        self.swap(index);
+        let decision = self.reconcile_with(keep, crash);
+        self.swap(index);
+        decision
+    }
+
+    fn swap(&mut self, index: usize) {
+        let other = &mut self.others[index];
+        std::mem::swap(&mut self.rollout, &mut other.rollout);
+        std::mem::swap(&mut self.status, &mut other.status);
+        std::mem::swap(&mut self.superseded, &mut other.superseded);
+    }
+
     fn carry_out(&mut self, action: &TargetAction) {
         let now = self.now;
         let policy = self.policy.name.clone();
         let rollout_name = self.rollout.name.clone();
+        let by = rollout_name.clone();
         let log = |target: &TargetId, what: What| Logged {
             at: now,
             target: target.to_string(),
             what,
+            by: by.clone(),
         };
         let node_of = |target: &TargetId| target.as_str().trim_start_matches("Node/").to_owned();
         match action {
