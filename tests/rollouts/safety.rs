@@ -398,3 +398,58 @@ async fn every_write_is_sent_once() {
         last.insert(key, body);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn two_rollouts_of_one_policy_keep_the_rules_under_restarts_and_api_faults() {
+    let outcome = six_nodes()
+        .scenario(
+            "
+seed: 5
+faults:
+  api: [{user: patchpilot, errorRate: 0.05, conflictRate: 0.05}]
+  operatorRestarts: {everyWrites: 9}
+",
+        )
+        .at("9m", Act::Create(emergency("os-zero-day", "zero-day")))
+        .run()
+        .await;
+    outcome.check(&[Rules::new("os", 2)]);
+    let phases: Vec<Value> = outcome
+        .rollouts("os")
+        .iter()
+        .map(|r| r["status"]["phase"].clone())
+        .collect();
+    assert_eq!(phases, [json!("Succeeded"), json!("Succeeded")]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_policy_deleted_mid_rollout_under_restarts_and_api_faults_leaves_nothing_behind() {
+    let outcome = six_nodes()
+        .scenario(
+            "
+seed: 9
+faults:
+  api: [{user: patchpilot, errorRate: 0.05, conflictRate: 0.05}]
+  operatorRestarts: {everyWrites: 7}
+",
+        )
+        .at(
+            "2m30s",
+            Act::Delete(
+                "patchpilot.dev/v1alpha1",
+                "patchpolicies",
+                None,
+                "os".into(),
+            ),
+        )
+        .scenario("end: {after: 6h}")
+        .run()
+        .await;
+    outcome.check(&[Rules::new("os", 2)]);
+    assert!(outcome.rollouts("os").is_empty());
+    assert!(
+        outcome
+            .objects("patchpilot.dev", "v1alpha1", "patchpolicies")
+            .is_empty()
+    );
+}
