@@ -726,3 +726,40 @@ fn a_target_that_fails_while_others_roll_back_keeps_its_lock_until_its_turn() {
         ["Node/node-02", "Node/node-01", "Node/node-00"]
     );
 }
+
+#[test]
+fn a_rollout_deleted_while_paused_in_its_rollback_still_lets_go_of_its_targets() {
+    // Two at a time: node-01 fails while node-00 is still updating; node-00 is held for
+    // its rollback when a person pauses the rollout, then deletes it.
+    let mut world = World::new(start(), 3, 1);
+    world.policy.strategy.canary = CanarySize::Targets(0);
+    world.policy.strategy.max_unavailable = patchpilot_engine::units::IntOrPercent::Count(2);
+    world.node("node-01").script.apply_fails = true;
+    world.node("node-00").script.updater = mins(10);
+    let held = (0..200).any(|_| {
+        world.reconcile();
+        let held = world
+            .status
+            .in_progress
+            .iter()
+            .any(|p| p.step == patchpilot_engine::rollout::Step::AwaitingRollback);
+        if !held {
+            world.now = world.next_event().unwrap_or(world.now + mins(1));
+        }
+        held
+    });
+    assert!(held, "no target was held for its rollback");
+    world.rollout.paused = true;
+    world.reconcile();
+    assert!(!world.status.in_progress.is_empty(), "a target is held");
+    world.stopping = true;
+    world.run(1000);
+    assert!(world.status.in_progress.is_empty());
+    assert!(world.cordoned().is_empty());
+    assert!(
+        world
+            .nodes
+            .iter()
+            .all(|n| !n.annotations.contains_key("patchpilot.dev/lock"))
+    );
+}

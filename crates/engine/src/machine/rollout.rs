@@ -771,8 +771,9 @@ fn start_rollbacks(
             .then_with(|| b.candidate.id.cmp(&a.candidate.id))
     });
     // `spec.paused` holds a rollback, but not an abort: a person who aborts wants the
-    // rollback now, whoever set `paused` (it may be the operator's own halt).
-    if rollout.paused && !rollout.abort {
+    // rollback now, whoever set `paused` (it may be the operator's own halt). Nor a
+    // deletion: the targets held for their rollback must be let go.
+    if rollout.paused && !rollout.abort && mode != Mode::InFlightOnly(Why::Stopping) {
         return (0, undo.len());
     }
     let mut started = 0;
