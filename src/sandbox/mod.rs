@@ -92,11 +92,20 @@ impl Sandbox {
             })
             .filter(|f| f.rate > 0.0)
             .collect();
-        let server = Arc::new(ApiServer::new(
-            store.clone(),
-            options.audit.map(Arc::new),
-            Faults::new(faults, scenario.spec.seed),
-        ));
+        let server = Arc::new(
+            ApiServer::new(
+                store.clone(),
+                options.audit.map(Arc::new),
+                Faults::new(faults, scenario.spec.seed),
+            )
+            .with_response_latency(
+                scenario
+                    .spec
+                    .api_server
+                    .response_latency
+                    .map(|d| d.signed()),
+            ),
+        );
         let sandbox = Sandbox {
             store,
             server,
