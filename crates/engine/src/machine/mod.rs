@@ -21,7 +21,8 @@ use jiff::Timestamp;
 
 pub use conditions::{Condition, ConditionStatus, ConditionType, compute_conditions};
 pub use facts::{
-    HealthFacts, JobFacts, JobState, Live, NodeFacts, Observed, WorkloadFacts, WorkloadRollout,
+    Fatal, FatalReason, HealthFacts, JobFacts, JobState, Live, NodeFacts, Observed, WorkloadFacts,
+    WorkloadRollout,
 };
 pub use record::{Action, Record, RecordState};
 pub use rollout::{decide, wanted};
