@@ -223,6 +223,7 @@ impl Sandbox {
                 .map(|f| (f.node.clone(), f.action.clone()))
                 .collect(),
             unhealthy_after_patch: spec.faults.unhealthy_after_patch.clone(),
+            unpullable_images: spec.faults.unpullable_images.clone(),
         };
         Cluster::new(self.store.clone(), timings, faults)
     }

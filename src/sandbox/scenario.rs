@@ -253,6 +253,11 @@ pub struct FaultsSpec {
     /// Targets that turn unhealthy once patched: `Node/<name>`, `Deployment/<ns>/<name>`…
     #[serde(default)]
     pub unhealthy_after_patch: Vec<String>,
+    /// Images the registry does not have, as pod specs write them: containers using them
+    /// never start; their status says `ErrImagePull`, then `ImagePullBackOff`, as the
+    /// kubelet retries.
+    #[serde(default)]
+    pub unpullable_images: Vec<String>,
     /// API errors and conflicts for clients.
     #[serde(default)]
     pub api: Vec<ApiFaults>,
