@@ -24,7 +24,7 @@ use patchpilot::sandbox::{
     apiserver::Audit,
     run::{RunOptions, run},
     scenario::Scenario,
-    store::{Filter, Store},
+    store::{Filter, Store, WatchFrom, WatchItem},
 };
 use serde_json::Value;
 
@@ -49,6 +49,9 @@ pub struct Outcome {
     pub report: Value,
     /// The audit log, one event per request.
     pub log: Vec<Value>,
+    /// Every version of every pod the simulated cluster wrote, with the virtual instant it
+    /// was written: what the kubelets reported, which the audit log does not show.
+    pub pod_history: Vec<(Timestamp, Arc<Value>)>,
     store: Arc<Store>,
 }
 
@@ -62,6 +65,21 @@ pub async fn run_scenario(yaml: &str) -> Outcome {
     };
     let sandbox = Sandbox::new(scenario, options).unwrap();
     let store = sandbox.store().clone();
+    let history = Arc::new(Mutex::new(Vec::new()));
+    let recorder = {
+        let pods = store.resource("", "v1", "pods").unwrap();
+        let mut watch = store
+            .watch(&pods, Filter::default(), WatchFrom::Current)
+            .unwrap();
+        let (history, clock) = (history.clone(), store.clock().clone());
+        tokio::spawn(async move {
+            while let Some(item) = watch.rx.recv().await {
+                if let WatchItem::Event(_, pod) = item {
+                    history.lock().unwrap().push((clock.now(), pod));
+                }
+            }
+        })
+    };
     let options = RunOptions {
         serve: None,
         kubeconfig_out: None,
@@ -69,12 +87,19 @@ pub async fn run_scenario(yaml: &str) -> Outcome {
         operator: true,
     };
     let report = run(sandbox, options).await.unwrap();
+    recorder.abort();
     let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     let log = text
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
-    Outcome { report, log, store }
+    let pod_history = std::mem::take(&mut *history.lock().unwrap());
+    Outcome {
+        report,
+        log,
+        pod_history,
+        store,
+    }
 }
 
 /// The limits one policy's rollouts must keep.
