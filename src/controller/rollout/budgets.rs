@@ -9,8 +9,9 @@
 //!
 //! The operator's own evictions count against a budget until the cache shows them: the API
 //! server lists an evicted pod in the budget's `status.disruptedPods` in the same write that
-//! takes the disruption, and the budget watch shows every version in order to [`Spent::seen`].
-//! A version written in between by the disruption controller may reflect some evictions and
+//! takes the disruption, and the budget watch shows every version in order to [`Spent::seen`]
+//! once the cache has taken it (so that an eviction it clears is never judged against an
+//! older cached version). A version written in between by the disruption controller may reflect some evictions and
 //! not others, so "the cache moved on" is not enough.
 //!
 //! An eviction counts from the moment it is decided, before it is asked for ([`claim`]), and
