@@ -414,6 +414,28 @@ fn report(
         mean(&reads),
         max(&reads)
     );
+    // How long each drain took: from the lock (the node's first write, which cordons it) to
+    // the updater Job's creation, which follows as soon as the node is empty.
+    let mut drains: Vec<SignedDuration> = rows
+        .iter()
+        .filter_map(|(_, p)| {
+            let locked = p.writes.first()?.0;
+            let job = p.writes.iter().find(|w| w.1 == "create jobs")?.0;
+            Some(job.duration_since(locked))
+        })
+        .collect();
+    drains.sort();
+    if let (Some(median), Some(longest)) = (drains.get(drains.len() / 2), drains.last()) {
+        let slow = drains
+            .iter()
+            .filter(|d| **d > SignedDuration::from_secs(55))
+            .count();
+        println!(
+            "drain time per node (lock to updater Job): median {median:#}, max {longest:#}, \
+             {slow} of {} over 55 s",
+            drains.len()
+        );
+    }
     let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
     for (_, p) in &rows {
         for w in &p.writes {

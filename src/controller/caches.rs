@@ -67,8 +67,8 @@ where
     observed(api, config, |_: &K| {})
 }
 
-/// Like [`full`], showing `observe` every version of every object, in order, before the
-/// cache takes it (subscribers only see the cache's latest version when they look).
+/// Like [`full`], showing `observe` every version of every object, in order, once the
+/// cache has taken it (subscribers only see the cache's latest version when they look).
 fn observed<K>(
     api: Api<K>,
     config: Config,
@@ -81,10 +81,8 @@ where
     cache_of(
         watcher::watcher(api, config)
             .default_backoff()
-            .modify(move |object| {
-                object.meta_mut().managed_fields = None;
-                observe(object);
-            }),
+            .modify(|object| object.meta_mut().managed_fields = None),
+        observe,
     )
 }
 
@@ -98,13 +96,17 @@ where
     K: Resource<DynamicType = ()> + Clone + Debug + Send + Sync + 'static,
     K::Scope: Send + Sync,
 {
-    cache_of(watcher::watcher(api, config).default_backoff())
+    cache_of(
+        watcher::watcher(api, config).default_backoff(),
+        |_: &TargetMeta<K>| {},
+    )
 }
 
 /// The cache of what `events` brings, with a handle per subscriber, and the stream that
-/// fills it.
+/// fills it, showing `observe` each object the cache has just taken.
 fn cache_of<K>(
     events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+    observe: impl Fn(&K) + Send + 'static,
 ) -> (Shared<K>, impl Stream<Item = ()> + Send)
 where
     K: Resource<DynamicType = ()> + Clone + Debug + Send + Sync + 'static,
@@ -113,7 +115,14 @@ where
     let handles = (0..SUBSCRIBERS)
         .filter_map(|_| writer.subscribe())
         .collect();
-    let driver = events.reflect_shared(writer).map(log_errors::<K>);
+    let driver = events
+        .reflect_shared(writer)
+        .inspect(move |event| {
+            if let Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) = event {
+                observe(object);
+            }
+        })
+        .map(log_errors::<K>);
     (Shared { store, handles }, driver)
 }
 

@@ -7,7 +7,7 @@
 //! where the API server refuses them, list and watch.
 //!
 //! A pod is kept with what the drain and the health checks read of it, nothing more (see
-//! [`trim`]): with a hundred nodes in progress, the rest (containers, their images and
+//! [`trim`]): with a hundred nodes in progress, the rest (containers' settings and
 //! resources, addresses, managed fields) would be most of the operator's memory.
 
 use std::{
@@ -185,9 +185,28 @@ impl PodWatches {
 
 /// Keeps of a pod what the drain and the health checks read: its identity, labels, owners,
 /// creation and deletion, the mirror-pod annotation, whether it has emptyDir volumes, its
-/// phase and conditions, and its containers' readiness and restarts.
+/// containers' names and images, its phase and conditions, and its containers' readiness,
+/// restarts, last exit and why they wait.
 pub fn trim(pod: &mut Pod) {
-    use k8s_openapi::api::core::v1::{ContainerStatus, PodSpec, PodStatus};
+    use k8s_openapi::api::core::v1::{
+        Container, ContainerState, ContainerStatus, PodSpec, PodStatus,
+    };
+    // A container's status as the health checks read it: readiness, restarts, the last
+    // exit, and why it waits, if it does (a crash loop, an image that cannot be pulled).
+    let keep = |c: ContainerStatus| ContainerStatus {
+        name: c.name,
+        ready: c.ready,
+        restart_count: c.restart_count,
+        last_state: c.last_state,
+        state: c
+            .state
+            .and_then(|s| s.waiting)
+            .map(|waiting| ContainerState {
+                waiting: Some(waiting),
+                ..ContainerState::default()
+            }),
+        ..ContainerStatus::default()
+    };
     let meta = &mut pod.metadata;
     meta.managed_fields = None;
     if let Some(annotations) = meta.annotations.as_mut() {
@@ -201,29 +220,31 @@ pub fn trim(pod: &mut Pod) {
             .flatten()
             .filter(|v| v.empty_dir.is_some())
             .collect();
+        // The containers' names and images: which revision of a workload the pod runs.
+        let containers = std::mem::take(&mut spec.containers)
+            .into_iter()
+            .map(|c| Container {
+                name: c.name,
+                image: c.image,
+                ..Container::default()
+            })
+            .collect();
         *spec = PodSpec {
             node_name: spec.node_name.take(),
             volumes: (!volumes.is_empty()).then_some(volumes),
+            containers,
             ..PodSpec::default()
         };
     }
     if let Some(status) = pod.status.as_mut() {
-        let containers = status.container_statuses.take().map(|statuses| {
-            statuses
-                .into_iter()
-                .map(|c| ContainerStatus {
-                    name: c.name,
-                    ready: c.ready,
-                    restart_count: c.restart_count,
-                    last_state: c.last_state,
-                    ..ContainerStatus::default()
-                })
-                .collect()
-        });
+        let trimmed = |statuses: Option<Vec<ContainerStatus>>| {
+            statuses.map(|statuses| statuses.into_iter().map(keep).collect())
+        };
         *status = PodStatus {
             phase: status.phase.take(),
             conditions: status.conditions.take(),
-            container_statuses: containers,
+            container_statuses: trimmed(status.container_statuses.take()),
+            init_container_statuses: trimmed(status.init_container_statuses.take()),
             ..PodStatus::default()
         };
     }
@@ -292,6 +313,7 @@ mod tests {
                 "containerStatuses": [{
                     "name": "web", "image": "nginx:1.27", "imageID": "sha256:abc", "ready": true,
                     "restartCount": 2,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 20s"}},
                     "lastState": {"terminated": {"exitCode": 1, "finishedAt": "2026-11-22T00:05:00Z"}},
                 }],
             },
@@ -335,9 +357,22 @@ mod tests {
             .unwrap();
         assert_eq!(statuses[0].restart_count, 2);
         assert!(statuses[0].last_state.is_some());
-        // What nothing reads is gone.
+        // Why a container waits (a fatal signal), and which images the pod runs.
+        let waiting = statuses[0].state.as_ref().and_then(|s| s.waiting.as_ref());
+        assert_eq!(
+            waiting.and_then(|w| w.reason.as_deref()),
+            Some("CrashLoopBackOff")
+        );
         let spec = trimmed.spec.as_ref().unwrap();
-        assert!(spec.containers.is_empty() && spec.tolerations.is_none());
+        assert_eq!(
+            spec.containers
+                .iter()
+                .map(|c| (c.name.as_str(), c.image.as_deref()))
+                .collect::<Vec<_>>(),
+            [("web", Some("nginx:1.27"))]
+        );
+        // What nothing reads is gone.
+        assert!(spec.containers[0].env.is_none() && spec.tolerations.is_none());
         assert_eq!(spec.volumes.as_ref().map(Vec::len), Some(1));
         assert_eq!(trimmed.metadata.managed_fields, None);
         assert_eq!(

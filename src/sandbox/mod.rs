@@ -92,11 +92,20 @@ impl Sandbox {
             })
             .filter(|f| f.rate > 0.0)
             .collect();
-        let server = Arc::new(ApiServer::new(
-            store.clone(),
-            options.audit.map(Arc::new),
-            Faults::new(faults, scenario.spec.seed),
-        ));
+        let server = Arc::new(
+            ApiServer::new(
+                store.clone(),
+                options.audit.map(Arc::new),
+                Faults::new(faults, scenario.spec.seed),
+            )
+            .with_response_latency(
+                scenario
+                    .spec
+                    .api_server
+                    .response_latency
+                    .map(|d| d.signed()),
+            ),
+        );
         let sandbox = Sandbox {
             store,
             server,
@@ -214,6 +223,7 @@ impl Sandbox {
                 .map(|f| (f.node.clone(), f.action.clone()))
                 .collect(),
             unhealthy_after_patch: spec.faults.unhealthy_after_patch.clone(),
+            unpullable_images: spec.faults.unpullable_images.clone(),
         };
         Cluster::new(self.store.clone(), timings, faults)
     }

@@ -76,12 +76,20 @@ pub struct ApiServerSpec {
     /// `false` refuses them with 422, as API servers with the feature off do. Default true.
     #[serde(default = "streaming")]
     pub watch_list: bool,
+    /// How long each response takes to reach its client after the request was handled, as
+    /// over a real cluster's network. The watch events its writes cause are sent at once,
+    /// so a client can see them before the response (an eviction's budget version before
+    /// the eviction's answer), as clients of a real API server often do. Watches are not
+    /// delayed. Default: none.
+    #[serde(default)]
+    pub response_latency: Option<Duration>,
 }
 
 impl Default for ApiServerSpec {
     fn default() -> Self {
         ApiServerSpec {
             watch_list: streaming(),
+            response_latency: None,
         }
     }
 }
@@ -245,6 +253,11 @@ pub struct FaultsSpec {
     /// Targets that turn unhealthy once patched: `Node/<name>`, `Deployment/<ns>/<name>`…
     #[serde(default)]
     pub unhealthy_after_patch: Vec<String>,
+    /// Images the registry does not have, as pod specs write them: containers using them
+    /// never start; their status says `ErrImagePull`, then `ImagePullBackOff`, as the
+    /// kubelet retries.
+    #[serde(default)]
+    pub unpullable_images: Vec<String>,
     /// API errors and conflicts for clients.
     #[serde(default)]
     pub api: Vec<ApiFaults>,

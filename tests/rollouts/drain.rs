@@ -1,6 +1,9 @@
 //! SPEC 3.3: drain through the Eviction API; a PodDisruptionBudget refusal is retried with
 //! backoff until `drain.timeout`, then the target fails, unless `force`.
 
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+
 use crate::{case::Case, harness::Rules};
 
 /// One replica pinned to `general-1` behind a budget that never lets it go.
@@ -182,5 +185,180 @@ spec:
             .count(),
         0,
         "a bare pod is never asked to go"
+    );
+}
+
+/// Issue 10, item 5: twenty pods on `general-1`, from ten Deployments of two replicas behind
+/// budgets of `maxUnavailable: 1` (both pods of each budget on the node). Three spare nodes
+/// stay tainted for the first minute, so that every pod starts on `general-1`; the rollout is
+/// approved at two minutes. Responses take 20 ms to reach their clients, as over a real
+/// cluster's network, while watch events do not wait: the budget version that counts an
+/// eviction can come before the eviction's answer.
+fn packed() -> Case {
+    Case::new().scenario(
+        "
+apiServer: {responseLatency: 20ms}
+nodes:
+  - {pool: general, count: 1, zones: [zone-a]}
+  - {pool: spare, count: 3, zones: [zone-a, zone-b], taints: [{key: spare, value: 'true', effect: NoSchedule}]}
+workloads:
+  - {namespace: shop, name: web, count: 10, replicas: 2, image: docker.io/library/nginx:1.27.3, pdb: {maxUnavailable: 1}}
+steps:
+  - name: spare nodes
+    after: 1m
+    when: {apiVersion: v1, kind: Node, labels: {pool: spare}}
+    patch: {spec: {taints: null}}
+  - name: approve
+    after: 2m
+    when: {apiVersion: patchpilot.dev/v1alpha1, kind: PatchRollout, field: status.phase, equals: AwaitingApproval}
+    patch: {spec: {approved: true}}
+",
+    )
+}
+
+/// What `kubectl drain general-1` does (k8s.io/kubectl/pkg/drain), on the same cluster at
+/// the same moment (two minutes in, spares untainted at one): cordon, list the node's pods,
+/// check that the Eviction API is served; then for every pod at once, ask for its eviction
+/// until granted, sleeping 5 s after each `429`, then poll every second until the pod is
+/// gone. Returns how long it took from the cordon to the last eviction and to the node
+/// drained, and how many evictions it asked for.
+async fn kubectl_drain(case: &Case) -> (SignedDuration, SignedDuration, usize) {
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    use kube::api::{Api, EvictParams, ListParams, Patch, PatchParams};
+    use patchpilot::sandbox::{Options, Sandbox, run::ADMIN_USER, scenario::Scenario};
+
+    let scenario = Scenario::parse(std::path::Path::new("kubectl.yaml"), &case.yaml()).unwrap();
+    let sandbox = Sandbox::new(
+        scenario,
+        Options {
+            audit: None,
+            speed: None,
+        },
+    )
+    .unwrap();
+    let cluster = tokio::spawn(sandbox.cluster().run());
+    let clock = sandbox.store().clock().clone();
+    let client = sandbox.client(ADMIN_USER);
+    let nodes: Api<Node> = Api::all(client.clone());
+    let merge = |body| Patch::Merge(body);
+    let start: Timestamp = crate::case::START.parse().unwrap();
+    tokio::time::sleep(clock.sleep_for(start + SignedDuration::from_mins(1))).await;
+    for spare in ["spare-1", "spare-2", "spare-3"] {
+        nodes
+            .patch(
+                spare,
+                &PatchParams::default(),
+                &merge(json!({"spec": {"taints": null}})),
+            )
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(clock.sleep_for(start + SignedDuration::from_mins(2))).await;
+    let cordoned = clock.now();
+    nodes
+        .patch(
+            "general-1",
+            &PatchParams::default(),
+            &merge(json!({"spec": {"unschedulable": true}})),
+        )
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    let on_node = pods
+        .list(&ListParams::default().fields("spec.nodeName=general-1"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(on_node.len(), 20, "every pod starts on general-1");
+    // `CheckEvictionSupport`: the API groups, then the core group's resources.
+    client.list_api_groups().await.unwrap();
+    client.list_core_api_resources("v1").await.unwrap();
+    let asked = std::sync::atomic::AtomicUsize::new(0);
+    let drains = on_node.iter().map(|pod| {
+        let (pods, clock, asked) = (pods.clone(), clock.clone(), &asked);
+        async move {
+            let name = pod.metadata.name.clone().unwrap();
+            loop {
+                asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                match pods.evict(&name, &EvictParams::default()).await {
+                    Ok(_) => break,
+                    Err(kube::Error::Api(s)) if s.code == 429 => {
+                        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    }
+                    Err(e) => panic!("evict {name}: {e}"),
+                }
+            }
+            let evicted = clock.now();
+            while pods
+                .get_opt(&name)
+                .await
+                .unwrap()
+                .is_some_and(|p| p.metadata.uid == pod.metadata.uid)
+            {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            evicted
+        }
+    });
+    let evicted = futures::future::join_all(drains).await;
+    let drained = clock.now();
+    cluster.abort();
+    let last = evicted.into_iter().max().unwrap();
+    (
+        last.duration_since(cordoned),
+        drained.duration_since(cordoned),
+        asked.into_inner(),
+    )
+}
+
+/// The drain is never slower than `kubectl drain` on the same cluster: each eviction is
+/// asked for as soon as its budget allows it, whichever comes first of the eviction's
+/// response and the budget version that counts it, and none is refused.
+#[tokio::test(start_paused = true)]
+async fn a_drain_of_pods_two_a_budget_is_not_slower_than_kubectl_drain() {
+    let case = packed().node_policy(
+        "os",
+        "spec: {targets: {nodes: {selector: {matchLabels: {pool: general}}}}, approval: {mode: Manual}}",
+    );
+    let outcome = case.run().await;
+    outcome.check(&[Rules::new("os", 1)]);
+    assert_eq!(outcome.phase("os"), "Succeeded");
+    let locked = outcome
+        .operator_writes()
+        .find(|e| e["verb"] == "patch" && e["objectRef"]["name"] == "general-1")
+        .map(crate::harness::timestamp)
+        .unwrap();
+    let evictions: Vec<(Timestamp, u64)> = outcome
+        .operator_requests()
+        .filter(|e| e["objectRef"]["subresource"] == "eviction")
+        .map(|e| {
+            (
+                crate::harness::timestamp(e),
+                e["responseStatus"]["code"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let job = outcome
+        .operator_writes()
+        .find(|e| e["verb"] == "create" && e["objectRef"]["resource"] == "jobs")
+        .map(crate::harness::timestamp)
+        .unwrap();
+    let last = evictions.iter().map(|(at, _)| *at).max().unwrap();
+    let (ours_last, ours_drained) = (last.duration_since(locked), job.duration_since(locked));
+    let (kubectl_last, kubectl_drained, kubectl_asked) = kubectl_drain(&case).await;
+    eprintln!(
+        "drain of 20 pods, two a budget: ours {ours_drained:#} (last eviction {ours_last:#}, \
+         {} evictions asked), kubectl drain's logic {kubectl_drained:#} (last eviction \
+         {kubectl_last:#}, {kubectl_asked} asked)",
+        evictions.len()
+    );
+    assert!(
+        evictions.iter().all(|(_, code)| *code == 201) && evictions.len() == 20,
+        "evictions: {evictions:?}"
+    );
+    assert!(
+        ours_drained <= kubectl_drained,
+        "our drain took {ours_drained:#} (last eviction {ours_last:#}), kubectl drain's logic \
+         {kubectl_drained:#} (last eviction {kubectl_last:#}): {evictions:?}"
     );
 }

@@ -29,7 +29,7 @@ use patchpilot::sandbox::{
     apiserver::Audit,
     run::{RunOptions, run},
     scenario::Scenario,
-    store::{Filter, Store},
+    store::{Filter, Store, WatchFrom, WatchItem},
 };
 use serde_json::Value;
 
@@ -54,6 +54,9 @@ pub struct Outcome {
     pub report: Value,
     /// The audit log, one event per request.
     pub log: Vec<Value>,
+    /// Every version of every pod the simulated cluster wrote, with the virtual instant it
+    /// was written: what the kubelets reported, which the audit log does not show.
+    pub pod_history: Vec<(Timestamp, Arc<Value>)>,
     store: Arc<Store>,
 }
 
@@ -147,6 +150,21 @@ pub async fn run_scenario_with(yaml: &str, acts: &[(SignedDuration, Act)]) -> Ou
             perform(client, &act).await;
         });
     }
+    let history = Arc::new(Mutex::new(Vec::new()));
+    let recorder = {
+        let pods = store.resource("", "v1", "pods").unwrap();
+        let mut watch = store
+            .watch(&pods, Filter::default(), WatchFrom::Current)
+            .unwrap();
+        let (history, clock) = (history.clone(), store.clock().clone());
+        tokio::spawn(async move {
+            while let Some(item) = watch.rx.recv().await {
+                if let WatchItem::Event(_, pod) = item {
+                    history.lock().unwrap().push((clock.now(), pod));
+                }
+            }
+        })
+    };
     let options = RunOptions {
         serve: None,
         kubeconfig_out: None,
@@ -154,12 +172,19 @@ pub async fn run_scenario_with(yaml: &str, acts: &[(SignedDuration, Act)]) -> Ou
         operator: true,
     };
     let report = run(sandbox, options).await.unwrap();
+    recorder.abort();
     let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     let log = text
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
-    Outcome { report, log, store }
+    let pod_history = std::mem::take(&mut *history.lock().unwrap());
+    Outcome {
+        report,
+        log,
+        pod_history,
+        store,
+    }
 }
 
 /// The limits one policy's rollouts must keep.

@@ -3,8 +3,9 @@
 
 mod support;
 
+use jiff::SignedDuration;
 use patchpilot_engine::{
-    machine::{Action, ConditionStatus, ConditionType, RecordState},
+    machine::{Action, ConditionStatus, ConditionType, FatalReason, HealthFacts, RecordState},
     rollout::Phase,
     units::Duration,
 };
@@ -762,4 +763,55 @@ fn a_rollout_deleted_while_paused_in_its_rollback_still_lets_go_of_its_targets()
             .iter()
             .all(|n| !n.annotations.contains_key("patchpilot.dev/lock"))
     );
+}
+
+/// Issue 10, item 6: a signal that the target will not become healthy (a crash loop) ends
+/// the wait at once, with its reason, instead of at `health.timeout`; the canary's failure
+/// then rolls back as any other.
+#[test]
+fn a_fatal_health_signal_fails_the_target_at_once_with_its_reason() {
+    let mut world = World::new(start(), 3, 1);
+    world.node("node-00").script.fatal_when_patched =
+        Some((FatalReason::CrashLoopBackOff, SignedDuration::ZERO));
+    assert_eq!(world.run(1000), Phase::RolledBack);
+    let failure = world.status.failures.first().expect("the canary failed");
+    assert_eq!(failure.target.as_str(), "Node/node-00");
+    assert_eq!(failure.reason, "CrashLoopBackOff");
+    assert!(
+        failure.message.contains("app/node-00-pod-0 container app"),
+        "{}",
+        failure.message
+    );
+    // Failed as soon as the node was back (drained in 5 s, updater 2 min, reboot 3 min),
+    // not 10 minutes later at the health timeout.
+    let back = mins(5) + SignedDuration::from_secs(5);
+    // The failure moves the canary to its rollback under the same lock, in the same
+    // decision.
+    let locked = world.logged(|w| *w == What::Locked(Action::Apply))[0].at;
+    let failed = world.logged(|w| *w == What::Locked(Action::Rollback))[0].at;
+    assert_eq!(failed, locked + back);
+    assert_eq!(world.locked(Action::Rollback), ["Node/node-00"]);
+
+    // During the soak too: the signal appears 30 s into the 1-minute soak.
+    let mut world = World::new(start(), 3, 1);
+    world.node("node-00").script.fatal_when_patched =
+        Some((FatalReason::ImagePullBackOff, SignedDuration::from_secs(30)));
+    assert_eq!(world.run(1000), Phase::RolledBack);
+    let failure = world.status.failures.first().expect("the canary failed");
+    assert_eq!(failure.reason, "ImagePullBackOff");
+    let locked = world.logged(|w| *w == What::Locked(Action::Apply))[0].at;
+    let failed = world.logged(|w| *w == What::Locked(Action::Rollback))[0].at;
+    assert_eq!(failed, locked + back + SignedDuration::from_secs(30));
+}
+
+#[test]
+fn fatal_reasons_are_the_kubelets_waiting_reasons() {
+    for reason in FatalReason::ALL {
+        assert_eq!(FatalReason::from_waiting(reason.as_str()), Some(reason));
+    }
+    assert_eq!(FatalReason::from_waiting("ContainerCreating"), None);
+    assert_eq!(FatalReason::from_waiting("PodInitializing"), None);
+    let facts = HealthFacts::fatal(FatalReason::ErrImagePull, "podsReady: x".into());
+    assert!(facts.fails() && !facts.is_healthy());
+    assert_eq!(facts.summary(), "podsReady: x");
 }

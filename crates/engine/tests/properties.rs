@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::{SignedDuration, Timestamp};
 use patchpilot_engine::{
     keys,
-    machine::{Action, RecordState},
+    machine::{Action, FatalReason, RecordState},
     plan::Scope,
     policy::{CanarySize, OnFailure},
     rollout::Phase,
@@ -54,9 +54,20 @@ fn script() -> impl Strategy<Value = Script> {
         0u32..4,
         prop::option::weighted(0.08, 1i64..40),
         prop::option::weighted(0.1, 1i64..15),
+        prop::option::weighted(0.04, 0i64..5),
     )
         .prop_map(
-            |(updater, apply_fails, rollback_fails, reboot, unhealthy, pods, blocked, settling)| {
+            |(
+                updater,
+                apply_fails,
+                rollback_fails,
+                reboot,
+                unhealthy,
+                pods,
+                blocked,
+                settling,
+                fatal,
+            )| {
                 Script {
                     updater: SignedDuration::from_mins(updater),
                     apply_fails,
@@ -66,6 +77,12 @@ fn script() -> impl Strategy<Value = Script> {
                     pods,
                     blocked_for: blocked.map(SignedDuration::from_mins),
                     settling: settling.map(SignedDuration::from_mins),
+                    fatal_when_patched: fatal.map(|after| {
+                        (
+                            FatalReason::CrashLoopBackOff,
+                            SignedDuration::from_mins(after),
+                        )
+                    }),
                 }
             },
         )

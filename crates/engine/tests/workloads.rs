@@ -11,8 +11,8 @@ use patchpilot_engine::{
     image::{ContainerImage, ImagePatch},
     keys,
     machine::{
-        self, Action, Change, Decision, HealthFacts, Input, Live, Observed, Record, RecordState,
-        Status, TargetAction, WorkloadFacts, WorkloadRollout,
+        self, Action, Change, Decision, FatalReason, HealthFacts, Input, Live, Observed, Record,
+        RecordState, Status, TargetAction, WorkloadFacts, WorkloadRollout,
     },
     plan::{Namespaces, Scope},
     policy::{CanarySize, WorkloadKind},
@@ -76,6 +76,15 @@ impl Shop {
     }
 
     fn decide(&mut self, rollout: WorkloadRollout, healthy: bool) -> Decision {
+        let health = if healthy {
+            HealthFacts::healthy()
+        } else {
+            HealthFacts::failing(vec!["podsReady: 1 of 3 pods Ready".into()])
+        };
+        self.decide_with(rollout, health)
+    }
+
+    fn decide_with(&mut self, rollout: WorkloadRollout, health: HealthFacts) -> Decision {
         let candidates = vec![Candidate::workload(
             WorkloadKind::Deployment,
             "shop",
@@ -88,11 +97,7 @@ impl Shop {
                 images: self.images.clone(),
                 rollout,
             }),
-            health: Some(if healthy {
-                HealthFacts::healthy()
-            } else {
-                HealthFacts::failing(vec!["podsReady: 1 of 3 pods Ready".into()])
-            }),
+            health: Some(health),
         };
         let observed = BTreeMap::from([(web(), facts)]);
         let namespaces = Namespaces::new();
@@ -297,4 +302,39 @@ fn a_rollout_that_never_completes_times_out() {
     shop.now += mins(1);
     let decision = shop.decide(WorkloadRollout::Progressing("waiting".into()), true);
     assert_eq!(ended(&decision).reason.as_deref(), Some("RolloutTimeout"));
+}
+
+/// Issue 10, item 6: the new pods crash-loop while the workload's own rollout is still
+/// progressing: the target fails at once with the signal's reason, without waiting for the
+/// rollout or `health.timeout`, and the rollback restores the recorded images.
+#[test]
+fn new_pods_that_crash_loop_fail_the_workload_while_it_rolls_out() {
+    let mut shop = Shop::new();
+    let original = shop.images.clone();
+    shop.decide(WorkloadRollout::Complete, true);
+    let progressing =
+        || WorkloadRollout::Progressing("1 of 3 updated replicas are available".into());
+    shop.decide(progressing(), false);
+    assert_eq!(shop.step(), Some(Step::RollingOut));
+    shop.now += jiff::SignedDuration::from_secs(15);
+    let crash = HealthFacts::fatal(
+        FatalReason::CrashLoopBackOff,
+        "podsReady: shop/web-5d9f-x2x7q container web: back-off 10s restarting failed container"
+            .into(),
+    );
+    let decision = shop.decide_with(progressing(), crash);
+    let record = ended(&decision);
+    assert_eq!(record.reason.as_deref(), Some("CrashLoopBackOff"));
+    assert!(
+        record
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("shop/web-5d9f-x2x7q container web")),
+        "{record:?}"
+    );
+    // The only target failed: in the same decision the rollout moves it to its rollback
+    // under the lock it holds, restoring the images it recorded.
+    assert_eq!(shop.status.phase, Phase::RollingBack);
+    assert_eq!(shop.record().state, RecordState::RollingBack);
+    assert_eq!(shop.images, original);
 }

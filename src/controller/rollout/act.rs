@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use futures::StreamExt;
 use jiff::SignedDuration;
 use k8s_openapi::{
     api::{
@@ -389,12 +390,32 @@ const FIRST_RETRY: SignedDuration = SignedDuration::from_secs(5);
 /// The longest.
 const LAST_RETRY: SignedDuration = SignedDuration::from_secs(60);
 
-/// Evicts the node's pods that may go, each with its own back-off after refusals.
+/// How many evictions of one drain are in flight at once.
+const EVICTIONS_AT_ONCE: usize = 16;
+
+/// An eviction about to be asked for.
+struct Eviction {
+    namespace: String,
+    name: String,
+    /// `namespace/name`.
+    key: String,
+    /// What the budgets said (and claimed).
+    verdict: budgets::Verdict,
+    /// The back-off so far.
+    interval: Option<SignedDuration>,
+}
+
+/// Evicts the node's pods that may go, each with its own back-off after refusals. Every
+/// eviction is decided first (the budgets' verdicts, claiming what they allow), then they
+/// are asked for together, as `kubectl drain` does, so that one answer's latency does not
+/// hold the next.
 async fn drain(ctx: &Context, scene: &Scene<'_>, target: &TargetId, force: bool) -> Result<()> {
     let Some(pods) = ctx.pods.pods(&PodScope::Node(node_name(target).to_owned())) else {
         return Ok(());
     };
     let now = ctx.clock.now();
+    let rollout = scene.rollout.metadata.name.clone().unwrap_or_default();
+    let mut asks = Vec::new();
     for pod in pods
         .iter()
         .filter(|p| must_leave(p, scene.drain) && p.metadata.deletion_timestamp.is_none())
@@ -402,8 +423,8 @@ async fn drain(ctx: &Context, scene: &Scene<'_>, target: &TargetId, force: bool)
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
         let key = format!("{namespace}/{name}");
-        let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
         if force {
+            let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
             match api.delete(&name, &DeleteParams::default()).await {
                 Ok(_) => ctx.set_eviction(&key, None),
                 Err(kube::Error::Api(status)) if status.code == 404 => ctx.set_eviction(&key, None),
@@ -417,8 +438,9 @@ async fn drain(ctx: &Context, scene: &Scene<'_>, target: &TargetId, force: bool)
         let previous = ctx.eviction(&key);
         // The back-off after refusals: 5 s, doubling up to a minute.
         let interval = previous.as_ref().map(|p| p.interval);
-        let rollout = scene.rollout.metadata.name.clone().unwrap_or_default();
-        let verdict = budgets::verdict(ctx, pod);
+        // An eviction the budget allows counts against it from here, before it is asked
+        // for: the budget version that lists it may come before the answer.
+        let verdict = budgets::claim(ctx, pod);
         match &verdict {
             // The budget would refuse: do not ask; its next change triggers this rollout.
             budgets::Verdict::Refused { budget } => {
@@ -428,7 +450,7 @@ async fn drain(ctx: &Context, scene: &Scene<'_>, target: &TargetId, force: bool)
                         next_try: now,
                         interval: interval.unwrap_or(FIRST_RETRY),
                         blocked_by: Some(budget.clone()),
-                        rollout,
+                        rollout: rollout.clone(),
                     }),
                 );
                 continue;
@@ -441,41 +463,67 @@ async fn drain(ctx: &Context, scene: &Scene<'_>, target: &TargetId, force: bool)
                 }
             }
         }
-        match api.evict(&name, &EvictParams::default()).await {
-            Ok(_) => {
-                ctx.set_eviction(&key, None);
-                if let budgets::Verdict::Allowed {
-                    budget,
-                    takes: true,
-                } = &verdict
-                {
-                    ctx.budgets_spent.record(budget, &name, now);
-                }
-            }
-            Err(kube::Error::Api(status)) if status.code == 404 => ctx.set_eviction(&key, None),
+        asks.push(Eviction {
+            namespace,
+            name,
+            key,
+            verdict,
+            interval,
+        });
+    }
+    let requests: Vec<_> = asks
+        .iter()
+        .map(|ask| {
+            let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ask.namespace);
+            let name = ask.name.clone();
+            async move { api.evict(&name, &EvictParams::default()).await }
+        })
+        .collect();
+    let answers: Vec<_> = futures::stream::iter(requests)
+        .buffered(EVICTIONS_AT_ONCE)
+        .collect()
+        .await;
+    let mut failure = None;
+    for (ask, answer) in asks.iter().zip(answers) {
+        if answer.is_err()
+            && let budgets::Verdict::Allowed {
+                budget,
+                takes: true,
+            } = &ask.verdict
+        {
+            // Refused or failed: it took nothing from the budget.
+            ctx.budgets_spent.forget(budget, &ask.name);
+        }
+        match answer {
+            Ok(_) => ctx.set_eviction(&ask.key, None),
+            Err(kube::Error::Api(status)) if status.code == 404 => ctx.set_eviction(&ask.key, None),
             Err(kube::Error::Api(status)) if status.code == 429 => {
-                let interval = interval.map_or(FIRST_RETRY, |i| (i * 2).min(LAST_RETRY));
+                let interval = ask
+                    .interval
+                    .map_or(FIRST_RETRY, |i| (i * 2).min(LAST_RETRY));
                 let budget = status
                     .details
                     .as_ref()
                     .and_then(|d| d.causes.iter().find(|c| c.reason == "DisruptionBudget"))
                     .and_then(|c| c.message.split_whitespace().nth(3).map(str::to_owned))
-                    .map(|budget| format!("{namespace}/{budget}"));
+                    .map(|budget| format!("{}/{budget}", ask.namespace));
                 let next_try = now.saturating_add(interval).unwrap_or(now);
                 ctx.set_eviction(
-                    &key,
+                    &ask.key,
                     Some(EvictionState {
                         next_try,
                         interval,
                         blocked_by: budget,
-                        rollout,
+                        rollout: rollout.clone(),
                     }),
                 );
             }
-            Err(e) => return Err(Error::api(format!("evict pod {key}"), e)),
+            Err(e) => {
+                failure.get_or_insert(Error::api(format!("evict pod {}", ask.key), e));
+            }
         }
     }
-    Ok(())
+    failure.map_or(Ok(()), Err)
 }
 
 /// Creates the updater Job: the policy's pod template pinned to the node, tolerating its

@@ -9,9 +9,18 @@
 //!
 //! The operator's own evictions count against a budget until the cache shows them: the API
 //! server lists an evicted pod in the budget's `status.disruptedPods` in the same write that
-//! takes the disruption, and the budget watch shows every version in order to [`Spent::seen`].
-//! A version written in between by the disruption controller may reflect some evictions and
+//! takes the disruption, and the budget watch shows every version in order to [`Spent::seen`]
+//! once the cache has taken it (so that an eviction it clears is never judged against an
+//! older cached version). A version written in between by the disruption controller may reflect some evictions and
 //! not others, so "the cache moved on" is not enough.
+//!
+//! An eviction counts from the moment it is decided, before it is asked for ([`claim`]), and
+//! stops counting if the API server answers with an error ([`Spent::forget`]). The version
+//! that lists it can only be written after the request was sent, so it is never missed,
+//! whether the watch brings it before or after the eviction's answer. (Counting from the
+//! answer missed it whenever the watch came first: the next version drops a pod that is
+//! going, and the eviction then counted for a minute against a budget that allowed the
+//! next one.)
 //!
 //! The verdict follows the API server's: a pod that is not Ready may go without using up a
 //! disruption when the budget's `unhealthyPodEvictionPolicy` is `AlwaysAllow`, or (the
@@ -72,8 +81,10 @@ pub fn key(budget: &PodDisruptionBudget) -> String {
     )
 }
 
-/// What the cached budgets say of evicting `pod` now.
-pub fn verdict(ctx: &Context, pod: &Pod) -> Verdict {
+/// What the cached budgets say of evicting `pod` now. An eviction the verdict allows and
+/// that takes one of the budget's disruptions is counted against the budget from now on:
+/// ask for it next, and [`Spent::forget`] it if the API server refuses or fails.
+pub fn claim(ctx: &Context, pod: &Pod) -> Verdict {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
     let empty = BTreeMap::new();
     let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
@@ -91,8 +102,12 @@ pub fn verdict(ctx: &Context, pod: &Pod) -> Verdict {
     let [budget] = matching.as_slice() else {
         return Verdict::Ask;
     };
-    let unseen = ctx.budgets_spent.unseen(budget, ctx.clock.now());
-    judge(budget, health::pod_ready(pod), unseen)
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let ready = health::pod_ready(pod);
+    ctx.budgets_spent
+        .claim(budget, name, ctx.clock.now(), |unseen| {
+            judge(budget, ready, unseen)
+        })
 }
 
 /// The API server's rules for evicting a pod (`ready` or not) that `budget` selects, with
@@ -144,12 +159,32 @@ impl Spent {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Counts the eviction of `pod` (its name) against `budget` from `at`.
-    pub fn record(&self, budget: &str, pod: &str, at: Timestamp) {
-        self.lock()
-            .entry(budget.to_owned())
-            .or_default()
-            .push((pod.to_owned(), at));
+    /// Judges evicting `pod` (its name) under the cached `budget` at `now`, given how many
+    /// of the operator's evictions the budget does not show yet; when `judge` allows it and
+    /// the eviction takes a disruption, counts it against the budget from `now`. One lock
+    /// for both, so that two drains cannot both take the budget's last disruption.
+    pub fn claim(
+        &self,
+        budget: &PodDisruptionBudget,
+        pod: &str,
+        now: Timestamp,
+        judge: impl FnOnce(i32) -> Verdict,
+    ) -> Verdict {
+        let mut spent = self.lock();
+        let pods = spent.entry(key(budget)).or_default();
+        let verdict = judge(Self::count(pods, budget, now));
+        if let Verdict::Allowed { takes: true, .. } = &verdict {
+            pods.push((pod.to_owned(), now));
+        }
+        verdict
+    }
+
+    /// Stops counting the eviction of `pod` against `budget` (`namespace/name`): the API
+    /// server did not carry it out.
+    pub fn forget(&self, budget: &str, pod: &str) {
+        if let Some(pods) = self.lock().get_mut(budget) {
+            pods.retain(|(p, _)| p != pod);
+        }
     }
 
     /// Takes a version of `budget` from the watch: the evictions it lists as disrupted are
@@ -171,9 +206,18 @@ impl Spent {
     /// The evictions against the cached `budget` that it does not show yet, at `now`.
     pub fn unseen(&self, budget: &PodDisruptionBudget, now: Timestamp) -> i32 {
         let mut spent = self.lock();
-        let Some(pods) = spent.get_mut(&key(budget)) else {
-            return 0;
-        };
+        spent
+            .get_mut(&key(budget))
+            .map_or(0, |pods| Self::count(pods, budget, now))
+    }
+
+    /// Of `pods` evicted against `budget`, drops those it shows or that are too old, and
+    /// counts the rest.
+    fn count(
+        pods: &mut Vec<(String, Timestamp)>,
+        budget: &PodDisruptionBudget,
+        now: Timestamp,
+    ) -> i32 {
         let disrupted = budget
             .status
             .as_ref()
@@ -244,12 +288,23 @@ mod tests {
         assert_eq!(judge(&short, false, 0), allowed(false));
     }
 
+    /// Claims the eviction of the Ready pod `pod` under `budget`, as a drain does.
+    fn claim(spent: &Spent, budget: &PodDisruptionBudget, pod: &str, now: Timestamp) -> Verdict {
+        spent.claim(budget, pod, now, |unseen| judge(budget, true, unseen))
+    }
+
     #[test]
     fn evictions_count_until_a_version_of_the_budget_lists_them() {
         let spent = Spent::default();
         let now: Timestamp = "2026-11-28T00:00:00Z".parse().unwrap();
-        spent.record("shop/web", "web-1", now);
-        spent.record("shop/web", "web-2", now);
+        let mut roomy = budget("10", &[]);
+        roomy.status.as_mut().unwrap().disruptions_allowed = 3;
+        for pod in ["web-1", "web-2"] {
+            assert!(matches!(
+                claim(&spent, &roomy, pod, now),
+                Verdict::Allowed { takes: true, .. }
+            ));
+        }
         assert_eq!(spent.unseen(&budget("10", &[]), now), 2);
         // A version showing the first eviction only: the second still counts.
         spent.seen(&budget("11", &["web-1"]));
@@ -257,8 +312,47 @@ mod tests {
         // The cached version lists it: nothing left to count.
         assert_eq!(spent.unseen(&budget("13", &["web-2"]), now), 0);
         // An eviction no version ever shows stops counting after a minute.
-        spent.record("shop/web", "web-3", now);
+        assert!(matches!(
+            claim(&spent, &budget("13", &[]), "web-3", now),
+            Verdict::Allowed { .. }
+        ));
         let later = now + SignedDuration::from_secs(61);
         assert_eq!(spent.unseen(&budget("14", &[]), later), 0);
+    }
+
+    /// The race of issue 10: the API server lists the evicted pod in the budget's
+    /// `disruptedPods` in the same write that takes the disruption, so the watch can bring
+    /// that version before the eviction's answer. The next version drops the pod (it is
+    /// terminating) and, once its replacement is Ready, allows a disruption again. Counting
+    /// the eviction from its answer missed the listing version and held the sibling for a
+    /// minute; counted from the decision, it is accounted whatever the order.
+    #[test]
+    fn an_eviction_counts_whichever_comes_first_its_answer_or_the_version_listing_it() {
+        let now: Timestamp = "2026-11-28T00:00:00Z".parse().unwrap();
+        let later = now + SignedDuration::from_secs(5);
+        let allowed = Verdict::Allowed {
+            budget: "shop/web".into(),
+            takes: true,
+        };
+        let refused = Verdict::Refused {
+            budget: "shop/web".into(),
+        };
+        let spent = Spent::default();
+        assert_eq!(claim(&spent, &budget("10", &[]), "web-1", now), allowed);
+        // While the eviction is in flight, its sibling may not go: the budget's one
+        // disruption is taken.
+        assert_eq!(claim(&spent, &budget("10", &[]), "web-2", now), refused);
+        // The watch brings the version listing web-1, here before the answer (a successful
+        // answer changes nothing, so the order cannot matter)…
+        spent.seen(&budget("11", &["web-1"]));
+        // …then the version without it, the replacement Ready: the sibling goes at once.
+        assert_eq!(spent.unseen(&budget("12", &[]), later), 0);
+        assert_eq!(claim(&spent, &budget("12", &[]), "web-2", later), allowed);
+        // An eviction the API server refuses or fails stops counting at once.
+        let spent = Spent::default();
+        assert_eq!(claim(&spent, &budget("10", &[]), "web-1", now), allowed);
+        spent.forget("shop/web", "web-1");
+        assert_eq!(spent.unseen(&budget("10", &[]), now), 0);
+        assert_eq!(claim(&spent, &budget("10", &[]), "web-1", now), allowed);
     }
 }

@@ -13,7 +13,8 @@ use hyper_util::{
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use patchpilot_engine::{
-    machine::HealthFacts,
+    image::ContainerImage,
+    machine::{Fatal, FatalReason, HealthFacts},
     target::{TargetId, TargetKind},
 };
 use serde_json::Value;
@@ -68,6 +69,22 @@ pub struct Subject<'a> {
     pub now: Timestamp,
     /// How long a pod may take to turn Ready after it was scheduled (`health.timeout`).
     pub startup: SignedDuration,
+    /// Which pods the target's change made, whose fatal signals are its doing.
+    pub changed: Changed<'a>,
+}
+
+/// Which pods' fatal signals (a container waiting in `CrashLoopBackOff`, an image that
+/// cannot be pulled…) say that the change being made will not become healthy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Changed<'a> {
+    /// A workload: its pods that run the template's images (the revision being rolled out:
+    /// the new images when applying, the recorded ones when rolling back). Old pods still
+    /// crash-looping during a rollback are not the rollback's doing.
+    Revision(&'a [ContainerImage]),
+    /// A node: what happened on it since the updater's change took effect (the Job's end,
+    /// or the node Ready again after its reboot): pods created since, and containers that
+    /// exited since. `None` while the updater has not finished: nothing is its doing yet.
+    Since(Option<Timestamp>),
 }
 
 /// The outcome of one check.
@@ -77,6 +94,8 @@ enum Verdict {
     Fail(String),
     /// Not passing yet, for a reason expected to pass on its own, until the instant given.
     Settling(String, Option<Timestamp>),
+    /// Failing, and it will not pass however long one waits.
+    Fatal(FatalReason, String),
 }
 
 impl From<Result<(), String>> for Verdict {
@@ -137,6 +156,11 @@ pub async fn run(http: &HttpClient, checks: &[HealthCheck], subject: &Subject<'_
         match verdict {
             Verdict::Pass => {}
             Verdict::Fail(reason) => facts.reasons.push(format!("{name}: {reason}")),
+            Verdict::Fatal(reason, message) => {
+                let message = format!("{name}: {message}");
+                facts.reasons.push(message.clone());
+                facts.fatal.get_or_insert(Fatal { reason, message });
+            }
             Verdict::Settling(reason, by) => {
                 facts.settling.push(format!("{name}: {reason}"));
                 facts.settles_by = match (facts.settles_by, by) {
@@ -213,11 +237,99 @@ fn restarts(pod: &Pod) -> i32 {
         .sum()
 }
 
+/// Whether `pod` runs every container of `images` with its image.
+fn runs(pod: &Pod, images: &[ContainerImage]) -> bool {
+    let containers = pod.spec.as_ref().map(|s| s.containers.as_slice());
+    images.iter().all(|wanted| {
+        containers.into_iter().flatten().any(|c| {
+            c.name == wanted.container && c.image.as_deref() == Some(wanted.image.as_str())
+        })
+    })
+}
+
+/// The first fatal signal (by pod and container name) among the pods the target's change
+/// made: a container waiting for a reason the kubelet does not get past by itself.
+fn fatal_signal(subject: &Subject<'_>) -> Option<(FatalReason, String)> {
+    let mut signals = Vec::new();
+    for pod in subject
+        .pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+    {
+        let (made, since) = match subject.changed {
+            Changed::Revision(images) if runs(pod, images) => (true, None),
+            Changed::Revision(_) | Changed::Since(None) => continue,
+            Changed::Since(Some(since)) => {
+                let created = pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
+                (created.is_some_and(|at| at >= since), Some(since))
+            }
+        };
+        let status = pod.status.as_ref();
+        let containers = [
+            status.and_then(|s| s.init_container_statuses.as_ref()),
+            status.and_then(|s| s.container_statuses.as_ref()),
+        ];
+        for container in containers.into_iter().flatten().flatten() {
+            let Some(waiting) = container.state.as_ref().and_then(|s| s.waiting.as_ref()) else {
+                continue;
+            };
+            let Some(reason) = waiting
+                .reason
+                .as_deref()
+                .and_then(FatalReason::from_waiting)
+            else {
+                continue;
+            };
+            let last_exit = container
+                .last_state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref());
+            // On a node, an older pod counts only for a crash since the change.
+            let exited = last_exit.and_then(|t| t.finished_at.as_ref()).map(|t| t.0);
+            let crashed_since = reason == FatalReason::CrashLoopBackOff
+                && since.zip(exited).is_some_and(|(since, at)| at >= since);
+            if !(made || crashed_since) {
+                continue;
+            }
+            // What says why: the last exit of a crash loop (the kubelet's message only
+            // repeats the back-off), the kubelet's message otherwise.
+            let detail = match (reason, last_exit) {
+                (FatalReason::CrashLoopBackOff, Some(exit)) => format!(
+                    ", last exit code {}{}",
+                    exit.exit_code,
+                    exit.reason
+                        .as_deref()
+                        .map_or_else(String::new, |r| format!(" ({r})"))
+                ),
+                _ => waiting
+                    .message
+                    .as_deref()
+                    .filter(|m| !m.is_empty())
+                    .map_or_else(String::new, |m| format!(": {m}")),
+            };
+            signals.push((pod_name(pod), container.name.clone(), reason, detail));
+        }
+    }
+    signals.sort();
+    signals
+        .into_iter()
+        .next()
+        .map(|(pod, container, reason, detail)| {
+            let message = format!("{pod} container {container}: {}{detail}", reason.as_str());
+            (reason, message)
+        })
+}
+
 /// Pods Ready (and, for workloads, their rollout complete and no container restarted during
 /// the soak). A pod that is not Ready yet but is starting (scheduled less than
 /// `health.timeout` ago, no container restarted) is settling, not failing: pods land on a
-/// node again once it is uncordoned, and need their time to start.
+/// node again once it is uncordoned, and need their time to start. A pod the change made
+/// that will never turn Ready (see [`fatal_signal`]) is fatal, even while a workload's own
+/// rollout is still progressing: it would wait for that pod.
 fn pods_ready(subject: &Subject<'_>) -> Verdict {
+    if let Some((reason, message)) = fatal_signal(subject) {
+        return Verdict::Fatal(reason, message);
+    }
     if let Err(why) = subject.rollout.clone() {
         return Verdict::Fail(why);
     }
@@ -944,6 +1056,7 @@ mod tests {
             jobs: &[],
             now: now(),
             startup: SignedDuration::from_mins(STARTUP_MINS),
+            changed: Changed::Since(Some(ago(120))),
         }
     }
 
@@ -1104,6 +1217,125 @@ mod tests {
         assert_eq!(pods_ready(&on_a_node), Verdict::Pass);
     }
 
+    /// A pod `shop/<name>` created `mins` minutes ago running `image`, its container `web`
+    /// waiting for `reason`, last exited `exited` minutes ago.
+    fn waiting(name: &str, image: &str, mins: i64, reason: &str, exited: Option<i64>) -> Value {
+        let mut pod = pod(name, false, mins);
+        pod["spec"] = json!({"containers": [{"name": "web", "image": image}]});
+        let status = &mut pod["status"]["containerStatuses"][0];
+        status["state"] = json!({"waiting": {"reason": reason, "message": "back-off 10s"}});
+        if let Some(exited) = exited {
+            status["restartCount"] = json!(2);
+            status["lastState"] =
+                json!({"terminated": {"exitCode": 1, "finishedAt": ago(exited).to_string()}});
+        }
+        pod
+    }
+
+    fn nginx(image: &str) -> Vec<ContainerImage> {
+        vec![ContainerImage {
+            container: "web".into(),
+            image: image.into(),
+        }]
+    }
+
+    #[test]
+    fn new_pods_that_will_never_be_ready_are_fatal_while_the_rollout_progresses() {
+        let target = web();
+        let new = nginx("nginx:1.27.4");
+        let pods = pods([
+            pod("web-old", true, 60),
+            waiting("web-new", "nginx:1.27.4", 1, "CrashLoopBackOff", Some(0)),
+        ]);
+        let progressing = Subject {
+            rollout: Err("1 of 3 updated replicas are available".into()),
+            changed: Changed::Revision(&new),
+            ..subject(&target, &pods)
+        };
+        assert_eq!(
+            pods_ready(&progressing),
+            Verdict::Fatal(
+                FatalReason::CrashLoopBackOff,
+                "shop/web-new container web: CrashLoopBackOff, last exit code 1".into()
+            )
+        );
+        // Rolling back to 1.27.3: the crash-looping pods of 1.27.4 are not the rollback's.
+        let old = nginx("nginx:1.27.3");
+        let rolling_back = Subject {
+            changed: Changed::Revision(&old),
+            ..progressing
+        };
+        assert_eq!(
+            pods_ready(&rolling_back),
+            Verdict::Fail("1 of 3 updated replicas are available".into())
+        );
+        // Waiting reasons that pass by themselves are not fatal.
+        let creating = self::pods([waiting(
+            "web-new",
+            "nginx:1.27.4",
+            1,
+            "ContainerCreating",
+            None,
+        )]);
+        let starting = Subject {
+            changed: Changed::Revision(&new),
+            ..subject(&target, &creating)
+        };
+        assert!(matches!(pods_ready(&starting), Verdict::Settling(..)));
+        // An image that cannot be pulled.
+        let pulling = self::pods([waiting(
+            "web-new",
+            "nginx:1.27.4",
+            1,
+            "ImagePullBackOff",
+            None,
+        )]);
+        let pulling = Subject {
+            changed: Changed::Revision(&new),
+            ..subject(&target, &pulling)
+        };
+        assert!(matches!(
+            pods_ready(&pulling),
+            Verdict::Fatal(FatalReason::ImagePullBackOff, _)
+        ));
+    }
+
+    #[test]
+    fn on_a_node_only_what_happened_since_the_change_is_fatal() {
+        let target = TargetId::node("n1");
+        let since = Changed::Since(Some(ago(10)));
+        let check = |pod: Value, changed: Changed<'static>| {
+            let pods = pods([pod]);
+            let subject = Subject {
+                changed,
+                ..subject(&target, &pods)
+            };
+            pods_ready(&subject)
+        };
+        // A DaemonSet pod from before the change that crashed since: fatal.
+        let crashed = waiting("agent-1", "agent:1", 60, "CrashLoopBackOff", Some(2));
+        assert!(matches!(
+            check(crashed.clone(), since),
+            Verdict::Fatal(FatalReason::CrashLoopBackOff, _)
+        ));
+        // Its last exit came before the change: not the change's doing.
+        let before = waiting("agent-1", "agent:1", 60, "CrashLoopBackOff", Some(30));
+        assert!(matches!(check(before, since), Verdict::Fail(_)));
+        // The updater has not finished: nothing is its doing yet.
+        assert!(matches!(
+            check(crashed, Changed::Since(None)),
+            Verdict::Fail(_)
+        ));
+        // A pod created since that cannot pull its image: fatal; an older one: not.
+        let pulling = waiting("web-1", "web:2", 3, "ErrImagePull", None);
+        assert!(matches!(
+            check(pulling, since),
+            Verdict::Fatal(FatalReason::ErrImagePull, _)
+        ));
+        let old = waiting("web-1", "web:2", 30, "ErrImagePull", None);
+        assert!(!matches!(check(old, since), Verdict::Fatal(..)));
+    }
+
     // ---- run -----------------------------------------------------------------------------
 
     #[tokio::test]
@@ -1134,6 +1366,31 @@ mod tests {
         let target = web();
         let facts = run(&http, &[], &subject(&target, &[])).await;
         assert_eq!(facts, HealthFacts::healthy());
+        // A fatal signal is a failure the engine need not wait out.
+        let new = nginx("nginx:1.27.4");
+        let crashing = pods([waiting(
+            "web-2",
+            "nginx:1.27.4",
+            1,
+            "CrashLoopBackOff",
+            Some(0),
+        )]);
+        let facts = run(
+            &http,
+            &[],
+            &Subject {
+                changed: Changed::Revision(&new),
+                ..subject(&target, &crashing)
+            },
+        )
+        .await;
+        assert_eq!(
+            facts,
+            HealthFacts::fatal(
+                FatalReason::CrashLoopBackOff,
+                "podsReady: shop/web-2 container web: CrashLoopBackOff, last exit code 1".into()
+            )
+        );
     }
 
     #[tokio::test]

@@ -31,7 +31,7 @@ use super::{
         context::Context,
         podwatch::PodScope,
     },
-    health::{self, Subject},
+    health::{self, Changed, Subject},
 };
 use crate::api::{DrainSpec, HealthCheck};
 
@@ -656,6 +656,21 @@ async fn node(
         blocked,
         updater,
     });
+    // The updater's change took effect when its Job succeeded, or when the node was Ready
+    // again after the reboot that followed.
+    let changed_at = match &live {
+        Live::Node(NodeFacts {
+            updater:
+                Some(JobFacts {
+                    state: JobState::Succeeded,
+                    finished,
+                    ..
+                }),
+            ready_since,
+            ..
+        }) => finished.map(|at| ready_since.map_or(at, |ready| ready.max(at))),
+        _ => None,
+    };
     let jobs = check_jobs(ctx, observation, target, record);
     let subject = Subject {
         target,
@@ -666,6 +681,7 @@ async fn node(
         jobs: &jobs,
         now: ctx.clock.now(),
         startup: observation.startup,
+        changed: Changed::Since(changed_at),
     };
     let health = health::run(&ctx.http, observation.checks, &subject).await;
     Some(Observed {
@@ -711,10 +727,7 @@ async fn workload(
         WorkloadRollout::Complete => Ok(()),
         WorkloadRollout::Progressing(why) | WorkloadRollout::Failed(why) => Err(why.clone()),
     };
-    let live = Live::Workload(WorkloadFacts {
-        images: workload.images(),
-        rollout,
-    });
+    let images = workload.images();
     let record = observation.record(target);
     let jobs = check_jobs(ctx, observation, target, record.as_ref());
     let subject = Subject {
@@ -726,8 +739,10 @@ async fn workload(
         jobs: &jobs,
         now: ctx.clock.now(),
         startup: observation.startup,
+        changed: Changed::Revision(&images),
     };
     let health = health::run(&ctx.http, observation.checks, &subject).await;
+    let live = Live::Workload(WorkloadFacts { images, rollout });
     Some(Observed {
         live,
         health: Some(health),

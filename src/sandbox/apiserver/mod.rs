@@ -128,6 +128,8 @@ pub struct ApiServer {
     store: Arc<Store>,
     audit: Option<Arc<Audit>>,
     faults: Faults,
+    /// How long each response but a watch's takes to reach its client (virtual time).
+    response_latency: Option<jiff::SignedDuration>,
     /// Write counters of the users someone asked to follow.
     writes: std::sync::Mutex<std::collections::HashMap<String, tokio::sync::watch::Sender<u64>>>,
 }
@@ -157,8 +159,16 @@ impl ApiServer {
             store,
             audit,
             faults,
+            response_latency: None,
             writes: Default::default(),
         }
+    }
+
+    /// Delays every response but a watch's by `latency` (virtual time) after the request
+    /// was handled; the watch events its writes cause are not delayed.
+    pub fn with_response_latency(mut self, latency: Option<jiff::SignedDuration>) -> Self {
+        self.response_latency = latency;
+        self
     }
 
     /// Follows how many writes `user` makes (creates, updates, patches, deletes).
@@ -227,6 +237,7 @@ impl ApiServer {
             verb.as_str(),
             "create" | "update" | "patch" | "delete" | "deletecollection"
         );
+        let watch = verb == "watch";
         if write
             && let Some(counter) = self
                 .writes
@@ -249,6 +260,11 @@ impl ApiServer {
                 received,
                 completed: self.store.now_micros(),
             });
+        }
+        if let Some(latency) = self.response_latency.filter(|_| !watch) {
+            let clock = self.store.clock();
+            let at = clock.now().saturating_add(latency).unwrap_or(clock.now());
+            tokio::time::sleep(clock.sleep_for(at)).await;
         }
         response
     }

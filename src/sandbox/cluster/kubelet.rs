@@ -1,8 +1,9 @@
 //! The kubelets: they start the pods bound to their node (Running and Ready after
 //! `timings.pod_start`), run Job pods to completion, restart containers after a reboot or in
-//! a crash loop, stop deleted pods after `timings.pod_stop`, and carry out updater pods'
-//! patches on their node. Pods bound to a node that no longer exists are collected, as the
-//! pod garbage collector does.
+//! a crash loop (backing off as the kubelet does: `CrashLoopBackOff`), keep retrying images
+//! that cannot be pulled (`ErrImagePull`, `ImagePullBackOff`), stop deleted pods after
+//! `timings.pod_stop`, and carry out updater pods' patches on their node. Pods bound to a
+//! node that no longer exists are collected, as the pod garbage collector does.
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
@@ -40,6 +41,12 @@ pub(super) struct PodRun {
     pub restarts: u32,
     /// When the previous containers ran, for `lastState`.
     pub last_run: Option<(Timestamp, Timestamp)>,
+    /// After a crash, how long the kubelet backs off before restarting the containers: they
+    /// wait in `CrashLoopBackOff` until `started`.
+    pub back_off: Option<SignedDuration>,
+    /// Containers (by name) whose image cannot be pulled: they never start, and the pod
+    /// never turns Ready.
+    pub unpullable: Vec<String>,
     /// Pods that run to completion: when they finish, and whether they succeed.
     pub finish: Option<(Timestamp, bool)>,
     /// Since when the node is down, while it is.
@@ -129,6 +136,7 @@ impl Sim {
             run.ready,
             run.finish.map(|(at, _)| at),
             crash_at(run, pod_start),
+            pull_change(run, now),
         ]
         .into_iter()
         .flatten()
@@ -176,6 +184,8 @@ impl Sim {
             let started = later(now, pod_start);
             (started, (!self.pod_unhealthy(pod)).then_some(started), None)
         };
+        let unpullable = self.unpullable(pod);
+        let ready = ready.filter(|_| unpullable.is_empty());
         let ip = self
             .node_run(node)
             .map(|n| n.next_pod_ip())
@@ -189,9 +199,29 @@ impl Sim {
             ready,
             restarts: 0,
             last_run: None,
+            back_off: None,
+            unpullable,
             finish,
             down_since: None,
         }
+    }
+
+    /// The containers of a pod whose image the scenario's registry does not have.
+    fn unpullable(&self, pod: &Value) -> Vec<String> {
+        if self.faults.unpullable_images.is_empty() {
+            return Vec::new();
+        }
+        pod["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| {
+                c["image"]
+                    .as_str()
+                    .is_some_and(|image| self.faults.unpullable_images.iter().any(|u| u == image))
+            })
+            .filter_map(|c| c["name"].as_str().map(str::to_owned))
+            .collect()
     }
 
     /// The run of a pod found running.
@@ -235,6 +265,8 @@ impl Sim {
                 .and_then(|n| u32::try_from(n).ok())
                 .unwrap_or(0),
             last_run: None,
+            back_off: None,
+            unpullable: Vec::new(),
             finish,
             down_since: None,
         }
@@ -304,6 +336,7 @@ fn restart_after_boot(
     pod_start: SignedDuration,
 ) {
     run.boot = boots;
+    run.back_off = None;
     let went_down = run.down_since.unwrap_or(now);
     if run.started > went_down {
         // The containers had not started yet: they start afresh.
@@ -330,21 +363,49 @@ fn restart_after_boot(
     }
 }
 
-/// When a crash-looping run's containers next restart.
+/// When a crash-looping run's containers next exit: `pod_start` after they started. (A run
+/// whose images cannot be pulled never starts, so never crashes.)
 fn crash_at(run: &PodRun, pod_start: SignedDuration) -> Option<Timestamp> {
-    (run.ready.is_none() && run.finish.is_none() && !pod_start.is_zero())
-        .then(|| later(run.started, pod_start))
+    (run.ready.is_none()
+        && run.finish.is_none()
+        && run.unpullable.is_empty()
+        && !pod_start.is_zero())
+    .then(|| later(run.started, pod_start))
 }
 
-/// Restarts a crash-looping run's containers as many times as `pod_start` fits since.
+/// The kubelet's back-off before restarting a container after its `crashes`-th exit: none
+/// after the first, then 10 s, doubling up to 5 minutes (as `kubelet`'s `backOff` with its
+/// defaults).
+pub(super) fn restart_back_off(crashes: u32) -> SignedDuration {
+    const MAX: SignedDuration = SignedDuration::from_mins(5);
+    match crashes {
+        0 | 1 => SignedDuration::ZERO,
+        n => SignedDuration::from_secs(10)
+            .checked_mul(1i32 << (n - 2).min(8))
+            .map_or(MAX, |d| d.min(MAX)),
+    }
+}
+
+/// Crashes and restarts a crash-looping run's containers up to `now`: each exits
+/// `pod_start` after it started and is restarted after the kubelet's back-off.
 fn crash_loop(run: &mut PodRun, now: Timestamp, pod_start: SignedDuration) {
     while let Some(at) = crash_at(run, pod_start)
         && at <= now
     {
-        run.last_run = Some((run.started, at));
-        run.started = at;
         run.restarts += 1;
+        let back_off = restart_back_off(run.restarts);
+        run.last_run = Some((run.started, at));
+        run.started = later(at, back_off);
+        run.back_off = (!back_off.is_zero()).then_some(back_off);
     }
+}
+
+/// When the status of a run whose images cannot be pulled changes next after `now`.
+fn pull_change(run: &PodRun, now: Timestamp) -> Option<Timestamp> {
+    if run.unpullable.is_empty() || now < run.started {
+        return None;
+    }
+    Some(super::podstatus::pull_attempt(run.started, now).next_change)
 }
 
 #[cfg(test)]
@@ -365,24 +426,47 @@ mod tests {
             ready: ready.then_some(t(5)),
             restarts: 0,
             last_run: None,
+            back_off: None,
+            unpullable: Vec::new(),
             finish: None,
             down_since: None,
         }
     }
 
     #[test]
-    fn a_crash_loop_restarts_every_pod_start() {
+    fn a_crash_loop_backs_off_as_the_kubelet_does() {
+        let five = SignedDuration::from_secs(5);
         let mut r = run(false);
-        crash_loop(&mut r, t(9), SignedDuration::from_secs(5));
+        crash_loop(&mut r, t(9), five);
         assert_eq!(r.restarts, 0);
-        crash_loop(&mut r, t(21), SignedDuration::from_secs(5));
+        // Started at 5, exits at 10 and restarts at once; exits at 15 and backs off 10 s.
+        crash_loop(&mut r, t(21), five);
         assert_eq!(
-            (r.restarts, r.started, r.last_run),
-            (3, t(20), Some((t(15), t(20))))
+            (r.restarts, r.started, r.last_run, r.back_off),
+            (
+                2,
+                t(25),
+                Some((t(10), t(15))),
+                Some(SignedDuration::from_secs(10))
+            )
         );
+        // Runs 25–30, backs off 20 s; runs 50–55, backs off 40 s.
+        crash_loop(&mut r, t(60), five);
+        assert_eq!(
+            (r.restarts, r.started, r.back_off),
+            (4, t(95), Some(SignedDuration::from_secs(40)))
+        );
+        assert_eq!(restart_back_off(1), SignedDuration::ZERO);
+        assert_eq!(restart_back_off(6), SignedDuration::from_secs(160));
+        assert_eq!(restart_back_off(7), SignedDuration::from_mins(5));
+        assert_eq!(restart_back_off(40), SignedDuration::from_mins(5));
         let mut healthy = run(true);
-        crash_loop(&mut healthy, t(100), SignedDuration::from_secs(5));
+        crash_loop(&mut healthy, t(100), five);
         assert_eq!(healthy.restarts, 0);
+        let mut unpullable = run(false);
+        unpullable.unpullable = vec!["web".into()];
+        crash_loop(&mut unpullable, t(100), five);
+        assert_eq!(unpullable.restarts, 0, "what never started never crashes");
     }
 
     #[test]

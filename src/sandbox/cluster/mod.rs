@@ -77,9 +77,13 @@ pub struct ClusterFaults {
     pub updater_failures: Vec<(String, Option<String>)>,
     /// These targets turn unhealthy once patched: a node reports `MemoryPressure` after a
     /// successful apply (until a rollback); a workload's pods with other images than it had
-    /// when the cluster first saw it start but never turn Ready, restarting every
-    /// `pod_start`.
+    /// when the cluster first saw it start but never turn Ready: each container exits
+    /// `pod_start` after it started and the kubelet restarts it with its back-off
+    /// (`CrashLoopBackOff`).
     pub unhealthy_after_patch: Vec<String>,
+    /// Images the registry does not have: containers using them never start (`ErrImagePull`,
+    /// then `ImagePullBackOff` between the kubelet's attempts).
+    pub unpullable_images: Vec<String>,
 }
 
 /// The simulated cluster's behaviour.

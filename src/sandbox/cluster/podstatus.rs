@@ -3,7 +3,7 @@
 //! clock, so the same record always gives the same status and unchanged pods are not
 //! written again.
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
 
 use super::{kubelet::PodRun, meta};
@@ -24,6 +24,8 @@ enum Stage {
     Starting,
     /// Running; Ready or not.
     Running { ready: bool },
+    /// Exited, waiting for the kubelet to restart them after this back-off.
+    BackOff(SignedDuration),
     /// The node is down: the containers are not Ready.
     NodeDown(Timestamp),
     /// Finished at the instant, successfully or not.
@@ -41,7 +43,10 @@ fn stage(run: &PodRun, now: Timestamp) -> Stage {
         return Stage::NodeDown(since);
     }
     if now < run.started {
-        return Stage::Starting;
+        return match run.back_off {
+            Some(back_off) => Stage::BackOff(back_off),
+            None => Stage::Starting,
+        };
     }
     Stage::Running {
         ready: run.ready.is_some_and(|at| at <= now),
@@ -65,11 +70,16 @@ pub(super) fn pod_status(
         .filter_map(|c| c["name"].as_str())
         .collect();
     let unready = format!("containers with unready status: [{}]", names.join(" "));
+    let pulling = containers(pod, "containers")
+        .filter(|c| unpullable(run, c))
+        .count();
     let (phase, ready) = match stage {
         Stage::Finished(_, true) => ("Succeeded", false),
         Stage::Finished(_, false) => ("Failed", false),
+        // No container ever started: the pod stays Pending.
+        Stage::Running { .. } if pulling > 0 && pulling == names.len() => ("Pending", false),
         Stage::Running { ready } => ("Running", ready),
-        Stage::NodeDown(_) | Stage::Starting => ("Running", false),
+        Stage::NodeDown(_) | Stage::Starting | Stage::BackOff(_) => ("Running", false),
     };
     let condition =
         |kind: &str, on: bool, at: String, reason: Option<&str>, message: Option<&str>| {
@@ -91,6 +101,8 @@ pub(super) fn pod_status(
         Stage::Finished(at, _) | Stage::NodeDown(at) => at,
         Stage::Running { ready: true } => run.ready.unwrap_or(run.started),
         Stage::Running { ready: false } | Stage::Starting => run.started,
+        // Not Ready since the containers last exited.
+        Stage::BackOff(_) => run.last_run.map_or(run.bound, |(_, exited)| exited),
     };
     let (ready_reason, ready_message) = match stage {
         Stage::Finished(..) => (Some("PodCompleted"), None),
@@ -162,7 +174,7 @@ pub(super) fn pod_status(
         ("startTime", json!(bound)),
         (
             "containerStatuses",
-            Value::Array(container_statuses(pod, run, stage)),
+            Value::Array(container_statuses(pod, run, stage, now)),
         ),
     ];
     status.extend(fields.map(|(k, v)| (k.to_owned(), v)));
@@ -190,10 +202,94 @@ fn containers<'a>(pod: &'a Value, field: &str) -> impl Iterator<Item = &'a Value
     pod["spec"][field].as_array().into_iter().flatten()
 }
 
+/// Whether a container's image cannot be pulled.
+fn unpullable(run: &PodRun, container: &Value) -> bool {
+    container["name"]
+        .as_str()
+        .is_some_and(|name| run.unpullable.iter().any(|u| u == name))
+}
+
+/// Where the kubelet is with an image it cannot pull.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct PullAttempt {
+    /// The last attempt failed this recently: the container says `ErrImagePull` (then
+    /// `ImagePullBackOff` until the next attempt).
+    pub error: bool,
+    /// When the status changes next.
+    pub next_change: Timestamp,
+}
+
+/// How long a failed pull shows as `ErrImagePull` before the kubelet's next sync says
+/// `ImagePullBackOff`.
+const PULL_ERROR_SHOWN: SignedDuration = SignedDuration::from_secs(2);
+
+/// The kubelet's pulls of an image it cannot pull, the first at `first`, then after 10 s,
+/// doubling up to 5 minutes: where they are at `now` (not before `first`).
+pub(super) fn pull_attempt(first: Timestamp, now: Timestamp) -> PullAttempt {
+    let mut attempt = first;
+    let mut failures = 1;
+    loop {
+        let back_off = super::kubelet::restart_back_off(failures + 1);
+        let next = attempt.saturating_add(back_off).unwrap_or(attempt);
+        if now < next || next <= attempt {
+            let shown = attempt.saturating_add(PULL_ERROR_SHOWN).unwrap_or(attempt);
+            let error = now < shown && shown < next;
+            return PullAttempt {
+                error,
+                next_change: if error { shown } else { next },
+            };
+        }
+        attempt = next;
+        failures += 1;
+    }
+}
+
+/// A duration as Go prints it (`10s`, `1m20s`, `5m0s`), as in kubelet messages.
+fn go_duration(duration: SignedDuration) -> String {
+    let seconds = duration.as_secs();
+    if seconds < 60 {
+        format!("{seconds}s")
+    } else {
+        format!("{}m{}s", seconds / 60, seconds % 60)
+    }
+}
+
+/// The state of a container whose image cannot be pulled, at `now`.
+fn pull_waiting(container: &Value, run: &PodRun, now: Timestamp) -> Value {
+    let image = container["image"].as_str().unwrap_or("");
+    if pull_attempt(run.started, now).error {
+        json!({"waiting": {
+            "reason": "ErrImagePull",
+            "message": format!(
+                "rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": \
+                 failed to resolve reference \"{image}\": {image}: not found"
+            ),
+        }})
+    } else {
+        json!({"waiting": {
+            "reason": "ImagePullBackOff",
+            "message": format!("Back-off pulling image \"{image}\""),
+        }})
+    }
+}
+
 /// The status of each container.
-fn container_statuses(pod: &Value, run: &PodRun, stage: Stage) -> Vec<Value> {
+fn container_statuses(pod: &Value, run: &PodRun, stage: Stage, now: Timestamp) -> Vec<Value> {
     containers(pod, "containers")
         .map(|container| {
+            if !matches!(stage, Stage::Finished(..)) && unpullable(run, container) {
+                // Never started: no container ID, no image ID, no restarts.
+                return json!({
+                    "name": container["name"],
+                    "image": container["image"],
+                    "imageID": "",
+                    "ready": false,
+                    "started": false,
+                    "restartCount": 0,
+                    "state": pull_waiting(container, run, now),
+                    "lastState": {},
+                });
+            }
             let mut s = container_base(pod, container, run.restarts);
             let (ready, started, state) = match stage {
                 Stage::Finished(at, ok) => {
@@ -214,6 +310,21 @@ fn container_statuses(pod: &Value, run: &PodRun, stage: Stage) -> Vec<Value> {
                     true,
                     json!({"running": {"startedAt": meta::time(run.started)}}),
                 ),
+                Stage::BackOff(back_off) => {
+                    let name = container["name"].as_str().unwrap_or("");
+                    let message = format!(
+                        "back-off {} restarting failed container={name} pod={}_{}({})",
+                        go_duration(back_off),
+                        meta::name(pod),
+                        meta::namespace(pod),
+                        meta::uid(pod),
+                    );
+                    (
+                        false,
+                        false,
+                        json!({"waiting": {"reason": "CrashLoopBackOff", "message": message}}),
+                    )
+                }
             };
             s["ready"] = json!(ready);
             s["started"] = json!(started);
@@ -313,6 +424,8 @@ mod tests {
             ready: Some(t(5)),
             restarts: 0,
             last_run: None,
+            back_off: None,
+            unpullable: Vec::new(),
             finish: None,
             down_since: None,
         }
@@ -372,6 +485,81 @@ mod tests {
             (ready["status"].clone(), ready["lastTransitionTime"].clone()),
             (json!("False"), json!(meta::time(t(20))))
         );
+    }
+
+    #[test]
+    fn a_crash_looping_container_waits_in_crash_loop_back_off() {
+        let mut crashing = run();
+        crashing.ready = None;
+        crashing.restarts = 2;
+        crashing.last_run = Some((t(10), t(15)));
+        crashing.started = t(25);
+        crashing.back_off = Some(SignedDuration::from_secs(10));
+        let mut pod = pod();
+        pod["metadata"]["name"] = json!("web-1");
+        pod["metadata"]["namespace"] = json!("shop");
+        let status = pod_status(&pod, &crashing, "h", t(20)).unwrap();
+        assert_eq!(status["phase"], "Running");
+        assert!(!meta::pod_ready(&json!({"status": status.clone()})));
+        let c = &status["containerStatuses"][0];
+        assert_eq!(
+            (c["ready"].clone(), c["started"].clone()),
+            (json!(false), json!(false))
+        );
+        assert_eq!(c["state"]["waiting"]["reason"], "CrashLoopBackOff");
+        assert_eq!(
+            c["state"]["waiting"]["message"],
+            "back-off 10s restarting failed container=web pod=web-1_shop(u)"
+        );
+        assert_eq!(c["lastState"]["terminated"]["reason"], "Error");
+        assert_eq!(
+            c["lastState"]["terminated"]["finishedAt"],
+            meta::time(t(15))
+        );
+        // Restarted: running again (not Ready), until it exits once more.
+        let status = pod_status(&pod, &crashing, "h", t(26)).unwrap();
+        let c = &status["containerStatuses"][0];
+        assert!(c["state"]["running"].is_object());
+        assert_eq!(go_duration(SignedDuration::from_secs(80)), "1m20s");
+        assert_eq!(go_duration(SignedDuration::from_mins(5)), "5m0s");
+    }
+
+    #[test]
+    fn an_image_that_cannot_be_pulled_keeps_the_pod_pending() {
+        let mut pulling = run();
+        pulling.ready = None;
+        pulling.unpullable = vec!["web".into()];
+        let waiting = |at: i64| {
+            let status = pod_status(&pod(), &pulling, "h", t(at)).unwrap();
+            assert_eq!(status["phase"], "Pending");
+            let c = status["containerStatuses"][0].clone();
+            assert_eq!(
+                (c["ready"].clone(), c["restartCount"].clone()),
+                (json!(false), json!(0))
+            );
+            c["state"]["waiting"].clone()
+        };
+        // First attempt at 5: ErrImagePull, then ImagePullBackOff until the next one at 15.
+        let error = waiting(5);
+        assert_eq!(error["reason"], "ErrImagePull");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .ends_with("\"ghcr.io/acme/web:1.0\": ghcr.io/acme/web:1.0: not found")
+        );
+        let back_off = waiting(8);
+        assert_eq!(back_off["reason"], "ImagePullBackOff");
+        assert_eq!(
+            back_off["message"],
+            "Back-off pulling image \"ghcr.io/acme/web:1.0\""
+        );
+        assert_eq!(waiting(15)["reason"], "ErrImagePull");
+        assert_eq!(waiting(20)["reason"], "ImagePullBackOff");
+        // Attempts at 5, 15, 35, 75: the status changes at each, and 2 s after.
+        assert_eq!(pull_attempt(t(5), t(5)).next_change, t(7));
+        assert_eq!(pull_attempt(t(5), t(7)).next_change, t(15));
+        assert_eq!(pull_attempt(t(5), t(40)).next_change, t(75));
     }
 
     #[test]

@@ -84,14 +84,76 @@ pub enum WorkloadRollout {
 /// target from counting as healthy. The controller turns settling into failing once it has
 /// lasted too long (a pod still not Ready `health.timeout` after it was scheduled), and
 /// says when that will be in `settles_by`.
+///
+/// A failing check may also be *fatal*: it says the target will not become healthy however
+/// long one waits (a container of the patched pods in `CrashLoopBackOff`, an image that
+/// cannot be pulled). The steps that wait for health fail the target at once on it, with
+/// its reason, instead of waiting out `health.timeout`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HealthFacts {
-    /// For each failing check, why: `nodeReady: MemoryPressure is True`.
+    /// For each failing check, why: `nodeReady: MemoryPressure is True`. A fatal check is
+    /// listed here too.
     pub reasons: Vec<String>,
     /// For each settling check, what it waits for: `podsReady: 1 pod(s) starting: shop/web-1`.
     pub settling: Vec<String>,
     /// When settling turns into failing at the latest, if the controller knows.
     pub settles_by: Option<Timestamp>,
+    /// The first fatal signal, if a check found one.
+    pub fatal: Option<Fatal>,
+}
+
+/// A signal that a target will not become healthy, however long one waits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fatal {
+    /// What kind of signal.
+    pub reason: FatalReason,
+    /// Where it was seen and what it says: `podsReady: shop/web-5d9f-x2x7q container web:
+    /// back-off 20s restarting failed container`.
+    pub message: String,
+}
+
+/// The kinds of fatal signals: the waiting reasons of a container that the kubelet keeps
+/// retrying without success. Each is the failure's reason, as Kubernetes spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FatalReason {
+    /// The container keeps exiting; the kubelet backs off restarting it.
+    CrashLoopBackOff,
+    /// The image could not be pulled.
+    ErrImagePull,
+    /// The kubelet backs off pulling an image it could not pull.
+    ImagePullBackOff,
+    /// The image reference is not valid.
+    InvalidImageName,
+    /// The container's configuration names something that does not exist (a ConfigMap or
+    /// Secret, or a key of one).
+    CreateContainerConfigError,
+}
+
+impl FatalReason {
+    /// Every kind.
+    pub const ALL: [FatalReason; 5] = [
+        FatalReason::CrashLoopBackOff,
+        FatalReason::ErrImagePull,
+        FatalReason::ImagePullBackOff,
+        FatalReason::InvalidImageName,
+        FatalReason::CreateContainerConfigError,
+    ];
+
+    /// The reason as Kubernetes spells it (a container's `state.waiting.reason`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FatalReason::CrashLoopBackOff => "CrashLoopBackOff",
+            FatalReason::ErrImagePull => "ErrImagePull",
+            FatalReason::ImagePullBackOff => "ImagePullBackOff",
+            FatalReason::InvalidImageName => "InvalidImageName",
+            FatalReason::CreateContainerConfigError => "CreateContainerConfigError",
+        }
+    }
+
+    /// The kind a container's waiting reason names, if it is fatal.
+    pub fn from_waiting(reason: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == reason)
+    }
 }
 
 impl HealthFacts {
@@ -117,14 +179,23 @@ impl HealthFacts {
         }
     }
 
+    /// Some check fails, fatally: `message` says where and why.
+    pub fn fatal(reason: FatalReason, message: String) -> Self {
+        HealthFacts {
+            reasons: vec![message.clone()],
+            fatal: Some(Fatal { reason, message }),
+            ..HealthFacts::default()
+        }
+    }
+
     /// Every check passes.
     pub fn is_healthy(&self) -> bool {
-        self.reasons.is_empty() && self.settling.is_empty()
+        self.reasons.is_empty() && self.settling.is_empty() && self.fatal.is_none()
     }
 
     /// Some check fails.
     pub fn fails(&self) -> bool {
-        !self.reasons.is_empty()
+        !self.reasons.is_empty() || self.fatal.is_some()
     }
 
     /// What keeps the target from being healthy, failures first.

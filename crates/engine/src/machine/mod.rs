@@ -24,7 +24,8 @@ pub use conditions::{
     policy_conditions,
 };
 pub use facts::{
-    HealthFacts, JobFacts, JobState, Live, NodeFacts, Observed, WorkloadFacts, WorkloadRollout,
+    Fatal, FatalReason, HealthFacts, JobFacts, JobState, Live, NodeFacts, Observed, WorkloadFacts,
+    WorkloadRollout,
 };
 pub use record::{Action, Record, RecordState, Records};
 pub use rollout::{decide, wanted};

@@ -4,8 +4,8 @@
 use jiff::Timestamp;
 
 use super::{
-    Action, Change, HealthFacts, InProgress, Input, JobState, Live, NodeFacts, Observed, Record,
-    RecordState, TargetAction, WorkloadFacts, WorkloadRollout,
+    Action, Change, Fatal, HealthFacts, InProgress, Input, JobState, Live, NodeFacts, Observed,
+    Record, RecordState, TargetAction, WorkloadFacts, WorkloadRollout,
 };
 use crate::{image, naming, rollout::Step, target::TargetId, units::Duration};
 
@@ -326,6 +326,10 @@ fn workload_step(
             finish(ctx, target, &record, end, false)
         }
         WorkloadRollout::Progressing(message) => {
+            // The new pods say they will never become Ready: no use waiting for the rollout.
+            if let Some(fatal) = health.and_then(|h| h.fatal.as_ref()) {
+                return finish(ctx, target, &record, fatal_end(fatal), false);
+            }
             let deadline = ctx.after(record.since, ctx.input.policy.health.timeout);
             if ctx.now() >= deadline {
                 let message = format!(
@@ -352,8 +356,18 @@ fn workload_step(
     }
 }
 
+/// The failure a fatal health signal ends the target's work with: its reason, as
+/// Kubernetes spells it, and where it was seen.
+fn fatal_end(fatal: &Fatal) -> End {
+    End::Failure {
+        reason: fatal.reason.as_str(),
+        message: fatal.message.clone(),
+    }
+}
+
 /// The health steps: healthy within `health.timeout` of `verify_since`, then healthy for
-/// `health.soak`; a failing check during the soak fails the target.
+/// `health.soak`; a failing check during the soak fails the target, and so does a fatal
+/// one at any time.
 fn verify(
     ctx: &Context<'_>,
     target: &TargetId,
@@ -371,6 +385,9 @@ fn verify(
     let Some(health) = health else {
         return Next::wait(Step::Verifying, "waiting for the health checks", None);
     };
+    if let Some(fatal) = &health.fatal {
+        return finish(ctx, target, record, fatal_end(fatal), uncordon);
+    }
     if health.is_healthy() {
         let start = soaking_since.unwrap_or(now);
         let end = ctx.after(start, policy.health.soak);

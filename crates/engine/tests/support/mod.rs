@@ -11,8 +11,9 @@ use jiff::{SignedDuration, Timestamp};
 use patchpilot_engine::{
     keys,
     machine::{
-        self, Action, Change, Decision, HealthFacts, Input, JobFacts, JobState, Live, NodeFacts,
-        Observed, Record, RecordState, Records, Rollout, Sibling, Status, TargetAction, Updater,
+        self, Action, Change, Decision, FatalReason, HealthFacts, Input, JobFacts, JobState, Live,
+        NodeFacts, Observed, Record, RecordState, Records, Rollout, Sibling, Status, TargetAction,
+        Updater,
     },
     plan::{Namespaces, Scope, TargetRules},
     policy::{
@@ -41,6 +42,9 @@ pub struct Script {
     pub unhealthy_when_patched: bool,
     /// Health checks settle (pods still starting) for this long after the node is Ready.
     pub settling: Option<SignedDuration>,
+    /// Once the patch is on, health checks report this fatal signal (a pod crash-looping)
+    /// from this long after the node is Ready.
+    pub fatal_when_patched: Option<(FatalReason, SignedDuration)>,
     /// Pods on the node that must be evicted.
     pub pods: u32,
     /// Evictions are refused (PodDisruptionBudget) for this long after the drain starts.
@@ -56,6 +60,7 @@ impl Default for Script {
             reboot: SignedDuration::from_mins(3),
             unhealthy_when_patched: false,
             settling: None,
+            fatal_when_patched: None,
             pods: 3,
             blocked_for: None,
         }
@@ -329,7 +334,19 @@ impl World {
         });
         let healthy = node.ready && !(node.patched && node.script.unhealthy_when_patched);
         let settles_by = node.script.settling.map(|s| node.ready_since + s);
-        let health = if healthy && settles_by.is_some_and(|by| self.now < by) {
+        let fatal = node.script.fatal_when_patched.filter(|(_, after)| {
+            node.patched && node.ready && self.now >= node.ready_since + *after
+        });
+        let health = if let Some((reason, _)) = fatal {
+            HealthFacts::fatal(
+                reason,
+                format!(
+                    "podsReady: app/{}-pod-0 container app: {}",
+                    node.name,
+                    reason.as_str()
+                ),
+            )
+        } else if healthy && settles_by.is_some_and(|by| self.now < by) {
             HealthFacts::settling(
                 vec![format!("pods on {} are starting", node.name)],
                 settles_by,
@@ -609,7 +626,12 @@ impl World {
                     .drain_started
                     .zip(n.script.blocked_for)
                     .map(|(s, b)| s + b);
-                jobs.chain(back).chain(unblock)
+                let fatal = n
+                    .script
+                    .fatal_when_patched
+                    .filter(|_| n.patched && n.ready)
+                    .map(|(_, after)| n.ready_since + after);
+                jobs.chain(back).chain(unblock).chain(fatal)
             })
             .filter(|t| *t > now)
             .min()

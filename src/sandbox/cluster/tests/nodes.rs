@@ -165,6 +165,7 @@ async fn updaters_fail_where_the_faults_say_and_nodes_can_turn_unhealthy() {
     let faults = ClusterFaults {
         updater_failures: vec![("Node/n1".into(), Some("apply".into()))],
         unhealthy_after_patch: vec!["Node/n2".into()],
+        ..ClusterFaults::default()
     };
     let h = Harness::with(Timings::default(), faults);
     h.nodes(&["n1", "n2"]);

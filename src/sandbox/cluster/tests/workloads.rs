@@ -324,6 +324,43 @@ async fn a_daemon_set_runs_on_every_node_cordoned_ones_included() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_image_the_registry_does_not_have_keeps_new_pods_pulling() {
+    let faults = ClusterFaults {
+        unpullable_images: vec!["web:9".into()],
+        ..ClusterFaults::default()
+    };
+    let h = Harness::with(Timings::default(), faults);
+    h.nodes(&["n1", "n2"]);
+    h.create("deployments", deployment("web", 2, "web:1"));
+    h.wait(20).await;
+    h.edit("deployments", "web", |d| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("web:9")
+    });
+    let reasons = |h: &Harness| -> Vec<String> {
+        h.pods_of("web-")
+            .into_iter()
+            .filter(|p| image_of(p) == "web:9")
+            .map(|p| {
+                assert_eq!(p["status"]["phase"], "Pending", "{p:#}");
+                p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect()
+    };
+    // Pulled 5 s after binding, and failed: ErrImagePull, then ImagePullBackOff.
+    h.wait(6).await;
+    assert_eq!(reasons(&h), ["ErrImagePull"]);
+    h.wait(5).await;
+    assert_eq!(reasons(&h), ["ImagePullBackOff"]);
+    // The old pods stay: the rollout never gets further.
+    h.wait(60).await;
+    assert_eq!(reasons(&h), ["ImagePullBackOff"]);
+    assert!(deployment_rolled_out(&h.get("deployments", "web").unwrap()).is_err());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_faulty_workload_never_completes_and_its_deployment_times_out() {
     let faults = ClusterFaults {
         unhealthy_after_patch: vec!["Deployment/shop/web".into()],
@@ -351,10 +388,19 @@ async fn a_faulty_workload_never_completes_and_its_deployment_times_out() {
         new.iter()
             .all(|p| !running_ready(p) && p["status"]["phase"] == "Running")
     );
-    let restarts = new[0]["status"]["containerStatuses"][0]["restartCount"]
-        .as_i64()
-        .unwrap();
-    assert!(restarts >= 5, "restarts every pod_start: {restarts}");
+    // Started 5 s after the edit, exited at 10 and restarted at once, exited at 15 and
+    // backed off 10 s, exited at 30 and backed off 20 s: waiting at 60.
+    let container = &new[0]["status"]["containerStatuses"][0];
+    let restarts = container["restartCount"].as_i64().unwrap();
+    assert!(
+        restarts >= 3,
+        "restarts with the kubelet's back-off: {restarts}"
+    );
+    assert_eq!(
+        container["state"]["waiting"]["reason"], "CrashLoopBackOff",
+        "{container:#}"
+    );
+    assert_eq!(container["lastState"]["terminated"]["reason"], "Error");
     let d = h.get("deployments", "web").unwrap();
     assert!(deployment_rolled_out(&d).is_err_and(|m| !m.contains("deadline")));
     h.wait(600).await;
