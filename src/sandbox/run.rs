@@ -1,13 +1,7 @@
 //! Running a sandbox: the cluster's behaviour, the scenario's steps, progress output, the
 //! end condition, serving over HTTP, and the final report.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    io::Write as _,
-    net::SocketAddr,
-    path::PathBuf,
-    sync::Arc,
-};
+use std::{collections::BTreeMap, io::Write as _, net::SocketAddr, path::PathBuf, sync::Arc};
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -421,8 +415,10 @@ fn window_line(window: &Value) -> Option<String> {
     }
 }
 
-/// Carries out one step: after its delay, whenever objects it selects are in the wanted
-/// state, merges its patch into each of them once, through the API as the scenario's user.
+/// Carries out one step, once: after its delay, as soon as any object it selects is in the
+/// wanted state, merges its patch into every object selected at that moment, through the API
+/// as the scenario's user, and is done. Objects that match later (a newer rollout awaiting
+/// approval) are left alone, as a person who approved one rollout has not approved the next.
 async fn run_step(sandbox: Arc<Sandbox>, step: Step) {
     let store = sandbox.store();
     if let Some(after) = step.after {
@@ -451,64 +447,74 @@ async fn run_step(sandbox: Arc<Sandbox>, step: Step) {
     let Ok(mut watch) = store.watch(&resource, filter, WatchFrom::Current) else {
         return;
     };
-    let mut done: BTreeSet<String> = BTreeSet::new();
+    // The objects as the watch has shown them so far, by namespace and name.
+    let mut seen: BTreeMap<(String, String), Arc<Value>> = BTreeMap::new();
     let mut pending = std::mem::take(&mut watch.initial);
-    loop {
+    let matched = loop {
         for item in pending.drain(..) {
-            let WatchItem::Event("ADDED" | "MODIFIED", object) = item else {
+            let WatchItem::Event(kind, object) = item else {
                 continue;
             };
-            let name = object["metadata"]["name"].as_str().unwrap_or("").to_owned();
-            if done.contains(&name) || !selected(&object, selection) {
-                continue;
-            }
-            done.insert(name.clone());
-            let namespace = object["metadata"]["namespace"].as_str();
-            let path = match (resource.namespaced, namespace) {
-                (true, Some(ns)) => format!(
-                    "{}/namespaces/{ns}/{}/{name}",
-                    prefix(&resource.group, &resource.version),
-                    resource.plural
-                ),
-                _ => format!(
-                    "{}/{}/{name}",
-                    prefix(&resource.group, &resource.version),
-                    resource.plural
-                ),
-            };
-            let request = http::Request::builder()
-                .method(http::Method::PATCH)
-                .uri(&path)
-                .header(http::header::CONTENT_TYPE, "application/merge-patch+json")
-                .header(http::header::USER_AGENT, "sandbox-scenario")
-                .body(())
-                .map(|r| r.into_parts().0);
-            let Ok(parts) = request else { continue };
-            let response = sandbox
-                .server()
-                .handle(Request::new(
-                    SCENARIO_USER,
-                    parts,
-                    step.patch.to_string().into(),
-                ))
-                .await;
-            let outcome = if response.status().is_success() {
-                "done".to_owned()
-            } else {
-                format!("failed ({})", response.status())
-            };
-            say(
-                store,
-                &format!(
-                    "step {:?} on {} {name}: {outcome}",
-                    step.name, selection.kind
-                ),
+            let key = (
+                object["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+                object["metadata"]["name"].as_str().unwrap_or("").to_owned(),
             );
+            match kind {
+                "DELETED" => seen.remove(&key),
+                _ => seen.insert(key, object),
+            };
+        }
+        let matched: Vec<(String, String)> = seen
+            .iter()
+            .filter(|(_, object)| selected(object, selection))
+            .map(|(key, _)| key.clone())
+            .collect();
+        if !matched.is_empty() {
+            break matched;
         }
         match watch.rx.recv().await {
             Some(item) => pending.push(item),
             None => return,
         }
+    };
+    drop(watch);
+    for (namespace, name) in matched {
+        let base = prefix(&resource.group, &resource.version);
+        let path = match resource.namespaced {
+            true => format!("{base}/namespaces/{namespace}/{}/{name}", resource.plural),
+            false => format!("{base}/{}/{name}", resource.plural),
+        };
+        let request = http::Request::builder()
+            .method(http::Method::PATCH)
+            .uri(&path)
+            .header(http::header::CONTENT_TYPE, "application/merge-patch+json")
+            .header(http::header::USER_AGENT, "sandbox-scenario")
+            .body(())
+            .map(|r| r.into_parts().0);
+        let Ok(parts) = request else { continue };
+        let response = sandbox
+            .server()
+            .handle(Request::new(
+                SCENARIO_USER,
+                parts,
+                step.patch.to_string().into(),
+            ))
+            .await;
+        let outcome = if response.status().is_success() {
+            "done".to_owned()
+        } else {
+            format!("failed ({})", response.status())
+        };
+        say(
+            store,
+            &format!(
+                "step {:?} on {} {name}: {outcome}",
+                step.name, selection.kind
+            ),
+        );
     }
 }
 

@@ -290,8 +290,9 @@ pub struct Restarts {
     pub every_writes: Option<u64>,
 }
 
-/// Something a person does during the run: when the objects `when` selects are in the
-/// given state (and not before `after`), merge `patch` into each of them.
+/// Something a person does during the run, once: not before `after`, as soon as any object
+/// `when` selects is in the given state, merge `patch` into every object selected at that
+/// moment. Objects that come to match later are left alone.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Step {
@@ -302,7 +303,7 @@ pub struct Step {
     pub after: Option<Duration>,
     /// Which objects, in which state.
     pub when: Selection,
-    /// A JSON merge patch applied to each selected object, once.
+    /// A JSON merge patch applied to each object selected when the step runs.
     pub patch: Value,
 }
 

@@ -16,5 +16,6 @@ mod failures;
 mod lifecycle;
 mod operator;
 mod resilience;
+mod sandbox;
 mod windows;
 mod workloads;
