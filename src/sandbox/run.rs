@@ -168,8 +168,19 @@ pub async fn run(sandbox: Sandbox, options: RunOptions) -> Result<Value, RunErro
     Ok(report)
 }
 
+/// The first pause before an exited operator replica starts again, as a kubelet's
+/// CrashLoopBackOff: it doubles after each exit up to [`RESTART_BACKOFF_MAX`], and starts
+/// over once a replica has run for [`RESTART_BACKOFF_RESET`].
+pub const RESTART_BACKOFF: jiff::SignedDuration = jiff::SignedDuration::from_secs(10);
+/// The longest pause before an exited replica starts again.
+pub const RESTART_BACKOFF_MAX: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
+/// A replica that ran this long starts again after the first back-off.
+pub const RESTART_BACKOFF_RESET: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
+
 /// Runs the operator against the sandbox, as its own user, restarting it when the scenario
-/// says: at given instants, or after every so many of its writes.
+/// says: at given instants, or after every so many of its writes. Each replica that exits
+/// on its own (it lost its Lease, say) starts again after a back-off, as a Deployment's pod
+/// would, so that a scenario never ends up without an operator.
 async fn operator(sandbox: Arc<Sandbox>) {
     let store = sandbox.store().clone();
     let restarts = sandbox
@@ -203,15 +214,7 @@ async fn operator(sandbox: Arc<Sandbox>) {
                     streaming_lists: spec.streaming_lists,
                     instance,
                 };
-                let client = sandbox.client(OPERATOR_USER);
-                let clock = store.clock().clone();
-                tokio::spawn(async move {
-                    if let Err(error) =
-                        crate::controller::run(client, clock, options, std::future::pending()).await
-                    {
-                        tracing::error!(%error, "the operator stopped");
-                    }
-                })
+                tokio::spawn(replica_until_stopped(sandbox.clone(), options))
             })
             .collect();
         // Wait for the next restart, if any.
@@ -245,6 +248,53 @@ async fn operator(sandbox: Arc<Sandbox>) {
             &store,
             &format!("the operator restarts (restart {generation})"),
         );
+    }
+}
+
+/// Runs one operator replica, and again after a back-off each time it exits on its own, as
+/// the same pod's container restarted by its kubelet (same name, so the same identity in
+/// leader election).
+async fn replica_until_stopped(sandbox: Arc<Sandbox>, options: crate::controller::Options) {
+    let store = sandbox.store();
+    let clock = store.clock().clone();
+    let mut backoff = RESTART_BACKOFF;
+    loop {
+        let started = clock.now();
+        let outcome = crate::controller::run(
+            sandbox.client(OPERATOR_USER),
+            clock.clone(),
+            options.clone(),
+            std::future::pending(),
+        )
+        .await;
+        let exited = clock.now();
+        if exited.duration_since(started) >= RESTART_BACKOFF_RESET {
+            backoff = RESTART_BACKOFF;
+        }
+        let why = match outcome {
+            Ok(()) => String::new(),
+            Err(error) => {
+                tracing::error!(%error, "the operator stopped");
+                format!(" ({error})")
+            }
+        };
+        say(
+            store,
+            &format!(
+                "operator replica {} exited{why}; it starts again in {}",
+                options.instance,
+                jiff::Span::try_from(backoff)
+                    .map(|s| format!("{s:#}"))
+                    .unwrap_or_else(|_| format!("{backoff:?}"))
+            ),
+        );
+        let at = exited.saturating_add(backoff).unwrap_or(Timestamp::MAX);
+        tokio::time::sleep(clock.sleep_for(at)).await;
+        say(
+            store,
+            &format!("operator replica {} starts again", options.instance),
+        );
+        backoff = (backoff * 2).min(RESTART_BACKOFF_MAX);
     }
 }
 

@@ -92,7 +92,9 @@ impl Default for ApiServerSpec {
 pub struct OperatorSpec {
     /// Replicas of the operator. With more than one, they elect a leader on the Lease
     /// `patchpilot-system/patchpilot` (as `patchpilot run --leader-elect` does) and only
-    /// the leader acts. A restart restarts every replica. Default 1.
+    /// the leader acts. A restart restarts every replica. A replica that exits on its own
+    /// (it lost the Lease) starts again after a back-off, as a kubelet restarts a container:
+    /// 10s, doubling up to 5m, back to 10s once it ran for 10m. Default 1.
     #[serde(default = "one_replica")]
     pub replicas: u32,
     /// Watch pods with streaming lists (`sendInitialEvents`); `false` lists then watches,
