@@ -8,6 +8,7 @@ pub mod caches;
 pub mod candidates;
 pub mod context;
 pub mod error;
+pub mod events;
 pub mod leader;
 pub mod metrics;
 pub mod podwatch;
@@ -22,7 +23,6 @@ use kube::{
     Client, ResourceExt,
     runtime::{
         Controller,
-        events::{Recorder, Reporter},
         reflector::{ObjectRef, Store},
     },
 };
@@ -35,6 +35,7 @@ use crate::{
 };
 use caches::Caches;
 use context::{Context, Stores};
+use events::{Recorder, Reporter};
 use metrics::Metrics;
 use podwatch::PodWatches;
 
@@ -187,11 +188,11 @@ async fn controllers(
     };
     let ctx = Arc::new(Context {
         client: client.clone(),
+        recorder: Recorder::new(client.clone(), reporter, clock.clone()),
         clock,
         stores: stores.clone(),
         pods: PodWatches::new(client.clone(), options.streaming_lists, triggers),
         metrics: metrics.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
         evictions: Default::default(),
         written: Default::default(),
         budgets_spent: spent,

@@ -114,3 +114,130 @@ steps:{}{}
         "{holders:?}"
     );
 }
+
+/// Issue 10, item 16: the operator stamps its events with its clock, the sandbox's virtual
+/// one: within the scenario's time, and at the instant the API server stored them.
+#[tokio::test(start_paused = true)]
+async fn events_are_stamped_with_the_virtual_clock() {
+    let outcome = Case::new().node_policy("os", "").run().await;
+    assert_eq!(outcome.phase("os"), "Succeeded");
+    let start: Timestamp = crate::case::START.parse().unwrap();
+    let end = outcome
+        .log
+        .iter()
+        .map(crate::harness::timestamp)
+        .max()
+        .unwrap();
+    let events = outcome.objects("events.k8s.io", "v1", "events");
+    assert!(events.len() >= 5, "{events:#?}");
+    for event in &events {
+        let at: Timestamp = event["eventTime"].as_str().unwrap().parse().unwrap();
+        let stored: Timestamp = event["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            start <= at && at <= end,
+            "{at} outside {start}..{end}: {event:#}"
+        );
+        // creationTimestamp has whole seconds.
+        assert!(
+            stored <= at && at < stored + jiff::SignedDuration::from_secs(1),
+            "stamped {at}, stored at {stored}: {event:#}"
+        );
+        if let Some(last) = event["series"]["lastObservedTime"].as_str() {
+            let last: Timestamp = last.parse().unwrap();
+            assert!(at <= last && last <= end, "{event:#}");
+        }
+    }
+}
+
+/// The operator's event recorder keeps kube-runtime's semantics on its own clock: the same
+/// event again within six minutes is a series on the first one; later, or about another
+/// related object, it is a new event.
+#[tokio::test(start_paused = true)]
+async fn repeated_events_make_a_series_in_virtual_time() {
+    use k8s_openapi::api::{core::v1::ObjectReference, events::v1::Event as K8sEvent};
+    use patchpilot::{
+        controller::events::{Event, EventType, Recorder, Reporter},
+        sandbox::{Options, Sandbox, scenario::Scenario},
+    };
+
+    let scenario = Scenario::parse(
+        std::path::Path::new("scenario.yaml"),
+        &format!(
+            "{{apiVersion: sandbox.patchpilot.dev/v1alpha1, kind: Scenario, metadata: {{name: events}}, spec: {{start: '{}'}}}}",
+            crate::case::START
+        ),
+    )
+    .unwrap();
+    let sandbox = Sandbox::new(scenario, Options::default()).unwrap();
+    let client = sandbox.client("events-test");
+    let clock = sandbox.store().clock().clone();
+    let reporter = Reporter {
+        controller: "patchpilot".into(),
+        instance: Some("patchpilot-0".into()),
+    };
+    let recorder = Recorder::new(client.clone(), reporter, clock);
+    let rollout = ObjectReference {
+        api_version: Some("patchpilot.dev/v1alpha1".into()),
+        kind: Some("PatchRollout".into()),
+        name: Some("os-1".into()),
+        ..ObjectReference::default()
+    };
+    let node = |name: &str| ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Node".into()),
+        name: Some(name.into()),
+        ..ObjectReference::default()
+    };
+    let event = |related: &str| Event {
+        type_: EventType::Normal,
+        reason: "TargetUpdated".into(),
+        note: Some(format!("{related} updated")),
+        action: "Update".into(),
+        secondary: Some(node(related)),
+    };
+    let minutes = |n: u64| tokio::time::sleep(std::time::Duration::from_secs(60 * n));
+    recorder.publish(&event("n1"), &rollout).await.unwrap();
+    minutes(1).await;
+    recorder.publish(&event("n1"), &rollout).await.unwrap();
+    recorder.publish(&event("n2"), &rollout).await.unwrap();
+    minutes(5).await;
+    recorder.publish(&event("n1"), &rollout).await.unwrap();
+    minutes(7).await;
+    recorder.publish(&event("n1"), &rollout).await.unwrap();
+
+    let api: kube::Api<K8sEvent> = kube::Api::namespaced(client, "default");
+    let mut events: Vec<K8sEvent> = api.list(&Default::default()).await.unwrap().items;
+    events.sort_by_key(|e| e.event_time.as_ref().unwrap().0);
+    // Each event as "related at eventTime", with "×count until lastObservedTime" for a series.
+    let seen: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let mut line = format!(
+                "{} at {}",
+                e.related.as_ref().unwrap().name.as_deref().unwrap(),
+                e.event_time.as_ref().unwrap().0
+            );
+            if let Some(series) = &e.series {
+                line += &format!(" ×{} until {}", series.count, series.last_observed_time.0);
+            }
+            line
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "n1 at 2026-11-28T00:00:00Z ×3 until 2026-11-28T00:06:00Z",
+            "n2 at 2026-11-28T00:01:00Z",
+            "n1 at 2026-11-28T00:13:00Z",
+        ]
+    );
+    for e in &events {
+        assert_eq!(e.reporting_controller.as_deref(), Some("patchpilot"));
+        assert_eq!(e.reporting_instance.as_deref(), Some("patchpilot-0"));
+        assert_eq!(e.regarding.as_ref(), Some(&rollout));
+    }
+}
