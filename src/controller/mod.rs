@@ -50,6 +50,9 @@ pub struct Options {
     pub streaming_lists: bool,
     /// The instance name in events.
     pub instance: String,
+    /// Where `http` and `prometheus` health checks send their requests; `None`: the
+    /// network. The sandbox answers them from its simulated cluster.
+    pub health_http: Option<rollout::health::HttpClient>,
 }
 
 /// Why the operator stopped.
@@ -196,7 +199,10 @@ async fn controllers(
         evictions: Default::default(),
         written: Default::default(),
         budgets_spent: spent,
-        http: rollout::health::http_client(),
+        http: options
+            .health_http
+            .clone()
+            .unwrap_or_else(rollout::health::http_client),
         ready,
     });
 

@@ -213,6 +213,7 @@ async fn operator(sandbox: Arc<Sandbox>) {
                     }),
                     streaming_lists: spec.streaming_lists,
                     instance,
+                    health_http: Some(sandbox.health_http()),
                 };
                 tokio::spawn(replica_until_stopped(sandbox.clone(), options))
             })

@@ -54,7 +54,15 @@ pub struct Outcome {
 
 /// Runs a scenario (multi-document YAML) to its end with the operator.
 pub async fn run_scenario(yaml: &str) -> Outcome {
-    let scenario = Scenario::parse(Path::new("scenario.yaml"), yaml).unwrap();
+    run_to_end(Scenario::parse(Path::new("scenario.yaml"), yaml).unwrap()).await
+}
+
+/// Runs a scenario file (its `include`s relative to it) to its end with the operator.
+pub async fn run_scenario_file(file: &Path) -> Outcome {
+    run_to_end(Scenario::read(file).unwrap_or_else(|e| panic!("{e}"))).await
+}
+
+async fn run_to_end(scenario: Scenario) -> Outcome {
     let buffer = Buffer::default();
     let options = Options {
         audit: Some(Audit::to_writer(Box::new(buffer.clone()))),

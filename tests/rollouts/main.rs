@@ -12,6 +12,7 @@ mod approval;
 mod concurrency;
 mod drain;
 mod events;
+mod examples;
 mod failures;
 mod lifecycle;
 mod operator;

@@ -241,3 +241,115 @@ async fn repeated_events_make_a_series_in_virtual_time() {
         assert_eq!(e.regarding.as_ref(), Some(&rollout));
     }
 }
+
+/// Four workloads behind the HTTP check of the base workload policy: `web-1` healthy (the
+/// canary), `web-2` answering 503 by the scenario's faults, `web-3` behind a Service with no
+/// ready endpoints, `web-4` without a Service.
+#[tokio::test(start_paused = true)]
+async fn http_checks_get_what_the_simulated_cluster_answers() {
+    let service = |name: &str, app: &str| {
+        format!(
+            "{{apiVersion: v1, kind: Service, metadata: {{name: {name}, namespace: shop}}, \
+             spec: {{selector: {{app: {app}}}, ports: [{{port: 80, targetPort: 8080}}]}}}}"
+        )
+    };
+    let outcome = Case::new()
+        .scenario(
+            "
+workloads:
+  - {namespace: shop, namespaceLabels: {team: shop}, name: web, count: 4, replicas: 2, image: docker.io/library/nginx:1.27.3}
+faults:
+  http: [{service: shop/web-2, path: /healthz, status: 503}]
+",
+        )
+        .object(&service("web-1", "web-1"))
+        .object(&service("web-2", "web-2"))
+        .object(&service("web-3", "nothing"))
+        .workload_policy(
+            "web",
+            r#"
+spec:
+  strategy: {failureBudget: 3}
+  health:
+    checks:
+      - podsReady: {}
+      - http: {url: "http://${TARGET_NAME}.${TARGET_NAMESPACE}.svc.cluster.local/healthz", expectStatus: [200]}
+"#,
+        )
+        .run()
+        .await;
+    outcome.check(&[Rules::new("web", 1)]);
+    let rollout = outcome.rollout("web");
+    let status = &rollout["status"];
+    assert_eq!(
+        (
+            status["targets"]["updated"].as_u64(),
+            status["targets"]["failed"].as_u64()
+        ),
+        (Some(1), Some(3)),
+        "{status:#}"
+    );
+    let failure = |target: &str| {
+        status["failures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["target"] == target)
+            .map(|f| f["message"].as_str().unwrap_or("").to_owned())
+            .unwrap_or_else(|| panic!("no failure of {target}: {status:#}"))
+    };
+    for (target, words) in [
+        ("Deployment/shop/web-2", "answered 503"),
+        ("Deployment/shop/web-3", "Connection refused"),
+        ("Deployment/shop/web-4", "dns error"),
+    ] {
+        let message = failure(target);
+        assert!(message.contains(words), "{target}: {message}");
+    }
+}
+
+/// A Prometheus check on every node: the scenario's Prometheus answers 0 OOM kills, except
+/// on `general-3`, whose patch then fails.
+#[tokio::test(start_paused = true)]
+async fn prometheus_checks_get_the_values_the_scenario_gives() {
+    let outcome = Case::new()
+        .scenario(
+            r#"
+prometheus:
+  url: http://prometheus.monitoring:9090
+  answers:
+    - {contains: 'instance="general-3"', value: 2}
+    - {contains: node_vmstat_oom_kill, value: 0}
+"#,
+        )
+        .node_policy(
+            "os",
+            r#"
+spec:
+  strategy: {failureBudget: 1}
+  health:
+    checks:
+      - nodeReady: {}
+      - prometheus:
+          url: http://prometheus.monitoring.svc.cluster.local:9090
+          query: sum(increase(node_vmstat_oom_kill{instance="${TARGET_NAME}"}[10m]))
+          max: 0
+"#,
+        )
+        .run()
+        .await;
+    outcome.check(&[Rules::new("os", 1)]);
+    let status = outcome.rollout("os")["status"].clone();
+    assert_eq!(
+        (
+            status["targets"]["updated"].as_u64(),
+            status["targets"]["failed"].as_u64()
+        ),
+        (Some(3), Some(1)),
+        "{status:#}"
+    );
+    let failure = &status["failures"][0];
+    assert_eq!(failure["target"], "Node/general-3", "{status:#}");
+    let message = failure["message"].as_str().unwrap();
+    assert!(message.contains("= 2, above the maximum 0"), "{message}");
+}

@@ -80,6 +80,9 @@ pub struct ClusterFaults {
     /// when the cluster first saw it start but never turn Ready, restarting every
     /// `pod_start`.
     pub unhealthy_after_patch: Vec<String>,
+    /// Every successful updater reboots its node, annotated or not (scenario
+    /// `updaters.reboot`; not a fault, but what the simulated updaters do).
+    pub updaters_reboot: bool,
 }
 
 /// The simulated cluster's behaviour.
