@@ -116,6 +116,7 @@ impl Running {
             leader_election: None,
             streaming_lists: true,
             instance: "patchpilot-sandbox-1".into(),
+            health_http: Some(sandbox.health_http()),
         };
         let operator = tokio::spawn(async move {
             if let Err(error) =

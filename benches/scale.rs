@@ -1,5 +1,5 @@
 //! The sandbox and the operator at the size of a big real cluster: 5,000 nodes and 50,000
-//! pods (`examples/scale-5000.yaml`).
+//! pods (`examples/sandbox/scale-5000.yaml`).
 //!
 //! ```sh
 //! cargo bench --bench scale
@@ -26,7 +26,10 @@ mod processes;
 use std::time::Instant;
 
 /// The scenario.
-pub const SCENARIO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/scale-5000.yaml");
+pub const SCENARIO: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/sandbox/scale-5000.yaml"
+);
 /// The `patchpilot` binary, built in the same profile as this benchmark.
 pub const BIN: &str = env!("CARGO_BIN_EXE_patchpilot");
 /// Nodes in the scenario.

@@ -12,7 +12,12 @@ use patchpilot::{
 use serde_json::{Value, json};
 
 fn examples() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    yaml_files("examples")
+}
+
+/// The YAML files directly in `dir` (from the repository's root).
+fn yaml_files(dir: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -41,8 +46,11 @@ fn every_example_validates_and_deserializes() {
                 "MaintenanceWindow" => drop(decode::<MaintenanceWindow>(&file, &object).unwrap()),
                 "PatchPolicy" => drop(decode::<PatchPolicy>(&file, &object).unwrap()),
                 "PatchRollout" => drop(decode::<PatchRollout>(&file, &object).unwrap()),
-                // A sandbox scenario: read whole by the sandbox's own reader below.
-                "Scenario" => continue,
+                "Scenario" => panic!(
+                    "{}: a sandbox scenario; keep them in examples/sandbox/, apart from the \
+                     objects a cluster accepts",
+                    file.display()
+                ),
                 other
                     if object["apiVersion"]
                         .as_str()
@@ -300,4 +308,38 @@ fn rollout_transition_rules_hold_on_update() {
     assert!(withdraw(&|o| o["spec"]["abort"] = json!(false)).contains("abort cannot be withdrawn"));
     assert!(withdraw(&|o| o["spec"]["retry"] = json!(1)).contains("retry can only increase"));
     assert_eq!(withdraw(&|o| o["spec"]["retry"] = json!(3)), "");
+}
+
+#[test]
+fn every_example_is_listed_in_the_examples_readme() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/README.md"))
+            .unwrap();
+    for (dir, prefix) in [("examples", ""), ("examples/sandbox", "sandbox/")] {
+        for file in yaml_files(dir) {
+            let name = format!("`{prefix}{}`", file.file_name().unwrap().to_string_lossy());
+            assert!(
+                readme.contains(&name),
+                "examples/README.md does not list {name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_sandbox_scenario_reads_and_its_objects_validate() {
+    let files = yaml_files("examples/sandbox");
+    assert!(files.len() >= 2, "{files:?}");
+    for file in files {
+        let scenario =
+            patchpilot::sandbox::scenario::Scenario::read(&file).unwrap_or_else(|e| panic!("{e}"));
+        for object in &scenario.objects {
+            match object["kind"].as_str().unwrap() {
+                "MaintenanceWindow" => drop(decode::<MaintenanceWindow>(&file, object).unwrap()),
+                "PatchPolicy" => drop(decode::<PatchPolicy>(&file, object).unwrap()),
+                "PatchRollout" => drop(decode::<PatchRollout>(&file, object).unwrap()),
+                _ => {}
+            }
+        }
+    }
 }

@@ -80,6 +80,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
                 .then(|| (namespace, "patchpilot-leader".to_owned(), identity.clone())),
             streaming_lists: !args.no_streaming_lists,
             instance: identity,
+            health_http: None,
         };
         tracing::info!(version = env!("CARGO_PKG_VERSION"), "patchpilot starts");
         controller::run(client, Arc::new(SystemClock), options, termination())

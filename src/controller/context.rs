@@ -13,12 +13,12 @@ use k8s_openapi::api::{
     core::v1::{Namespace, Node},
     policy::v1::PodDisruptionBudget,
 };
-use kube::{
-    Client,
-    runtime::{events::Recorder, reflector::Store},
-};
+use kube::{Client, runtime::reflector::Store};
 
-use super::{caches::Caches, candidates::TargetMeta, metrics::Metrics, podwatch::PodWatches};
+use super::{
+    caches::Caches, candidates::TargetMeta, events::Recorder, metrics::Metrics,
+    podwatch::PodWatches,
+};
 use crate::{
     api::{MaintenanceWindow, PatchPolicy, PatchRollout},
     clock::SharedClock,
@@ -375,7 +375,7 @@ pub struct Context {
     pub pods: PodWatches,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// Events.
+    /// Events, stamped by [`Context::clock`].
     pub recorder: Recorder,
     /// Eviction back-off by `namespace/pod`.
     pub evictions: Mutex<HashMap<String, EvictionState>>,

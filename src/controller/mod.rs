@@ -8,6 +8,7 @@ pub mod caches;
 pub mod candidates;
 pub mod context;
 pub mod error;
+pub mod events;
 pub mod finalizer;
 pub mod leader;
 pub mod metrics;
@@ -24,7 +25,6 @@ use kube::{
     Client, ResourceExt,
     runtime::{
         Controller,
-        events::{Recorder, Reporter},
         reflector::{ObjectRef, Store},
     },
 };
@@ -37,6 +37,7 @@ use crate::{
 };
 use caches::Caches;
 use context::{Context, Stores};
+use events::{Recorder, Reporter};
 use metrics::Metrics;
 use podwatch::PodWatches;
 
@@ -51,6 +52,9 @@ pub struct Options {
     pub streaming_lists: bool,
     /// The instance name in events.
     pub instance: String,
+    /// Where `http` and `prometheus` health checks send their requests; `None`: the
+    /// network. The sandbox answers them from its simulated cluster.
+    pub health_http: Option<rollout::health::HttpClient>,
 }
 
 /// Why the operator stopped.
@@ -192,18 +196,21 @@ async fn controllers(
     };
     let ctx = Arc::new(Context {
         client: client.clone(),
+        recorder: Recorder::new(client.clone(), reporter, clock.clone()),
         clock,
         stores: stores.clone(),
         pods: PodWatches::new(client.clone(), options.streaming_lists, triggers),
         metrics: metrics.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
         evictions: Default::default(),
         written: Default::default(),
         budgets_spent: spent,
         target_writes: Default::default(),
         jobs_created: Default::default(),
         policy_guards: Default::default(),
-        http: rollout::health::http_client(),
+        http: options
+            .health_http
+            .clone()
+            .unwrap_or_else(rollout::health::http_client),
         ready,
     });
 

@@ -7,10 +7,12 @@
 //!   server-side apply ([`patch`]), schema checks of custom resources
 //!   ([`crate::schema`]), evictions, the audit log and injected faults;
 //! - [`cluster`]: what the scheduler, the controllers and the kubelets would do;
+//! - [`network`]: what the operator's HTTP and Prometheus health checks reach;
 //! - [`scenario`]: what to simulate.
 
 pub mod apiserver;
 pub mod cluster;
+pub mod network;
 pub mod patch;
 pub mod resources;
 pub mod run;
@@ -50,6 +52,7 @@ pub struct SandboxError {
 pub struct Sandbox {
     store: Arc<Store>,
     server: Arc<ApiServer>,
+    network: Arc<network::Network>,
     scenario: Scenario,
 }
 
@@ -70,6 +73,12 @@ impl Sandbox {
         let start = scenario.spec.start.unwrap_or_else(jiff::Timestamp::now);
         let clock: SharedClock = Arc::new(VirtualClock::new(start, options.speed.unwrap_or(1.0)));
         let store = Arc::new(Store::new(Registry::builtin(), clock));
+        let network = Arc::new(network::Network::new(
+            store.clone(),
+            start,
+            scenario.spec.faults.http.clone(),
+            scenario.spec.prometheus.as_ref(),
+        ));
         store.set_watch_list(scenario.spec.api_server.watch_list);
         let faults = scenario
             .spec
@@ -109,6 +118,7 @@ impl Sandbox {
         let sandbox = Sandbox {
             store,
             server,
+            network,
             scenario,
         };
         sandbox.load()?;
@@ -200,6 +210,12 @@ impl Sandbox {
         &self.scenario
     }
 
+    /// The client the operator's `http` and `prometheus` health checks use here: the
+    /// simulated network answers them.
+    pub fn health_http(&self) -> crate::controller::rollout::health::HttpClient {
+        self.network.client()
+    }
+
     /// A `kube::Client` acting as `user`, talking to the API server in-process.
     pub fn client(&self, user: &str) -> kube::Client {
         SandboxService::kube(self.server.clone(), user)
@@ -224,6 +240,7 @@ impl Sandbox {
                 .collect(),
             unhealthy_after_patch: spec.faults.unhealthy_after_patch.clone(),
             unpullable_images: spec.faults.unpullable_images.clone(),
+            updaters_reboot: spec.updaters.reboot,
         };
         Cluster::new(self.store.clone(), timings, faults)
     }

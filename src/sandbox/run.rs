@@ -1,13 +1,7 @@
 //! Running a sandbox: the cluster's behaviour, the scenario's steps, progress output, the
 //! end condition, serving over HTTP, and the final report.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    io::Write as _,
-    net::SocketAddr,
-    path::PathBuf,
-    sync::Arc,
-};
+use std::{collections::BTreeMap, io::Write as _, net::SocketAddr, path::PathBuf, sync::Arc};
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -174,8 +168,19 @@ pub async fn run(sandbox: Sandbox, options: RunOptions) -> Result<Value, RunErro
     Ok(report)
 }
 
+/// The first pause before an exited operator replica starts again, as a kubelet's
+/// CrashLoopBackOff: it doubles after each exit up to [`RESTART_BACKOFF_MAX`], and starts
+/// over once a replica has run for [`RESTART_BACKOFF_RESET`].
+pub const RESTART_BACKOFF: jiff::SignedDuration = jiff::SignedDuration::from_secs(10);
+/// The longest pause before an exited replica starts again.
+pub const RESTART_BACKOFF_MAX: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
+/// A replica that ran this long starts again after the first back-off.
+pub const RESTART_BACKOFF_RESET: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
+
 /// Runs the operator against the sandbox, as its own user, restarting it when the scenario
-/// says: at given instants, or after every so many of its writes.
+/// says: at given instants, or after every so many of its writes. Each replica that exits
+/// on its own (it lost its Lease, say) starts again after a back-off, as a Deployment's pod
+/// would, so that a scenario never ends up without an operator.
 async fn operator(sandbox: Arc<Sandbox>) {
     let store = sandbox.store().clone();
     let restarts = sandbox
@@ -208,16 +213,9 @@ async fn operator(sandbox: Arc<Sandbox>) {
                     }),
                     streaming_lists: spec.streaming_lists,
                     instance,
+                    health_http: Some(sandbox.health_http()),
                 };
-                let client = sandbox.client(OPERATOR_USER);
-                let clock = store.clock().clone();
-                tokio::spawn(async move {
-                    if let Err(error) =
-                        crate::controller::run(client, clock, options, std::future::pending()).await
-                    {
-                        tracing::error!(%error, "the operator stopped");
-                    }
-                })
+                tokio::spawn(replica_until_stopped(sandbox.clone(), options))
             })
             .collect();
         // Wait for the next restart, if any.
@@ -251,6 +249,53 @@ async fn operator(sandbox: Arc<Sandbox>) {
             &store,
             &format!("the operator restarts (restart {generation})"),
         );
+    }
+}
+
+/// Runs one operator replica, and again after a back-off each time it exits on its own, as
+/// the same pod's container restarted by its kubelet (same name, so the same identity in
+/// leader election).
+async fn replica_until_stopped(sandbox: Arc<Sandbox>, options: crate::controller::Options) {
+    let store = sandbox.store();
+    let clock = store.clock().clone();
+    let mut backoff = RESTART_BACKOFF;
+    loop {
+        let started = clock.now();
+        let outcome = crate::controller::run(
+            sandbox.client(OPERATOR_USER),
+            clock.clone(),
+            options.clone(),
+            std::future::pending(),
+        )
+        .await;
+        let exited = clock.now();
+        if exited.duration_since(started) >= RESTART_BACKOFF_RESET {
+            backoff = RESTART_BACKOFF;
+        }
+        let why = match outcome {
+            Ok(()) => String::new(),
+            Err(error) => {
+                tracing::error!(%error, "the operator stopped");
+                format!(" ({error})")
+            }
+        };
+        say(
+            store,
+            &format!(
+                "operator replica {} exited{why}; it starts again in {}",
+                options.instance,
+                jiff::Span::try_from(backoff)
+                    .map(|s| format!("{s:#}"))
+                    .unwrap_or_else(|_| format!("{backoff:?}"))
+            ),
+        );
+        let at = exited.saturating_add(backoff).unwrap_or(Timestamp::MAX);
+        tokio::time::sleep(clock.sleep_for(at)).await;
+        say(
+            store,
+            &format!("operator replica {} starts again", options.instance),
+        );
+        backoff = (backoff * 2).min(RESTART_BACKOFF_MAX);
     }
 }
 
@@ -421,8 +466,10 @@ fn window_line(window: &Value) -> Option<String> {
     }
 }
 
-/// Carries out one step: after its delay, whenever objects it selects are in the wanted
-/// state, merges its patch into each of them once, through the API as the scenario's user.
+/// Carries out one step, once: after its delay, as soon as any object it selects is in the
+/// wanted state, merges its patch into every object selected at that moment, through the API
+/// as the scenario's user, and is done. Objects that match later (a newer rollout awaiting
+/// approval) are left alone, as a person who approved one rollout has not approved the next.
 async fn run_step(sandbox: Arc<Sandbox>, step: Step) {
     let store = sandbox.store();
     if let Some(after) = step.after {
@@ -451,64 +498,74 @@ async fn run_step(sandbox: Arc<Sandbox>, step: Step) {
     let Ok(mut watch) = store.watch(&resource, filter, WatchFrom::Current) else {
         return;
     };
-    let mut done: BTreeSet<String> = BTreeSet::new();
+    // The objects as the watch has shown them so far, by namespace and name.
+    let mut seen: BTreeMap<(String, String), Arc<Value>> = BTreeMap::new();
     let mut pending = std::mem::take(&mut watch.initial);
-    loop {
+    let matched = loop {
         for item in pending.drain(..) {
-            let WatchItem::Event("ADDED" | "MODIFIED", object) = item else {
+            let WatchItem::Event(kind, object) = item else {
                 continue;
             };
-            let name = object["metadata"]["name"].as_str().unwrap_or("").to_owned();
-            if done.contains(&name) || !selected(&object, selection) {
-                continue;
-            }
-            done.insert(name.clone());
-            let namespace = object["metadata"]["namespace"].as_str();
-            let path = match (resource.namespaced, namespace) {
-                (true, Some(ns)) => format!(
-                    "{}/namespaces/{ns}/{}/{name}",
-                    prefix(&resource.group, &resource.version),
-                    resource.plural
-                ),
-                _ => format!(
-                    "{}/{}/{name}",
-                    prefix(&resource.group, &resource.version),
-                    resource.plural
-                ),
-            };
-            let request = http::Request::builder()
-                .method(http::Method::PATCH)
-                .uri(&path)
-                .header(http::header::CONTENT_TYPE, "application/merge-patch+json")
-                .header(http::header::USER_AGENT, "sandbox-scenario")
-                .body(())
-                .map(|r| r.into_parts().0);
-            let Ok(parts) = request else { continue };
-            let response = sandbox
-                .server()
-                .handle(Request::new(
-                    SCENARIO_USER,
-                    parts,
-                    step.patch.to_string().into(),
-                ))
-                .await;
-            let outcome = if response.status().is_success() {
-                "done".to_owned()
-            } else {
-                format!("failed ({})", response.status())
-            };
-            say(
-                store,
-                &format!(
-                    "step {:?} on {} {name}: {outcome}",
-                    step.name, selection.kind
-                ),
+            let key = (
+                object["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+                object["metadata"]["name"].as_str().unwrap_or("").to_owned(),
             );
+            match kind {
+                "DELETED" => seen.remove(&key),
+                _ => seen.insert(key, object),
+            };
+        }
+        let matched: Vec<(String, String)> = seen
+            .iter()
+            .filter(|(_, object)| selected(object, selection))
+            .map(|(key, _)| key.clone())
+            .collect();
+        if !matched.is_empty() {
+            break matched;
         }
         match watch.rx.recv().await {
             Some(item) => pending.push(item),
             None => return,
         }
+    };
+    drop(watch);
+    for (namespace, name) in matched {
+        let base = prefix(&resource.group, &resource.version);
+        let path = match resource.namespaced {
+            true => format!("{base}/namespaces/{namespace}/{}/{name}", resource.plural),
+            false => format!("{base}/{}/{name}", resource.plural),
+        };
+        let request = http::Request::builder()
+            .method(http::Method::PATCH)
+            .uri(&path)
+            .header(http::header::CONTENT_TYPE, "application/merge-patch+json")
+            .header(http::header::USER_AGENT, "sandbox-scenario")
+            .body(())
+            .map(|r| r.into_parts().0);
+        let Ok(parts) = request else { continue };
+        let response = sandbox
+            .server()
+            .handle(Request::new(
+                SCENARIO_USER,
+                parts,
+                step.patch.to_string().into(),
+            ))
+            .await;
+        let outcome = if response.status().is_success() {
+            "done".to_owned()
+        } else {
+            format!("failed ({})", response.status())
+        };
+        say(
+            store,
+            &format!(
+                "step {:?} on {} {name}: {outcome}",
+                step.name, selection.kind
+            ),
+        );
     }
 }
 

@@ -160,6 +160,7 @@ impl Cluster {
             leader_election: None,
             streaming_lists,
             instance: format!("patchpilot-e2e-{}", self.suffix),
+            health_http: None,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let client = self.client.clone();

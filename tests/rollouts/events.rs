@@ -33,7 +33,7 @@ fn events_of(outcome: &crate::harness::Outcome, name: &str) -> Vec<(String, Stri
         .collect()
 }
 
-/// A change reference set on every rollout of the policy as soon as it exists.
+/// A change reference set on the rollout as soon as it exists.
 const CHANGE_REF: &str = "
 steps:
   - name: the change request

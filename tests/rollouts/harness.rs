@@ -133,7 +133,19 @@ async fn perform(client: kube::Client, act: &Act) {
 /// Runs a scenario to its end with the operator, a person doing `acts`, each that long
 /// after the start.
 pub async fn run_scenario_with(yaml: &str, acts: &[(SignedDuration, Act)]) -> Outcome {
-    let scenario = Scenario::parse(Path::new("scenario.yaml"), yaml).unwrap();
+    run_to_end(
+        Scenario::parse(Path::new("scenario.yaml"), yaml).unwrap(),
+        acts,
+    )
+    .await
+}
+
+/// Runs a scenario file (its `include`s relative to it) to its end with the operator.
+pub async fn run_scenario_file(file: &Path) -> Outcome {
+    run_to_end(Scenario::read(file).unwrap_or_else(|e| panic!("{e}")), &[]).await
+}
+
+async fn run_to_end(scenario: Scenario, acts: &[(SignedDuration, Act)]) -> Outcome {
     let buffer = Buffer::default();
     let options = Options {
         audit: Some(Audit::to_writer(Box::new(buffer.clone()))),

@@ -154,8 +154,20 @@ spec:
             .node_policy("os", "spec: {drain: {force: true}}")
             .scenario("operator: {streamingLists: false}"),
         shop().workload_policy("nginx", job_check),
-        // Across two nights: the window closes twice, and the second WindowClosed event is
-        // a patch of the first one's series.
+        // A window open two minutes in every four: it closes again within six minutes, and
+        // the second WindowClosed event is a patch of the first one's series.
+        Case::new()
+            .object(
+                "
+apiVersion: patchpilot.dev/v1alpha1
+kind: MaintenanceWindow
+metadata: {name: flicker}
+spec:
+  recurrences: [{cron: '*/4 * * * *', duration: 2m}]
+",
+            )
+            .node_policy("os", "spec: {maintenanceWindow: flicker}"),
+        // Across two nights: the window closes twice, a day apart (two events).
         Case::new()
             .object(DAILY)
             .scenario("timings: {updater: 6m}")

@@ -21,10 +21,63 @@ use serde_json::Value;
 
 use crate::api::{HealthCheck, HttpCheck, PrometheusCheck};
 
-/// The HTTP client of health checks (HTTP and HTTPS with the system's roots).
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// An error of a health check's request, as the transport words it.
+pub type HttpError = Box<dyn std::error::Error + Send + Sync>;
+/// The body of an answer to a health check.
+pub type HttpBody = http_body_util::combinators::BoxBody<Bytes, HttpError>;
+/// What carries health checks' requests: the network, or a stand-in such as the sandbox's
+/// simulated cluster.
+pub type HttpTransport = tower::util::BoxCloneSyncService<
+    http::Request<Full<Bytes>>,
+    http::Response<HttpBody>,
+    HttpError,
+>;
 
-/// A client for HTTP and Prometheus checks.
+/// The HTTP client of `http` and `prometheus` checks: any transport, by default the network
+/// ([`http_client`]).
+#[derive(Clone)]
+pub struct HttpClient(HttpTransport);
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HttpClient")
+    }
+}
+
+impl HttpClient {
+    /// A client sending its requests through `transport`.
+    pub fn new<S, B>(transport: S) -> Self
+    where
+        S: tower::Service<http::Request<Full<Bytes>>, Response = http::Response<B>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Error: Into<HttpError>,
+        S::Future: Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+        B::Error: Into<HttpError>,
+    {
+        use tower::ServiceExt;
+        HttpClient(HttpTransport::new(
+            transport
+                .map_response(|r: http::Response<B>| r.map(|b| b.map_err(Into::into).boxed()))
+                .map_err(Into::into),
+        ))
+    }
+
+    /// Sends `request`.
+    pub async fn request(
+        &self,
+        request: http::Request<Full<Bytes>>,
+    ) -> Result<http::Response<HttpBody>, HttpError> {
+        use tower::ServiceExt;
+        self.0.clone().oneshot(request).await
+    }
+}
+
+/// A client for HTTP and Prometheus checks over the network (HTTP, and HTTPS with the
+/// system's roots).
 pub fn http_client() -> HttpClient {
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()
@@ -37,7 +90,9 @@ pub fn http_client() -> HttpClient {
                 .enable_http1()
                 .build()
         });
-    Client::builder(TokioExecutor::new()).build(connector)
+    let client: Client<HttpsConnector<HttpConnector>, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(connector);
+    HttpClient::new(client)
 }
 
 /// A TLS configuration without roots: HTTPS checks fail with a clear error, HTTP ones work.

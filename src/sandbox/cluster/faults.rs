@@ -115,10 +115,11 @@ impl Sim {
         })
     }
 
-    /// Whether a successful updater pod asks for a reboot: the annotation on the pod, or on
-    /// the template of the Job that made it.
+    /// Whether a successful updater pod asks for a reboot: every one with
+    /// `updaters_reboot`, otherwise the annotation on the pod, or on the template of the Job
+    /// that made it.
     pub fn wants_reboot(&self, pod: &Value) -> bool {
-        if meta::annotation(pod, REBOOT) == Some("true") {
+        if self.faults.updaters_reboot || meta::annotation(pod, REBOOT) == Some("true") {
             return true;
         }
         meta::controller_of(pod)

@@ -84,6 +84,9 @@ pub struct ClusterFaults {
     /// Images the registry does not have: containers using them never start (`ErrImagePull`,
     /// then `ImagePullBackOff` between the kubelet's attempts).
     pub unpullable_images: Vec<String>,
+    /// Every successful updater reboots its node, annotated or not (scenario
+    /// `updaters.reboot`; not a fault, but what the simulated updaters do).
+    pub updaters_reboot: bool,
 }
 
 /// The simulated cluster's behaviour.

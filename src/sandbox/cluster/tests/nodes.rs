@@ -219,3 +219,26 @@ async fn updaters_fail_where_the_faults_say_and_nodes_can_turn_unhealthy() {
     assert!(taint_keys(&n2).is_empty());
     assert_eq!(name(&n2), "n2");
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_updaters_reboot_every_updater_reboots_its_node() {
+    let faults = ClusterFaults {
+        updaters_reboot: true,
+        ..ClusterFaults::default()
+    };
+    let h = Harness::with(Timings::default(), faults);
+    h.nodes(&["n1"]);
+    h.wait(10).await;
+    let boot = h.get("nodes", "n1").unwrap()["status"]["nodeInfo"]["bootID"].clone();
+    h.create(
+        "jobs",
+        updater("patch-n1", "n1", "apply", "2026-11", "", false),
+    );
+    h.wait(130).await;
+    let node = h.get("nodes", "n1").unwrap();
+    assert_eq!(condition(&node, "Ready").unwrap()["status"], "False");
+    h.wait(90).await;
+    let node = h.get("nodes", "n1").unwrap();
+    assert_eq!(condition(&node, "Ready").unwrap()["status"], "True");
+    assert_ne!(node["status"]["nodeInfo"]["bootID"], boot);
+}

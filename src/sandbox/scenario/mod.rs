@@ -3,10 +3,17 @@
 //! A scenario file is multi-document YAML: ordinary Kubernetes objects (namespaces, nodes,
 //! workloads, PodDisruptionBudgets…), patchpilot objects, and one `Scenario` object of the
 //! group `sandbox.patchpilot.dev` saying when the simulation starts and ends, what to
-//! generate (nodes across pools and zones, workloads with replicas and budgets), how long
-//! things take, which faults to inject, and which steps a person would take.
+//! generate (nodes across pools and zones, workloads with replicas, budgets and Services),
+//! how long things take, what the simulated updaters and Prometheus do, which faults to
+//! inject, and which steps a person would take. It can include files of objects, such as the
+//! shipped examples, as `kubectl apply -f` would.
 
-use std::{collections::BTreeMap, path::Path};
+pub mod network;
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use jiff::Timestamp;
 use patchpilot_engine::units::Duration;
@@ -18,8 +25,11 @@ use crate::cli::{InputError, read_objects};
 /// The API version of the `Scenario` kind.
 pub const API_VERSION: &str = "sandbox.patchpilot.dev/v1alpha1";
 
-/// The built-in scenario (the same text as `examples/sandbox-scenario.yaml`).
-pub const BUILT_IN: &str = include_str!("../../examples/sandbox-scenario.yaml");
+/// Where the built-in scenario is kept, from the repository's root.
+pub const BUILT_IN_PATH: &str = "examples/sandbox/built-in.yaml";
+
+/// The built-in scenario (the text of [`BUILT_IN_PATH`]).
+pub const BUILT_IN: &str = include_str!("../../../examples/sandbox/built-in.yaml");
 
 /// A scenario: its `Scenario` settings and the objects it starts with.
 #[derive(Clone, Debug)]
@@ -66,6 +76,29 @@ pub struct ScenarioSpec {
     /// Features of the simulated API server.
     #[serde(default)]
     pub api_server: ApiServerSpec,
+    /// What the simulated updater Jobs do.
+    #[serde(default)]
+    pub updaters: UpdatersSpec,
+    /// A Prometheus that `prometheus` health checks can query.
+    #[serde(default)]
+    pub prometheus: Option<network::PrometheusSpec>,
+    /// Files of objects to create too (paths relative to the scenario file), such as the
+    /// shipped examples. The scenario file's own objects come first; an object already
+    /// created is skipped.
+    #[serde(default)]
+    pub include: Vec<PathBuf>,
+}
+
+/// What the simulated updater Jobs do: succeed after `timings.updater` (unless a fault says
+/// otherwise), and reboot their node if asked.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdatersSpec {
+    /// Every successful updater reboots its node, as OS updaters that end with a reboot do.
+    /// Default false: only updaters whose pod template carries the annotation
+    /// `sandbox.patchpilot.dev/reboot: "true"`.
+    #[serde(default)]
+    pub reboot: bool,
 }
 
 /// Features of the simulated API server.
@@ -100,7 +133,9 @@ impl Default for ApiServerSpec {
 pub struct OperatorSpec {
     /// Replicas of the operator. With more than one, they elect a leader on the Lease
     /// `patchpilot-system/patchpilot` (as `patchpilot run --leader-elect` does) and only
-    /// the leader acts. A restart restarts every replica. Default 1.
+    /// the leader acts. A restart restarts every replica. A replica that exits on its own
+    /// (it lost the Lease) starts again after a back-off, as a kubelet restarts a container:
+    /// 10s, doubling up to 5m, back to 10s once it ran for 10m. Default 1.
     #[serde(default = "one_replica")]
     pub replicas: u32,
     /// Watch pods with streaming lists (`sendInitialEvents`); `false` lists then watches,
@@ -211,6 +246,10 @@ pub struct WorkloadGroup {
     /// `nodeSelector` of the pods.
     #[serde(default)]
     pub node_selector: BTreeMap<String, String>,
+    /// A Service for each workload, named like it and selecting its pods: port 80 (`http`)
+    /// to the containers' port 8080. Default false.
+    #[serde(default)]
+    pub service: bool,
 }
 
 fn deployment() -> String {
@@ -264,6 +303,9 @@ pub struct FaultsSpec {
     /// Restarts of the operator.
     #[serde(default)]
     pub operator_restarts: Option<Restarts>,
+    /// Services whose HTTP answers differ from a healthy one's, for a while.
+    #[serde(default)]
+    pub http: Vec<network::HttpFault>,
 }
 
 /// Updater Jobs that fail on a node.
@@ -303,8 +345,9 @@ pub struct Restarts {
     pub every_writes: Option<u64>,
 }
 
-/// Something a person does during the run: when the objects `when` selects are in the
-/// given state (and not before `after`), merge `patch` into each of them.
+/// Something a person does during the run, once: not before `after`, as soon as any object
+/// `when` selects is in the given state, merge `patch` into every object selected at that
+/// moment. Objects that come to match later are left alone.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Step {
@@ -315,7 +358,7 @@ pub struct Step {
     pub after: Option<Duration>,
     /// Which objects, in which state.
     pub when: Selection,
-    /// A JSON merge patch applied to each selected object, once.
+    /// A JSON merge patch applied to each object selected when the step runs.
     pub patch: Value,
 }
 
@@ -354,8 +397,7 @@ impl Scenario {
 
     /// The built-in scenario.
     pub fn built_in() -> Self {
-        Self::parse(Path::new("examples/sandbox-scenario.yaml"), BUILT_IN)
-            .expect("the built-in scenario is valid")
+        Self::parse(Path::new(BUILT_IN_PATH), BUILT_IN).expect("the built-in scenario is valid")
     }
 
     fn from_objects(file: &Path, objects: Vec<Value>) -> Result<Self, InputError> {
@@ -374,15 +416,37 @@ impl Scenario {
             .and_then(|s| s["metadata"]["name"].as_str())
             .unwrap_or("scenario")
             .to_owned();
-        let spec = match &scenario {
+        let spec: ScenarioSpec = match &scenario {
             Some(object) => {
-                serde_path_to_error::deserialize(object.get("spec").cloned().unwrap_or(json!({})))
-                    .map_err(|e| {
+                let spec = serde_path_to_error::deserialize(
+                    object.get("spec").cloned().unwrap_or(json!({})),
+                )
+                .map_err(|e| {
                     InputError::invalid(file, object, format!("spec.{}: {}", e.path(), e.inner()))
-                })?
+                })?;
+                if let Some(problem) = problem(&spec) {
+                    return Err(InputError::invalid(file, object, problem));
+                }
+                spec
             }
             None => ScenarioSpec::default(),
         };
+        let mut objects = objects;
+        for include in &spec.include {
+            let path = file.parent().unwrap_or(Path::new("")).join(include);
+            let included = read_objects(&path)?;
+            if let Some(scenario) = included
+                .iter()
+                .find(|o| o["apiVersion"] == API_VERSION && o["kind"] == "Scenario")
+            {
+                return Err(InputError::invalid(
+                    &path,
+                    scenario,
+                    "an included file holds objects, not a Scenario",
+                ));
+            }
+            objects.extend(included);
+        }
         for object in &objects {
             for field in ["apiVersion", "kind"] {
                 if object[field].as_str().unwrap_or("").is_empty() {
@@ -408,7 +472,7 @@ impl Scenario {
         })
     }
 
-    /// The objects the generators make: namespaces, nodes, workloads and budgets.
+    /// The objects the generators make: namespaces, nodes, workloads, budgets and Services.
     pub fn generated(&self) -> Vec<Value> {
         let mut objects = Vec::new();
         for group in &self.spec.nodes {
@@ -491,6 +555,17 @@ fn workloads(group: &WorkloadGroup) -> Vec<Value> {
             "metadata": {"name": name, "namespace": group.namespace, "labels": labels},
             "spec": spec,
         }));
+        if group.service {
+            objects.push(json!({
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": name, "namespace": group.namespace, "labels": labels},
+                "spec": {
+                    "selector": {"app": name},
+                    "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
+                },
+            }));
+        }
         if let Some(pdb) = &group.pdb {
             let mut spec = pdb.clone();
             spec["selector"] = json!({"matchLabels": {"app": name}});
@@ -503,4 +578,104 @@ fn workloads(group: &WorkloadGroup) -> Vec<Value> {
         }
     }
     objects
+}
+
+/// What is wrong with the settings that their types do not say, as `spec.<field>: message`.
+fn problem(spec: &ScenarioSpec) -> Option<String> {
+    let faults = spec.faults.http.iter().enumerate().find_map(|(i, fault)| {
+        fault
+            .problem()
+            .map(|p| format!("spec.faults.http[{i}]: {p}"))
+    });
+    faults.or_else(|| {
+        spec.prometheus
+            .as_ref()
+            .and_then(|p| p.problem())
+            .map(|p| format!("spec.prometheus.{p}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(spec: &str) -> String {
+        format!("apiVersion: {API_VERSION}\nkind: Scenario\nmetadata: {{name: t}}\nspec: {spec}\n")
+    }
+
+    #[test]
+    fn includes_add_their_objects_after_the_files_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let window = "apiVersion: patchpilot.dev/v1alpha1\nkind: MaintenanceWindow\nmetadata: {name: w}\nspec: {recurrences: [{start: '01:00', duration: 1h}]}\n";
+        std::fs::write(dir.path().join("window.yaml"), window).unwrap();
+        std::fs::create_dir(dir.path().join("sandbox")).unwrap();
+        let file = dir.path().join("sandbox/s.yaml");
+        let text = scenario("{include: [../window.yaml]}")
+            + "---\n{apiVersion: v1, kind: ConfigMap, metadata: {name: c}}\n";
+        std::fs::write(&file, text).unwrap();
+        let read = Scenario::read(&file).unwrap();
+        let kinds: Vec<&str> = read
+            .objects
+            .iter()
+            .map(|o| o["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["ConfigMap", "MaintenanceWindow"]);
+
+        std::fs::write(dir.path().join("window.yaml"), scenario("{}")).unwrap();
+        let error = Scenario::read(&file).unwrap_err().to_string();
+        assert!(
+            error.contains("window.yaml") && error.contains("not a Scenario"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn network_settings_are_checked_with_the_field_named() {
+        let path = Path::new("s.yaml");
+        for (spec, words) in [
+            (
+                "{faults: {http: [{service: shop/web}]}}",
+                "spec.faults.http[0]: exactly one of status or error",
+            ),
+            (
+                "{faults: {http: [{service: web, status: 503}]}}",
+                "spec.faults.http[0]: service: \"web\"",
+            ),
+            (
+                "{faults: {http: [{service: shop/web, error: Slow}]}}",
+                "spec.faults.http[0].error: unknown variant `Slow`",
+            ),
+            (
+                "{prometheus: {url: 'prometheus:9090'}}",
+                "spec.prometheus.url",
+            ),
+            (
+                "{prometheus: {url: 'http://p:9090', answers: [{value: many}]}}",
+                "spec.prometheus.answers[0].value",
+            ),
+        ] {
+            let error = Scenario::parse(path, &scenario(spec))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(words), "{spec}: {error}");
+        }
+        let fine = "{faults: {http: [{service: shop/web, path: /healthz, status: 503, after: 1h, before: 2h}]}, prometheus: {url: 'http://p.monitoring:9090', answers: [{contains: up, value: 1}, {query: 'x', value: NaN}]}, updaters: {reboot: true}}";
+        let spec = Scenario::parse(path, &scenario(fine)).unwrap().spec;
+        assert_eq!(spec.faults.http[0].status, Some(503));
+        assert!(spec.updaters.reboot);
+    }
+
+    #[test]
+    fn generated_services_select_their_workload() {
+        let spec = "{workloads: [{namespace: shop, name: web, image: 'nginx:1', service: true}]}";
+        let read = Scenario::parse(Path::new("s.yaml"), &scenario(spec)).unwrap();
+        let service = read
+            .generated()
+            .into_iter()
+            .find(|o| o["kind"] == "Service")
+            .unwrap();
+        assert_eq!(service["metadata"]["name"], "web");
+        assert_eq!(service["spec"]["selector"], json!({"app": "web"}));
+        assert_eq!(service["spec"]["ports"][0]["port"], 80);
+    }
 }
