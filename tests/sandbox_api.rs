@@ -953,6 +953,11 @@ async fn every_request_is_audited_and_faults_hit_their_client() {
         json!({"resource": "configmaps", "namespace": "default", "apiGroup": "", "apiVersion": "v1"})
     );
     assert_eq!(create["responseStatus"]["code"], 201);
+    assert_eq!(
+        create["userAgent"],
+        format!("patchpilot/{}", env!("CARGO_PKG_VERSION")),
+        "the in-process client names itself as patchpilot run's does"
+    );
     assert_eq!(create["requestObject"]["metadata"]["name"], "audited");
     assert!(
         create["requestReceivedTimestamp"]
