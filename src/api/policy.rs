@@ -457,7 +457,8 @@ pub struct PatchPolicyStatus {
     pub conditions: Vec<Condition>,
 }
 
-/// Compliance counts of a policy's targets against its current version.
+/// Compliance counts of a policy's targets against its current version. Compliance is over
+/// the targets the patch applies to: `total` less `excluded` and `notApplicable`.
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ComplianceStatus {
@@ -471,8 +472,16 @@ pub struct ComplianceStatus {
     pub failed: u32,
     /// Targets excluded by annotation or selector.
     pub excluded: u32,
+    /// Workloads none of whose containers the patch's images replace. Left out when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub not_applicable: u32,
     /// Pending or failed targets past the compliance deadline.
     pub overdue: u32,
-    /// `upToDate/total`, for `kubectl get`.
+    /// `upToDate/N`, for `kubectl get`: N counts the targets that are neither excluded nor
+    /// not applicable.
     pub summary: String,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
