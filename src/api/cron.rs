@@ -9,10 +9,11 @@
 //! Cost: each rule runs at most two `matches` over a string of at most 256 characters
 //! (`maxLength`), with patterns of at most 380 characters. The API server estimates a
 //! `matches` at ceil(0.1 × (1 + 256)) × ceil(0.25 × pattern length): at most 2,704 for one
-//! rule, 86,528 for the 32 recurrences a window may have, about 300,000 for the six rules
-//! together — far below the limits of 1 million per call and 100 million per CRD. A rule
-//! whose cost the API server cannot bound is refused when the CRD is created, so `maxLength`
-//! on `cron` and `maxItems` on `recurrences` must stay.
+//! evaluation (the runtime limit is 1 million a call), 86,528 for the 32 recurrences a window
+//! may have (the limit is 10 million a rule), about 300,000 for the six rules together (100
+//! million a CRD); the message expressions only join strings. A rule whose cost the API
+//! server cannot bound is refused when the CRD is created, so `maxLength` on `cron` and
+//! `maxItems` on `recurrences` must stay.
 
 use kube::core::{Message, Rule};
 use patchpilot_engine::window::CRON_MACROS;
