@@ -21,3 +21,8 @@ pub mod sandbox;
 pub mod schema;
 
 pub use patchpilot_engine as engine;
+
+/// What patchpilot's API clients send as `User-Agent`: `patchpilot/<version>`, the way kube
+/// clients name themselves (`kubectl/v1.32.0 …`), so that audit logs and API server metrics
+/// tell its requests apart.
+pub const USER_AGENT: &str = concat!("patchpilot/", env!("CARGO_PKG_VERSION"));

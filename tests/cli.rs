@@ -141,3 +141,23 @@ fn crd_prints_three_documents() {
         3
     );
 }
+
+#[test]
+fn a_missing_argument_is_named() {
+    let policy = example("node-os-policy.yaml");
+    let cases: [(&[&str], &[&str]); 4] = [
+        (&["plan", "--policy", &policy], &["--cluster <FILE>"]),
+        (&["plan"], &["--policy <FILE>", "--cluster <FILE>"]),
+        (&["window"], &["<FILE>"]),
+        (
+            &["sandbox", "--serve", "127.0.0.1:0"],
+            &["--kubeconfig-out <FILE>"],
+        ),
+    ];
+    for (args, names) in cases {
+        let output = patchpilot(args);
+        let mut needles = vec!["required arguments were not provided:"];
+        needles.extend(names);
+        assert_bad_input(&output, &needles);
+    }
+}

@@ -343,3 +343,223 @@ fn every_sandbox_scenario_reads_and_its_objects_validate() {
         }
     }
 }
+
+/// The copy of an example with `change` made, admitted as the API server would: the errors,
+/// one string (empty when admitted).
+fn admitted(name: &str, change: impl FnOnce(&mut Value)) -> String {
+    let (_, mut object) = example(name);
+    change(&mut object);
+    let kind = object["kind"].as_str().unwrap().to_owned();
+    let admission = api::schema(&kind).unwrap().admit(&object, None);
+    FieldErrors(admission.strict_errors()).to_string()
+}
+
+/// Values the operator would only refuse later (`Stalled`, `InvalidSpec`) are refused at
+/// admission, naming the field and saying what is allowed; their good neighbours pass.
+#[test]
+fn admission_refuses_what_the_operator_would_refuse() {
+    let window = "maintenance-window.yaml";
+    let policy = "node-os-policy.yaml";
+    let workloads = "workload-image-policy.yaml";
+    let cron = |expression: &'static str| {
+        admitted(window, move |o| {
+            o["spec"]["recurrences"][1]["cron"] = json!(expression)
+        })
+    };
+    let cases: Vec<(String, &[&str])> = vec![
+        (
+            admitted(policy, |o| {
+                o["spec"]["strategy"]["maxUnavailable"] = json!(0)
+            }),
+            &[
+                "spec.strategy.maxUnavailable: Invalid value",
+                "at least 1, or a percent",
+            ],
+        ),
+        (
+            admitted(policy, |o| {
+                o["spec"]["strategy"]["stages"][0]["percent"] = json!(0)
+            }),
+            &[
+                "spec.strategy.stages[0].percent",
+                "greater than or equal to 1",
+            ],
+        ),
+        (
+            cron("60 22 * * Tue"),
+            &[
+                "spec.recurrences[1].cron: Invalid value",
+                "the minute field (the 1st) takes * or 0-59",
+            ],
+        ),
+        (
+            cron("0 25 * * Tue"),
+            &[
+                "spec.recurrences[1].cron",
+                "the hour field (the 2nd) takes * or 0-23",
+            ],
+        ),
+        (
+            cron("0 22 0 * *"),
+            &[
+                "spec.recurrences[1].cron",
+                "day-of-month field (the 3rd) takes * or 1-31",
+            ],
+        ),
+        (
+            cron("0 22 * 13 *"),
+            &[
+                "spec.recurrences[1].cron",
+                "month field (the 4th) takes * or 1-12 or JAN-DEC",
+            ],
+        ),
+        (
+            cron("0 22 * * Tuesday"),
+            &["spec.recurrences[1].cron", "day-of-week field (the 5th)"],
+        ),
+        (
+            cron("*/0 22 * * Tue"),
+            &["spec.recurrences[1].cron", "minute field"],
+        ),
+        (
+            cron("0 22 * *"),
+            &["spec.recurrences[1].cron", "five fields", "@daily"],
+        ),
+        (
+            cron("@reboot"),
+            &["spec.recurrences[1].cron", "five fields", "@hourly"],
+        ),
+        (
+            cron("TZ=UTC 0 22 * * Tue"),
+            &["spec.recurrences[1].cron", "no TZ= prefix"],
+        ),
+        (
+            admitted(window, |o| {
+                o["spec"]["recurrences"][0]["duration"] = json!("0h0m")
+            }),
+            &["spec.recurrences[0].duration", "longer than 0s"],
+        ),
+        (
+            admitted(window, |o| o["spec"]["timeZone"] = json!("Europe/Berlin ")),
+            &["spec.timeZone", "IANA time zone name"],
+        ),
+        (
+            admitted(
+                policy,
+                |o| o["spec"]["targets"]["nodes"]["selector"] = json!({"matchExpressions": [{"key": "pool", "operator": "Equals", "values": ["a"]}]}),
+            ),
+            &[
+                "spec.targets.nodes.selector.matchExpressions[0].operator: Unsupported value: \"Equals\"",
+                "supported values: \"In\", \"NotIn\", \"Exists\", \"DoesNotExist\"",
+            ],
+        ),
+        (
+            admitted(
+                policy,
+                |o| {
+                    o["spec"]["targets"]["exclude"] = json!({"matchExpressions": [{"key": "hold", "operator": "In", "values": []}]})
+                },
+            ),
+            &[
+                "spec.targets.exclude.matchExpressions[0]: Invalid value",
+                "operators In and NotIn need at least one value",
+            ],
+        ),
+        (
+            admitted(workloads, |o| {
+                o["spec"]["targets"]["workloads"]["namespaceSelector"]["matchExpressions"][0]["values"] =
+                    json!(["x"])
+            }),
+            &[
+                "spec.targets.workloads.namespaceSelector.matchExpressions[0]: Invalid value",
+                "operators Exists and DoesNotExist take no values",
+            ],
+        ),
+        (
+            admitted(policy, |o| {
+                o["spec"]["patch"]["updater"]["template"]["spec"]["containers"] = json!([])
+            }),
+            &[
+                "spec.patch.updater.template.spec.containers",
+                "at least 1 items",
+            ],
+        ),
+        (
+            admitted(policy, |o| {
+                o["spec"]["patch"]["updater"]["template"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("spec");
+            }),
+            &["spec.patch.updater.template.spec: Required value"],
+        ),
+        (
+            admitted(workloads, |o| {
+                o["spec"]["health"]["checks"][0] = json!({"job": {"template": {"spec": {}}}})
+            }),
+            &["spec.health.checks[0].job.template.spec.containers: Required value"],
+        ),
+    ];
+    let missing: Vec<String> = cases
+        .iter()
+        .flat_map(|(message, expected)| {
+            expected
+                .iter()
+                .filter(|needle| !message.contains(**needle))
+                .map(move |needle| format!("expected {needle:?} in: {message:?}"))
+        })
+        .collect();
+    assert!(missing.is_empty(), "{missing:#?}");
+    // What the operator accepts still passes.
+    for expression in [
+        "0 22 * * Tue",
+        "*/15 0-5,22,23 1,15 JAN-mar mon-FRI",
+        "59 23 31 12 7",
+        "0 0 ? * SUN/2",
+        "00 07 01 01 0",
+        "  0 22 * * Tue ",
+        "@yearly",
+        "@annually",
+        "@monthly",
+        "@weekly",
+        "@daily",
+        "@midnight",
+        "@hourly",
+    ] {
+        assert_eq!(cron(expression), "", "{expression}");
+    }
+    for (field, value) in [
+        ("maxUnavailable", json!(1)),
+        ("maxUnavailable", json!("0%")),
+        ("maxUnavailable", json!("100%")),
+        ("failureBudget", json!(0)),
+    ] {
+        assert_eq!(
+            admitted(policy, |o| o["spec"]["strategy"][field] = value.clone()),
+            "",
+            "{field}: {value}"
+        );
+    }
+    for zone in [
+        "UTC",
+        "America/Argentina/Buenos_Aires",
+        "Etc/GMT+5",
+        "America/Port-au-Prince",
+    ] {
+        assert_eq!(
+            admitted(window, |o| o["spec"]["timeZone"] = json!(zone)),
+            "",
+            "{zone}"
+        );
+    }
+    // An unknown zone of the right shape is for the operator to judge: it passes admission.
+    assert_eq!(
+        admitted(window, |o| o["spec"]["timeZone"] = json!("Europe/Berlinn")),
+        ""
+    );
+    assert_eq!(
+        admitted(window, |o| o["spec"]["recurrences"][0]["duration"] =
+            json!("500ms")),
+        ""
+    );
+}

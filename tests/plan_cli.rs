@@ -43,6 +43,7 @@ fn a_node_policy_plans_exclusions_up_to_date_and_waves_zone_by_zone() {
         ]
     });
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), expected);
+    assert!(!out.contains("notApplicable"), "{out}");
     let keys: Vec<usize> = [
         "\"policy\"",
         "\"version\"",
@@ -136,6 +137,76 @@ items:
             {"name": "stage-2", "targets": ["Deployment/shop/web"]},
             {"name": "full", "targets": ["StatefulSet/shop/cache"]}
         ])
+    );
+}
+
+#[test]
+fn workloads_without_a_patched_image_are_not_applicable() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("cluster.yaml");
+    let workload = |kind: &str, name: &str, containers: &str| {
+        format!(
+            "  - {{apiVersion: apps/v1, kind: {kind}, metadata: {{name: {name}, namespace: shop}}, \
+             spec: {{template: {{spec: {{containers: [{containers}]}}}}}}}}\n"
+        )
+    };
+    let text = [
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {team: shop, environment: production}}\n---\napiVersion: v1\nkind: List\nitems:\n".to_owned(),
+        workload("Deployment", "frontend", "{name: nginx, image: 'nginx:1.27.3'}"),
+        workload("Deployment", "web", "{name: app, image: 'ghcr.io/acme/web:2'}, {name: proxy, image: 'docker.io/library/nginx:1.26'}"),
+        workload("StatefulSet", "cache", "{name: redis, image: 'docker.io/library/redis:7.4.1'}"),
+        workload("Deployment", "api", "{name: api, image: 'ghcr.io/acme/api:5'}"),
+    ]
+    .concat();
+    std::fs::write(&cluster, text).unwrap();
+    let (code, out, err) = plan(&[
+        "--policy",
+        &root("examples/workload-image-policy.yaml"),
+        "--cluster",
+        cluster.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let printed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        printed,
+        json!({
+            "policy": "nginx-base",
+            "version": "nginx-1.27.4",
+            "eligible": 2,
+            "excluded": [],
+            "upToDate": [],
+            "notApplicable": ["Deployment/shop/api", "StatefulSet/shop/cache"],
+            "waves": [
+                {"name": "canary", "targets": ["Deployment/shop/frontend"]},
+                {"name": "full", "targets": ["Deployment/shop/web"]}
+            ]
+        })
+    );
+    let (up_to_date, not_applicable, waves) = (
+        out.find("\"upToDate\"").unwrap(),
+        out.find("\"notApplicable\"").unwrap(),
+        out.find("\"waves\"").unwrap(),
+    );
+    assert!(
+        up_to_date < not_applicable && not_applicable < waves,
+        "{out}"
+    );
+    // A malformed container list names the object and the field.
+    std::fs::write(
+        &cluster,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec: {template: {spec: {containers: [{image: nginx}]}}}\n",
+    )
+    .unwrap();
+    let (code, _, err) = plan(&[
+        "--policy",
+        &root("examples/workload-image-policy.yaml"),
+        "--cluster",
+        cluster.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("cluster.yaml") && err.contains("spec.template.spec.containers[0]"),
+        "{err}"
     );
 }
 

@@ -953,6 +953,11 @@ async fn every_request_is_audited_and_faults_hit_their_client() {
         json!({"resource": "configmaps", "namespace": "default", "apiGroup": "", "apiVersion": "v1"})
     );
     assert_eq!(create["responseStatus"]["code"], 201);
+    assert_eq!(
+        create["userAgent"],
+        format!("patchpilot/{}", env!("CARGO_PKG_VERSION")),
+        "the in-process client names itself as patchpilot run's does"
+    );
     assert_eq!(create["requestObject"]["metadata"]["name"], "audited");
     assert!(
         create["requestReceivedTimestamp"]
@@ -964,4 +969,139 @@ async fn every_request_is_audited_and_faults_hit_their_client() {
     assert!(events[1].get("requestObject").is_none());
     assert_eq!(events[2]["responseStatus"]["code"], 500);
     assert_eq!(events[2]["user"]["username"], "flaky");
+}
+
+/// What the operator would refuse later is refused when it is written, with 422, the field and
+/// a sentence saying what is allowed; good values of the same fields are stored.
+#[tokio::test]
+async fn the_schema_refuses_what_the_operator_would_refuse() {
+    let sandbox = sandbox();
+    let client = sandbox.client("tester");
+    let windows: Api<patchpilot::api::MaintenanceWindow> = Api::all(client.clone());
+    let policies: Api<PatchPolicy> = Api::all(client);
+    let apply = PatchParams::apply("tester");
+    let window = |name: &str, spec: Value| {
+        json!({
+            "apiVersion": "patchpilot.dev/v1alpha1", "kind": "MaintenanceWindow",
+            "metadata": {"name": name}, "spec": spec,
+        })
+    };
+    let cron = |expression: &str| json!({"timeZone": "Europe/Berlin", "recurrences": [{"cron": expression, "duration": "2h"}]});
+    let policy = |name: &str, strategy: Value| {
+        json!({
+            "apiVersion": "patchpilot.dev/v1alpha1", "kind": "PatchPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "targets": {"nodes": {}},
+                "patch": {"version": "v1", "updater": {"template": {"spec": {"containers": [{"name": "u", "image": "busybox"}]}}}},
+                "strategy": strategy,
+            },
+        })
+    };
+    let refused = [
+        (
+            windows
+                .patch(
+                    "minute",
+                    &apply,
+                    &Patch::Apply(window("minute", cron("60 22 * * Tue"))),
+                )
+                .await
+                .map(drop),
+            "spec.recurrences[0].cron: Invalid value: \"string\": cron \"60 22 * * Tue\": the minute field (the 1st) takes * or 0-59",
+        ),
+        (
+            windows
+                .patch(
+                    "hour",
+                    &apply,
+                    &Patch::Apply(window("hour", cron("0 25 * * Tue"))),
+                )
+                .await
+                .map(drop),
+            "cron \"0 25 * * Tue\": the hour field (the 2nd) takes * or 0-23",
+        ),
+        (
+            windows
+                .patch(
+                    "every",
+                    &apply,
+                    &Patch::Apply(window("every", cron("@every 1h"))),
+                )
+                .await
+                .map(drop),
+            "or one of @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly",
+        ),
+        (
+            windows
+                .patch(
+                    "zero",
+                    &apply,
+                    &Patch::Apply(window(
+                        "zero",
+                        json!({"recurrences": [{"start": "01:00", "duration": "0s"}]}),
+                    )),
+                )
+                .await
+                .map(drop),
+            "spec.recurrences[0].duration: Invalid value: \"string\": duration must be longer than 0s",
+        ),
+        (
+            policies
+                .patch(
+                    "none",
+                    &apply,
+                    &Patch::Apply(policy("none", json!({"maxUnavailable": 0}))),
+                )
+                .await
+                .map(drop),
+            "spec.strategy.maxUnavailable: Invalid value: \"integer\": maxUnavailable must be at least 1, or a percent like \"10%\"",
+        ),
+        (
+            policies
+                .patch(
+                    "stage",
+                    &apply,
+                    &Patch::Apply(policy("stage", json!({"stages": [{"percent": 0}]}))),
+                )
+                .await
+                .map(drop),
+            "spec.strategy.stages[0].percent: Invalid value: 0: spec.strategy.stages[0].percent in body should be greater than or equal to 1",
+        ),
+    ];
+    for (outcome, expected) in refused {
+        let status = api_error(outcome.unwrap_err());
+        assert_eq!(status.code, 422, "{}", status.message);
+        assert!(
+            status.message.contains(expected),
+            "expected {expected:?} in: {}",
+            status.message
+        );
+    }
+    // Good values pass; a time zone of the right shape is for the operator to judge.
+    for (name, spec) in [
+        ("daily", cron("@daily")),
+        ("weekdays", cron("*/30 22-23 * * MON-FRI")),
+        (
+            "typo",
+            json!({"timeZone": "Europe/Berlinn", "recurrences": [{"start": "01:00", "duration": "1h"}]}),
+        ),
+    ] {
+        windows
+            .patch(name, &apply, &Patch::Apply(window(name, spec)))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    for (name, strategy) in [
+        ("one", json!({"maxUnavailable": 1})),
+        (
+            "percent",
+            json!({"maxUnavailable": "0%", "stages": [{"percent": 1}]}),
+        ),
+    ] {
+        policies
+            .patch(name, &apply, &Patch::Apply(policy(name, strategy)))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
 }

@@ -973,3 +973,74 @@ fn events_follow_the_virtual_clock() {
         );
     }
 }
+
+/// The README's way of running the operator as its own process against a served sandbox:
+/// with the kubeconfig the sandbox wrote, the command the README gives acts as the
+/// operator's user, names itself `patchpilot/<version>`, and the README's audit filter finds
+/// its requests.
+#[test]
+fn the_readmes_operator_command_acts_as_the_operator() {
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let command = readme
+        .lines()
+        .map(str::trim)
+        .find(|line| line.starts_with("KUBECONFIG=sandbox.kubeconfig patchpilot run"))
+        .expect("the README shows how to run the operator against a served sandbox");
+    // Everything after `patchpilot`, with a free port for the metrics.
+    let mut args: Vec<String> = command
+        .split_whitespace()
+        .skip(2)
+        .map(str::to_owned)
+        .collect();
+    if let Some(at) = args.iter().position(|a| a == "--metrics-addr") {
+        args[at + 1] = "127.0.0.1:0".into();
+    }
+    let audit = tempfile::tempdir().unwrap();
+    let audit_log = audit.path().join("audit.log");
+    let sandbox = Sandbox::start_with(&[
+        "--without-operator",
+        "--audit-log",
+        audit_log.to_str().unwrap(),
+    ]);
+    let mut operator = Command::new(env!("CARGO_BIN_EXE_patchpilot"))
+        .args(&args)
+        .env("KUBECONFIG", &sandbox.kubeconfig)
+        .env("POD_NAMESPACE", "patchpilot-system")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let operator_user = "system:serviceaccount:patchpilot-system:patchpilot";
+    let by_operator = || -> Vec<Value> {
+        std::fs::read_to_string(&audit_log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            // The README's filter: `select(.user.username | contains("patchpilot"))`.
+            .filter(|event| {
+                event["user"]["username"]
+                    .as_str()
+                    .is_some_and(|user| user.contains("patchpilot"))
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while by_operator().len() < 5 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = operator.kill();
+    let _ = operator.wait();
+    let requests = by_operator();
+    assert!(
+        requests.len() >= 5,
+        "the README's filter finds {} requests of the operator: {}",
+        requests.len(),
+        sandbox.log()
+    );
+    let agent = format!("patchpilot/{}", env!("CARGO_PKG_VERSION"));
+    for event in &requests {
+        assert_eq!(event["user"]["username"], operator_user, "{event}");
+        assert_eq!(event["userAgent"], agent.as_str(), "{event}");
+    }
+}

@@ -171,15 +171,46 @@ fn an_invalid_cron_expression_is_bad_input() {
     assert_exact_error(
         &patchpilot(&["window", file.to_str().unwrap()]),
         &file,
+        "MaintenanceWindow/weekend-nights: spec.recurrences[1].cron: Invalid value: \"string\": \
+         cron \"61 22 * * Tue\": the minute field (the 1st) takes * or 0-59, and lists (0,30), \
+         ranges (0-29) and steps (*/15) of them",
+    );
+    // What the schema cannot see, the operator's own reading refuses, naming the field.
+    let file = edited_example(dir.path(), "\"0 22 * * Tue\"", "\"0 22-20 * * Tue\"");
+    assert_exact_error(
+        &patchpilot(&["window", file.to_str().unwrap()]),
+        &file,
         "MaintenanceWindow/weekend-nights: spec.recurrences[1].cron: \
-         minute field \"61\": value 61 out of range 0-59",
+         hour field \"22-20\": range 22-20 is reversed (its start is after its end)",
     );
     let file = edited_example(dir.path(), "\"0 22 * * Tue\"", "\"0 22 * * Tuesday\"");
     let output = patchpilot(&["window", file.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
-        stderr.contains("spec.recurrences[1].cron: day-of-week field \"Tuesday\""),
+        stderr.contains(
+            "spec.recurrences[1].cron: Invalid value: \"string\": cron \"0 22 * * Tuesday\": the \
+             day-of-week field (the 5th) takes * or 0-7 (0 and 7 are Sunday) or SUN-SAT"
+        ),
         "{stderr}"
+    );
+}
+
+#[test]
+fn a_predefined_schedule_opens_at_local_midnight() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = edited_example(dir.path(), "\"0 22 * * Tue\"", "\"@daily\"");
+    // Thursday 00:30 in Berlin: @daily opened at local midnight, for its 2h.
+    let out = stdout(&[
+        "window",
+        file.to_str().unwrap(),
+        "--at",
+        "2026-11-25T23:30:00Z",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["open"], true, "{out}");
+    assert_eq!(
+        report["current"],
+        serde_json::json!({"start": "2026-11-25T23:00:00Z", "end": "2026-11-26T01:00:00Z"})
     );
 }

@@ -172,6 +172,7 @@ fn cluster(now: Timestamp, rollout: &Rollout) -> (Vec<Candidate>, BTreeMap<Targe
         let query = Query {
             policy: "workers-os",
             version: &rollout.patch.version,
+            images: rollout.patch.images(),
             group_by: Some("topology.kubernetes.io/zone"),
             now,
         };

@@ -20,8 +20,9 @@ pub struct Interval {
 /// A pod template, kept as written and checked by the operator when it is used.
 ///
 /// The schema does not spell out the whole pod specification: that would make every CRD
-/// several hundred kilobytes, too large for `kubectl apply` without server-side apply. The
-/// operator reads it as a `PodTemplateSpec` and reports a malformed one as `InvalidSpec`.
+/// several hundred kilobytes, too large for `kubectl apply` without server-side apply. It
+/// requires what the operator requires (a `spec` with at least one container); the operator
+/// reads the rest as a `PodTemplateSpec` and reports a malformed one as `InvalidSpec`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct PodTemplate(pub PodTemplateSpec);
@@ -39,8 +40,92 @@ impl JsonSchema for PodTemplate {
         json_schema!({
             "type": "object",
             "x-kubernetes-preserve-unknown-fields": true,
+            "required": ["spec"],
+            "properties": {
+                "spec": {
+                    "description": "The pod's specification, as in a Pod; at least one container.",
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true,
+                    "required": ["containers"],
+                    "properties": {
+                        "containers": {
+                            "description": "The pod's containers, as in a Pod.",
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": true,
+                            },
+                        },
+                    },
+                },
+            },
         })
     }
+}
+
+/// The most requirements a label selector of patchpilot's may list: a bound the API server
+/// needs to price the CEL rules on each requirement.
+const MAX_REQUIREMENTS: u64 = 32;
+
+/// The most values a requirement of a label selector may list.
+const MAX_VALUES: u64 = 256;
+
+/// An optional label selector that the API server checks as the operator would: operators
+/// `In`, `NotIn`, `Exists` and `DoesNotExist` only, values with `In` and `NotIn` and none with
+/// the others, non-empty keys. Kubernetes checks these for its own kinds, not in a CRD's
+/// `LabelSelector`, so they are spelled out here.
+pub(crate) fn selector_schema(generator: &mut SchemaGenerator) -> Schema {
+    let mut value = generator
+        .subschema_for::<Option<LabelSelector>>()
+        .to_value();
+    tighten_selector(&mut value);
+    Schema::try_from(value).expect("a schema stays a schema")
+}
+
+/// Adds the checks of [`selector_schema`] wherever the schema describes `matchExpressions`.
+fn tighten_selector(value: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    let Value::Object(map) = value else {
+        return;
+    };
+    if let Some(Value::Object(expressions)) = map
+        .get_mut("properties")
+        .and_then(|p| p.get_mut("matchExpressions"))
+    {
+        expressions.insert("maxItems".into(), json!(MAX_REQUIREMENTS));
+        if let Some(Value::Object(requirement)) = expressions.get_mut("items") {
+            requirement.insert(
+                "x-kubernetes-validations".into(),
+                json!([
+                    {
+                        "rule": "!(self.operator in ['In', 'NotIn']) || has(self.values) && size(self.values) > 0",
+                        "message": "operators In and NotIn need at least one value",
+                    },
+                    {
+                        "rule": "!(self.operator in ['Exists', 'DoesNotExist']) || !has(self.values) || size(self.values) == 0",
+                        "message": "operators Exists and DoesNotExist take no values",
+                    },
+                ]),
+            );
+            if let Some(Value::Object(properties)) = requirement.get_mut("properties") {
+                if let Some(Value::Object(key)) = properties.get_mut("key") {
+                    key.insert("minLength".into(), json!(1));
+                }
+                if let Some(Value::Object(operator)) = properties.get_mut("operator") {
+                    operator.insert(
+                        "enum".into(),
+                        json!(["In", "NotIn", "Exists", "DoesNotExist"]),
+                    );
+                }
+                if let Some(Value::Object(values)) = properties.get_mut("values") {
+                    values.insert("maxItems".into(), json!(MAX_VALUES));
+                }
+            }
+        }
+        return;
+    }
+    map.values_mut().for_each(tighten_selector);
 }
 
 /// Marks a list of conditions as a map keyed by `type`, so that server-side apply merges

@@ -406,6 +406,7 @@ impl From<&PatchRolloutStatus> for machine::Status {
             counts: machine::Counts {
                 total: status.targets.total,
                 excluded: status.targets.excluded,
+                not_applicable: status.targets.not_applicable,
                 up_to_date: status.targets.up_to_date,
                 pending: status.targets.pending,
                 in_progress: status.targets.in_progress,
@@ -499,6 +500,7 @@ pub fn rollout_status_to_api(status: &machine::Status, generation: i64) -> Patch
         targets: TargetCounts {
             total: counts.total,
             excluded: counts.excluded,
+            not_applicable: counts.not_applicable,
             up_to_date: counts.up_to_date,
             pending: counts.pending,
             in_progress: counts.in_progress,

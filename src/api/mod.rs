@@ -6,6 +6,7 @@
 
 mod common;
 pub mod convert;
+mod cron;
 mod patch;
 mod policy;
 mod rollout;

@@ -9,7 +9,7 @@ use patchpilot_engine::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    common::{LabelSelector, PodTemplate, conditions_schema},
+    common::{LabelSelector, PodTemplate, conditions_schema, selector_schema},
     patch::PatchSpec,
 };
 
@@ -102,6 +102,7 @@ pub struct Targets {
     /// Leave out the selected objects that match this selector (reason `excluded by policy
     /// selector`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "selector_schema")]
     pub exclude: Option<LabelSelector>,
 }
 
@@ -111,6 +112,7 @@ pub struct Targets {
 pub struct NodeTargets {
     /// The nodes to patch; empty or omitted selects every node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "selector_schema")]
     pub selector: Option<LabelSelector>,
 
     /// A node label naming the node's pool: `maxUnavailable` then applies per pool.
@@ -125,10 +127,12 @@ pub struct NodeTargets {
 pub struct WorkloadTargets {
     /// The namespaces to look in, by their labels; omitted means every namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "selector_schema")]
     pub namespace_selector: Option<LabelSelector>,
 
     /// The workloads to patch; empty or omitted selects every workload of `kinds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "selector_schema")]
     pub selector: Option<LabelSelector>,
 
     /// The kinds of workload to patch. Default: Deployment, StatefulSet and DaemonSet.
@@ -158,9 +162,10 @@ pub struct Strategy {
     #[schemars(length(min = 1, max = 317))]
     pub group_by: Option<String>,
 
-    /// How many targets may be in progress at once (per pool with `poolLabel`): a count, or
-    /// a percent of the eligible targets rounded down, at least 1. Default 1.
+    /// How many targets may be in progress at once (per pool with `poolLabel`): a count of
+    /// at least 1, or a percent of the eligible targets rounded down, at least 1. Default 1.
     #[serde(default = "one")]
+    #[x_kube(validation = Rule::new("string(self) != '0'").message("maxUnavailable must be at least 1, or a percent like \"10%\": with 0 no target could ever start"))]
     pub max_unavailable: IntOrPercent,
 
     /// How many targets may fail, as a count or a percent of the eligible targets (rounded
@@ -452,7 +457,8 @@ pub struct PatchPolicyStatus {
     pub conditions: Vec<Condition>,
 }
 
-/// Compliance counts of a policy's targets against its current version.
+/// Compliance counts of a policy's targets against its current version. Compliance is over
+/// the targets the patch applies to: `total` less `excluded` and `notApplicable`.
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ComplianceStatus {
@@ -466,8 +472,16 @@ pub struct ComplianceStatus {
     pub failed: u32,
     /// Targets excluded by annotation or selector.
     pub excluded: u32,
+    /// Workloads none of whose containers the patch's images replace. Left out when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub not_applicable: u32,
     /// Pending or failed targets past the compliance deadline.
     pub overdue: u32,
-    /// `upToDate/total`, for `kubectl get`.
+    /// `upToDate/N`, for `kubectl get`: N counts the targets that are neither excluded nor
+    /// not applicable.
     pub summary: String,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }

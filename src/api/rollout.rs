@@ -198,6 +198,10 @@ pub struct TargetCounts {
     /// Targets left out by annotation or selector.
     #[serde(default)]
     pub excluded: u32,
+    /// Workloads none of whose containers the patch's images replace: nothing to patch.
+    /// Left out when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub not_applicable: u32,
     /// Targets that already carried the version.
     #[serde(default)]
     pub up_to_date: u32,

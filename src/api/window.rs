@@ -9,7 +9,10 @@ use patchpilot_engine::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::common::{Interval, conditions_schema};
+use super::{
+    common::{Interval, conditions_schema},
+    cron,
+};
 
 /// Recurring periods in a time zone during which patches may start, minus freezes.
 // Each printer column repeats `type_ = …`, which clippy takes for a duplicated attribute.
@@ -42,6 +45,7 @@ pub struct MaintenanceWindowSpec {
     /// IANA time zone in which `start` and `cron` are read, like `Europe/Berlin`. Default `UTC`.
     #[serde(default = "utc")]
     #[schemars(length(min = 1, max = 64))]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$')").message("timeZone must be an IANA time zone name, like Europe/Berlin, America/New_York or UTC"))]
     pub time_zone: String,
 
     /// The recurring openings of the window; at least one.
@@ -173,12 +177,23 @@ pub struct Recurrence {
 
     /// A five-field cron expression in local time (minute, hour, day of month, month, day of
     /// week), instead of `days` and `start`: the window opens at each minute it matches.
+    /// `@yearly`, `@annually`, `@monthly`, `@weekly`, `@daily`, `@midnight` and `@hourly`
+    /// stand for their usual five fields (`@daily` is `0 0 * * *`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 256), regex(pattern = r"^\s*\S+(\s+\S+){4}\s*$"))]
+    #[schemars(length(max = 256))]
+    #[x_kube(
+        validation = cron::rule(0),
+        validation = cron::rule(1),
+        validation = cron::rule(2),
+        validation = cron::rule(3),
+        validation = cron::rule(4),
+        validation = cron::rule(5)
+    )]
     pub cron: Option<String>,
 
     /// How long each opening lasts, in elapsed time (a 4h opening across a DST change is
-    /// still 4 real hours).
+    /// still 4 real hours); longer than 0s.
+    #[x_kube(validation = Rule::new("self.matches('[1-9]')").message("duration must be longer than 0s"))]
     pub duration: Duration,
 }
 

@@ -227,14 +227,29 @@ fn usage_error(error: clap::Error) -> ExitCode {
             ExitCode::from(if error.use_stderr() { 2 } else { 0 })
         }
         _ => {
-            let rendered = error.render().to_string();
-            let first = rendered
-                .lines()
-                .next()
-                .unwrap_or("error: invalid arguments");
-            eprintln!("{first} (see --help)");
+            eprintln!("{} (see --help)", one_line(&error.render().to_string()));
             ExitCode::from(2)
         }
+    }
+}
+
+/// A clap message as one line: its first paragraph. clap lists what a message is about on
+/// the lines after its first (the arguments of "the following required arguments were not
+/// provided:"), and puts a blank line before the usage and tips; the list is joined with
+/// commas.
+fn one_line(rendered: &str) -> String {
+    let mut lines = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.is_empty());
+    let Some(first) = lines.next() else {
+        return "error: invalid arguments".to_owned();
+    };
+    let rest: Vec<&str> = lines.collect();
+    if rest.is_empty() {
+        first.to_owned()
+    } else {
+        format!("{first} {}", rest.join(", "))
     }
 }
 
@@ -264,5 +279,22 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn clap_messages_become_one_line() {
+        let missing = "error: the following required arguments were not provided:\n  \
+                       --policy <FILE>\n  --cluster <FILE>\n\nUsage: patchpilot plan\n";
+        assert_eq!(
+            super::one_line(missing),
+            "error: the following required arguments were not provided: --policy <FILE>, \
+             --cluster <FILE>"
+        );
+        let unknown = "error: unexpected argument '--x' found\n\n  tip: ...\n";
+        assert_eq!(
+            super::one_line(unknown),
+            "error: unexpected argument '--x' found"
+        );
+        assert_eq!(super::one_line(""), "error: invalid arguments");
     }
 }

@@ -12,11 +12,12 @@ use serde_json::Value;
 
 use super::{CliError, InputError, PlanArgs, read_objects, read_one};
 use crate::{
-    api::PatchPolicy,
+    api::{PatchPolicy, convert::image_patches},
     controller::candidates::{self, ObjectKind, TargetMeta},
 };
 
-/// The plan, exactly as SPEC section 4 prints it.
+/// The plan, exactly as SPEC section 4 prints it; `notApplicable` (workloads none of whose
+/// containers the patch's images replace) follows `upToDate` only when it is not empty.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Plan {
@@ -25,6 +26,8 @@ struct Plan {
     eligible: usize,
     excluded: Vec<Excluded>,
     up_to_date: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    not_applicable: Vec<String>,
     waves: Vec<Wave>,
 }
 
@@ -52,9 +55,16 @@ pub fn run(args: &PlanArgs) -> Result<(), CliError> {
         .version
         .clone()
         .unwrap_or_else(|| policy.spec.patch.version.clone());
+    let images = image_patches(&policy.spec.patch);
     let query = plan::Query {
         policy: &name,
         version: &version,
+        images: policy
+            .spec
+            .patch
+            .images
+            .is_some()
+            .then_some(images.as_slice()),
         group_by: engine_policy.strategy.group_by.as_deref(),
         now: args.at.unwrap_or_else(jiff::Timestamp::now),
     };
@@ -80,6 +90,11 @@ pub fn run(args: &PlanArgs) -> Result<(), CliError> {
             .collect(),
         up_to_date: inventory
             .up_to_date
+            .iter()
+            .map(|c| c.id.to_string())
+            .collect(),
+        not_applicable: inventory
+            .not_applicable
             .iter()
             .map(|c| c.id.to_string())
             .collect(),
@@ -127,7 +142,14 @@ fn cluster(file: &Path) -> Result<(Vec<Candidate>, Namespaces), InputError> {
                 "metadata.name: Required value",
             ));
         }
-        let meta = TargetMeta::<kube::api::DynamicObject>::of(meta);
+        let mut meta = TargetMeta::<kube::api::DynamicObject>::of(meta);
+        if let (ObjectKind::Workload(_), Some(spec)) = (kind, object.get("spec")) {
+            let images = candidates::workload_images(spec)
+                .map_err(|error| InputError::invalid(file, &object, format!("spec.{error}")))?;
+            if let Some(images) = images {
+                meta = meta.with_images(images);
+            }
+        }
         match kind {
             ObjectKind::Namespace => candidates::add_namespace(&mut namespaces, &meta),
             ObjectKind::Node | ObjectKind::Workload(_) => {

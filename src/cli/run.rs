@@ -67,6 +67,10 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         // failures are retried by requeueing the reconcile.
         let mut config = config;
         config.default_retry = false;
+        config.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(crate::USER_AGENT),
+        ));
         let client =
             kube::Client::try_from(config).map_err(|e| CliError::Cluster(e.to_string()))?;
         let identity = std::env::var("POD_NAME")

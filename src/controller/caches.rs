@@ -1,8 +1,10 @@
 //! What the operator keeps in memory: one watch per kind, shared by the controllers, with
 //! full objects only where needed.
 //!
-//! Nodes, namespaces and workloads are watched metadata-only (labels and annotations are
-//! all the engine needs to select and order targets); the few targets in progress, which
+//! Nodes and namespaces are watched metadata-only (labels and annotations are all the engine
+//! needs to select and order them); workloads are watched whole but kept as little more
+//! (their containers' names and images too, to tell whether an image patch applies to
+//! them: see [`TargetMeta`]); the few targets in progress, which
 //! carry the `patchpilot.dev/locked` label, are watched in full; so are patchpilot's own
 //! objects and the Jobs it creates. Pods are never cached cluster-wide: see `podwatch`.
 
@@ -87,7 +89,7 @@ where
 }
 
 /// Like [`full`], for what [`TargetMeta`] keeps of each object: its requests are
-/// metadata-only.
+/// metadata-only, except for workloads, read whole for their containers.
 fn metadata<K>(
     api: Api<TargetMeta<K>>,
     config: Config,
@@ -147,11 +149,11 @@ pub struct Caches {
     pub nodes: Shared<TargetMeta<Node>>,
     /// Every namespace's metadata.
     pub namespaces: Shared<TargetMeta<Namespace>>,
-    /// Every Deployment's metadata.
+    /// Every Deployment's metadata and containers' images.
     pub deployments: Shared<TargetMeta<Deployment>>,
-    /// Every StatefulSet's metadata.
+    /// Every StatefulSet's metadata and containers' images.
     pub statefulsets: Shared<TargetMeta<StatefulSet>>,
-    /// Every DaemonSet's metadata.
+    /// Every DaemonSet's metadata and containers' images.
     pub daemonsets: Shared<TargetMeta<DaemonSet>>,
     /// Nodes in progress, in full.
     pub locked_nodes: Shared<Node>,

@@ -5,6 +5,7 @@ use std::{borrow::Cow, collections::BTreeMap, marker::PhantomData, sync::Arc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use patchpilot_engine::{
+    image::ContainerImage,
     keys,
     plan::Namespaces,
     policy::WorkloadKind,
@@ -38,19 +39,25 @@ impl ObjectKind {
 }
 
 /// What the operator keeps of every node, namespace and workload it may target: the name,
-/// namespace and resource version, the labels, and patchpilot's own annotations, nothing
-/// else. On a big cluster this is most of the operator's memory, so it is what the caches
-/// watch: requests for it are metadata-only (`PartialObjectMetadata`), and reading a
-/// response skips the rest of the metadata (other annotations such as
-/// `last-applied-configuration`, managed fields, owner references) without keeping it even
-/// for a moment. The labels and annotations are shared: a candidate built from them on every
-/// reconcile costs two reference counts, not a copy.
+/// namespace and resource version, the labels, patchpilot's own annotations and, for
+/// workloads, the name and image of each container (an image patch that replaces none of
+/// them does not apply to the workload); nothing else. On a big cluster this is most of the
+/// operator's memory, so it is what the caches watch: requests for nodes and namespaces are
+/// metadata-only (`PartialObjectMetadata`), workloads are read whole for their containers,
+/// and reading a response skips the rest (other annotations such as
+/// `last-applied-configuration`, managed fields, owner references, the rest of the pod
+/// template, the status) without keeping it even for a moment. The labels, annotations and
+/// images are shared: a candidate built from them on every reconcile costs reference
+/// counts, not copies.
 pub struct TargetMeta<K> {
     metadata: ObjectMeta,
     /// The labels.
     pub labels: Arc<Labels>,
     /// patchpilot's annotations ([`keys::is_ours`]).
     pub annotations: Arc<BTreeMap<String, String>>,
+    /// A workload's containers and their images; `None` for other kinds, or when the
+    /// object was read without its spec.
+    pub images: Option<Arc<[ContainerImage]>>,
     kind: PhantomData<fn() -> K>,
 }
 
@@ -88,8 +95,15 @@ impl<K> TargetMeta<K> {
             },
             labels: Arc::new(labels),
             annotations: Arc::new(annotations),
+            images: None,
             kind: PhantomData,
         }
+    }
+
+    /// The same object with its containers' images known.
+    pub fn with_images(mut self, images: Vec<ContainerImage>) -> Self {
+        self.images = Some(images.into());
+        self
     }
 
     /// The name.
@@ -109,6 +123,7 @@ impl<K> Clone for TargetMeta<K> {
             metadata: self.metadata.clone(),
             labels: self.labels.clone(),
             annotations: self.annotations.clone(),
+            images: self.images.clone(),
             kind: PhantomData,
         }
     }
@@ -121,6 +136,7 @@ impl<K> std::fmt::Debug for TargetMeta<K> {
             .field("namespace", &self.metadata.namespace)
             .field("labels", &self.labels)
             .field("annotations", &self.annotations)
+            .field("images", &self.images)
             .finish()
     }
 }
@@ -147,20 +163,24 @@ impl<K: Resource<DynamicType = ()>> Resource for TargetMeta<K> {
     fn meta_mut(&mut self) -> &mut ObjectMeta {
         &mut self.metadata
     }
-    /// Requests for it are metadata-only.
+    /// Requests for nodes and namespaces are metadata-only; workloads (group `apps`) are
+    /// read whole, for their containers' images.
     fn metadata_api() -> bool {
-        true
+        K::group(&()) != "apps"
     }
 }
 
 /// Read from a `PartialObjectMetadata` (or a whole object), keeping what
-/// [`TargetMeta::of`] keeps and skipping the rest unread.
+/// [`TargetMeta::of`] keeps, and the containers of a pod template (`spec.template`) when
+/// there is one; the rest is skipped unread.
 impl<'de, K> serde::Deserialize<'de> for TargetMeta<K> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(serde::Deserialize)]
         struct Wire {
             #[serde(default)]
             metadata: WireMeta,
+            #[serde(default)]
+            spec: Option<WorkloadSpec>,
         }
         #[derive(serde::Deserialize, Default)]
         #[serde(rename_all = "camelCase")]
@@ -171,15 +191,67 @@ impl<'de, K> serde::Deserialize<'de> for TargetMeta<K> {
             labels: Option<Labels>,
             annotations: Option<Ours>,
         }
-        let meta = Wire::deserialize(deserializer)?.metadata;
-        Ok(TargetMeta::new(
+        let wire = Wire::deserialize(deserializer)?;
+        let meta = wire.metadata;
+        let kept = TargetMeta::new(
             meta.name,
             meta.namespace,
             meta.resource_version,
             meta.labels.unwrap_or_default(),
             meta.annotations.map(|a| a.0).unwrap_or_default(),
-        ))
+        );
+        Ok(match wire.spec.and_then(WorkloadSpec::images) {
+            Some(images) => kept.with_images(images),
+            None => kept,
+        })
     }
+}
+
+/// What patchpilot reads of a workload's spec: the containers of its pod template.
+#[derive(serde::Deserialize)]
+struct WorkloadSpec {
+    template: Option<WireTemplate>,
+}
+
+#[derive(serde::Deserialize)]
+struct WireTemplate {
+    spec: Option<WirePodSpec>,
+}
+
+#[derive(serde::Deserialize)]
+struct WirePodSpec {
+    #[serde(default)]
+    containers: Vec<WireContainer>,
+}
+
+#[derive(serde::Deserialize)]
+struct WireContainer {
+    name: String,
+    image: Option<String>,
+}
+
+impl WorkloadSpec {
+    /// The containers' names and images, when the spec has a pod template.
+    fn images(self) -> Option<Vec<ContainerImage>> {
+        let pod = self.template?.spec?;
+        Some(
+            pod.containers
+                .into_iter()
+                .map(|c| ContainerImage {
+                    container: c.name,
+                    image: c.image.unwrap_or_default(),
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The containers of a workload's pod template, from its `spec` (`None` without a
+/// template); an error names the field, like `template.spec.containers[0].name`.
+pub fn workload_images(spec: &serde_json::Value) -> Result<Option<Vec<ContainerImage>>, String> {
+    let spec: WorkloadSpec = serde_path_to_error::deserialize(spec)
+        .map_err(|error| format!("{}: {}", error.path(), error.inner()))?;
+    Ok(spec.images())
 }
 
 /// Annotations as read: patchpilot's own ([`keys::is_ours`]); the values of the others are
@@ -217,13 +289,13 @@ pub fn candidate<K>(kind: ObjectKind, meta: &TargetMeta<K>) -> Option<Candidate>
     let (labels, annotations) = (meta.labels.clone(), meta.annotations.clone());
     match kind {
         ObjectKind::Node => Some(Candidate::node(name, labels, annotations)),
-        ObjectKind::Workload(kind) => Some(Candidate::workload(
-            kind,
-            meta.namespace()?,
-            name,
-            labels,
-            annotations,
-        )),
+        ObjectKind::Workload(kind) => {
+            let workload = Candidate::workload(kind, meta.namespace()?, name, labels, annotations);
+            Some(match &meta.images {
+                Some(images) => workload.with_images(images.clone()),
+                None => workload,
+            })
+        }
         ObjectKind::Namespace => None,
     }
 }
@@ -315,6 +387,60 @@ mod tests {
         assert_eq!(read.labels, of.labels);
         assert_eq!(read.annotations, of.annotations);
         assert_eq!(read.annotations.len(), 1);
+        assert!(read.images.is_none());
         assert!(<TargetMeta<Node> as Resource>::metadata_api());
+    }
+
+    #[test]
+    fn workloads_are_read_whole_and_keep_their_containers_images_only() {
+        use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+        assert!(!<TargetMeta<Deployment> as Resource>::metadata_api());
+        assert!(!<TargetMeta<StatefulSet> as Resource>::metadata_api());
+        let wire = serde_json::json!({
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": {"name": "cache", "namespace": "shop", "labels": {"app": "cache"}},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "cache"}},
+                "template": {
+                    "metadata": {"labels": {"app": "cache"}},
+                    "spec": {
+                        "initContainers": [{"name": "init", "image": "busybox:1.36"}],
+                        "containers": [
+                            {"name": "redis", "image": "docker.io/library/redis:7.4.1", "args": ["--save", ""]},
+                            {"name": "exporter", "image": "oliver006/redis_exporter:v1.62.0"},
+                        ],
+                    },
+                },
+            },
+            "status": {"replicas": 1},
+        });
+        let read: TargetMeta<StatefulSet> = serde_json::from_value(wire).unwrap();
+        let images: Vec<(&str, &str)> = read
+            .images
+            .as_deref()
+            .unwrap()
+            .iter()
+            .map(|c| (c.container.as_str(), c.image.as_str()))
+            .collect();
+        assert_eq!(
+            images,
+            [
+                ("redis", "docker.io/library/redis:7.4.1"),
+                ("exporter", "oliver006/redis_exporter:v1.62.0")
+            ]
+        );
+        let candidate = candidate(ObjectKind::Workload(WorkloadKind::StatefulSet), &read).unwrap();
+        assert!(Arc::ptr_eq(
+            candidate.images.as_ref().unwrap(),
+            read.images.as_ref().unwrap()
+        ));
+        // A bad container list names the field.
+        let error = workload_images(
+            &serde_json::json!({"template": {"spec": {"containers": [{"image": "x"}]}}}),
+        )
+        .unwrap_err();
+        assert!(error.starts_with("template.spec.containers[0]"), "{error}");
     }
 }

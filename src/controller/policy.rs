@@ -28,7 +28,7 @@ use super::{
 };
 use crate::api::{
     ComplianceStatus, PatchPolicy, PatchPolicyStatus, PatchRollout,
-    convert::{condition_from_api, condition_to_api},
+    convert::{condition_from_api, condition_to_api, image_patches},
 };
 
 /// The name of the rollout of a policy's current patch: `<policy>-<8 hex>`.
@@ -104,9 +104,16 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
     // Compliance of the targets against the current version.
     let (candidates, namespaces) = observe::candidates(&ctx, &engine.targets);
     clear_orphaned_locks(&ctx, &policy, &candidates).await?;
+    let images = image_patches(&policy.spec.patch);
     let query = Query {
         policy: &name,
         version: &policy.spec.patch.version,
+        images: policy
+            .spec
+            .patch
+            .images
+            .is_some()
+            .then_some(images.as_slice()),
         group_by: engine.strategy.group_by.as_deref(),
         now,
     };
@@ -144,22 +151,27 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
     };
     let up_to_date = inventory.up_to_date.len() as u32;
     let total = inventory.selected as u32;
+    let not_applicable = inventory.not_applicable.len() as u32;
+    // Compliance is over the targets the patch applies to.
+    let applicable = total - inventory.excluded.len() as u32 - not_applicable;
     let compliance = ComplianceStatus {
         total,
         up_to_date,
         pending: eligible - failed,
         failed,
         excluded: inventory.excluded.len() as u32,
+        not_applicable,
         overdue,
-        summary: format!("{up_to_date}/{}", total - inventory.excluded.len() as u32),
+        summary: format!("{up_to_date}/{applicable}"),
     };
     let compliant = eligible == 0;
-    let compliance_message = format!(
-        "{up_to_date} of {} targets carry {}; {} pending, {failed} failed, {overdue} overdue",
-        total - compliance.excluded,
-        policy.spec.patch.version,
-        compliance.pending
+    let mut compliance_message = format!(
+        "{up_to_date} of {applicable} targets carry {}; {} pending, {failed} failed, {overdue} overdue",
+        policy.spec.patch.version, compliance.pending
     );
+    if not_applicable > 0 {
+        compliance_message += &format!("; {not_applicable} not applicable (nothing to patch)");
+    }
     let rollout = rollout.map(|r| ctx.own_view(r));
     let rollout_conditions: Vec<Condition> = rollout
         .iter()

@@ -216,9 +216,20 @@ impl Sandbox {
         self.network.client()
     }
 
-    /// A `kube::Client` acting as `user`, talking to the API server in-process.
+    /// A `kube::Client` acting as `user`, talking to the API server in-process. Its requests
+    /// carry patchpilot's `User-Agent`, as those of `patchpilot run` do.
     pub fn client(&self, user: &str) -> kube::Client {
-        SandboxService::kube(self.server.clone(), user)
+        use tower::ServiceExt;
+        let service = SandboxService::new(self.server.clone(), user).map_request(
+            |mut request: http::Request<kube::client::Body>| {
+                let agent = http::HeaderValue::from_static(crate::USER_AGENT);
+                request
+                    .headers_mut()
+                    .insert(http::header::USER_AGENT, agent);
+                request
+            },
+        );
+        kube::Client::new(service, "default")
     }
 
     /// The cluster's behaviour, to run alongside the clients.

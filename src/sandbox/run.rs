@@ -142,6 +142,15 @@ pub async fn run(sandbox: Sandbox, options: RunOptions) -> Result<Value, RunErro
                         path.display()
                     ),
                 );
+                if !options.operator {
+                    say(
+                        &store,
+                        &format!(
+                            "start the operator as its own user with: KUBECONFIG={} patchpilot run --context patchpilot",
+                            path.display()
+                        ),
+                    );
+                }
             }
             say(&store, "press Ctrl-C to stop");
             let _ = tokio::signal::ctrl_c().await;

@@ -92,3 +92,44 @@ async fn an_emergency_patch_ignores_the_window() {
         "the rollout waited for the window: {last}"
     );
 }
+
+/// A time zone the schema cannot judge (any IANA-shaped name passes admission) is refused by
+/// the operator: the window is Stalled with reason InvalidSpec, naming the field.
+#[tokio::test(start_paused = true)]
+async fn an_unknown_time_zone_stalls_the_window_naming_the_field() {
+    let outcome = Case::new()
+        .scenario("end: {after: 1h}")
+        .object(
+            "
+apiVersion: patchpilot.dev/v1alpha1
+kind: MaintenanceWindow
+metadata: {name: typo}
+spec:
+  timeZone: Europe/Berlinn
+  recurrences: [{cron: '@daily', duration: 1h}]
+",
+        )
+        .run()
+        .await;
+    let window = outcome.object(
+        "patchpilot.dev",
+        "v1alpha1",
+        "maintenancewindows",
+        "",
+        "typo",
+    );
+    let conditions = window["status"]["conditions"].as_array().unwrap();
+    let stalled = conditions
+        .iter()
+        .find(|c| c["type"] == "Stalled")
+        .unwrap_or_else(|| panic!("{:#}", window["status"]));
+    assert_eq!(stalled["status"], "True");
+    assert_eq!(stalled["reason"], "InvalidSpec");
+    assert!(
+        stalled["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.timeZone: unknown time zone \"Europe/Berlinn\""),
+        "{stalled}"
+    );
+}

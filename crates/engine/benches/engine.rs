@@ -142,6 +142,7 @@ fn cluster(now: Timestamp, rollout: &Rollout) -> (Vec<Candidate>, BTreeMap<Targe
         let query = Query {
             policy: "workers-os",
             version: &rollout.patch.version,
+            images: rollout.patch.images(),
             group_by: Some("topology.kubernetes.io/zone"),
             now,
         };
@@ -258,6 +259,7 @@ fn main() {
         let query = Query {
             policy: &policy.name,
             version: &rollout.patch.version,
+            images: rollout.patch.images(),
             group_by: policy.strategy.group_by.as_deref(),
             now,
         };

@@ -42,6 +42,27 @@ pub fn repository(reference: &str) -> String {
     }
 }
 
+/// Whether `patch` replaces the image of `container`, whose image has repository `repo`:
+/// same repository, and the container's name if the patch names one.
+fn replaces(patch: &ImagePatch, container: &ContainerImage, repo: &str) -> bool {
+    patch
+        .container
+        .as_ref()
+        .is_none_or(|name| *name == container.container)
+        && repository(&patch.image) == repo
+}
+
+/// Whether `patches` replace the image of at least one of the containers `current`. A
+/// workload none of whose containers they replace is not a target of the patch.
+pub fn applies(current: &[ContainerImage], patches: &[ImagePatch]) -> bool {
+    current.iter().any(|container| {
+        let repo = repository(&container.image);
+        patches
+            .iter()
+            .any(|patch| replaces(patch, container, &repo))
+    })
+}
+
 /// The images after applying `patches` to `current`: each container takes the image of the
 /// first patch with its repository (and, if the patch names one, its name). Containers no
 /// patch matches keep their image.
@@ -50,13 +71,9 @@ pub fn patched(current: &[ContainerImage], patches: &[ImagePatch]) -> Vec<Contai
         .iter()
         .map(|container| {
             let repo = repository(&container.image);
-            let replacement = patches.iter().find(|patch| {
-                patch
-                    .container
-                    .as_ref()
-                    .is_none_or(|name| *name == container.container)
-                    && repository(&patch.image) == repo
-            });
+            let replacement = patches
+                .iter()
+                .find(|patch| replaces(patch, container, &repo));
             ContainerImage {
                 container: container.container.clone(),
                 image: replacement.map_or_else(|| container.image.clone(), |p| p.image.clone()),
@@ -137,5 +154,36 @@ mod tests {
                 "ghcr.io/acme/app:3"
             ]
         );
+    }
+
+    #[test]
+    fn a_patch_applies_when_it_replaces_some_container() {
+        let container = |name: &str, image: &str| ContainerImage {
+            container: name.into(),
+            image: image.into(),
+        };
+        let patch = |image: &str, name: Option<&str>| ImagePatch {
+            image: image.into(),
+            container: name.map(Into::into),
+        };
+        let web = [
+            container("web", "nginx:1.25"),
+            container("cache", "redis:7"),
+        ];
+        let redis_only = [container("cache", "docker.io/library/redis:7.4.1")];
+        let nginx = [patch("docker.io/library/nginx:1.27.4", None)];
+        assert!(applies(&web, &nginx));
+        assert!(!applies(&redis_only, &nginx));
+        assert!(!applies(&[], &nginx));
+        assert!(!applies(&web, &[]));
+        // The container's name counts when the patch names one.
+        assert!(applies(&web, &[patch("nginx:1.27.4", Some("web"))]));
+        assert!(!applies(&web, &[patch("nginx:1.27.4", Some("sidecar"))]));
+        // Any of several patches will do; already carrying the new image still applies.
+        assert!(applies(
+            &redis_only,
+            &[nginx[0].clone(), patch("redis:7.4.2", None)]
+        ));
+        assert!(applies(&[container("web", "nginx:1.27.4")], &nginx));
     }
 }

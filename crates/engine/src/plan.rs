@@ -1,11 +1,14 @@
-//! Which objects a rollout targets, which of them are excluded or already up to date, the
-//! order of the eligible ones and the waves they go in. SPEC 3.1, to the letter.
+//! Which objects a rollout targets, which of them are excluded, not applicable or already up
+//! to date, the order of the eligible ones and the waves they go in. SPEC 3.1, to the letter,
+//! with one rule added for workloads: after the exclusions, a workload none of whose
+//! containers the patch's images replace is *not applicable* (nodes never are).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 
 use crate::{
+    image::{self, ImagePatch},
     keys,
     policy::{CanarySize, Strategy, WorkloadKind},
     selector::{Labels, Selector},
@@ -46,11 +49,14 @@ pub enum Scope {
 /// The labels of each namespace, by name.
 pub type Namespaces = BTreeMap<String, Labels>;
 
-/// How a selected target stands, by the first rule of SPEC 3.1 that holds.
+/// How a selected target stands, by the first rule of SPEC 3.1 that holds (with not
+/// applicable after the exclusions).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Standing {
     /// Left out, with the reason reported.
     Excluded(String),
+    /// A workload none of whose containers the patch's images replace: nothing to patch.
+    NotApplicable,
     /// Already carries the version.
     UpToDate,
     /// To be patched.
@@ -90,15 +96,9 @@ impl TargetRules {
         }
     }
 
-    /// How a selected target stands for `version` of `policy` at `now`.
-    pub fn standing(
-        &self,
-        candidate: &Candidate,
-        policy: &str,
-        version: &str,
-        now: Timestamp,
-    ) -> Standing {
-        self.standing_by_key(candidate, &keys::version(policy), version, now)
+    /// How a selected target stands for the query's version, patch and instant.
+    pub fn standing(&self, candidate: &Candidate, query: &Query<'_>) -> Standing {
+        self.standing_by_key(candidate, &keys::version(query.policy), query)
     }
 
     /// [`standing`](Self::standing), with the version annotation's key already built.
@@ -106,9 +106,14 @@ impl TargetRules {
         &self,
         candidate: &Candidate,
         version_key: &str,
-        version: &str,
-        now: Timestamp,
+        query: &Query<'_>,
     ) -> Standing {
+        let Query {
+            version,
+            images,
+            now,
+            ..
+        } = *query;
         if let Some(justification) = candidate.annotations.get(keys::EXCLUDE) {
             let expired = candidate
                 .annotations
@@ -125,6 +130,11 @@ impl TargetRules {
             .is_some_and(|exclude| exclude.matches(&candidate.labels))
         {
             return Standing::Excluded(EXCLUDED_BY_SELECTOR.to_owned());
+        }
+        if let (Some(patches), Some(current)) = (images, &candidate.images)
+            && !image::applies(current, patches)
+        {
+            return Standing::NotApplicable;
         }
         if candidate
             .annotations
@@ -159,6 +169,8 @@ pub struct Inventory<'c> {
     pub selected: usize,
     /// Excluded targets with their reason, by target name.
     pub excluded: Vec<(&'c Candidate, String)>,
+    /// Workloads the patch has nothing to change on, by target name.
+    pub not_applicable: Vec<&'c Candidate>,
     /// Targets already carrying the version, by target name.
     pub up_to_date: Vec<&'c Candidate>,
     /// Eligible targets in rollout order.
@@ -172,19 +184,23 @@ pub struct Query<'a> {
     pub policy: &'a str,
     /// The version being rolled out.
     pub version: &'a str,
+    /// The patch's image replacements, for a patch of workloads: a workload whose containers
+    /// they replace none of is not applicable. `None` for a patch that changes no images.
+    pub images: Option<&'a [ImagePatch]>,
     /// The label targets are grouped by.
     pub group_by: Option<&'a str>,
     /// The instant `exclude-until` annotations are judged at.
     pub now: Timestamp,
 }
 
-/// Sorts the candidates a policy selects into excluded, up to date and eligible, the eligible
-/// ones in rollout order: by the value of the `group_by` label (ascending bytes, targets
-/// without it last), then by target name.
+/// Sorts the candidates a policy selects into excluded, not applicable, up to date and
+/// eligible, the eligible ones in rollout order: by the value of the `group_by` label
+/// (ascending bytes, targets without it last), then by target name.
 ///
 /// `ours` marks targets the rollout itself has worked on: they stay eligible although they
-/// now carry the version or have been excluded since, so that a rollout never abandons a
-/// target it started and its waves do not shift.
+/// now carry the version, no longer have an image the patch replaces, or have been
+/// excluded since, so that a rollout never abandons a target it started and its waves do not
+/// shift.
 pub fn inventory<'c>(
     rules: &TargetRules,
     query: &Query<'_>,
@@ -192,27 +208,29 @@ pub fn inventory<'c>(
     namespaces: &Namespaces,
     ours: impl Fn(&Candidate) -> bool,
 ) -> Inventory<'c> {
-    let Query {
-        policy,
-        version,
-        group_by,
-        now,
-    } = *query;
-    let version_key = keys::version(policy);
+    let version_key = keys::version(query.policy);
+    let group_by = query.group_by;
     let mut inventory = Inventory::default();
     for candidate in candidates.iter().filter(|c| rules.selects(c, namespaces)) {
         inventory.selected += 1;
-        match rules.standing_by_key(candidate, &version_key, version, now) {
+        match rules.standing_by_key(candidate, &version_key, query) {
             Standing::Excluded(reason) if !ours(candidate) => {
                 inventory.excluded.push((candidate, reason));
             }
+            Standing::NotApplicable if !ours(candidate) => {
+                inventory.not_applicable.push(candidate);
+            }
             Standing::UpToDate if !ours(candidate) => inventory.up_to_date.push(candidate),
-            Standing::Excluded(_) | Standing::UpToDate | Standing::Eligible => {
+            Standing::Excluded(_)
+            | Standing::NotApplicable
+            | Standing::UpToDate
+            | Standing::Eligible => {
                 inventory.eligible.push(candidate);
             }
         }
     }
     inventory.excluded.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    inventory.not_applicable.sort_by(|a, b| a.id.cmp(&b.id));
     inventory.up_to_date.sort_by(|a, b| a.id.cmp(&b.id));
     // By group (targets without the label last: `(is missing, value)`), then by name; the
     // keys are looked up once, not at every comparison.
@@ -389,6 +407,7 @@ mod tests {
         Query {
             policy: "os",
             version: "v2",
+            images: None,
             group_by,
             now,
         }
@@ -411,7 +430,7 @@ mod tests {
         let rules = nodes_rules(Some(hold));
         let now = at("2026-11-22T12:00:00Z");
         let standing = |annotations: &[(&str, &str)], label_pairs: &[(&str, &str)]| {
-            rules.standing(&node("n", label_pairs, annotations), "os", "v2", now)
+            rules.standing(&node("n", label_pairs, annotations), &query(None, now))
         };
         assert_eq!(standing(&[], &[]), Standing::Eligible);
         assert_eq!(
@@ -571,6 +590,127 @@ mod tests {
             &namespaces
         ));
         assert!(!rules.selects(&node("n", &[], &[]), &namespaces));
+    }
+
+    #[test]
+    fn workloads_without_a_patched_image_are_not_applicable() {
+        use crate::image::ContainerImage;
+        let rules = TargetRules {
+            scope: Scope::Workloads {
+                namespaces: None,
+                selector: Selector::everything(),
+                kinds: WorkloadKind::ALL.into_iter().collect(),
+            },
+            exclude: None,
+        };
+        let images = |list: &[(&str, &str)]| -> Vec<ContainerImage> {
+            list.iter()
+                .map(|(container, image)| ContainerImage {
+                    container: (*container).into(),
+                    image: (*image).into(),
+                })
+                .collect()
+        };
+        let workload = |name: &str, annotations: &[(&str, &str)], list: Option<&[(&str, &str)]>| {
+            let candidate = Candidate::workload(
+                WorkloadKind::Deployment,
+                "shop",
+                name,
+                Labels::new(),
+                labels(annotations),
+            );
+            match list {
+                Some(list) => candidate.with_images(images(list)),
+                None => candidate,
+            }
+        };
+        let nginx: &[(&str, &str)] = &[("web", "nginx:1.27.3"), ("cache", "redis:7")];
+        let redis: &[(&str, &str)] = &[("cache", "docker.io/library/redis:7.4.1")];
+        let done = [("patch.patchpilot.dev/os", "v2")];
+        let candidates = vec![
+            workload("web", &[], Some(nginx)),
+            workload("cache", &[], Some(redis)),
+            workload("empty", &[], Some(&[])),
+            // Exclusions come first; the version annotation comes after.
+            workload("held", &[(keys::EXCLUDE, "frozen")], Some(redis)),
+            workload("recorded", &done, Some(redis)),
+            workload("patched", &done, Some(nginx)),
+            // Containers not read: the patch is taken to apply.
+            workload("unread", &[], None),
+            // A workload this rollout worked on stays eligible.
+            workload("ours", &[], Some(redis)),
+        ];
+        let patches = [ImagePatch {
+            image: "docker.io/library/nginx:1.27.4".into(),
+            container: None,
+        }];
+        let query = Query {
+            images: Some(&patches),
+            ..query(None, at("2026-11-22T12:00:00Z"))
+        };
+        let inv = inventory(&rules, &query, &candidates, &Namespaces::new(), |c| {
+            c.id.as_str() == "Deployment/shop/ours"
+        });
+        let names = |list: &[&Candidate]| list.iter().map(|c| c.id.to_string()).collect::<Vec<_>>();
+        assert_eq!(inv.selected, 8);
+        assert_eq!(
+            names(&inv.not_applicable),
+            [
+                "Deployment/shop/cache",
+                "Deployment/shop/empty",
+                "Deployment/shop/recorded"
+            ]
+        );
+        assert_eq!(inv.excluded.len(), 1);
+        assert_eq!(names(&inv.up_to_date), ["Deployment/shop/patched"]);
+        assert_eq!(
+            names(&inv.eligible),
+            [
+                "Deployment/shop/ours",
+                "Deployment/shop/unread",
+                "Deployment/shop/web"
+            ]
+        );
+        assert_eq!(
+            rules.standing(&candidates[1], &query),
+            Standing::NotApplicable
+        );
+        // A patch naming a container applies only where a container of that name runs it.
+        let web_only = [ImagePatch {
+            image: "nginx:1.27.4".into(),
+            container: Some("frontend".into()),
+        }];
+        let query = Query {
+            images: Some(&web_only),
+            ..query
+        };
+        assert_eq!(
+            rules.standing(&candidates[0], &query),
+            Standing::NotApplicable
+        );
+        // Without image replacements (a node patch) nothing is ruled out.
+        let query = Query {
+            images: None,
+            ..query
+        };
+        assert_eq!(rules.standing(&candidates[1], &query), Standing::Eligible);
+    }
+
+    #[test]
+    fn nodes_are_never_not_applicable() {
+        let rules = nodes_rules(None);
+        let patches = [ImagePatch {
+            image: "nginx:1.27.4".into(),
+            container: None,
+        }];
+        let query = Query {
+            images: Some(&patches),
+            ..query(None, at("2026-11-22T12:00:00Z"))
+        };
+        let candidates = vec![node("a", &[("role", "worker")], &[])];
+        let inv = inventory(&rules, &query, &candidates, &Namespaces::new(), |_| false);
+        assert!(inv.not_applicable.is_empty());
+        assert_eq!(inv.eligible.len(), 1);
     }
 
     #[test]

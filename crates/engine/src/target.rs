@@ -2,7 +2,7 @@
 
 use std::{collections::BTreeMap, fmt, sync::Arc};
 
-use crate::{policy::WorkloadKind, selector::Labels};
+use crate::{image::ContainerImage, policy::WorkloadKind, selector::Labels};
 
 /// What kind of object a target is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -88,6 +88,10 @@ pub struct Candidate {
     pub labels: Arc<Labels>,
     /// Its annotations (patchpilot reads only its own). Shared like the labels.
     pub annotations: Arc<BTreeMap<String, String>>,
+    /// A workload's containers and their images, when known: an image patch that replaces
+    /// none of them does not apply to the workload. `None` for nodes, and for workloads
+    /// whose containers were not read (then every image patch is taken to apply).
+    pub images: Option<Arc<[ContainerImage]>>,
 }
 
 impl Candidate {
@@ -103,6 +107,7 @@ impl Candidate {
             namespace: None,
             labels: labels.into(),
             annotations: annotations.into(),
+            images: None,
         }
     }
 
@@ -120,7 +125,14 @@ impl Candidate {
             namespace: Some(namespace.to_owned()),
             labels: labels.into(),
             annotations: annotations.into(),
+            images: None,
         }
+    }
+
+    /// The same workload with its containers' images known.
+    pub fn with_images(mut self, images: impl Into<Arc<[ContainerImage]>>) -> Self {
+        self.images = Some(images.into());
+        self
     }
 }
 

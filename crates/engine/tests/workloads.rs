@@ -338,3 +338,61 @@ fn new_pods_that_crash_loop_fail_the_workload_while_it_rolls_out() {
     assert_eq!(shop.record().state, RecordState::RollingBack);
     assert_eq!(shop.images, original);
 }
+
+#[test]
+fn a_workload_without_a_patched_image_is_never_locked_and_counted_apart() {
+    let shop = Shop::new();
+    let workload = |name: &str, containers: &[(&str, &str)]| {
+        Candidate::workload(
+            WorkloadKind::Deployment,
+            "shop",
+            name,
+            Labels::new(),
+            BTreeMap::new(),
+        )
+        .with_images(images(containers))
+    };
+    let candidates = vec![
+        workload("cache", &[("redis", "docker.io/library/redis:7.4.1")]),
+        workload(
+            "web",
+            &[("web", "nginx:1.25.3"), ("metrics", "prom/exporter:0.15")],
+        ),
+    ];
+    let namespaces = Namespaces::new();
+    let observed = BTreeMap::new();
+    let input = Input {
+        now: shop.now,
+        rollout: &shop.rollout,
+        policy: &shop.policy,
+        window: None,
+        superseded: false,
+        stopping: false,
+        siblings: &[],
+        status: &shop.status,
+        candidates: &candidates,
+        namespaces: &namespaces,
+        observed: &observed,
+    };
+    let decision = machine::decide(&input);
+    let locked: Vec<String> = decision
+        .actions
+        .iter()
+        .filter_map(|action| match action {
+            TargetAction::Lock { target, .. } => Some(target.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(locked, ["Deployment/shop/web"]);
+    let counts = &decision.status.counts;
+    assert_eq!(
+        (
+            counts.total,
+            counts.not_applicable,
+            counts.in_progress,
+            counts.pending
+        ),
+        (2, 1, 1, 0),
+        "{counts:?}"
+    );
+}

@@ -83,6 +83,16 @@ pub struct Patch {
     pub change: Change,
 }
 
+impl Patch {
+    /// The image replacements of a workload patch; `None` for an updater patch.
+    pub fn images(&self) -> Option<&[ImagePatch]> {
+        match &self.change {
+            Change::Images(images) => Some(images),
+            Change::Updater(_) => None,
+        }
+    }
+}
+
 /// What a patch changes on a target.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change {
@@ -214,6 +224,8 @@ pub struct Counts {
     pub total: u32,
     /// Excluded targets.
     pub excluded: u32,
+    /// Workloads the patch has nothing to change on.
+    pub not_applicable: u32,
     /// Targets that carried the version already.
     pub up_to_date: u32,
     /// Eligible targets not started.

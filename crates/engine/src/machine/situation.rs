@@ -109,6 +109,7 @@ pub(super) fn situation<'a>(input: &'a Input<'a>) -> Situation<'a> {
     let query = plan::Query {
         policy: &policy.name,
         version: &rollout.patch.version,
+        images: rollout.patch.images(),
         group_by: policy.strategy.group_by.as_deref(),
         now: input.now,
     };
@@ -322,6 +323,7 @@ pub(super) fn counts(situation: &Situation<'_>, in_progress: &[InProgress]) -> C
     let mut counts = Counts {
         total: situation.inventory.selected as u32,
         excluded: situation.inventory.excluded.len() as u32,
+        not_applicable: situation.inventory.not_applicable.len() as u32,
         up_to_date: situation.inventory.up_to_date.len() as u32,
         in_progress: in_progress.len() as u32,
         ..Counts::default()

@@ -11,8 +11,12 @@
 //! both. A field is unrestricted when one of its items is `*` or `?` without a step, or with a
 //! step of 1; so `*/2` is restricted, as it is for a CronJob.
 //!
-//! Predefined schedules such as `@daily` are refused: the schema of a window requires the five
-//! fields, and spelling them out (`0 0 * * *`) leaves no doubt about the time of day.
+//! The predefined schedules of Kubernetes CronJob (and of Vixie cron) stand for five fields, in
+//! the window's time zone: `@yearly` and `@annually` (`0 0 1 1 *`), `@monthly` (`0 0 1 * *`),
+//! `@weekly` (`0 0 * * 0`), `@daily` and `@midnight` (`0 0 * * *`), `@hourly` (`0 * * * *`).
+//! They are written in lower case, alone. `@every <duration>` and `@reboot` are not schedules
+//! of wall-clock minutes and are refused, as is a `TZ=` prefix (the window's `timeZone` says
+//! the zone).
 
 use std::{fmt, str::FromStr};
 
@@ -21,7 +25,7 @@ use jiff::civil::Date;
 /// A parsed five-field cron expression, matched against local wall-clock minutes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Cron {
-    /// The five fields as written, joined by single spaces.
+    /// The five fields as written, joined by single spaces, or the predefined schedule.
     text: String,
     /// Bit `m` set when minute `m` matches.
     minutes: u64,
@@ -262,6 +266,17 @@ impl Field {
     }
 }
 
+/// The predefined schedules and the five fields each stands for.
+pub const MACROS: [(&str, &str); 7] = [
+    ("@yearly", "0 0 1 1 *"),
+    ("@annually", "0 0 1 1 *"),
+    ("@monthly", "0 0 1 * *"),
+    ("@weekly", "0 0 * * 0"),
+    ("@daily", "0 0 * * *"),
+    ("@midnight", "0 0 * * *"),
+    ("@hourly", "0 * * * *"),
+];
+
 impl FromStr for Cron {
     type Err = CronError;
 
@@ -269,12 +284,22 @@ impl FromStr for Cron {
         let fields: Vec<&str> = input.split_whitespace().collect();
         if let Some(first) = fields.first() {
             if first.starts_with('@') {
-                return Err(CronError {
-                    message: format!(
-                        "predefined schedules like {first:?} are not supported: write the five \
-                         fields, like \"0 0 * * *\" for every day at midnight"
-                    ),
-                });
+                return match MACROS.iter().find(|(name, _)| name == first) {
+                    Some((name, five)) if fields.len() == 1 => {
+                        let mut cron: Cron = five.parse()?;
+                        cron.text = (*name).to_owned();
+                        Ok(cron)
+                    }
+                    _ => Err(CronError {
+                        message: format!(
+                            "{:?} is not a schedule a window can use: write five fields (minute \
+                             hour day-of-month month day-of-week), like \"0 22 * * Tue\", or one \
+                             of {}",
+                            fields.join(" "),
+                            macro_names()
+                        ),
+                    }),
+                };
             }
             if first.starts_with("TZ=") || first.starts_with("CRON_TZ=") {
                 return Err(CronError {
@@ -310,8 +335,17 @@ impl FromStr for Cron {
     }
 }
 
+/// The predefined schedules' names, for messages: `@yearly, …, @midnight or @hourly`.
+fn macro_names() -> String {
+    let names: Vec<&str> = MACROS.iter().map(|(name, _)| *name).collect();
+    match names.split_last() {
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
 impl fmt::Display for Cron {
-    /// The five fields as written, separated by single spaces.
+    /// The five fields as written, separated by single spaces, or the predefined schedule.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
     }
@@ -428,6 +462,43 @@ mod tests {
     }
 
     #[test]
+    fn predefined_schedules_stand_for_five_fields() {
+        for (name, five) in MACROS {
+            let parsed = cron(name);
+            let spelled = cron(five);
+            assert_eq!(
+                (parsed.minutes, parsed.hours, parsed.days_of_month),
+                (spelled.minutes, spelled.hours, spelled.days_of_month),
+                "{name}"
+            );
+            assert_eq!(
+                (parsed.months, parsed.days_of_week),
+                (spelled.months, spelled.days_of_week),
+                "{name}"
+            );
+            assert_eq!(
+                (parsed.any_day_of_month, parsed.any_day_of_week),
+                (spelled.any_day_of_month, spelled.any_day_of_week),
+                "{name}"
+            );
+            assert_eq!(parsed.to_string(), name);
+        }
+        // The usual meanings: midnight on the 1st of January, the 1st of each month, each
+        // Sunday, each day; the start of each hour.
+        assert!(cron("@yearly").matches(datetime(2027, 1, 1, 0, 0, 0, 0)));
+        assert!(!cron("@annually").matches(datetime(2027, 2, 1, 0, 0, 0, 0)));
+        assert!(cron("@monthly").matches(datetime(2027, 2, 1, 0, 0, 0, 0)));
+        assert!(!cron("@monthly").matches(datetime(2027, 2, 2, 0, 0, 0, 0)));
+        assert!(cron("@weekly").matches(datetime(2026, 11, 29, 0, 0, 0, 0))); // a Sunday
+        assert!(!cron("@weekly").matches(datetime(2026, 11, 30, 0, 0, 0, 0)));
+        assert!(cron("@daily").matches(datetime(2026, 11, 30, 0, 0, 0, 0)));
+        assert!(cron(" @midnight ").matches(datetime(2026, 11, 30, 0, 0, 0, 0)));
+        assert!(!cron("@daily").matches(datetime(2026, 11, 30, 1, 0, 0, 0)));
+        assert_eq!(cron("@hourly").times_of_day().count(), 24);
+        assert!(cron("@hourly").matches(datetime(2026, 11, 30, 13, 0, 0, 0)));
+    }
+
+    #[test]
     fn displays_the_fields_as_written() {
         assert_eq!(cron("  0 22\t* *   Tue ").to_string(), "0 22 * * Tue");
     }
@@ -510,9 +581,18 @@ mod tests {
             ("0 * * * * *", "expected 5 fields"),
             ("", "found 0"),
             (
-                "@daily",
-                "predefined schedules like \"@daily\" are not supported",
+                "@reboot",
+                "\"@reboot\" is not a schedule a window can use: write five fields",
             ),
+            (
+                "@every 1h",
+                "\"@every 1h\" is not a schedule a window can use",
+            ),
+            (
+                "@Daily",
+                "one of @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly",
+            ),
+            ("@daily 0", "\"@daily 0\" is not a schedule"),
             (
                 "TZ=UTC 0 0 * * *",
                 "a time zone in the cron expression is not supported",

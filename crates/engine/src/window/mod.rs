@@ -16,7 +16,7 @@ mod eval;
 mod interval;
 mod schedule;
 
-pub use cron::{Cron, CronError};
+pub use cron::{Cron, CronError, MACROS as CRON_MACROS};
 pub use eval::{Evaluation, HORIZON_DAYS, Window};
 pub use interval::Interval;
 pub use schedule::{Recurrence, Schedule};
