@@ -12,6 +12,11 @@ use crate::sandbox::{
 
 /// Runs `patchpilot sandbox`.
 pub fn run(args: &SandboxArgs) -> Result<(), CliError> {
+    // The progress lines are the sandbox's output; the operator's own log (warnings of
+    // failed reconciles, and more) goes to standard error when `RUST_LOG` asks for it.
+    if std::env::var_os("RUST_LOG").is_some() {
+        super::init_logging(super::LogFormat::Text);
+    }
     let (scenario, file) = match &args.scenario {
         Some(file) => (Scenario::read(file)?, file.as_path()),
         None => (Scenario::built_in(), Path::new("(built-in scenario)")),
