@@ -8,9 +8,13 @@
 //! carry the `patchpilot.dev/locked` label, are watched in full; so are patchpilot's own
 //! objects and the Jobs it creates. Pods are never cached cluster-wide: see `podwatch`.
 
-use std::{fmt::Debug, sync::Arc};
+use std::{
+    fmt::Debug,
+    pin::pin,
+    sync::{Arc, Mutex},
+};
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, future::BoxFuture};
 use k8s_openapi::api::{
     apps::v1::{DaemonSet, Deployment, StatefulSet},
     batch::v1::Job,
@@ -21,48 +25,94 @@ use kube::{
     Api, Client, Resource,
     runtime::{
         WatchStreamExt,
-        reflector::{self, ReflectHandle, Store},
+        reflector::{self, ObjectRef, Store},
         watcher::{self, Config},
     },
 };
 use patchpilot_engine::keys;
 use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
 
 use super::{candidates::TargetMeta, rollout::budgets::Spent};
 use crate::api::{MaintenanceWindow, PatchPolicy, PatchRollout};
 
-/// A shared cache: the store, and handles for the controllers that react to it.
+/// A shared cache: the store, and the controllers told of its changes.
+///
+/// Each subscriber is sent the object itself, as the cache took it, rather than a key to
+/// look up: a key read after the object was deleted would find nothing (kube-runtime's
+/// `ReflectHandle` then stops waking its controller for good). Deletions are sent too,
+/// so that a controller watching related objects hears of them.
 pub struct Shared<K: Resource + Clone + 'static>
 where
     K::DynamicType: std::hash::Hash + Eq + Clone,
 {
     /// The objects.
     pub store: Store<K>,
-    handles: Vec<ReflectHandle<K>>,
+    subscribers: Subscribers<K>,
 }
 
-impl<K> Shared<K>
-where
-    K: Resource + Clone + 'static,
-    K::DynamicType: std::hash::Hash + Eq + Clone,
-{
-    /// A subscription to the cache's changes, for one controller.
-    pub fn subscribe(&mut self) -> ReflectHandle<K> {
-        self.handles
-            .pop()
-            .expect("each cache is made with a handle per subscriber")
+/// A change of a cache, as sent to its subscribers.
+#[derive(Debug)]
+enum Change<K> {
+    /// The object as the cache now holds it.
+    Applied(Arc<K>),
+    /// The object's last version, gone from the cache (deleted, or no longer selected).
+    Deleted(Arc<K>),
+}
+
+impl<K> Clone for Change<K> {
+    fn clone(&self) -> Self {
+        match self {
+            Change::Applied(object) => Change::Applied(object.clone()),
+            Change::Deleted(object) => Change::Deleted(object.clone()),
+        }
     }
 }
 
-/// How many controllers subscribe to a cache at most (rollouts, policies, windows).
-const SUBSCRIBERS: usize = 3;
+type Subscribers<K> = Arc<Mutex<Vec<mpsc::Sender<Change<K>>>>>;
+
+impl<K> Shared<K>
+where
+    K: Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    /// Every change of the cache from now on, deletions included: the trigger of a
+    /// controller watching related objects.
+    pub fn changes(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
+        self.subscribe().map(|change| match change {
+            Change::Applied(object) | Change::Deleted(object) => object,
+        })
+    }
+
+    /// The objects the cache takes from now on, without deletions: the trigger of the
+    /// controller of this kind (a deleted object has nothing left to reconcile).
+    pub fn applied(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
+        self.subscribe().filter_map(|change| async move {
+            match change {
+                Change::Applied(object) => Some(object),
+                Change::Deleted(_) => None,
+            }
+        })
+    }
+
+    fn subscribe(&self) -> impl Stream<Item = Change<K>> + Send + 'static {
+        let (sender, receiver) = mpsc::channel(BUFFER);
+        self.subscribers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(sender);
+        futures::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|change| (change, receiver))
+        })
+    }
+}
 
 /// How many changes a cache holds for its slowest subscriber before the watch waits.
 const BUFFER: usize = 256;
 
-/// Starts the shared watch of `api`, returning the cache and the stream that feeds it (to
-/// be polled by a task).
-fn full<K>(api: Api<K>, config: Config) -> (Shared<K>, impl Stream<Item = ()> + Send)
+/// Starts the shared watch of `api`, returning the cache and the future that fills it
+/// (to be run by a task once its subscribers have subscribed).
+fn full<K>(api: Api<K>, config: Config) -> (Shared<K>, Driver)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
@@ -70,12 +120,12 @@ where
 }
 
 /// Like [`full`], showing `observe` every version of every object, in order, once the
-/// cache has taken it (subscribers only see the cache's latest version when they look).
+/// cache has taken it.
 fn observed<K>(
     api: Api<K>,
     config: Config,
     observe: impl Fn(&K) + Send + 'static,
-) -> (Shared<K>, impl Stream<Item = ()> + Send)
+) -> (Shared<K>, Driver)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
@@ -90,10 +140,7 @@ where
 
 /// Like [`full`], for what [`TargetMeta`] keeps of each object: its requests are
 /// metadata-only, except for workloads, read whole for their containers.
-fn metadata<K>(
-    api: Api<TargetMeta<K>>,
-    config: Config,
-) -> (Shared<TargetMeta<K>>, impl Stream<Item = ()> + Send)
+fn metadata<K>(api: Api<TargetMeta<K>>, config: Config) -> (Shared<TargetMeta<K>>, Driver)
 where
     K: Resource<DynamicType = ()> + Clone + Debug + Send + Sync + 'static,
     K::Scope: Send + Sync,
@@ -104,39 +151,86 @@ where
     )
 }
 
-/// The cache of what `events` brings, with a handle per subscriber, and the stream that
-/// fills it, showing `observe` each object the cache has just taken.
+/// The cache of what `events` brings and the future that fills it, showing `observe`
+/// each object the cache has just taken and sending every change to the subscribers.
 fn cache_of<K>(
-    events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+    events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
     observe: impl Fn(&K) + Send + 'static,
-) -> (Shared<K>, impl Stream<Item = ()> + Send)
+) -> (Shared<K>, Driver)
 where
     K: Resource<DynamicType = ()> + Clone + Debug + Send + Sync + 'static,
 {
-    let (store, writer) = reflector::store_shared(BUFFER);
-    let handles = (0..SUBSCRIBERS)
-        .filter_map(|_| writer.subscribe())
-        .collect();
-    let driver = events
-        .reflect_shared(writer)
-        .inspect(move |event| {
-            if let Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) = event {
-                observe(object);
-            }
-        })
-        .map(log_errors::<K>);
-    (Shared { store, handles }, driver)
+    let (store, mut writer) = reflector::store();
+    let subscribers: Subscribers<K> = Default::default();
+    let shared = Shared {
+        store: store.clone(),
+        subscribers: subscribers.clone(),
+    };
+    let driver = async move {
+        let mut events = pin!(events);
+        while let Some(event) = events.next().await {
+            let event = match event {
+                Ok(event) => event,
+                Err(error) => {
+                    let kind = K::kind(&());
+                    tracing::warn!(%kind, %error, "watch failed; retrying");
+                    continue;
+                }
+            };
+            // On a relist, what the new list lacks was deleted while the watch was away.
+            let before = matches!(event, watcher::Event::InitDone).then(|| store.state());
+            writer.apply_watcher_event(&event);
+            let changes = match &event {
+                watcher::Event::Apply(object) => {
+                    observe(object);
+                    store
+                        .get(&ObjectRef::from_obj(object))
+                        .map(Change::Applied)
+                        .into_iter()
+                        .collect()
+                }
+                // Told to the subscribers with the whole list, at its end.
+                watcher::Event::InitApply(object) => {
+                    observe(object);
+                    Vec::new()
+                }
+                watcher::Event::Delete(object) => vec![Change::Deleted(Arc::new(object.clone()))],
+                watcher::Event::InitDone => {
+                    let now = store.state();
+                    let gone = before
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|old| store.get(&ObjectRef::from_obj(old.as_ref())).is_none());
+                    now.into_iter()
+                        .map(Change::Applied)
+                        .chain(gone.map(Change::Deleted))
+                        .collect()
+                }
+                watcher::Event::Init => Vec::new(),
+            };
+            dispatch(&subscribers, changes).await;
+        }
+    };
+    (shared, Box::pin(driver))
 }
 
-fn log_errors<K: Resource>(event: Result<watcher::Event<K>, watcher::Error>)
-where
-    K::DynamicType: Default,
-{
-    if let Err(error) = event {
-        tracing::warn!(kind = %K::kind(&Default::default()), %error, "watch failed; retrying");
+/// Sends `changes` to every subscriber, waiting for room in a slow one's buffer (so that
+/// nothing is lost); subscribers that went away are forgotten.
+async fn dispatch<K>(subscribers: &Subscribers<K>, changes: Vec<Change<K>>) {
+    if changes.is_empty() {
+        return;
+    }
+    let senders = {
+        let mut subscribers = subscribers.lock().unwrap_or_else(|p| p.into_inner());
+        subscribers.retain(|sender| !sender.is_closed());
+        subscribers.clone()
+    };
+    for change in changes {
+        for sender in &senders {
+            let _ = sender.send(change.clone()).await;
+        }
     }
 }
-
 /// Every cache of the operator.
 pub struct Caches {
     /// PatchPolicies.
@@ -170,12 +264,12 @@ pub struct Caches {
     pub budgets: Shared<PodDisruptionBudget>,
 }
 
-/// A stream that keeps one cache filled while it is polled.
-pub type Driver = std::pin::Pin<Box<dyn Stream<Item = ()> + Send>>;
+/// A future that keeps one cache filled while it runs.
+pub type Driver = BoxFuture<'static, ()>;
 
 impl Caches {
-    /// Starts every watch; the returned streams must be polled (each by a task) for the
-    /// caches to fill. `spent` sees every version of every PodDisruptionBudget.
+    /// Makes every cache; the returned futures are their watches, to be run (each by a
+    /// task) once the controllers have subscribed. `spent` sees every version of every PodDisruptionBudget.
     pub fn start(client: &Client, spent: Arc<Spent>) -> (Self, Vec<Driver>) {
         let mut drivers: Vec<Driver> = Vec::new();
         let all = Config::default().timeout(super::podwatch::WATCH_TIMEOUT);
@@ -184,7 +278,7 @@ impl Caches {
         macro_rules! cache {
             ($make:ident, $api:expr, $config:expr) => {{
                 let (shared, driver) = $make($api, $config);
-                drivers.push(Box::pin(driver));
+                drivers.push(driver);
                 shared
             }};
         }
@@ -228,7 +322,7 @@ impl Caches {
                     all.clone(),
                     move |budget: &PodDisruptionBudget| spent.seen(budget),
                 );
-                drivers.push(Box::pin(driver));
+                drivers.push(driver);
                 shared
             },
         };
@@ -253,5 +347,134 @@ impl Caches {
             self.jobs.store.wait_until_ready(),
             self.budgets.store.wait_until_ready(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::ObjectMeta;
+
+    use super::*;
+
+    fn map(name: &str, version: &str) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                resource_version: Some(version.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// The next item of `stream`, or a panic naming what was awaited.
+    async fn next<T>(
+        stream: &mut (impl Stream<Item = Arc<T>> + Unpin),
+        what: &str,
+    ) -> (String, String)
+    where
+        T: Resource,
+    {
+        let object = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {what} within 5s: the subscriber is stuck"))
+            .expect("the cache's stream ended");
+        let meta = object.meta();
+        (
+            meta.name.clone().unwrap_or_default(),
+            meta.resource_version.clone().unwrap_or_default(),
+        )
+    }
+
+    fn pair(name: &str, version: &str) -> (String, String) {
+        (name.into(), version.into())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn subscribers_hear_of_objects_deleted_before_they_looked_and_go_on_hearing() {
+        let (events, received) = mpsc::unbounded_channel();
+        let stream = futures::stream::unfold(received, |mut received| async move {
+            received.recv().await.map(|event| (Ok(event), received))
+        });
+        let (shared, driver) = cache_of::<ConfigMap>(stream, |_| {});
+        let mut changes = Box::pin(shared.changes());
+        let mut applied = Box::pin(shared.applied());
+        let task = tokio::spawn(driver);
+
+        for event in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(map("a", "1")),
+            watcher::Event::InitApply(map("b", "2")),
+            watcher::Event::InitDone,
+        ] {
+            events.send(event).unwrap();
+        }
+        let mut listed = vec![
+            next(&mut changes, "listed object").await,
+            next(&mut changes, "listed object").await,
+        ];
+        listed.sort();
+        assert_eq!(listed, [pair("a", "1"), pair("b", "2")]);
+        next(&mut applied, "listed object").await;
+        next(&mut applied, "listed object").await;
+
+        // `b`'s last update and its deletion reach the cache before anyone looks.
+        events.send(watcher::Event::Apply(map("b", "3"))).unwrap();
+        events.send(watcher::Event::Delete(map("b", "3"))).unwrap();
+        while shared.store.state().len() != 1 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(next(&mut changes, "update").await, pair("b", "3"));
+        assert_eq!(next(&mut changes, "deletion").await, pair("b", "3"));
+        assert_eq!(next(&mut applied, "update").await, pair("b", "3"));
+
+        // And they go on hearing: the deletion left no subscriber waiting for nothing.
+        events.send(watcher::Event::Apply(map("c", "4"))).unwrap();
+        assert_eq!(next(&mut changes, "creation").await, pair("c", "4"));
+        assert_eq!(next(&mut applied, "creation").await, pair("c", "4"));
+
+        // A relist that lacks `c`: it was deleted while the watch was away.
+        for event in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(map("a", "5")),
+            watcher::Event::InitDone,
+        ] {
+            events.send(event).unwrap();
+        }
+        assert_eq!(next(&mut changes, "relisted object").await, pair("a", "5"));
+        assert_eq!(
+            next(&mut changes, "deletion seen by a relist").await,
+            pair("c", "4")
+        );
+        assert_eq!(next(&mut applied, "relisted object").await, pair("a", "5"));
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_gone_away_holds_nothing_back() {
+        let (events, received) = mpsc::unbounded_channel();
+        let stream = futures::stream::unfold(received, |mut received| async move {
+            received.recv().await.map(|event| (Ok(event), received))
+        });
+        let (shared, driver) = cache_of::<ConfigMap>(stream, |_| {});
+        drop(shared.changes());
+        let mut applied = Box::pin(shared.applied());
+        let task = tokio::spawn(driver);
+        events.send(watcher::Event::Init).unwrap();
+        events.send(watcher::Event::InitDone).unwrap();
+        for version in 0..2 * BUFFER {
+            events
+                .send(watcher::Event::Apply(map("a", &version.to_string())))
+                .unwrap();
+            assert_eq!(
+                next(&mut applied, "update").await,
+                pair("a", &version.to_string())
+            );
+        }
+        task.abort();
     }
 }

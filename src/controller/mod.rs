@@ -182,11 +182,7 @@ async fn controllers(
 ) -> Result<(), RunError> {
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown) as BoxFuture<'static, ()>);
     let spent = Arc::new(rollout::budgets::Spent::default());
-    let (mut caches, drivers) = Caches::start(&client, spent.clone());
-    let mut driver_tasks = Vec::new();
-    for driver in drivers {
-        driver_tasks.push(tokio::spawn(driver.for_each(|()| async {})));
-    }
+    let (caches, drivers) = Caches::start(&client, spent.clone());
     let (triggers, triggered) = mpsc::unbounded_channel();
     let (set_ready, ready) = tokio::sync::watch::channel(false);
     let stores = Stores::of(&caches);
@@ -223,42 +219,40 @@ async fn controllers(
             stores.clone(),
             stores.clone(),
         );
-        Controller::for_shared_stream(caches.rollouts.subscribe(), stores.rollouts.clone())
-            .watches_shared_stream(caches.policies.subscribe(), move |p: Arc<PatchPolicy>| {
+        Controller::for_shared_stream(caches.rollouts.applied(), stores.rollouts.clone())
+            .watches_shared_stream(caches.policies.changes(), move |p: Arc<PatchPolicy>| {
                 rollouts_of_policy(&s1.rollouts, &p.name_any())
             })
             .watches_shared_stream(
-                caches.windows.subscribe(),
+                caches.windows.changes(),
                 move |w: Arc<MaintenanceWindow>| rollouts_of_window(&s2, &w.name_any()),
             )
-            .watches_shared_stream(caches.nodes.subscribe(), move |_| {
-                active_rollouts(&s3, true)
-            })
-            .watches_shared_stream(caches.namespaces.subscribe(), move |_| {
+            .watches_shared_stream(caches.nodes.changes(), move |_| active_rollouts(&s3, true))
+            .watches_shared_stream(caches.namespaces.changes(), move |_| {
                 active_rollouts(&s4, false)
             })
-            .watches_shared_stream(caches.deployments.subscribe(), move |_| {
+            .watches_shared_stream(caches.deployments.changes(), move |_| {
                 active_rollouts(&s5, false)
             })
-            .watches_shared_stream(caches.statefulsets.subscribe(), move |_| {
+            .watches_shared_stream(caches.statefulsets.changes(), move |_| {
                 active_rollouts(&s6, false)
             })
-            .watches_shared_stream(caches.daemonsets.subscribe(), {
+            .watches_shared_stream(caches.daemonsets.changes(), {
                 let s = stores.clone();
                 move |_| active_rollouts(&s, false)
             })
-            .watches_shared_stream(caches.locked_nodes.subscribe(), |n| lock_holder(n.as_ref()))
-            .watches_shared_stream(caches.locked_deployments.subscribe(), |d| {
+            .watches_shared_stream(caches.locked_nodes.changes(), |n| lock_holder(n.as_ref()))
+            .watches_shared_stream(caches.locked_deployments.changes(), |d| {
                 lock_holder(d.as_ref())
             })
-            .watches_shared_stream(caches.locked_statefulsets.subscribe(), |d| {
+            .watches_shared_stream(caches.locked_statefulsets.changes(), |d| {
                 lock_holder(d.as_ref())
             })
-            .watches_shared_stream(caches.locked_daemonsets.subscribe(), |d| {
+            .watches_shared_stream(caches.locked_daemonsets.changes(), |d| {
                 lock_holder(d.as_ref())
             })
-            .watches_shared_stream(caches.jobs.subscribe(), |j| labelled(j.as_ref()))
-            .watches_shared_stream(caches.budgets.subscribe(), {
+            .watches_shared_stream(caches.jobs.changes(), |j| labelled(j.as_ref()))
+            .watches_shared_stream(caches.budgets.changes(), {
                 let ctx = ctx.clone();
                 move |b| {
                     ctx.rollouts_blocked_by(&rollout::budgets::key(&b))
@@ -276,31 +270,31 @@ async fn controllers(
     };
     let policies = {
         let (s1, s2, s3) = (stores.clone(), stores.clone(), stores.clone());
-        Controller::for_shared_stream(caches.policies.subscribe(), stores.policies.clone())
-            .watches_shared_stream(caches.rollouts.subscribe(), |r: Arc<PatchRollout>| {
+        Controller::for_shared_stream(caches.policies.applied(), stores.policies.clone())
+            .watches_shared_stream(caches.rollouts.changes(), |r: Arc<PatchRollout>| {
                 vec![ObjectRef::<PatchPolicy>::new(&r.spec.policy)]
             })
-            .watches_shared_stream(caches.nodes.subscribe(), move |_| {
+            .watches_shared_stream(caches.nodes.changes(), move |_| {
                 policies_of_scope(&s1, true)
             })
-            .watches_shared_stream(caches.namespaces.subscribe(), move |_| {
+            .watches_shared_stream(caches.namespaces.changes(), move |_| {
                 policies_of_scope(&s2, false)
             })
-            .watches_shared_stream(caches.deployments.subscribe(), move |_| {
+            .watches_shared_stream(caches.deployments.changes(), move |_| {
                 policies_of_scope(&s3, false)
             })
             .graceful_shutdown_on(shutdown.clone())
             .run(policy::reconcile, policy::error_policy, ctx.clone())
             .for_each(|_| async {})
     };
-    let windows = Controller::for_shared_stream(caches.windows.subscribe(), stores.windows.clone())
+    let windows = Controller::for_shared_stream(caches.windows.applied(), stores.windows.clone())
         .graceful_shutdown_on(shutdown.clone())
         .run(window::reconcile, window::error_policy, ctx.clone())
         .for_each(|_| async {});
-    // Subscriptions nobody took are dropped here, so that they never hold the caches back.
+    // The controllers have subscribed: the caches may fill.
+    let driver_tasks: Vec<_> = drivers.into_iter().map(tokio::spawn).collect();
     let ready = async move {
         caches.ready().await;
-        drop(caches);
         let _ = set_ready.send(true);
         metrics.set_ready();
         tracing::info!("caches filled; reconciling");

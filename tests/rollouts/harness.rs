@@ -254,6 +254,9 @@ pub struct LockEvent {
     pub policy: Option<String>,
     /// The record's attempt (`spec.retry` when the work began).
     pub attempt: u64,
+    /// The UID of the rollout the record names (a rollout made again under the same name
+    /// is another rollout).
+    pub uid: Option<String>,
     /// The target, as `Node/<name>` or `<Kind>/<namespace>/<name>`.
     pub target: String,
     /// The rollout taking the lock, or `None` for a release.
@@ -404,6 +407,9 @@ impl Outcome {
                         .as_ref()
                         .and_then(|r| r["attempt"].as_u64())
                         .unwrap_or(0),
+                    uid: record
+                        .as_ref()
+                        .and_then(|r| r["uid"].as_str().map(str::to_owned)),
                     target: target_of(e)?,
                     holder: lock.as_str().map(str::to_owned),
                     state,
@@ -442,7 +448,7 @@ impl Outcome {
             .collect();
         // Target → (holder, policy).
         let mut held: BTreeMap<String, (String, String)> = BTreeMap::new();
-        let mut started: BTreeMap<(String, u64, String), usize> = BTreeMap::new();
+        let mut started: BTreeMap<(String, Option<String>, u64, String), usize> = BTreeMap::new();
         let mut replay = Replay::default();
         for event in self.locks() {
             match &event.holder {
@@ -464,7 +470,12 @@ impl Outcome {
                         Some("Applying") => {
                             // A retry (a new attempt) starts failed targets again.
                             let count = started
-                                .entry((holder.clone(), event.attempt, event.target.clone()))
+                                .entry((
+                                    holder.clone(),
+                                    event.uid.clone(),
+                                    event.attempt,
+                                    event.target.clone(),
+                                ))
                                 .or_default();
                             *count += 1;
                             assert_eq!(

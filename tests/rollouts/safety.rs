@@ -174,6 +174,16 @@ workloads:
             node["metadata"]["name"]
         );
     }
+    // The policy still asks for its version: once the deleted rollout is gone, the policy
+    // makes it again (same name, another UID), which starts over with the canary.
+    let started: Vec<_> = outcome
+        .locks()
+        .into_iter()
+        .filter(|l| l.state.as_deref() == Some("Applying"))
+        .collect();
+    assert_eq!(started.len(), 2, "{started:?}");
+    assert_ne!(started[0].uid, started[1].uid);
+    assert!(started[1].at >= released.at);
 }
 
 impl Case {

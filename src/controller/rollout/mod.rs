@@ -85,8 +85,12 @@ pub async fn reconcile(rollout: Arc<PatchRollout>, ctx: Arc<Context>) -> Result<
         // Without valid rules nothing can be finished: the locks the rollout still holds
         // are cleared, as a rollout that no longer exists would leave them.
         Err(error @ (Error::InvalidSpec(_) | Error::NotFound { .. })) if deleting => {
-            tracing::warn!(%error, "deleted without rules to finish its targets; clearing its locks");
-            clear_own_locks(&ctx, &rollout).await?;
+            let cleared = clear_own_locks(&ctx, &rollout).await?;
+            if cleared.is_empty() {
+                tracing::info!(%error, "deleted without rules; it held no target");
+            } else {
+                tracing::warn!(%error, ?cleared, "deleted without rules to finish its targets; cleared their locks");
+            }
             let_go(&ctx, &api, &rollout).await?;
             Ok(Requeue::await_change())
         }
@@ -122,16 +126,19 @@ async fn let_go(ctx: &Context, api: &Api<PatchRollout>, rollout: &PatchRollout) 
     Ok(())
 }
 
-/// Clears every lock the rollout holds, as for a rollout that no longer exists.
-async fn clear_own_locks(ctx: &Context, rollout: &PatchRollout) -> Result<()> {
+/// Clears every lock the rollout holds, as for a rollout that no longer exists; returns
+/// the targets it released.
+async fn clear_own_locks(ctx: &Context, rollout: &PatchRollout) -> Result<Vec<String>> {
     let name = rollout.name_any();
     let reporter = rollout.object_ref(&());
+    let mut cleared = Vec::new();
     for candidate in observe::every_target(ctx) {
         if candidate.annotations.get(keys::LOCK) == Some(&name) {
             super::orphans::release(ctx, &candidate.id, &name, &reporter).await?;
+            cleared.push(candidate.id.to_string());
         }
     }
-    Ok(())
+    Ok(cleared)
 }
 
 /// What a reconcile decided: when to look again, and whether the rollout holds no target.
