@@ -2,14 +2,16 @@
 # (ignored folders of this directory, kept between runs), and the Go settings every build uses.
 # shellcheck shell=bash
 CLUSTER_HOME="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-export GOCACHE="${GOCACHE_OVERRIDE:-$CLUSTER_HOME/.cache/go-build}"
-export GOMODCACHE="${GOMODCACHE_OVERRIDE:-$CLUSTER_HOME/.cache/mod}"
+# CLUSTER_CACHE moves all three elsewhere (CI keeps them outside its fresh clone).
+CLUSTER_CACHE="${CLUSTER_CACHE:-$CLUSTER_HOME}"
+export GOCACHE="${GOCACHE_OVERRIDE:-$CLUSTER_CACHE/.cache/go-build}"
+export GOMODCACHE="${GOMODCACHE_OVERRIDE:-$CLUSTER_CACHE/.cache/mod}"
 # Module caches are read-only by default, which makes them awkward to delete.
 export GOFLAGS="-modcacherw -trimpath -buildvcs=false"
 export GOPROXY="${GOPROXY:-https://proxy.golang.org}"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 export CGO_ENABLED=0
-CLUSTER_BIN="$CLUSTER_HOME/bin"
+CLUSTER_BIN="$CLUSTER_CACHE/bin"
 
 # One line on standard error, and exit.
 die() {
