@@ -38,22 +38,26 @@ func run(in io.Reader, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	object := map[string]interface{}{}
-	if err := yaml.Unmarshal(data, &object); err != nil {
+	// JSON numbers as int64, as the API machinery reads them (kstatus insists on it).
+	data, err = yaml.YAMLToJSON(data)
+	if err != nil {
 		return fmt.Errorf("not an object: %w", err)
 	}
-	objects := []map[string]interface{}{object}
-	if items, ok := object["items"].([]interface{}); ok {
-		objects = objects[:0]
-		for _, item := range items {
-			if o, ok := item.(map[string]interface{}); ok {
-				objects = append(objects, o)
-			}
+	object := unstructured.Unstructured{}
+	if err := object.UnmarshalJSON(data); err != nil {
+		return fmt.Errorf("not an object: %w", err)
+	}
+	objects := []unstructured.Unstructured{object}
+	if object.IsList() {
+		list, err := object.ToList()
+		if err != nil {
+			return err
 		}
+		objects = list.Items
 	}
 	encoder := json.NewEncoder(out)
-	for _, o := range objects {
-		u := &unstructured.Unstructured{Object: o}
+	for i := range objects {
+		u := &objects[i]
 		computed, err := status.Compute(u)
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
