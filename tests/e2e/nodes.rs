@@ -1,20 +1,61 @@
-//! Node OS policies (SPEC 3.3): a busybox updater run on each worker node, canary first.
+//! Node OS policies (SPEC 3.3) on the nodes of the cluster: canary, stages and full across
+//! pools and zones, drains through the Eviction API past PodDisruptionBudgets, updaters that
+//! reboot their node or fail, and rollbacks.
 
-use k8s_openapi::api::batch::v1::Job;
-use kube::ResourceExt;
+use k8s_openapi::api::{batch::v1::Job, core::v1::Node, policy::v1::PodDisruptionBudget};
+use kube::{Api, ResourceExt};
 use patchpilot::{api::keys, engine::rollout::Phase};
 
-use crate::support::{Cluster, POOL, POOL_LABEL, mins, unschedulable};
+use crate::{
+    audit::Rules,
+    support::{Cluster, POOL, POOL_LABEL, kstatus, mins, unschedulable, wait_until},
+};
 
 /// The patch version the node tests roll out.
-const VERSION: &str = "e2e-1";
+pub const VERSION: &str = "e2e-1";
 
-/// A node policy over the labelled nodes: a canary of one soaked briefly, then the rest one
-/// at a time, approved automatically, with the default health checks (`nodeReady`,
-/// `podsReady`). The updater runs `script` in busybox.
-fn node_policy(name: &str, script: &str) -> String {
-    format!(
-        r#"
+/// How a node policy of the tests differs from the plainest one.
+#[derive(Clone, Debug, Default)]
+pub struct NodePolicy {
+    /// `E2E_FAIL` for the updater (`apply`: the patch fails, its rollback works).
+    pub fail: Option<&'static str>,
+    /// The updater asks for a reboot, and the policy expects one.
+    pub reboot: bool,
+    /// YAML of `strategy` (default: a canary of one, then the rest, one at a time).
+    pub strategy: Option<String>,
+    /// YAML of `drain`.
+    pub drain: Option<String>,
+    /// YAML of `approval` (default: automatic).
+    pub approval: Option<String>,
+    /// Extra lines of `spec` (indented by two spaces), such as `maintenanceWindow: w`.
+    pub extra: String,
+    /// Extra lines of `spec.patch` (indented by four spaces), such as `emergency: true`.
+    pub patch_extra: String,
+}
+
+impl NodePolicy {
+    /// The policy `name` over the labelled nodes, as YAML.
+    pub fn yaml(&self, name: &str) -> String {
+        let env = self.fail.map_or(String::new(), |f| {
+            format!("\n              env: [{{name: E2E_FAIL, value: {f}}}]")
+        });
+        let annotations = if self.reboot {
+            "\n        metadata:\n          annotations: {cluster.patchpilot.dev/reboot: \"true\"}"
+        } else {
+            ""
+        };
+        let strategy = self.strategy.clone().unwrap_or_else(|| {
+            "canary: {targets: 1, soak: 5s}\n    maxUnavailable: 1\n    onFailure: Rollback".into()
+        });
+        let drain = self.drain.clone().unwrap_or_else(|| {
+            "timeout: 1m\n    ignoreDaemonSets: true\n    deleteEmptyDirData: true".into()
+        });
+        let approval = self
+            .approval
+            .clone()
+            .unwrap_or_else(|| "mode: Automatic".into());
+        format!(
+            r#"
 apiVersion: patchpilot.dev/v1alpha1
 kind: PatchPolicy
 metadata:
@@ -24,42 +65,51 @@ spec:
     nodes:
       selector:
         matchLabels: {{{POOL_LABEL}: {POOL}}}
+      poolLabel: pool
   patch:
     version: {VERSION}
-    description: patchpilot end-to-end test
+    description: patchpilot end-to-end test{patch_extra}
     updater:
-      timeout: 5m
-      template:
+      timeout: 2m
+      expectReboot: {reboot}
+      rebootTimeout: 2m
+      template:{annotations}
         spec:
+          securityContext:
+            runAsNonRoot: true
+            runAsUser: 65534
+            seccompProfile: {{type: RuntimeDefault}}
           containers:
             - name: updater
               image: busybox:1.36
-              command: [sh, -c, '{script}']
+              command: [sh, -c, 'echo $PATCHPILOT_ACTION $PATCHPILOT_VERSION on $PATCHPILOT_NODE']{env}
+              securityContext:
+                allowPrivilegeEscalation: false
+                capabilities: {{drop: [ALL]}}
   strategy:
-    canary: {{targets: 1, soak: 10s}}
-    maxUnavailable: 1
-    onFailure: Rollback
+    {strategy}
   drain:
-    timeout: 3m
-    ignoreDaemonSets: true
-    deleteEmptyDirData: true
+    {drain}
   health:
-    timeout: 5m
-    soak: 10s
+    timeout: 2m
+    soak: 3s
   approval:
-    mode: Automatic
-"#
-    )
+    {approval}
+{extra}"#,
+            reboot = self.reboot,
+            patch_extra = self.patch_extra,
+            extra = self.extra,
+        )
+    }
 }
 
-/// How long a node rollout may take: a few minutes per node (image pull, drain, pods
-/// coming back), plus a margin.
-fn budget(nodes: usize) -> std::time::Duration {
-    mins(5) + mins(3) * u32::try_from(nodes).unwrap_or(u32::MAX)
+/// How long a node rollout may take: well under a minute per node here, with a margin.
+pub fn budget(nodes: usize) -> std::time::Duration {
+    mins(2) + std::time::Duration::from_secs(45) * u32::try_from(nodes).unwrap_or(u32::MAX)
 }
 
 /// A node the rollout has let go: uncordoned and unlocked.
-fn assert_released(node: &k8s_openapi::api::core::v1::Node) {
+pub fn assert_released(node: &Node) {
     let name = node.name_any();
     assert!(!unschedulable(node), "node {name} is left cordoned");
     assert!(
@@ -68,8 +118,17 @@ fn assert_released(node: &k8s_openapi::api::core::v1::Node) {
     );
 }
 
+/// The boot ID of a node.
+pub fn boot_id(node: &Node) -> String {
+    node.status
+        .as_ref()
+        .and_then(|s| s.node_info.as_ref())
+        .map(|i| i.boot_id.clone())
+        .unwrap_or_default()
+}
+
 /// The rollout's updater Jobs, and the (node, action) each ran, sorted.
-async fn updaters(cluster: &Cluster, rollout: &str) -> (Vec<Job>, Vec<(String, String)>) {
+pub async fn updaters(cluster: &Cluster, rollout: &str) -> (Vec<Job>, Vec<(String, String)>) {
     let jobs = cluster.jobs_of(rollout).await;
     let mut ran: Vec<(String, String)> = jobs.iter().map(updater_of).collect();
     ran.sort();
@@ -100,18 +159,69 @@ fn updater_of(job: &Job) -> (String, String) {
     (spec.node_name.clone().unwrap_or_default(), action)
 }
 
+/// A namespace with a Deployment of `replicas` pods behind a PodDisruptionBudget with
+/// `budget` (`minAvailable: 3`, say), spread over the labelled nodes.
+pub async fn shop(cluster: &mut Cluster, replicas: u32, budget: &str) -> String {
+    let namespace = format!("e2e-shop-{}", cluster.suffix);
+    cluster.create_namespace(&namespace, &[]).await;
+    cluster.apply(&format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: {namespace}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      nodeSelector: {{{POOL_LABEL}: {POOL}}}
+      topologySpreadConstraints:
+        - {{maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {{matchLabels: {{app: web}}}}}}
+      containers: [{{name: web, image: nginx:1.27.3}}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {{name: web, namespace: {namespace}}}
+spec:
+  {budget}
+  selector: {{matchLabels: {{app: web}}}}
+"#
+    ));
+    // The disruption controller has counted the pods.
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(cluster.client.clone(), &namespace);
+    let api = &pdbs;
+    wait_until("the budget counts every pod", mins(1), || async move {
+        let status = api.get("web").await.ok()?.status?;
+        (status.current_healthy == i32::try_from(replicas).ok()?).then_some(())
+    })
+    .await;
+    namespace
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a cluster: KUBECONFIG=... cargo test --test e2e -- --ignored"]
-async fn a_node_os_patch_rolls_through_the_workers() {
+async fn a_node_os_patch_goes_canary_stages_and_full_across_pools_and_zones() {
     let mut cluster = Cluster::start().await;
     let nodes = cluster.label_worker_nodes().await;
+    let boot_before: Vec<String> = cluster.nodes(&nodes).await.iter().map(boot_id).collect();
+    let namespace = shop(&mut cluster, 4, "minAvailable: 3").await;
     let policy = format!("e2e-os-{}", cluster.suffix);
-    cluster
-        .create_policy(&node_policy(
-            &policy,
-            "echo patched $PATCHPILOT_NODE to $PATCHPILOT_VERSION; exit 0",
-        ))
+    let spec = NodePolicy {
+        reboot: true,
+        strategy: Some(
+            "canary: {targets: 1, soak: 3s}\n    stages: [{percent: 50, soak: 3s}]\n    groupBy: topology.kubernetes.io/zone\n    maxUnavailable: 1\n    onFailure: Rollback".into(),
+        ),
+        ..NodePolicy::default()
+    };
+    cluster.create_policy(&spec.yaml(&policy)).await;
+
+    // In progress, kstatus says so.
+    let progressing = cluster
+        .wait_for_rollout(&policy, Phase::Progressing, mins(1))
         .await;
+    let (status, _) = kstatus(&format!("patchrollout/{}", progressing.name_any()));
+    assert_eq!(status, "InProgress");
 
     let rollout = cluster
         .wait_for_rollout(&policy, Phase::Succeeded, budget(nodes.len()))
@@ -123,8 +233,12 @@ async fn a_node_os_patch_rolls_through_the_workers() {
         (eligible, 0),
         "{status:?}"
     );
+    // What Flux and Argo CD see.
+    let name = rollout.name_any();
+    assert_eq!(kstatus(&format!("patchrollout/{name}")).0, "Current");
+    assert_eq!(kstatus(&format!("patchpolicy/{policy}")).0, "Current");
 
-    for node in cluster.nodes(&nodes).await {
+    for (node, before) in cluster.nodes(&nodes).await.iter().zip(&boot_before) {
         let name = node.name_any();
         assert_eq!(
             node.annotations()
@@ -133,16 +247,36 @@ async fn a_node_os_patch_rolls_through_the_workers() {
             Some(VERSION),
             "node {name} carries the version"
         );
-        assert_released(&node);
+        assert_released(node);
+        assert_ne!(&boot_id(node), before, "node {name} rebooted");
     }
     // One successful updater Job on each node, and nothing else.
-    let (jobs, ran) = updaters(&cluster, &rollout.name_any()).await;
+    let (jobs, ran) = updaters(&cluster, &name).await;
     let expected: Vec<(String, String)> = nodes
         .iter()
         .map(|n| (n.clone(), "apply".to_owned()))
         .collect();
     assert_eq!(ran, expected);
     assert!(jobs.iter().all(succeeded), "every updater succeeded");
+
+    // The audit log: per pool one node at a time, drained through the Eviction API.
+    let replay = cluster
+        .check_audit(&[Rules::new(policy.clone(), 1).per_pool("pool")])
+        .await;
+    if let Some(replay) = replay {
+        assert!(replay.peak.values().all(|p| *p == 1), "{:?}", replay.peak);
+        let log = cluster.audit_log().unwrap_or_default();
+        let evictions = log
+            .iter()
+            .filter(|e| {
+                e["user"]["username"] == crate::support::OPERATOR_USER
+                    && e["objectRef"]["subresource"] == "eviction"
+                    && e["objectRef"]["namespace"] == namespace.as_str()
+                    && e["responseStatus"]["code"] == 201
+            })
+            .count();
+        assert!(evictions >= 4, "{evictions} evictions of the shop's pods");
+    }
     cluster.stop_operator().await;
 }
 
@@ -150,15 +284,14 @@ async fn a_node_os_patch_rolls_through_the_workers() {
 #[ignore = "needs a cluster: KUBECONFIG=... cargo test --test e2e -- --ignored"]
 async fn an_updater_failing_in_the_canary_rolls_it_back() {
     let mut cluster = Cluster::start().await;
-    let nodes = cluster.label_worker_nodes().await;
+    let nodes = cluster.label_nodes(&["general"]).await;
     let policy = format!("e2e-os-fail-{}", cluster.suffix);
     // The patch fails; undoing it works (a rollback that failed too would end `Failed`).
-    cluster
-        .create_policy(&node_policy(
-            &policy,
-            r#"echo $PATCHPILOT_ACTION $PATCHPILOT_VERSION on $PATCHPILOT_NODE; [ "$PATCHPILOT_ACTION" = rollback ]"#,
-        ))
-        .await;
+    let spec = NodePolicy {
+        fail: Some("apply"),
+        ..NodePolicy::default()
+    };
+    cluster.create_policy(&spec.yaml(&policy)).await;
 
     let rollout = cluster
         .wait_for_rollout(&policy, Phase::RolledBack, budget(1))
@@ -176,6 +309,10 @@ async fn an_updater_failing_in_the_canary_rolls_it_back() {
         (status.targets.updated, status.targets.rolled_back),
         (0, 1),
         "{status:?}"
+    );
+    assert_eq!(
+        kstatus(&format!("patchrollout/{}", rollout.name_any())).0,
+        "Failed"
     );
 
     for node in cluster.nodes(&nodes).await {
@@ -207,5 +344,87 @@ async fn an_updater_failing_in_the_canary_rolls_it_back() {
         };
         assert_eq!(outcome, expected, "(failed, succeeded) of the {action} Job");
     }
+    cluster
+        .check_audit(&[Rules::new(policy.clone(), 1).per_pool("pool")])
+        .await;
+    cluster.stop_operator().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: KUBECONFIG=... cargo test --test e2e -- --ignored"]
+async fn a_budget_that_never_allows_an_eviction_fails_the_drain_unless_forced() {
+    let mut cluster = Cluster::start().await;
+    let nodes = cluster.label_nodes(&["gpu"]).await;
+    // Every pod is needed: the disruption controller allows no eviction, ever.
+    let namespace = shop(&mut cluster, 2, "minAvailable: 2").await;
+    let policy = format!("e2e-os-pdb-{}", cluster.suffix);
+    let spec = NodePolicy {
+        strategy: Some(
+            "canary: {targets: 0}\n    maxUnavailable: 1\n    failureBudget: 100%\n    onFailure: Rollback".into(),
+        ),
+        drain: Some("timeout: 10s\n    ignoreDaemonSets: true".into()),
+        ..NodePolicy::default()
+    };
+    cluster.create_policy(&spec.yaml(&policy)).await;
+    let rollout = cluster
+        .wait_for_rollout(&policy, Phase::Succeeded, budget(nodes.len()))
+        .await;
+    let status = rollout.status.clone().unwrap_or_default();
+    // The nodes with a shop pod could not be drained; they failed, nothing was changed.
+    let blocked: Vec<&str> = status
+        .failures
+        .iter()
+        .filter(|f| f.reason == "DrainTimeout")
+        .map(|f| f.target.as_str())
+        .collect();
+    assert!(!blocked.is_empty(), "no drain failed: {status:?}");
+    for node in cluster.nodes(&nodes).await {
+        assert_released(&node);
+    }
+    cluster
+        .check_audit(&[Rules::new(policy.clone(), 1).per_pool("pool")])
+        .await;
+
+    // With `drain.force`, the budget's pods are deleted after the timeout and the patch
+    // goes through.
+    let forced = format!("e2e-os-force-{}", cluster.suffix);
+    let spec = NodePolicy {
+        strategy: Some("canary: {targets: 0}\n    maxUnavailable: 1".into()),
+        drain: Some("timeout: 5s\n    ignoreDaemonSets: true\n    force: true".into()),
+        ..NodePolicy::default()
+    };
+    cluster.create_policy(&spec.yaml(&forced)).await;
+    let rollout = cluster
+        .wait_for_rollout(&forced, Phase::Succeeded, budget(nodes.len()))
+        .await;
+    let status = rollout.status.clone().unwrap_or_default();
+    assert_eq!(
+        (status.targets.updated, status.targets.failed),
+        (u32::try_from(nodes.len()).unwrap(), 0),
+        "{status:?}"
+    );
+    let log = cluster.audit_log().unwrap_or_default();
+    let deleted = log
+        .iter()
+        .filter(|e| {
+            e["user"]["username"] == crate::support::OPERATOR_USER
+                && e["verb"] == "delete"
+                && e["objectRef"]["resource"] == "pods"
+                && e["objectRef"]["namespace"] == namespace.as_str()
+        })
+        .count();
+    assert!(
+        deleted > 0 || log.is_empty(),
+        "the forced drain deleted no pod"
+    );
+    for node in cluster.nodes(&nodes).await {
+        assert_released(&node);
+    }
+    cluster
+        .check_audit(&[
+            Rules::new(policy.clone(), 1).per_pool("pool"),
+            Rules::new(forced.clone(), 1).per_pool("pool"),
+        ])
+        .await;
     cluster.stop_operator().await;
 }

@@ -1,0 +1,194 @@
+//! What people do, with the real kubectl: approve and promote a rollout, keep patches out
+//! of a closed window, and push an emergency patch through it.
+
+use kube::ResourceExt;
+use patchpilot::{api::keys, engine::rollout::Phase};
+
+use crate::{
+    audit::Rules,
+    nodes::{NodePolicy, VERSION, assert_released, budget},
+    support::{Cluster, kstatus, kubectl, mins},
+};
+
+/// `kubectl patch --type merge` of a rollout's spec.
+fn patch_rollout(name: &str, spec: &str) {
+    kubectl(&[
+        "patch",
+        "patchrollout",
+        name,
+        "--type",
+        "merge",
+        "-p",
+        &format!("{{\"spec\": {spec}}}"),
+    ]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: KUBECONFIG=... cargo test --test e2e -- --ignored"]
+async fn a_person_approves_and_promotes_with_kubectl() {
+    let mut cluster = Cluster::start().await;
+    let nodes = cluster.label_nodes(&["general"]).await;
+    let policy = format!("e2e-os-manual-{}", cluster.suffix);
+    let spec = NodePolicy {
+        approval: Some("mode: Manual\n    afterCanary: true".into()),
+        ..NodePolicy::default()
+    };
+    cluster.create_policy(&spec.yaml(&policy)).await;
+
+    let waiting = cluster
+        .wait_for_rollout(&policy, Phase::AwaitingApproval, mins(1))
+        .await;
+    let name = waiting.name_any();
+    // The policy is accepted and waits for a person: Ready, so kstatus says Current.
+    assert_eq!(kstatus(&format!("patchpolicy/{policy}")).0, "Current");
+    assert_eq!(kstatus(&format!("patchrollout/{name}")).0, "InProgress");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    for node in cluster.nodes(&nodes).await {
+        assert!(
+            !node.annotations().contains_key(keys::LOCK),
+            "started before approval"
+        );
+    }
+
+    patch_rollout(&name, r#"{"approved": true}"#);
+    let held = cluster
+        .wait_for_rollout_where(&policy, "awaiting promotion", mins(2), |r| {
+            let status = r.status.clone().unwrap_or_default();
+            status.phase == Phase::Paused && status.targets.updated == 1
+        })
+        .await;
+    let status = held.status.clone().unwrap_or_default();
+    assert_eq!(status.targets.updated, 1, "{status:?}");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let updated = cluster
+        .nodes(&nodes)
+        .await
+        .iter()
+        .filter(|n| n.annotations().get(&keys::version(&policy)).is_some())
+        .count();
+    assert_eq!(updated, 1, "only the canary before promotion");
+
+    patch_rollout(&name, r#"{"promoted": true}"#);
+    let done = cluster
+        .wait_for_rollout(&policy, Phase::Succeeded, budget(nodes.len()))
+        .await;
+    let status = done.status.clone().unwrap_or_default();
+    assert_eq!(
+        status.targets.updated,
+        u32::try_from(nodes.len()).unwrap(),
+        "{status:?}"
+    );
+    cluster
+        .check_audit(&[Rules::new(policy.clone(), 1).per_pool("pool")])
+        .await;
+    cluster.stop_operator().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: KUBECONFIG=... cargo test --test e2e -- --ignored"]
+async fn a_closed_window_starts_nothing_and_an_emergency_patch_bypasses_it() {
+    let mut cluster = Cluster::start().await;
+    let nodes = cluster.label_nodes(&["gpu"]).await;
+    // A window open every day all day but frozen from an hour ago for a day: closed now.
+    let window = format!("e2e-freeze-{}", cluster.suffix);
+    let now = jiff::Timestamp::now();
+    let (from, to) = (
+        now - jiff::SignedDuration::from_hours(1),
+        now + jiff::SignedDuration::from_hours(24),
+    );
+    cluster.apply(&format!(
+        r#"
+apiVersion: patchpilot.dev/v1alpha1
+kind: MaintenanceWindow
+metadata: {{name: {window}}}
+spec:
+  recurrences: [{{start: "00:00", duration: 24h}}]
+  exclusions: [{{start: "{from}", end: "{to}", reason: e2e freeze}}]
+"#
+    ));
+    cluster.forget_at_end("patchpilot.dev/v1alpha1", "maintenancewindows", &window);
+    let policy = format!("e2e-os-window-{}", cluster.suffix);
+    let spec = NodePolicy {
+        extra: format!("  maintenanceWindow: {window}\n"),
+        ..NodePolicy::default()
+    };
+    cluster.create_policy(&spec.yaml(&policy)).await;
+
+    let scheduled = cluster
+        .wait_for_rollout(&policy, Phase::Scheduled, mins(1))
+        .await;
+    // Waiting for its window is not stuck: the policy is Ready (kstatus: Current), and so
+    // is the window; the rollout is InProgress until it has run.
+    assert_eq!(kstatus(&format!("patchpolicy/{policy}")).0, "Current");
+    assert_eq!(kstatus(&format!("maintenancewindow/{window}")).0, "Current");
+    assert_eq!(
+        kstatus(&format!("patchrollout/{}", scheduled.name_any())).0,
+        "InProgress"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    for node in cluster.nodes(&nodes).await {
+        assert!(
+            !node.annotations().contains_key(keys::LOCK),
+            "started in a freeze"
+        );
+    }
+    if let Some(replay) = cluster
+        .check_audit(&[Rules::new(policy.clone(), 1)
+            .per_pool("pool")
+            .windows(&[], jiff::SignedDuration::ZERO)])
+        .await
+    {
+        assert!(replay.applied.is_empty(), "{:?}", replay.applied);
+    }
+
+    // An emergency patch, by hand, goes through the freeze (never past health checks).
+    let emergency = format!("e2e-zero-day-{}", cluster.suffix);
+    let mut patch: serde_json::Value =
+        serde_yaml_ng::from_str::<serde_json::Value>(&spec.yaml(&policy))
+            .expect("the policy as JSON")["spec"]["patch"]
+            .clone();
+    patch["version"] = "e2e-zero-day".into();
+    patch["emergency"] = true.into();
+    patch["classification"] = "Critical".into();
+    let rollout = serde_json::json!({
+        "apiVersion": "patchpilot.dev/v1alpha1",
+        "kind": "PatchRollout",
+        "metadata": {"name": emergency},
+        "spec": {"policy": policy, "approved": true, "changeRef": "CHG-E2E", "patch": patch},
+    });
+    cluster.forget_rollout_at_end(&emergency);
+    cluster.apply(&serde_json::to_string(&rollout).unwrap());
+    let done = cluster
+        .wait_for_rollout_where(
+            &policy,
+            "the emergency Succeeded",
+            budget(nodes.len()),
+            |r| {
+                r.name_any() == emergency
+                    && r.status
+                        .as_ref()
+                        .is_some_and(|s| s.phase == Phase::Succeeded)
+            },
+        )
+        .await;
+    let status = done.status.clone().unwrap_or_default();
+    assert_eq!(
+        status.targets.updated,
+        u32::try_from(nodes.len()).unwrap(),
+        "{status:?}"
+    );
+    for node in cluster.nodes(&nodes).await {
+        assert_eq!(
+            node.annotations()
+                .get(&keys::version(&policy))
+                .map(String::as_str),
+            Some("e2e-zero-day")
+        );
+        assert_released(&node);
+    }
+    let _ = VERSION;
+    cluster
+        .check_audit(&[Rules::new(policy.clone(), 1).per_pool("pool")])
+        .await;
+    cluster.stop_operator().await;
+}
