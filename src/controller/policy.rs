@@ -13,7 +13,7 @@ use patchpilot_engine::{
     keys,
     machine::{
         Condition, ConditionStatus as CS, ConditionType as CT, CurrentRollout, Record, RecordState,
-        compute_conditions, policy_conditions,
+        compute_conditions, deleted_rollout_conditions, policy_conditions,
     },
     plan::{self, Query, Scope},
     rollout::Phase,
@@ -92,8 +92,13 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
         .into_iter()
         .filter(|r| owned_by(r, &policy))
         .collect();
+    let mut deleted = false;
     let rollout = match rollouts.iter().find(|r| r.name_any() == current) {
         Some(rollout) => Some(rollout.clone()),
+        None if rollout_deleted(&ctx, &policy, &current).await? => {
+            deleted = true;
+            None
+        }
         None => {
             create_rollout(&ctx, &policy, &current).await?;
             None
@@ -190,7 +195,11 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
                 .unwrap_or("the rollout has not started"),
         }
     });
-    let mut desired = policy_conditions(&current, shown.as_ref());
+    let mut desired = if deleted {
+        deleted_rollout_conditions(&current)
+    } else {
+        policy_conditions(&current, shown.as_ref())
+    };
     desired.push((
         CT::Compliant,
         CS::from_bool(compliant),
@@ -271,6 +280,26 @@ async fn clear_orphaned_locks(
         orphans::clear(ctx, &candidate.id, holder, &reporter).await?;
     }
     Ok(())
+}
+
+/// Whether the policy's current rollout `current`, missing from the cache, was made and
+/// then deleted by someone (the garbage collector deletes a policy's rollouts only with the
+/// policy): the policy's status already names it, for the same generation of the policy,
+/// and the API server confirms that it is gone (the cache may not have it yet). Such a
+/// rollout is not made again until the policy's spec changes: deleting a rollout stops it.
+async fn rollout_deleted(ctx: &Context, policy: &PatchPolicy, current: &str) -> Result<bool> {
+    let status = policy.status.as_ref();
+    let named = status.and_then(|s| s.current_rollout.as_deref()) == Some(current);
+    let same_spec = status.and_then(|s| s.observed_generation) == policy.metadata.generation;
+    if !(named && same_spec) {
+        return Ok(false);
+    }
+    let api: Api<PatchRollout> = Api::all(ctx.client.clone());
+    let found = api
+        .get_opt(current)
+        .await
+        .map_err(|e| Error::api(format!("read rollout {current}"), e))?;
+    Ok(found.is_none())
 }
 
 /// Whether a rollout is owned by the policy.

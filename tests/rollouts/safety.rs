@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::{
     case::Case,
-    harness::{Act, Outcome, Rules, timestamp},
+    harness::{Act, Outcome, Rules, condition, timestamp},
 };
 
 /// Six nodes, a policy `os` that reboots them, two at a time after a canary.
@@ -142,7 +142,7 @@ async fn a_new_policy_over_the_nodes_of_a_deleted_one_goes_ahead() {
 #[tokio::test(start_paused = true)]
 async fn deleting_a_rollout_while_it_drains_uncordons_and_lets_go_at_once() {
     // A budget that never allows an eviction holds the canary in its drain.
-    let outcome = Case::new()
+    let case = Case::new()
         .scenario(
             "
 nodes: [{pool: general, count: 2, zones: [zone-a]}]
@@ -150,8 +150,30 @@ workloads:
   - {namespace: shop, name: web, replicas: 2, image: docker.io/library/nginx:1.27.3, pdb: {maxUnavailable: 0}}
 ",
         )
-        .node_policy("os", "spec: {drain: {timeout: 1h}}")
-        .run_deleting_the_rollout_at("5m")
+        .node_policy("os", "spec: {drain: {timeout: 1h}}");
+    let rollout = case.rollout_name("os");
+    let outcome = case
+        .at(
+            "5m",
+            Act::Delete(
+                "patchpilot.dev/v1alpha1",
+                "patchrollouts",
+                None,
+                rollout.clone(),
+            ),
+        )
+        // A person changes the policy: its patch is rolled out again, by a new rollout.
+        .at(
+            "30m",
+            Act::Patch(
+                "patchpilot.dev/v1alpha1",
+                "patchpolicies",
+                None,
+                "os".into(),
+                json!({"spec": {"drain": {"timeout": "10m"}}}),
+            ),
+        )
+        .run()
         .await;
     outcome.check(&[Rules::new("os", 1)]);
     // The canary was never updated: let go and uncordoned right after the deletion.
@@ -174,8 +196,15 @@ workloads:
             node["metadata"]["name"]
         );
     }
-    // The policy still asks for its version: once the deleted rollout is gone, the policy
-    // makes it again (same name, another UID), which starts over with the canary.
+    // Deleting the rollout stopped it: the policy does not make it again by itself, and
+    // says why nothing rolls out ...
+    let policy = outcome.status_at("patchpolicies", "os", "2026-11-28T00:29:00Z");
+    assert_eq!(
+        condition(&policy, "Stalled"),
+        ("True".into(), "RolloutDeleted".into())
+    );
+    assert_eq!(condition(&policy, "Ready").0, "False");
+    // ... until its spec changes: then a new rollout (same name, another UID) starts over.
     let started: Vec<_> = outcome
         .locks()
         .into_iter()
@@ -183,20 +212,7 @@ workloads:
         .collect();
     assert_eq!(started.len(), 2, "{started:?}");
     assert_ne!(started[0].uid, started[1].uid);
-    assert!(started[1].at >= released.at);
-}
-
-impl Case {
-    /// Runs the case, deleting the policy `os`'s rollout `after` the start.
-    async fn run_deleting_the_rollout_at(self, after: &str) -> Outcome {
-        let name = self.rollout_name("os");
-        self.at(
-            after,
-            Act::Delete("patchpilot.dev/v1alpha1", "patchrollouts", None, name),
-        )
-        .run()
-        .await
-    }
+    assert!(started[1].at >= "2026-11-28T00:30:00Z".parse().unwrap());
 }
 
 #[tokio::test(start_paused = true)]

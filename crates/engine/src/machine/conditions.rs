@@ -240,6 +240,26 @@ pub fn policy_conditions(
     }
 }
 
+/// A policy's `Ready`, `Reconciling` and `Stalled` once its current rollout `current` was
+/// deleted while the policy still asks for its patch: nothing rolls it out until a person
+/// changes the policy, so the policy is `Stalled`.
+pub fn deleted_rollout_conditions(
+    current: &str,
+) -> Vec<(ConditionType, ConditionStatus, String, String)> {
+    use ConditionStatus as CS;
+    use ConditionType as CT;
+    let reason = "RolloutDeleted".to_owned();
+    let message = format!(
+        "rollout {current} was deleted; change the policy's spec (a new spec.patch.version, \
+         or any other field) to roll its patch out again"
+    );
+    vec![
+        (CT::Ready, CS::False, reason.clone(), message.clone()),
+        (CT::Reconciling, CS::False, reason.clone(), String::new()),
+        (CT::Stalled, CS::True, reason, message),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -498,7 +498,10 @@ mod tests {
     //! phase (docs/rollouts.md has the same table).
 
     use super::*;
-    use crate::machine::{Condition, CurrentRollout, compute_conditions, policy_conditions};
+    use crate::machine::{
+        Condition, CurrentRollout, compute_conditions, deleted_rollout_conditions,
+        policy_conditions,
+    };
 
     /// How a rollout stands, for the table: its phase and what it waits for.
     #[derive(Clone, Copy, Debug)]
@@ -734,6 +737,16 @@ mod tests {
             assert_eq!(policy_now[2], flags[2], "{case:?}");
             assert!(!policy_now[1] || flags[1], "{case:?}");
         }
+    }
+
+    #[test]
+    fn a_policy_whose_rollout_was_deleted_is_stalled_until_changed() {
+        let policy = deleted_rollout_conditions("os-1");
+        let flags = [CT::Ready, CT::Reconciling, CT::Stalled]
+            .map(|k| policy.iter().find(|c| c.0 == k).unwrap().1 == CS::True);
+        assert_eq!(flags, [false, false, true]);
+        assert!(policy.iter().all(|c| c.2 == "RolloutDeleted"));
+        assert!(policy[2].3.contains("os-1 was deleted"), "{}", policy[2].3);
     }
 
     #[test]
