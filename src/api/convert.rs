@@ -11,6 +11,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{self as meta, Time};
 use patchpilot_engine::{
     InvalidSpec,
+    compliance::Compliance,
     image::ImagePatch,
     machine::{self, Change, Condition, ConditionStatus, ConditionType, Updater},
     plan::{Scope, TargetRules},
@@ -21,9 +22,9 @@ use patchpilot_engine::{
 };
 
 use super::{
-    ActionName, HaltReasonName, HaltStatus, HealthCheck, Interval, LabelSelector, PatchPolicySpec,
-    PatchRollout, PatchRolloutStatus, PatchSpec, TargetCounts, TargetFailure, TargetProgress,
-    WaveStatus,
+    ActionName, ComplianceStatus, HaltReasonName, HaltStatus, HealthCheck, Interval, LabelSelector,
+    PatchPolicySpec, PatchRollout, PatchRolloutStatus, PatchSpec, TargetCounts, TargetFailure,
+    TargetProgress, WaveStatus,
 };
 
 /// How often HTTP, Prometheus and Job health checks run again while a target is verified.
@@ -355,6 +356,22 @@ impl PatchRollout {
                 .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
             generation: self.metadata.generation.unwrap_or(0),
         })
+    }
+}
+
+/// A policy's compliance as its status shows it.
+impl From<&Compliance> for ComplianceStatus {
+    fn from(c: &Compliance) -> Self {
+        ComplianceStatus {
+            total: c.total,
+            up_to_date: c.up_to_date,
+            pending: c.pending,
+            failed: c.failed,
+            excluded: c.excluded,
+            not_applicable: c.not_applicable,
+            overdue: c.overdue,
+            summary: c.summary(),
+        }
     }
 }
 

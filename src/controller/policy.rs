@@ -3,17 +3,17 @@
 
 use std::sync::Arc;
 
-use jiff::Timestamp;
 use kube::{
     Api, Resource, ResourceExt,
     api::DeleteParams,
     runtime::{controller::Action as Requeue, reflector::ObjectRef},
 };
 use patchpilot_engine::{
+    compliance::{self, Compliance},
     keys,
     machine::{
-        Condition, ConditionStatus as CS, ConditionType as CT, CurrentRollout, Record, RecordState,
-        compute_conditions, deleted_rollout_conditions, policy_conditions,
+        Condition, CurrentRollout, Record, compute_conditions, deleted_rollout_conditions,
+        policy_conditions, stalled_conditions,
     },
     plan::{self, Query, Scope},
     rollout::Phase,
@@ -27,7 +27,7 @@ use super::{
     rollout::{name_for, observe},
 };
 use crate::api::{
-    ComplianceStatus, PatchPolicy, PatchPolicyStatus, PatchRollout,
+    PatchPolicy, PatchPolicyStatus, PatchRollout,
     convert::{condition_from_api, condition_to_api, image_patches},
 };
 
@@ -59,19 +59,9 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
     let engine = match policy.spec.to_engine(&name) {
         Ok(engine) => engine,
         Err(invalid) => {
-            let message = invalid.to_string();
             let conditions = compute_conditions(
                 &previous,
-                vec![
-                    (CT::Ready, CS::False, "InvalidSpec".into(), message.clone()),
-                    (
-                        CT::Reconciling,
-                        CS::False,
-                        "InvalidSpec".into(),
-                        message.clone(),
-                    ),
-                    (CT::Stalled, CS::True, "InvalidSpec".into(), message),
-                ],
+                stalled_conditions("InvalidSpec", invalid.to_string()),
                 generation,
                 now,
             );
@@ -123,17 +113,6 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
         now,
     };
     let inventory = plan::inventory(&engine.targets, &query, &candidates, &namespaces, |_| false);
-    let failed = inventory
-        .eligible
-        .iter()
-        .filter(|c| {
-            Record::read(&c.annotations, &name).is_some_and(|r| {
-                r.rollout == current
-                    && matches!(r.state, RecordState::Failed | RecordState::RollbackFailed)
-            })
-        })
-        .count() as u32;
-    let eligible = inventory.eligible.len() as u32;
     let released = policy
         .spec
         .patch
@@ -145,38 +124,19 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
                 .as_ref()
                 .and_then(|r| r.metadata.creation_timestamp.as_ref().map(|t| t.0))
         });
-    let deadline = engine
-        .deadline
-        .unwrap_or_else(|| policy.spec.patch.classification.default_deadline());
-    let due: Option<Timestamp> = released.and_then(|r| r.saturating_add(deadline.signed()).ok());
-    let overdue = if due.is_some_and(|d| now >= d) {
-        eligible
-    } else {
-        0
-    };
-    let up_to_date = inventory.up_to_date.len() as u32;
-    let total = inventory.selected as u32;
-    let not_applicable = inventory.not_applicable.len() as u32;
-    // Compliance is over the targets the patch applies to.
-    let applicable = total - inventory.excluded.len() as u32 - not_applicable;
-    let compliance = ComplianceStatus {
-        total,
-        up_to_date,
-        pending: eligible - failed,
-        failed,
-        excluded: inventory.excluded.len() as u32,
-        not_applicable,
-        overdue,
-        summary: format!("{up_to_date}/{applicable}"),
-    };
-    let compliant = eligible == 0;
-    let mut compliance_message = format!(
-        "{up_to_date} of {applicable} targets carry {}; {} pending, {failed} failed, {overdue} overdue",
-        policy.spec.patch.version, compliance.pending
+    let compliance = Compliance::of(
+        &inventory,
+        &compliance::Question {
+            policy: &name,
+            version: &policy.spec.patch.version,
+            rollout: &current,
+            released,
+            deadline: engine
+                .deadline
+                .unwrap_or_else(|| policy.spec.patch.classification.default_deadline()),
+            now,
+        },
     );
-    if not_applicable > 0 {
-        compliance_message += &format!("; {not_applicable} not applicable (nothing to patch)");
-    }
     let rollout = rollout.map(|r| ctx.own_view(r));
     let rollout_conditions: Vec<Condition> = rollout
         .iter()
@@ -200,18 +160,7 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
     } else {
         policy_conditions(&current, shown.as_ref())
     };
-    desired.push((
-        CT::Compliant,
-        CS::from_bool(compliant),
-        if compliant {
-            "UpToDate".into()
-        } else if overdue > 0 {
-            "Overdue".into()
-        } else {
-            "Pending".into()
-        },
-        compliance_message,
-    ));
+    desired.push(compliance.condition(&policy.spec.patch.version));
     let conditions = compute_conditions(&previous, desired, generation, now);
     let status = PatchPolicyStatus {
         observed_generation: Some(generation),
@@ -220,11 +169,11 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
             Scope::Workloads { .. } => "Workload".into(),
         }),
         current_rollout: Some(current),
-        compliance: Some(compliance),
+        compliance: Some((&compliance).into()),
         conditions: conditions.iter().map(condition_to_api).collect(),
     };
     ctx.write_status(policy.as_ref(), &status).await?;
-    Ok(ctx.requeue_at(due.filter(|d| *d > now)))
+    Ok(ctx.requeue_at(compliance.due))
 }
 
 /// A policy being deleted: its rollouts let go of their targets (they start nothing and

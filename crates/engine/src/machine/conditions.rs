@@ -246,17 +246,27 @@ pub fn policy_conditions(
 pub fn deleted_rollout_conditions(
     current: &str,
 ) -> Vec<(ConditionType, ConditionStatus, String, String)> {
+    stalled_conditions(
+        "RolloutDeleted",
+        format!(
+            "rollout {current} was deleted; change the policy's spec (a new \
+             spec.patch.version, or any other field) to roll its patch out again"
+        ),
+    )
+}
+
+/// `Ready`, `Reconciling` and `Stalled` of an object that needs a person (an invalid spec,
+/// a deleted rollout): `Stalled`, with `reason` and `message`.
+pub fn stalled_conditions(
+    reason: &str,
+    message: String,
+) -> Vec<(ConditionType, ConditionStatus, String, String)> {
     use ConditionStatus as CS;
     use ConditionType as CT;
-    let reason = "RolloutDeleted".to_owned();
-    let message = format!(
-        "rollout {current} was deleted; change the policy's spec (a new spec.patch.version, \
-         or any other field) to roll its patch out again"
-    );
     vec![
-        (CT::Ready, CS::False, reason.clone(), message.clone()),
-        (CT::Reconciling, CS::False, reason.clone(), String::new()),
-        (CT::Stalled, CS::True, reason, message),
+        (CT::Ready, CS::False, reason.into(), message.clone()),
+        (CT::Reconciling, CS::False, reason.into(), String::new()),
+        (CT::Stalled, CS::True, reason.into(), message),
     ]
 }
 

@@ -21,7 +21,7 @@ use jiff::Timestamp;
 
 pub use conditions::{
     Condition, ConditionStatus, ConditionType, CurrentRollout, compute_conditions,
-    deleted_rollout_conditions, policy_conditions,
+    deleted_rollout_conditions, policy_conditions, stalled_conditions,
 };
 pub use facts::{
     Fatal, FatalReason, HealthFacts, JobFacts, JobState, Live, NodeFacts, Observed, WorkloadFacts,
