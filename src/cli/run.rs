@@ -79,9 +79,11 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
             std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "patchpilot-system".into());
         let options = controller::Options {
             metrics_addr: Some(args.metrics_addr),
-            leader_election: args
-                .leader_elect
-                .then(|| (namespace, "patchpilot-leader".to_owned(), identity.clone())),
+            leader_election: args.leader_elect.then(|| controller::LeaderElection {
+                namespace,
+                lease: "patchpilot-leader".to_owned(),
+                identity: identity.clone(),
+            }),
             streaming_lists: !args.no_streaming_lists,
             instance: identity,
             health_http: None,

@@ -46,8 +46,8 @@ use podwatch::PodWatches;
 pub struct Options {
     /// Serve metrics, `/healthz` and `/readyz` here.
     pub metrics_addr: Option<SocketAddr>,
-    /// Take part in leader election on this Lease (`namespace`, `name`) as `identity`.
-    pub leader_election: Option<(String, String, String)>,
+    /// Take part in leader election.
+    pub leader_election: Option<LeaderElection>,
     /// Watch the pods of nodes in progress with streaming lists.
     pub streaming_lists: bool,
     /// The instance name in events.
@@ -55,6 +55,17 @@ pub struct Options {
     /// Where `http` and `prometheus` health checks send their requests; `None`: the
     /// network. The sandbox answers them from its simulated cluster.
     pub health_http: Option<rollout::health::HttpClient>,
+}
+
+/// Which Lease the replicas of the operator take turns on, and as whom.
+#[derive(Clone, Debug)]
+pub struct LeaderElection {
+    /// The Lease's namespace.
+    pub namespace: String,
+    /// The Lease's name.
+    pub lease: String,
+    /// This replica's identity, written as the Lease's holder.
+    pub identity: String,
 }
 
 /// Why the operator stopped.
@@ -149,7 +160,12 @@ pub async fn run(
         });
     }
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown) as BoxFuture<'static, ()>);
-    if let Some((namespace, name, identity)) = &options.leader_election {
+    if let Some(LeaderElection {
+        namespace,
+        lease: name,
+        identity,
+    }) = &options.leader_election
+    {
         // The controllers write through a client fenced by the lease: once the leadership's
         // deadline has passed, nothing they send is a write (see `leader`).
         let fence = Arc::new(leader::Fence::elected());

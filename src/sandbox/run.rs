@@ -213,12 +213,10 @@ async fn operator(sandbox: Arc<Sandbox>) {
                 let instance = format!("patchpilot-sandbox-{generation}-{replica}");
                 let options = crate::controller::Options {
                     metrics_addr: None,
-                    leader_election: (replicas > 1).then(|| {
-                        (
-                            "patchpilot-system".to_owned(),
-                            "patchpilot".to_owned(),
-                            instance.clone(),
-                        )
+                    leader_election: (replicas > 1).then(|| crate::controller::LeaderElection {
+                        namespace: "patchpilot-system".to_owned(),
+                        lease: "patchpilot".to_owned(),
+                        identity: instance.clone(),
                     }),
                     streaming_lists: spec.streaming_lists,
                     instance,

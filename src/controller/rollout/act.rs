@@ -400,7 +400,7 @@ struct Eviction {
     /// `namespace/name`.
     key: String,
     /// What the budgets said (and claimed).
-    verdict: budgets::Verdict,
+    verdict: budgets::BudgetVerdict,
     /// The back-off so far.
     interval: Option<SignedDuration>,
 }
@@ -443,7 +443,7 @@ async fn drain(ctx: &Context, scene: &Scene<'_>, target: &TargetId, force: bool)
         let verdict = budgets::claim(ctx, pod);
         match &verdict {
             // The budget would refuse: do not ask; its next change triggers this rollout.
-            budgets::Verdict::Refused { budget } => {
+            budgets::BudgetVerdict::Refused { budget } => {
                 ctx.set_eviction(
                     &key,
                     Some(EvictionState {
@@ -456,8 +456,8 @@ async fn drain(ctx: &Context, scene: &Scene<'_>, target: &TargetId, force: bool)
                 continue;
             }
             // The budget allows it now, whatever the back-off said.
-            budgets::Verdict::Allowed { .. } => {}
-            budgets::Verdict::Ask => {
+            budgets::BudgetVerdict::Allowed { .. } => {}
+            budgets::BudgetVerdict::Ask => {
                 if previous.as_ref().is_some_and(|p| p.next_try > now) {
                     continue;
                 }
@@ -486,7 +486,7 @@ async fn drain(ctx: &Context, scene: &Scene<'_>, target: &TargetId, force: bool)
     let mut failure = None;
     for (ask, answer) in asks.iter().zip(answers) {
         if answer.is_err()
-            && let budgets::Verdict::Allowed {
+            && let budgets::BudgetVerdict::Allowed {
                 budget,
                 takes: true,
             } = &ask.verdict

@@ -45,7 +45,7 @@ use super::{super::context::Context, health};
 
 /// What the cached budgets say of evicting a pod now.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum BudgetVerdict {
     /// No cached budget settles it: ask the API server.
     Ask,
     /// The budget `budget` (`namespace/name`) allows it.
@@ -84,7 +84,7 @@ pub fn key(budget: &PodDisruptionBudget) -> String {
 /// What the cached budgets say of evicting `pod` now. An eviction the verdict allows and
 /// that takes one of the budget's disruptions is counted against the budget from now on:
 /// ask for it next, and [`Spent::forget`] it if the API server refuses or fails.
-pub fn claim(ctx: &Context, pod: &Pod) -> Verdict {
+pub fn claim(ctx: &Context, pod: &Pod) -> BudgetVerdict {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
     let empty = BTreeMap::new();
     let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
@@ -96,11 +96,11 @@ pub fn claim(ctx: &Context, pod: &Pod) -> Verdict {
         match selects(&budget, labels) {
             Some(true) => matching.push(budget),
             Some(false) => {}
-            None => return Verdict::Ask,
+            None => return BudgetVerdict::Ask,
         }
     }
     let [budget] = matching.as_slice() else {
-        return Verdict::Ask;
+        return BudgetVerdict::Ask;
     };
     let name = pod.metadata.name.as_deref().unwrap_or_default();
     let ready = health::pod_ready(pod);
@@ -112,7 +112,7 @@ pub fn claim(ctx: &Context, pod: &Pod) -> Verdict {
 
 /// The API server's rules for evicting a pod (`ready` or not) that `budget` selects, with
 /// `unseen` of the operator's own evictions not yet in the budget's status.
-fn judge(budget: &PodDisruptionBudget, ready: bool, unseen: i32) -> Verdict {
+fn judge(budget: &PodDisruptionBudget, ready: bool, unseen: i32) -> BudgetVerdict {
     let key = key(budget);
     let status = budget.status.as_ref();
     if !ready {
@@ -125,7 +125,7 @@ fn judge(budget: &PodDisruptionBudget, ready: bool, unseen: i32) -> Verdict {
             status.is_some_and(|s| s.desired_healthy > 0 && s.current_healthy >= s.desired_healthy);
         if always || healthy_budget {
             // Goes without taking a disruption: nothing to count.
-            return Verdict::Allowed {
+            return BudgetVerdict::Allowed {
                 budget: key,
                 takes: false,
             };
@@ -135,12 +135,12 @@ fn judge(budget: &PodDisruptionBudget, ready: bool, unseen: i32) -> Verdict {
     let current = observed >= budget.metadata.generation.unwrap_or(0);
     let allowed = status.map_or(0, |s| s.disruptions_allowed) - unseen;
     if current && allowed > 0 {
-        Verdict::Allowed {
+        BudgetVerdict::Allowed {
             budget: key,
             takes: true,
         }
     } else {
-        Verdict::Refused { budget: key }
+        BudgetVerdict::Refused { budget: key }
     }
 }
 
@@ -168,12 +168,12 @@ impl Spent {
         budget: &PodDisruptionBudget,
         pod: &str,
         now: Timestamp,
-        judge: impl FnOnce(i32) -> Verdict,
-    ) -> Verdict {
+        judge: impl FnOnce(i32) -> BudgetVerdict,
+    ) -> BudgetVerdict {
         let mut spent = self.lock();
         let pods = spent.entry(key(budget)).or_default();
         let verdict = judge(Self::count(pods, budget, now));
-        if let Verdict::Allowed { takes: true, .. } = &verdict {
+        if let BudgetVerdict::Allowed { takes: true, .. } = &verdict {
             pods.push((pod.to_owned(), now));
         }
         verdict
@@ -265,11 +265,11 @@ mod tests {
 
     #[test]
     fn the_api_servers_rules_decide() {
-        let allowed = |takes| Verdict::Allowed {
+        let allowed = |takes| BudgetVerdict::Allowed {
             budget: "shop/web".into(),
             takes,
         };
-        let refused = Verdict::Refused {
+        let refused = BudgetVerdict::Refused {
             budget: "shop/web".into(),
         };
         // A Ready pod takes a disruption, counting the operator's own not yet shown.
@@ -289,7 +289,12 @@ mod tests {
     }
 
     /// Claims the eviction of the Ready pod `pod` under `budget`, as a drain does.
-    fn claim(spent: &Spent, budget: &PodDisruptionBudget, pod: &str, now: Timestamp) -> Verdict {
+    fn claim(
+        spent: &Spent,
+        budget: &PodDisruptionBudget,
+        pod: &str,
+        now: Timestamp,
+    ) -> BudgetVerdict {
         spent.claim(budget, pod, now, |unseen| judge(budget, true, unseen))
     }
 
@@ -302,7 +307,7 @@ mod tests {
         for pod in ["web-1", "web-2"] {
             assert!(matches!(
                 claim(&spent, &roomy, pod, now),
-                Verdict::Allowed { takes: true, .. }
+                BudgetVerdict::Allowed { takes: true, .. }
             ));
         }
         assert_eq!(spent.unseen(&budget("10", &[]), now), 2);
@@ -314,7 +319,7 @@ mod tests {
         // An eviction no version ever shows stops counting after a minute.
         assert!(matches!(
             claim(&spent, &budget("13", &[]), "web-3", now),
-            Verdict::Allowed { .. }
+            BudgetVerdict::Allowed { .. }
         ));
         let later = now + SignedDuration::from_secs(61);
         assert_eq!(spent.unseen(&budget("14", &[]), later), 0);
@@ -330,11 +335,11 @@ mod tests {
     fn an_eviction_counts_whichever_comes_first_its_answer_or_the_version_listing_it() {
         let now: Timestamp = "2026-11-28T00:00:00Z".parse().unwrap();
         let later = now + SignedDuration::from_secs(5);
-        let allowed = Verdict::Allowed {
+        let allowed = BudgetVerdict::Allowed {
             budget: "shop/web".into(),
             takes: true,
         };
-        let refused = Verdict::Refused {
+        let refused = BudgetVerdict::Refused {
             budget: "shop/web".into(),
         };
         let spent = Spent::default();

@@ -144,7 +144,7 @@ pub enum Changed<'a> {
 
 /// The outcome of one check.
 #[derive(Debug, PartialEq, Eq)]
-enum Verdict {
+enum CheckVerdict {
     Pass,
     Fail(String),
     /// Not passing yet, for a reason expected to pass on its own, until the instant given.
@@ -153,9 +153,9 @@ enum Verdict {
     Fatal(FatalReason, String),
 }
 
-impl From<Result<(), String>> for Verdict {
+impl From<Result<(), String>> for CheckVerdict {
     fn from(result: Result<(), String>) -> Self {
-        result.map_or_else(Verdict::Fail, |()| Verdict::Pass)
+        result.map_or_else(CheckVerdict::Fail, |()| CheckVerdict::Pass)
     }
 }
 
@@ -202,21 +202,21 @@ pub async fn run(http: &HttpClient, checks: &[HealthCheck], subject: &Subject<'_
         } else if check.job.is_some() {
             let verdict = match subject.jobs.iter().find(|(i, _)| *i == index) {
                 Some((_, Some(result))) => result.clone().into(),
-                _ => Verdict::Settling("the check's Job is running".into(), None),
+                _ => CheckVerdict::Settling("the check's Job is running".into(), None),
             };
             ("job", verdict)
         } else {
             continue;
         };
         match verdict {
-            Verdict::Pass => {}
-            Verdict::Fail(reason) => facts.reasons.push(format!("{name}: {reason}")),
-            Verdict::Fatal(reason, message) => {
+            CheckVerdict::Pass => {}
+            CheckVerdict::Fail(reason) => facts.reasons.push(format!("{name}: {reason}")),
+            CheckVerdict::Fatal(reason, message) => {
                 let message = format!("{name}: {message}");
                 facts.reasons.push(message.clone());
                 facts.fatal.get_or_insert(Fatal { reason, message });
             }
-            Verdict::Settling(reason, by) => {
+            CheckVerdict::Settling(reason, by) => {
                 facts.settling.push(format!("{name}: {reason}"));
                 facts.settles_by = match (facts.settles_by, by) {
                     (Some(a), Some(b)) => Some(a.min(b)),
@@ -381,12 +381,12 @@ fn fatal_signal(subject: &Subject<'_>) -> Option<(FatalReason, String)> {
 /// node again once it is uncordoned, and need their time to start. A pod the change made
 /// that will never turn Ready (see [`fatal_signal`]) is fatal, even while a workload's own
 /// rollout is still progressing: it would wait for that pod.
-fn pods_ready(subject: &Subject<'_>) -> Verdict {
+fn pods_ready(subject: &Subject<'_>) -> CheckVerdict {
     if let Some((reason, message)) = fatal_signal(subject) {
-        return Verdict::Fatal(reason, message);
+        return CheckVerdict::Fatal(reason, message);
     }
     if let Err(why) = subject.rollout.clone() {
-        return Verdict::Fail(why);
+        return CheckVerdict::Fail(why);
     }
     let running = subject.pods.iter().filter(|p| {
         let terminal = matches!(
@@ -430,25 +430,25 @@ fn pods_ready(subject: &Subject<'_>) -> Verdict {
         }
     }
     if !unready.is_empty() {
-        return Verdict::Fail(format!(
+        return CheckVerdict::Fail(format!(
             "{} pod(s) not Ready: {}",
             unready.len(),
             shorten(&unready)
         ));
     }
     if !restarted.is_empty() {
-        return Verdict::Fail(format!(
+        return CheckVerdict::Fail(format!(
             "container restarts during the soak: {}",
             shorten(&restarted)
         ));
     }
     if !starting.is_empty() {
-        return Verdict::Settling(
+        return CheckVerdict::Settling(
             format!("{} pod(s) starting: {}", starting.len(), shorten(&starting)),
             settles_by,
         );
     }
-    Verdict::Pass
+    CheckVerdict::Pass
 }
 
 fn shorten(names: &[String]) -> String {
@@ -1129,8 +1129,8 @@ mod tests {
         let mut leaving = pod("web-old", false, 60);
         leaving["metadata"]["deletionTimestamp"] = json!(ago(1).to_string());
         let pods = pods([pod("web-1", true, 60), done, failed, leaving]);
-        assert_eq!(pods_ready(&subject(&target, &pods)), Verdict::Pass);
-        assert_eq!(pods_ready(&subject(&target, &[])), Verdict::Pass);
+        assert_eq!(pods_ready(&subject(&target, &pods)), CheckVerdict::Pass);
+        assert_eq!(pods_ready(&subject(&target, &[])), CheckVerdict::Pass);
     }
 
     #[test]
@@ -1143,7 +1143,7 @@ mod tests {
         };
         assert_eq!(
             pods_ready(&subject),
-            Verdict::Fail("1 of 3 updated replicas are available".into())
+            CheckVerdict::Fail("1 of 3 updated replicas are available".into())
         );
     }
 
@@ -1153,7 +1153,7 @@ mod tests {
         let pods = pods([pod("web-1", true, 60), pod("web-2", false, 3)]);
         assert_eq!(
             pods_ready(&subject(&target, &pods)),
-            Verdict::Settling(
+            CheckVerdict::Settling(
                 "1 pod(s) starting: shop/web-2".into(),
                 Some(ago(3) + SignedDuration::from_mins(STARTUP_MINS))
             )
@@ -1162,7 +1162,7 @@ mod tests {
         let two = self::pods([pod("web-2", false, 3), pod("web-3", false, 8)]);
         assert_eq!(
             pods_ready(&subject(&target, &two)),
-            Verdict::Settling(
+            CheckVerdict::Settling(
                 "2 pod(s) starting: shop/web-2, shop/web-3".into(),
                 Some(ago(8) + SignedDuration::from_mins(STARTUP_MINS))
             )
@@ -1176,20 +1176,20 @@ mod tests {
         let late = pods([pod("web-1", false, STARTUP_MINS)]);
         assert_eq!(
             pods_ready(&subject(&target, &late)),
-            Verdict::Fail("1 pod(s) not Ready: shop/web-1".into())
+            CheckVerdict::Fail("1 pod(s) not Ready: shop/web-1".into())
         );
         let mut crashing = pod("web-2", false, 1);
         crashing["status"]["containerStatuses"][0]["restartCount"] = json!(2);
         let crashing = pods([crashing]);
         assert_eq!(
             pods_ready(&subject(&target, &crashing)),
-            Verdict::Fail("1 pod(s) not Ready: shop/web-2".into())
+            CheckVerdict::Fail("1 pod(s) not Ready: shop/web-2".into())
         );
         // A failing pod outweighs one still starting.
         let both = pods([pod("web-3", false, 2), pod("web-4", false, 30)]);
         assert_eq!(
             pods_ready(&subject(&target, &both)),
-            Verdict::Fail("1 pod(s) not Ready: shop/web-4".into())
+            CheckVerdict::Fail("1 pod(s) not Ready: shop/web-4".into())
         );
     }
 
@@ -1203,7 +1203,7 @@ mod tests {
         assert!(
             matches!(
                 pods_ready(&subject(&target, &waited)),
-                Verdict::Settling(..)
+                CheckVerdict::Settling(..)
             ),
             "{:?}",
             pods_ready(&subject(&target, &waited))
@@ -1215,7 +1215,7 @@ mod tests {
         let pending = pods([pending]);
         assert_eq!(
             pods_ready(&subject(&target, &pending)),
-            Verdict::Settling(
+            CheckVerdict::Settling(
                 "1 pod(s) starting: shop/web-2".into(),
                 Some(ago(1) + SignedDuration::from_mins(STARTUP_MINS))
             )
@@ -1228,7 +1228,7 @@ mod tests {
         let pods = pods((1..=5).map(|i| pod(&format!("web-{i}"), false, 30)));
         assert_eq!(
             pods_ready(&subject(&target, &pods)),
-            Verdict::Fail(
+            CheckVerdict::Fail(
                 "5 pod(s) not Ready: shop/web-1, shop/web-2, shop/web-3 and 2 more".into()
             )
         );
@@ -1251,7 +1251,7 @@ mod tests {
         };
         assert_eq!(
             pods_ready(&soaking),
-            Verdict::Fail("container restarts during the soak: shop/web-1".into())
+            CheckVerdict::Fail("container restarts during the soak: shop/web-1".into())
         );
         // Before the soak began, or with no soak yet, the restart does not count.
         let before = pods([restarted_at(7)]);
@@ -1259,8 +1259,8 @@ mod tests {
             soaking_since: Some(ago(5)),
             ..subject(&target, &before)
         };
-        assert_eq!(pods_ready(&soaking), Verdict::Pass);
-        assert_eq!(pods_ready(&subject(&target, &during)), Verdict::Pass);
+        assert_eq!(pods_ready(&soaking), CheckVerdict::Pass);
+        assert_eq!(pods_ready(&subject(&target, &during)), CheckVerdict::Pass);
         // On a node only readiness counts (SPEC 2.2): the pod restarted but is Ready.
         let ready_node = node(&[("Ready", "True")]);
         let node_target = TargetId::node("worker-1");
@@ -1269,7 +1269,7 @@ mod tests {
             soaking_since: Some(ago(5)),
             ..subject(&node_target, &during)
         };
-        assert_eq!(pods_ready(&on_a_node), Verdict::Pass);
+        assert_eq!(pods_ready(&on_a_node), CheckVerdict::Pass);
     }
 
     /// A pod `shop/<name>` created `mins` minutes ago running `image`, its container `web`
@@ -1309,7 +1309,7 @@ mod tests {
         };
         assert_eq!(
             pods_ready(&progressing),
-            Verdict::Fatal(
+            CheckVerdict::Fatal(
                 FatalReason::CrashLoopBackOff,
                 "shop/web-new container web: CrashLoopBackOff, last exit code 1".into()
             )
@@ -1322,7 +1322,7 @@ mod tests {
         };
         assert_eq!(
             pods_ready(&rolling_back),
-            Verdict::Fail("1 of 3 updated replicas are available".into())
+            CheckVerdict::Fail("1 of 3 updated replicas are available".into())
         );
         // Waiting reasons that pass by themselves are not fatal.
         let creating = self::pods([waiting(
@@ -1336,7 +1336,7 @@ mod tests {
             changed: Changed::Revision(&new),
             ..subject(&target, &creating)
         };
-        assert!(matches!(pods_ready(&starting), Verdict::Settling(..)));
+        assert!(matches!(pods_ready(&starting), CheckVerdict::Settling(..)));
         // An image that cannot be pulled.
         let pulling = self::pods([waiting(
             "web-new",
@@ -1351,7 +1351,7 @@ mod tests {
         };
         assert!(matches!(
             pods_ready(&pulling),
-            Verdict::Fatal(FatalReason::ImagePullBackOff, _)
+            CheckVerdict::Fatal(FatalReason::ImagePullBackOff, _)
         ));
     }
 
@@ -1371,24 +1371,24 @@ mod tests {
         let crashed = waiting("agent-1", "agent:1", 60, "CrashLoopBackOff", Some(2));
         assert!(matches!(
             check(crashed.clone(), since),
-            Verdict::Fatal(FatalReason::CrashLoopBackOff, _)
+            CheckVerdict::Fatal(FatalReason::CrashLoopBackOff, _)
         ));
         // Its last exit came before the change: not the change's doing.
         let before = waiting("agent-1", "agent:1", 60, "CrashLoopBackOff", Some(30));
-        assert!(matches!(check(before, since), Verdict::Fail(_)));
+        assert!(matches!(check(before, since), CheckVerdict::Fail(_)));
         // The updater has not finished: nothing is its doing yet.
         assert!(matches!(
             check(crashed, Changed::Since(None)),
-            Verdict::Fail(_)
+            CheckVerdict::Fail(_)
         ));
         // A pod created since that cannot pull its image: fatal; an older one: not.
         let pulling = waiting("web-1", "web:2", 3, "ErrImagePull", None);
         assert!(matches!(
             check(pulling, since),
-            Verdict::Fatal(FatalReason::ErrImagePull, _)
+            CheckVerdict::Fatal(FatalReason::ErrImagePull, _)
         ));
         let old = waiting("web-1", "web:2", 30, "ErrImagePull", None);
-        assert!(!matches!(check(old, since), Verdict::Fatal(..)));
+        assert!(!matches!(check(old, since), CheckVerdict::Fatal(..)));
     }
 
     // ---- run -----------------------------------------------------------------------------

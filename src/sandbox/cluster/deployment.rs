@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use super::{
     informer::Kind,
     meta::{self, Key},
-    rollout::{
+    rolling_update::{
         Counts, OldSet, Strategy, deployment_status, new_set_replicas, reason, set_condition,
         shrink_old,
     },
@@ -437,7 +437,7 @@ impl Sim {
             conditions,
             now,
         );
-        if let Some(at) = super::rollout::deadline_check(deployment, &status) {
+        if let Some(at) = super::rolling_update::deadline_check(deployment, &status) {
             self.timers.schedule(Work::Deployment(key.clone()), at);
         }
         if status != deployment["status"] {

@@ -32,7 +32,7 @@ mod pdb;
 mod placement;
 mod podstatus;
 mod replicaset;
-mod rollout;
+mod rolling_update;
 mod scheduler;
 mod sim;
 mod statefulset;
