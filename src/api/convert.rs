@@ -568,3 +568,168 @@ pub fn rollout_status_to_api(status: &machine::Status, generation: i64) -> Patch
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use patchpilot_engine::{
+        machine::{Action, Counts, Failure, Halt, HaltReason, InProgress, Status},
+        rollout::{Phase, Step},
+        window::Interval as Span,
+    };
+    use serde_json::json;
+
+    use super::*;
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    /// A status with every field set, as the engine might decide it.
+    fn full() -> Status {
+        Status {
+            phase: Phase::RollingBack,
+            wave: Some(machine::WaveStatus {
+                index: 2,
+                name: "stage-1".into(),
+                total: 4,
+            }),
+            counts: Counts {
+                total: 12,
+                excluded: 1,
+                not_applicable: 2,
+                up_to_date: 1,
+                pending: 3,
+                in_progress: 2,
+                updated: 1,
+                failed: 1,
+                rolled_back: 1,
+            },
+            in_progress: vec![
+                InProgress {
+                    target: TargetId::node("general-1"),
+                    action: Action::Rollback,
+                    step: Step::Rebooting,
+                    since: at("2026-11-28T00:05:00Z"),
+                    message: Some("waiting for the node to reboot".into()),
+                },
+                InProgress {
+                    target: TargetId::workload(WorkloadKind::Deployment, "shop", "web"),
+                    action: Action::Apply,
+                    step: Step::Verifying,
+                    since: at("2026-11-28T00:06:00Z"),
+                    message: None,
+                },
+            ],
+            failures: vec![Failure {
+                target: TargetId::node("general-2"),
+                reason: "DrainTimeout".into(),
+                message: "pods still on the node after 10m".into(),
+            }],
+            next_window: Some(Span {
+                start: at("2026-11-28T00:00:00Z"),
+                end: at("2026-11-28T04:00:00Z"),
+            }),
+            started_at: Some(at("2026-11-28T00:00:01Z")),
+            completed_at: None,
+            conditions: vec![Condition {
+                kind: ConditionType::Stalled,
+                status: ConditionStatus::False,
+                reason: "RollingBack".into(),
+                message: String::new(),
+                last_transition: at("2026-11-28T00:04:00Z"),
+                observed_generation: 3,
+            }],
+            message: "rolling back (CanaryFailed); 0 targets rolled back".into(),
+            observed_retry: 1,
+            acknowledged_failures: 2,
+            halt: Some(Halt {
+                reason: HaltReason::CanaryFailed,
+                since: at("2026-11-28T00:04:00Z"),
+                pause_seen: true,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_status_survives_the_round_trip_through_the_api_and_json() {
+        for status in [full(), Status::default()] {
+            let api = rollout_status_to_api(&status, 3);
+            assert_eq!(api.observed_generation, Some(3));
+            // As it is written and read back by the API server.
+            let wire = serde_json::to_value(&api).unwrap();
+            let read: PatchRolloutStatus = serde_json::from_value(wire).unwrap();
+            assert_eq!(machine::Status::from(&read), status);
+        }
+    }
+
+    #[test]
+    fn instants_keep_whole_seconds_as_the_api_does() {
+        // metav1.Time is written to the second, and the API server stores it so: the engine
+        // reads back the instant truncated, never a later one.
+        let mut status = full();
+        status.in_progress[0].since = at("2026-11-28T00:05:00.999Z");
+        let wire = serde_json::to_value(rollout_status_to_api(&status, 1)).unwrap();
+        assert_eq!(wire["inProgress"][0]["since"], "2026-11-28T00:05:00Z");
+        let read: PatchRolloutStatus = serde_json::from_value(wire).unwrap();
+        assert_eq!(
+            machine::Status::from(&read).in_progress[0].since,
+            at("2026-11-28T00:05:00Z")
+        );
+    }
+
+    #[test]
+    fn progress_counts_updated_targets_over_the_eligible_ones() {
+        // Eligible: pending 3 + in progress 2 + updated 1 + failed 1 + rolled back 1.
+        let api = rollout_status_to_api(&full(), 1);
+        assert_eq!(api.progress.as_deref(), Some("1/8"));
+        let wire = serde_json::to_value(&api).unwrap();
+        assert_eq!(wire["inProgress"][1]["target"], "Deployment/shop/web");
+        assert_eq!(wire["halt"]["reason"], "CanaryFailed");
+        // An empty message is left out rather than written empty.
+        let quiet = rollout_status_to_api(&Status::default(), 1);
+        assert_eq!(quiet.message, None);
+    }
+
+    #[test]
+    fn what_a_person_or_an_older_operator_wrote_wrong_is_dropped_not_fatal() {
+        let read: PatchRolloutStatus = serde_json::from_value(json!({
+            "phase": "Progressing",
+            "targets": {"total": 1, "excluded": 0, "upToDate": 0, "pending": 1,
+                        "inProgress": 0, "updated": 0, "failed": 0, "rolledBack": 0},
+            "inProgress": [
+                {"target": "not a target", "action": "apply", "step": "Locked",
+                 "since": "2026-11-28T00:00:00Z"},
+                {"target": "Deployment/web", "action": "apply", "step": "Locked",
+                 "since": "2026-11-28T00:00:00Z"},
+                {"target": "Node/general-1", "action": "apply", "step": "Locked",
+                 "since": "2026-11-28T00:00:00Z"}
+            ],
+            "failures": [{"target": "", "reason": "X", "message": "y"}],
+            "conditions": [{"type": "Ready", "status": "Maybe", "reason": "R", "message": "",
+                            "lastTransitionTime": "2026-11-28T00:00:00Z"},
+                           {"type": "Mood", "status": "True", "reason": "R", "message": "",
+                            "lastTransitionTime": "2026-11-28T00:00:00Z"}]
+        }))
+        .unwrap();
+        let status = machine::Status::from(&read);
+        let targets: Vec<String> = status
+            .in_progress
+            .iter()
+            .map(|p| p.target.to_string())
+            .collect();
+        assert_eq!(targets, ["Node/general-1"]);
+        assert!(status.failures.is_empty());
+        // An unknown status is Unknown; an unknown type is no condition of ours.
+        assert_eq!(status.conditions.len(), 1);
+        assert_eq!(status.conditions[0].status, ConditionStatus::Unknown);
+    }
+
+    #[test]
+    fn conditions_round_trip() {
+        let condition = full().conditions.remove(0);
+        assert_eq!(
+            condition_from_api(&condition_to_api(&condition)),
+            Some(condition)
+        );
+    }
+}
