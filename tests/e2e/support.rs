@@ -58,11 +58,14 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// The chart is installed once per run of the suite.
 static CHART: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
-/// A program of `tests/cluster/bin` (built by `tests/cluster/build`), or of the PATH.
+/// A program built by `tests/cluster/build` (in `$CLUSTER_CACHE/bin` when `CLUSTER_CACHE`
+/// moves the build elsewhere, as CI does, else in `tests/cluster/bin`), or of the PATH.
 pub fn tool(name: &str) -> PathBuf {
-    let built = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/cluster/bin")
-        .join(name);
+    let bin = match std::env::var_os("CLUSTER_CACHE") {
+        Some(cache) => PathBuf::from(cache).join("bin"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cluster/bin"),
+    };
+    let built = bin.join(name);
     if built.exists() {
         built
     } else {
