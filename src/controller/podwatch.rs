@@ -281,7 +281,7 @@ mod tests {
     use super::*;
     use crate::{
         api::DrainSpec,
-        controller::rollout::{health, observe},
+        controller::rollout::{health, read},
     };
 
     fn pod() -> Pod {
@@ -334,12 +334,12 @@ mod tests {
             .unwrap(),
         ] {
             assert_eq!(
-                observe::must_leave(&full, &drain),
-                observe::must_leave(&trimmed, &drain)
+                read::must_leave(&full, &drain),
+                read::must_leave(&trimmed, &drain)
             );
             assert_eq!(
-                observe::eviction_obstacle(&full, &drain),
-                observe::eviction_obstacle(&trimmed, &drain)
+                read::eviction_obstacle(&full, &drain),
+                read::eviction_obstacle(&trimmed, &drain)
             );
         }
         assert!(health::pod_ready(&trimmed));

@@ -38,7 +38,8 @@ use super::{
         error::{Error, Result},
     },
     budgets,
-    observe::{self, eviction_obstacle, job_namespace, must_leave},
+    observe::{self, job_namespace},
+    read::{eviction_obstacle, must_leave},
 };
 use crate::{
     api::{DrainSpec, PatchRollout, PatchSpec},

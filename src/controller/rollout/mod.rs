@@ -5,6 +5,7 @@ pub mod act;
 pub mod budgets;
 pub mod health;
 pub mod observe;
+pub mod read;
 
 use std::{collections::BTreeMap, sync::Arc};
 

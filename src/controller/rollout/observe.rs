@@ -4,13 +4,10 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::{
-    api::{
-        apps::v1::{DaemonSet, Deployment, StatefulSet},
-        batch::v1::Job,
-        core::v1::{Node, Pod},
-    },
-    apimachinery::pkg::apis::meta::v1::ObjectMeta,
+use k8s_openapi::api::{
+    apps::v1::{DaemonSet, Deployment, StatefulSet},
+    batch::v1::Job,
+    core::v1::Pod,
 };
 use kube::runtime::reflector::ObjectRef;
 use patchpilot_engine::{
@@ -32,6 +29,10 @@ use super::{
         podwatch::PodScope,
     },
     health::{self, Changed, Subject},
+    read::{
+        daemonset_rollout, deployment_rollout, eviction_obstacle, job_facts, must_leave,
+        node_ready_since, statefulset_rollout,
+    },
 };
 use crate::api::{DrainSpec, HealthCheck};
 
@@ -209,111 +210,6 @@ impl Workload {
     }
 }
 
-fn observed(meta: &ObjectMeta, observed: Option<i64>) -> bool {
-    observed.unwrap_or(0) >= meta.generation.unwrap_or(0)
-}
-
-fn deployment_rollout(d: &Deployment) -> WorkloadRollout {
-    let (spec, status) = (d.spec.as_ref(), d.status.clone().unwrap_or_default());
-    if !observed(&d.metadata, status.observed_generation) {
-        return WorkloadRollout::Progressing(
-            "waiting for the deployment spec update to be observed".into(),
-        );
-    }
-    let deadline = status.conditions.iter().flatten().find(|c| {
-        c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
-    });
-    if let Some(condition) = deadline {
-        return WorkloadRollout::Failed(
-            condition
-                .message
-                .clone()
-                .unwrap_or_else(|| "progress deadline exceeded".into()),
-        );
-    }
-    let replicas = spec.and_then(|s| s.replicas).unwrap_or(1);
-    let updated = status.updated_replicas.unwrap_or(0);
-    if updated < replicas {
-        return WorkloadRollout::Progressing(format!(
-            "{updated} out of {replicas} new replicas have been updated"
-        ));
-    }
-    if status.replicas.unwrap_or(0) > updated {
-        return WorkloadRollout::Progressing(format!(
-            "{} old replicas are pending termination",
-            status.replicas.unwrap_or(0) - updated
-        ));
-    }
-    if status.available_replicas.unwrap_or(0) < updated {
-        return WorkloadRollout::Progressing(format!(
-            "{} of {updated} updated replicas are available",
-            status.available_replicas.unwrap_or(0)
-        ));
-    }
-    WorkloadRollout::Complete
-}
-
-fn statefulset_rollout(s: &StatefulSet) -> WorkloadRollout {
-    let (spec, status) = (s.spec.as_ref(), s.status.clone().unwrap_or_default());
-    if !observed(&s.metadata, status.observed_generation) {
-        return WorkloadRollout::Progressing(
-            "waiting for the statefulset spec update to be observed".into(),
-        );
-    }
-    let replicas = spec.and_then(|s| s.replicas).unwrap_or(1);
-    if status.ready_replicas.unwrap_or(0) < replicas {
-        return WorkloadRollout::Progressing(format!(
-            "{} of {replicas} pods are ready",
-            status.ready_replicas.unwrap_or(0)
-        ));
-    }
-    let partition = spec
-        .and_then(|s| s.update_strategy.as_ref())
-        .and_then(|u| u.rolling_update.as_ref())
-        .and_then(|r| r.partition)
-        .unwrap_or(0);
-    if partition > 0 {
-        let wanted = replicas - partition;
-        if status.updated_replicas.unwrap_or(0) < wanted {
-            return WorkloadRollout::Progressing(format!(
-                "{} of {wanted} pods updated past partition {partition}",
-                status.updated_replicas.unwrap_or(0)
-            ));
-        }
-        return WorkloadRollout::Complete;
-    }
-    if status.update_revision.is_some() && status.update_revision != status.current_revision {
-        return WorkloadRollout::Progressing(format!(
-            "{} of {replicas} pods at the new revision",
-            status.updated_replicas.unwrap_or(0)
-        ));
-    }
-    WorkloadRollout::Complete
-}
-
-fn daemonset_rollout(d: &DaemonSet) -> WorkloadRollout {
-    let status = d.status.clone().unwrap_or_default();
-    if !observed(&d.metadata, status.observed_generation) {
-        return WorkloadRollout::Progressing(
-            "waiting for the daemon set spec update to be observed".into(),
-        );
-    }
-    let desired = status.desired_number_scheduled;
-    if status.updated_number_scheduled.unwrap_or(0) < desired {
-        return WorkloadRollout::Progressing(format!(
-            "{} out of {desired} new pods have been updated",
-            status.updated_number_scheduled.unwrap_or(0)
-        ));
-    }
-    if status.number_available.unwrap_or(0) < desired {
-        return WorkloadRollout::Progressing(format!(
-            "{} of {desired} updated pods are available",
-            status.number_available.unwrap_or(0)
-        ));
-    }
-    WorkloadRollout::Complete
-}
-
 /// The versions of a target the caches hold now: its metadata's, and its whole object's
 /// while it is locked.
 pub fn cached_versions(ctx: &Context, target: &TargetId) -> Vec<String> {
@@ -401,111 +297,11 @@ pub fn pod_scopes(ctx: &Context, targets: &[TargetId]) -> Vec<PodScope> {
         .collect()
 }
 
-fn job_facts(job: &Job) -> JobFacts {
-    let conditions = job
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.clone())
-        .unwrap_or_default();
-    let holds = |kind: &str| {
-        conditions
-            .iter()
-            .find(|c| c.type_ == kind && c.status == "True")
-    };
-    if let Some(failed) = holds("Failed") {
-        let reason = failed.reason.clone().unwrap_or_default();
-        let message = failed.message.clone().unwrap_or_default();
-        return JobFacts {
-            state: JobState::Failed,
-            finished: failed.last_transition_time.as_ref().map(|t| t.0),
-            message: Some(format!("{reason}: {message}")),
-        };
-    }
-    if holds("Complete").is_some() {
-        let finished = job
-            .status
-            .as_ref()
-            .and_then(|s| s.completion_time.as_ref())
-            .map(|t| t.0);
-        return JobFacts {
-            state: JobState::Succeeded,
-            finished,
-            message: None,
-        };
-    }
-    JobFacts {
-        state: JobState::Running,
-        finished: None,
-        message: None,
-    }
-}
-
 /// The Job of a name in the Jobs namespace, from the cache.
 pub fn job(ctx: &Context, name: &str) -> Option<Arc<Job>> {
     ctx.stores
         .jobs
         .get(&ObjectRef::new(name).within(&job_namespace()))
-}
-
-fn is_patchpilot_pod(pod: &Pod) -> bool {
-    pod.metadata
-        .labels
-        .as_ref()
-        .is_some_and(|l| l.contains_key(patchpilot_engine::keys::ROLLOUT_LABEL))
-}
-
-/// Why a pod on a node being drained cannot simply be evicted, if it cannot.
-pub fn eviction_obstacle(pod: &Pod, drain: &DrainSpec) -> Option<String> {
-    let uses_empty_dir = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.volumes.as_ref())
-        .is_some_and(|v| v.iter().any(|v| v.empty_dir.is_some()));
-    if uses_empty_dir && !drain.delete_empty_dir_data {
-        return Some("uses emptyDir (set drain.deleteEmptyDirData)".into());
-    }
-    let managed = pod
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.controller == Some(true));
-    if !managed && !drain.force {
-        return Some("not managed by a controller (set drain.force)".into());
-    }
-    None
-}
-
-/// Whether a pod must leave a node before its updater runs: not finished, not a mirror pod,
-/// not one of patchpilot's own, and not a DaemonSet pod when those are ignored.
-pub fn must_leave(pod: &Pod, drain: &DrainSpec) -> bool {
-    let finished = matches!(
-        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Succeeded" | "Failed")
-    );
-    let mirror = pod
-        .metadata
-        .annotations
-        .as_ref()
-        .is_some_and(|a| a.contains_key(super::super::podwatch::MIRROR));
-    let daemon = pod
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.kind == "DaemonSet");
-    !(finished || mirror || is_patchpilot_pod(pod) || (daemon && drain.ignore_daemon_sets))
-}
-
-fn node_ready_since(node: &Node) -> Option<Timestamp> {
-    node.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .and_then(|c| c.last_transition_time.as_ref())
-        .map(|t| t.0)
 }
 
 /// Everything needed to observe the targets of one rollout.
