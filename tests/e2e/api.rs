@@ -103,13 +103,26 @@ async fn an_invalid_policy_is_refused_or_stalled_and_the_others_are_served() {
         "kubectl said: {err}"
     );
 
-    // Valid for the schema, invalid for the operator (a window that does not parse as a
-    // duration only the operator reads): Stalled, InvalidSpec, the field named.
+    // Valid for the schema, invalid for the operator: a time zone only the operator can
+    // look up (the schema refuses every value of a policy the operator would refuse). The
+    // window is Stalled, InvalidSpec, naming the field; so is the policy that uses it.
+    let window = format!("e2e-nowhere-{}", cluster.suffix);
     let stalled = format!("e2e-stalled-{}", cluster.suffix);
     let served = format!("e2e-served-{}", cluster.suffix);
+    cluster.forget_at_end("patchpilot.dev/v1alpha1", "maintenancewindows", &window);
     cluster.forget_policy_at_end(&stalled);
     cluster.forget_policy_at_end(&served);
-    let yaml = |name: &str, selector: &str| {
+    cluster.apply(&format!(
+        r#"
+apiVersion: patchpilot.dev/v1alpha1
+kind: MaintenanceWindow
+metadata: {{name: {window}}}
+spec:
+  timeZone: Europe/Berlinn
+  recurrences: [{{days: [Sat], start: "01:00", duration: 4h}}]
+"#
+    ));
+    let yaml = |name: &str, extra: &str| {
         format!(
             r#"
 apiVersion: patchpilot.dev/v1alpha1
@@ -118,43 +131,42 @@ metadata: {{name: {name}}}
 spec:
   targets:
     nodes:
-      selector: {selector}
+      selector: {{matchLabels: {{pool: gpu}}}}
   patch:
     version: v1
     updater: {{template: {{spec: {{containers: [{{name: u, image: busybox}}]}}}}}}
   approval: {{mode: Manual}}
-"#
+{extra}"#
         )
     };
-    // A selector whose expression the API server cannot check: an operator it does not know.
-    cluster.apply(&yaml(
-        &stalled,
-        "{matchExpressions: [{key: pool, operator: Near, values: [a]}]}",
-    ));
-    cluster.apply(&yaml(&served, "{matchLabels: {pool: gpu}}"));
-    let (c, name) = (&cluster, stalled.clone());
-    let condition = wait_until("the invalid policy Stalled", mins(1), || {
-        let name = name.clone();
-        async move {
-            let policy: Value =
-                serde_json::from_str(&kubectl(&["get", "patchpolicy", &name, "-o", "json"]))
-                    .ok()?;
-            let _ = c;
-            policy["status"]["conditions"]
-                .as_array()?
-                .iter()
-                .find(|c| c["type"] == "Stalled" && c["status"] == "True")
-                .cloned()
-        }
-    })
-    .await;
-    assert_eq!(condition["reason"], "InvalidSpec", "{condition}");
-    assert!(
-        condition["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("spec.targets.nodes.selector")),
-        "{condition}"
-    );
+    cluster.apply(&yaml(&stalled, &format!("  maintenanceWindow: {window}\n")));
+    cluster.apply(&yaml(&served, ""));
+    let stalled_condition = |kind: &'static str, name: String| {
+        let c = &cluster;
+        wait_until("the invalid object Stalled", mins(1), move || {
+            let name = name.clone();
+            async move {
+                let object: Value =
+                    serde_json::from_str(&kubectl(&["get", kind, &name, "-o", "json"])).ok()?;
+                let _ = c;
+                object["status"]["conditions"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["type"] == "Stalled" && c["status"] == "True")
+                    .cloned()
+            }
+        })
+    };
+    for (kind, name) in [("maintenancewindow", &window), ("patchpolicy", &stalled)] {
+        let condition = stalled_condition(kind, name.clone()).await;
+        assert_eq!(condition["reason"], "InvalidSpec", "{kind}: {condition}");
+        assert!(
+            condition["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("spec.timeZone") && m.contains("Europe/Berlinn")),
+            "{kind}: {condition}"
+        );
+    }
     assert_eq!(kstatus(&format!("patchpolicy/{stalled}")).0, "Failed");
     // The other policy is served: its rollout waits for approval.
     let rollout = cluster

@@ -109,6 +109,7 @@ spec:
   recurrences: [{cron: '@daily', duration: 1h}]
 ",
         )
+        .node_policy("os", "spec: {maintenanceWindow: typo}")
         .run()
         .await;
     let window = outcome.object(
@@ -131,5 +132,19 @@ spec:
             .unwrap()
             .contains("spec.timeZone: unknown time zone \"Europe/Berlinn\""),
         "{stalled}"
+    );
+    // The policy that uses it can roll nothing out: Stalled too, saying why.
+    let policy = outcome.object("patchpilot.dev", "v1alpha1", "patchpolicies", "", "os");
+    let stalled = policy["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Stalled"))
+        .unwrap_or_else(|| panic!("{:#}", policy["status"]));
+    assert_eq!(stalled["status"], "True", "{stalled}");
+    assert_eq!(stalled["reason"], "InvalidSpec");
+    let message = stalled["message"].as_str().unwrap();
+    assert!(
+        message.contains("MaintenanceWindow typo: spec.timeZone")
+            && message.contains("Europe/Berlinn"),
+        "{message}"
     );
 }
