@@ -38,10 +38,12 @@ use crate::api::{MaintenanceWindow, PatchPolicy, PatchRollout};
 
 /// A shared cache: the store, and the controllers told of its changes.
 ///
-/// Each subscriber is sent the object itself, as the cache took it, rather than a key to
-/// look up: a key read after the object was deleted would find nothing (kube-runtime's
-/// `ReflectHandle` then stops waking its controller for good). Deletions are sent too,
-/// so that a controller watching related objects hears of them.
+/// Subscribers are sent the key of each object the cache took, and look it up when they read
+/// it (so the channel keeps no old versions alive), and the last version of each object that
+/// left the cache, so that a controller watching related objects hears of deletions. A key
+/// whose object is gone by the time it is read is skipped: its deletion follows. (kube-runtime's
+/// `ReflectHandle` sends keys too, but stops waking its controller for good on a key whose
+/// object was deleted before it was read, and sends no deletions.)
 pub struct Shared<K: Resource + Clone + 'static>
 where
     K::DynamicType: std::hash::Hash + Eq + Clone,
@@ -52,18 +54,23 @@ where
 }
 
 /// A change of a cache, as sent to its subscribers.
-#[derive(Debug)]
-enum Change<K> {
-    /// The object as the cache now holds it.
-    Applied(Arc<K>),
+enum Change<K: Resource>
+where
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    /// The object of this key is in the cache, in a new version.
+    Applied(ObjectRef<K>),
     /// The object's last version, gone from the cache (deleted, or no longer selected).
     Deleted(Arc<K>),
 }
 
-impl<K> Clone for Change<K> {
+impl<K: Resource> Clone for Change<K>
+where
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
     fn clone(&self) -> Self {
         match self {
-            Change::Applied(object) => Change::Applied(object.clone()),
+            Change::Applied(key) => Change::Applied(key.clone()),
             Change::Deleted(object) => Change::Deleted(object.clone()),
         }
     }
@@ -73,25 +80,31 @@ type Subscribers<K> = Arc<Mutex<Vec<mpsc::Sender<Change<K>>>>>;
 
 impl<K> Shared<K>
 where
-    K: Resource + Clone + Send + Sync + 'static,
-    K::DynamicType: std::hash::Hash + Eq + Clone,
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
     /// Every change of the cache from now on, deletions included: the trigger of a
     /// controller watching related objects.
     pub fn changes(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
-        self.subscribe().map(|change| match change {
-            Change::Applied(object) | Change::Deleted(object) => object,
+        let store = self.store.clone();
+        self.subscribe().filter_map(move |change| {
+            let object = match change {
+                Change::Applied(key) => store.get(&key),
+                Change::Deleted(object) => Some(object),
+            };
+            async move { object }
         })
     }
 
     /// The objects the cache takes from now on, without deletions: the trigger of the
     /// controller of this kind (a deleted object has nothing left to reconcile).
     pub fn applied(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
-        self.subscribe().filter_map(|change| async move {
-            match change {
-                Change::Applied(object) => Some(object),
+        let store = self.store.clone();
+        self.subscribe().filter_map(move |change| {
+            let object = match change {
+                Change::Applied(key) => store.get(&key),
                 Change::Deleted(_) => None,
-            }
+            };
+            async move { object }
         })
     }
 
@@ -183,11 +196,7 @@ where
             let changes = match &event {
                 watcher::Event::Apply(object) => {
                     observe(object);
-                    store
-                        .get(&ObjectRef::from_obj(object))
-                        .map(Change::Applied)
-                        .into_iter()
-                        .collect()
+                    vec![Change::Applied(ObjectRef::from_obj(object))]
                 }
                 // Told to the subscribers with the whole list, at its end.
                 watcher::Event::InitApply(object) => {
@@ -201,8 +210,8 @@ where
                         .unwrap_or_default()
                         .into_iter()
                         .filter(|old| store.get(&ObjectRef::from_obj(old.as_ref())).is_none());
-                    now.into_iter()
-                        .map(Change::Applied)
+                    now.iter()
+                        .map(|object| Change::Applied(ObjectRef::from_obj(object.as_ref())))
                         .chain(gone.map(Change::Deleted))
                         .collect()
                 }
@@ -216,7 +225,10 @@ where
 
 /// Sends `changes` to every subscriber, waiting for room in a slow one's buffer (so that
 /// nothing is lost); subscribers that went away are forgotten.
-async fn dispatch<K>(subscribers: &Subscribers<K>, changes: Vec<Change<K>>) {
+async fn dispatch<K: Resource>(subscribers: &Subscribers<K>, changes: Vec<Change<K>>)
+where
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
     if changes.is_empty() {
         return;
     }
@@ -428,9 +440,8 @@ mod tests {
         while shared.store.state().len() != 1 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        assert_eq!(next(&mut changes, "update").await, pair("b", "3"));
+        // The update's key finds nothing any more and is skipped; the deletion is told.
         assert_eq!(next(&mut changes, "deletion").await, pair("b", "3"));
-        assert_eq!(next(&mut applied, "update").await, pair("b", "3"));
 
         // And they go on hearing: the deletion left no subscriber waiting for nothing.
         events.send(watcher::Event::Apply(map("c", "4"))).unwrap();
