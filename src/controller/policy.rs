@@ -6,14 +6,18 @@ use std::sync::Arc;
 use kube::{
     Api, Resource, ResourceExt,
     api::DeleteParams,
-    runtime::{controller::Action as Requeue, reflector::ObjectRef},
+    runtime::{
+        controller::Action as Requeue,
+        events::{Event, EventType},
+        reflector::ObjectRef,
+    },
 };
 use patchpilot_engine::{
     compliance::{self, Compliance},
     keys,
     machine::{
-        Condition, CurrentRollout, Record, compute_conditions, deleted_rollout_conditions,
-        policy_conditions, stalled_conditions,
+        Condition, ConditionType as CT, CurrentRollout, Record, compute_conditions,
+        deleted_rollout_conditions, policy_conditions, stalled_conditions,
     },
     plan::{self, Query, Scope},
     rollout::Phase,
@@ -156,6 +160,12 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
         }
     });
     let mut desired = if deleted {
+        let told = previous
+            .iter()
+            .any(|c| c.kind == CT::Stalled && c.reason == "RolloutDeleted");
+        if !told {
+            report_deleted_rollout(&ctx, &policy, &current).await;
+        }
         deleted_rollout_conditions(&current)
     } else {
         policy_conditions(&current, shown.as_ref())
@@ -249,6 +259,23 @@ async fn rollout_deleted(ctx: &Context, policy: &PatchPolicy, current: &str) -> 
         .await
         .map_err(|e| Error::api(format!("read rollout {current}"), e))?;
     Ok(found.is_none())
+}
+
+/// A Warning event on the policy: its current rollout was deleted, and nothing rolls its
+/// patch out until the policy changes.
+async fn report_deleted_rollout(ctx: &Context, policy: &PatchPolicy, rollout: &str) {
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "RolloutDeleted".into(),
+        note: Some(format!(
+            "rollout {rollout} was deleted; change the policy's spec to roll its patch out again"
+        )),
+        action: "StopRollout".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &policy.object_ref(&())).await {
+        tracing::warn!(%error, "could not record an event");
+    }
 }
 
 /// Whether a rollout is owned by the policy.

@@ -204,6 +204,15 @@ workloads:
         ("True".into(), "RolloutDeleted".into())
     );
     assert_eq!(condition(&policy, "Ready").0, "False");
+    // Said once, as a Warning on the policy.
+    let told: Vec<Value> = outcome
+        .objects("", "v1", "events")
+        .into_iter()
+        .filter(|e| e["reason"] == "RolloutDeleted" && e["involvedObject"]["name"] == "os")
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0]["type"], "Warning");
+    assert_eq!(told[0]["count"].as_u64().unwrap_or(1), 1, "{:?}", told[0]);
     // ... until its spec changes: then a new rollout (same name, another UID) starts over.
     let started: Vec<_> = outcome
         .locks()
