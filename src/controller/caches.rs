@@ -85,24 +85,23 @@ where
     /// Every change of the cache from now on, deletions included: the trigger of a
     /// controller watching related objects.
     pub fn changes(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
-        let store = self.store.clone();
-        self.subscribe().filter_map(move |change| {
-            let object = match change {
-                Change::Applied(key) => store.get(&key),
-                Change::Deleted(object) => Some(object),
-            };
-            async move { object }
-        })
+        self.objects(true)
     }
 
     /// The objects the cache takes from now on, without deletions: the trigger of the
     /// controller of this kind (a deleted object has nothing left to reconcile).
     pub fn applied(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
+        self.objects(false)
+    }
+
+    /// The objects of the changes from now on: those in the cache, looked up by key when
+    /// read, and, with `deletions`, the last versions of those that left it.
+    fn objects(&self, deletions: bool) -> impl Stream<Item = Arc<K>> + Send + 'static {
         let store = self.store.clone();
         self.subscribe().filter_map(move |change| {
             let object = match change {
                 Change::Applied(key) => store.get(&key),
-                Change::Deleted(_) => None,
+                Change::Deleted(object) => deletions.then_some(object),
             };
             async move { object }
         })

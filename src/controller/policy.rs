@@ -86,10 +86,14 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
         .into_iter()
         .filter(|r| owned_by(r, &policy))
         .collect();
+    // Said already, for this spec: no need to ask the API server again.
+    let known_deleted = previous.iter().any(|c| {
+        c.kind == CT::Stalled && c.reason == "RolloutDeleted" && c.observed_generation == generation
+    });
     let mut deleted = false;
     let rollout = match rollouts.iter().find(|r| r.name_any() == current) {
         Some(rollout) => Some(rollout.clone()),
-        None if rollout_deleted(&ctx, &policy, &current).await? => {
+        None if known_deleted || rollout_deleted(&ctx, &policy, &current).await? => {
             deleted = true;
             None
         }
@@ -160,10 +164,7 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
         }
     });
     let mut desired = if deleted {
-        let told = previous
-            .iter()
-            .any(|c| c.kind == CT::Stalled && c.reason == "RolloutDeleted");
-        if !told {
+        if !known_deleted {
             report_deleted_rollout(&ctx, &policy, &current).await;
         }
         deleted_rollout_conditions(&current)

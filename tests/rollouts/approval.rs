@@ -39,12 +39,7 @@ steps:
         "{:?}",
         replay.applied
     );
-    assert!(
-        outcome
-            .node_versions("os")
-            .values()
-            .all(|v| v.as_deref() == Some("v2"))
-    );
+    assert!(outcome.every_node_carries("os", "v2"));
 }
 
 #[tokio::test(start_paused = true)]

@@ -340,6 +340,13 @@ impl Outcome {
             .collect()
     }
 
+    /// Whether every node carries `version` of `policy`.
+    pub fn every_node_carries(&self, policy: &str, version: &str) -> bool {
+        self.node_versions(policy)
+            .values()
+            .all(|v| v.as_deref() == Some(version))
+    }
+
     /// The updater Jobs the operator created, as their request bodies.
     pub fn updater_jobs(&self) -> Vec<&Value> {
         self.operator_writes()

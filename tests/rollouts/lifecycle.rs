@@ -42,10 +42,7 @@ steps:
         "{late:?}"
     );
     assert!(
-        outcome
-            .node_versions("os")
-            .values()
-            .all(|v| v.as_deref() == Some("v3")),
+        outcome.every_node_carries("os", "v3"),
         "{:?}",
         outcome.node_versions("os")
     );
@@ -107,18 +104,8 @@ async fn two_policies_never_hold_one_node_at_once() {
     assert_eq!(outcome.phase("os"), "Succeeded");
     assert_eq!(outcome.phase("firmware"), "Succeeded");
     assert_eq!(replay.applied.values().sum::<usize>(), 8);
-    assert!(
-        outcome
-            .node_versions("firmware")
-            .values()
-            .all(|v| v.as_deref() == Some("fw-7"))
-    );
-    assert!(
-        outcome
-            .node_versions("os")
-            .values()
-            .all(|v| v.as_deref() == Some("v2"))
-    );
+    assert!(outcome.every_node_carries("firmware", "fw-7"));
+    assert!(outcome.every_node_carries("os", "v2"));
 }
 
 #[tokio::test(start_paused = true)]

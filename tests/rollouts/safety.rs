@@ -131,12 +131,7 @@ async fn a_new_policy_over_the_nodes_of_a_deleted_one_goes_ahead() {
         .await;
     outcome.check(&[Rules::new("os", 2), Rules::new("os2", 2)]);
     assert_eq!(outcome.phase("os2"), "Succeeded");
-    assert!(
-        outcome
-            .node_versions("os2")
-            .values()
-            .all(|v| v.as_deref() == Some("v3"))
-    );
+    assert!(outcome.every_node_carries("os2", "v3"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -204,6 +199,16 @@ workloads:
         ("True".into(), "RolloutDeleted".into())
     );
     assert_eq!(condition(&policy, "Ready").0, "False");
+    // Found gone once; from then on the policy's own status says so.
+    let asked = outcome
+        .operator_requests()
+        .filter(|e| {
+            e["verb"] == "get"
+                && e["objectRef"]["resource"] == "patchrollouts"
+                && e["objectRef"]["name"] == rollout.as_str()
+        })
+        .count();
+    assert_eq!(asked, 1, "GETs of the deleted rollout");
     // Said once, as a Warning on the policy.
     let told: Vec<Value> = outcome
         .objects("", "v1", "events")
@@ -367,12 +372,7 @@ async fn a_new_version_mid_wave_shares_max_unavailable_with_the_one_it_supersede
         .map(|r| r["status"]["phase"].clone())
         .collect();
     assert_eq!(phases, [json!("Superseded"), json!("Succeeded")]);
-    assert!(
-        outcome
-            .node_versions("os")
-            .values()
-            .all(|v| v.as_deref() == Some("v3"))
-    );
+    assert!(outcome.every_node_carries("os", "v3"));
 }
 
 #[tokio::test(start_paused = true)]
