@@ -94,6 +94,7 @@ pub fn sandbox(yaml: &str, capture: &Capture) -> Sandbox {
     let options = Options {
         audit: Some(Audit::to_writer(Box::new(capture.clone()))),
         speed: None,
+        ..patchpilot::sandboxed::options()
     };
     Sandbox::new(scenario, options).expect("the sandbox builds")
 }
@@ -116,7 +117,9 @@ impl Running {
             leader_election: None,
             streaming_lists: true,
             instance: "patchpilot-sandbox-1".into(),
-            health_http: Some(sandbox.health_http()),
+            health_http: Some(patchpilot::controller::rollout::health::HttpClient::new(
+                sandbox.network(),
+            )),
         };
         let operator = tokio::spawn(async move {
             if let Err(error) =

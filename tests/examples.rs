@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use patchpilot::{
-    api::{self, MaintenanceWindow, PatchPolicy, PatchRollout},
-    cli::{decode, read_objects},
+    api::{MaintenanceWindow, PatchPolicy, PatchRollout},
+    cli::{self, decode, read_objects},
     schema::FieldErrors,
 };
 use serde_json::{Value, json};
@@ -98,7 +98,7 @@ fn the_examples_hold_what_they_promise() {
 /// The API server's verdict on a broken object: its errors, or nothing.
 fn verdict(object: &Value) -> String {
     let kind = object["kind"].as_str().unwrap().to_owned();
-    let admission = api::schema(&kind).unwrap().admit(object, None);
+    let admission = cli::schema(&kind).unwrap().admit(object, None);
     FieldErrors(admission.strict_errors()).to_string()
 }
 
@@ -118,7 +118,7 @@ fn the_schema_refuses_what_a_schema_can_refuse() {
 #[test]
 fn rollout_transition_rules_hold_on_update() {
     let (_, old) = example("emergency-rollout.yaml");
-    let schema = api::schema("PatchRollout").unwrap();
+    let schema = cli::schema("PatchRollout").unwrap();
     let update = |change: &dyn Fn(&mut Value)| {
         let mut new = old.clone();
         change(&mut new);
@@ -182,7 +182,7 @@ fn admitted(name: &str, change: impl FnOnce(&mut Value)) -> String {
     let (_, mut object) = example(name);
     change(&mut object);
     let kind = object["kind"].as_str().unwrap().to_owned();
-    let admission = api::schema(&kind).unwrap().admit(&object, None);
+    let admission = cli::schema(&kind).unwrap().admit(&object, None);
     FieldErrors(admission.strict_errors()).to_string()
 }
 

@@ -19,7 +19,7 @@ use kube::{
     runtime::watcher::{self, Event},
 };
 use patchpilot::sandbox::{
-    Options, Sandbox, apiserver::serve, run::tokens, scenario::Scenario, store::Filter,
+    Sandbox, apiserver::serve, run::tokens, scenario::Scenario, store::Filter,
 };
 use serde_json::{Value, json};
 use tokio::{net::TcpListener, sync::mpsc, task::JoinHandle};
@@ -66,7 +66,8 @@ pub async fn load() -> Loaded {
     println!("\n== 1. Sandbox load: {SCENARIO}");
     let began = Instant::now();
     let scenario = Scenario::read(Path::new(SCENARIO)).expect("the scale scenario reads");
-    let sandbox = Sandbox::new(scenario, Options::default()).expect("the scale scenario loads");
+    let sandbox =
+        Sandbox::new(scenario, patchpilot::sandboxed::options()).expect("the scale scenario loads");
     let loaded = began.elapsed();
     let store = sandbox.store().clone();
     let nodes = store.resource("", "v1", "nodes").unwrap();

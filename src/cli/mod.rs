@@ -18,7 +18,7 @@ use std::{
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub use input::{InputError, decode, describe, parse_objects, read_objects, read_one};
+pub use input::{InputError, decode, describe, parse_objects, read_objects, read_one, schema};
 pub use run::init_logging;
 
 use crate::api;

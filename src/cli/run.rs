@@ -69,7 +69,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         config.default_retry = false;
         config.headers.push((
             http::header::USER_AGENT,
-            http::HeaderValue::from_static(crate::USER_AGENT),
+            http::HeaderValue::from_static(controller::USER_AGENT),
         ));
         let client =
             kube::Client::try_from(config).map_err(|e| CliError::Cluster(e.to_string()))?;

@@ -61,6 +61,7 @@ pub fn run(args: &SandboxArgs) -> Result<(), CliError> {
         let options = Options {
             audit,
             speed: args.speed,
+            ..crate::sandboxed::options()
         };
         let sandbox = Sandbox::new(scenario, options).map_err(|error| {
             InputError::unusable(file, error.object.clone(), error.message.clone())
@@ -69,7 +70,7 @@ pub fn run(args: &SandboxArgs) -> Result<(), CliError> {
             serve: args.serve,
             kubeconfig_out: args.kubeconfig_out.clone(),
             report: args.report.clone(),
-            operator: !args.without_operator,
+            operator: (!args.without_operator).then(crate::sandboxed::operator),
         };
         run::run(sandbox, options).await.map_err(CliError::Run)?;
         Ok(())

@@ -233,6 +233,7 @@ async fn kubectl_drain(case: &Case) -> (SignedDuration, SignedDuration, usize) {
         Options {
             audit: None,
             speed: None,
+            ..patchpilot::sandboxed::options()
         },
     )
     .unwrap();

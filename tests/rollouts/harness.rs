@@ -140,6 +140,7 @@ async fn run_to_end(scenario: Scenario, acts: &[(SignedDuration, Act)]) -> Outco
     let options = Options {
         audit: Some(AuditSink::to_writer(Box::new(buffer.clone()))),
         speed: None,
+        ..patchpilot::sandboxed::options()
     };
     let sandbox = Sandbox::new(scenario, options).unwrap();
     let store = sandbox.store().clone();
@@ -171,7 +172,7 @@ async fn run_to_end(scenario: Scenario, acts: &[(SignedDuration, Act)]) -> Outco
         serve: None,
         kubeconfig_out: None,
         report: None,
-        operator: true,
+        operator: Some(patchpilot::sandboxed::operator()),
     };
     let report = run(sandbox, options).await.unwrap();
     recorder.abort();

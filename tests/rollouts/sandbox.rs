@@ -161,7 +161,7 @@ async fn repeated_events_make_a_series_in_virtual_time() {
     use k8s_openapi::api::{core::v1::ObjectReference, events::v1::Event as K8sEvent};
     use patchpilot::{
         controller::events::{Event, EventType, Recorder, Reporter},
-        sandbox::{Options, Sandbox, scenario::Scenario},
+        sandbox::{Sandbox, scenario::Scenario},
     };
 
     let scenario = Scenario::parse(
@@ -172,7 +172,7 @@ async fn repeated_events_make_a_series_in_virtual_time() {
         ),
     )
     .unwrap();
-    let sandbox = Sandbox::new(scenario, Options::default()).unwrap();
+    let sandbox = Sandbox::new(scenario, patchpilot::sandboxed::options()).unwrap();
     let client = sandbox.client("events-test");
     let clock = sandbox.store().clock().clone();
     let reporter = Reporter {

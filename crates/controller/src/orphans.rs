@@ -1,0 +1,187 @@
+//! Locks whose rollout no longer exists (SPEC 3.2): found on the targets a policy selects,
+//! confirmed gone with the API server, cleared — uncordoning only a node patchpilot
+//! cordoned — and reported by an event on the target and on the policy that found it.
+//!
+//! With the finalizers a rollout cannot go while it holds a lock; an orphaned lock is left
+//! by a finalizer removed by hand, an operator older than the finalizers, or a rollout
+//! whose policy is gone and cannot finish its work.
+
+use k8s_openapi::{
+    api::{
+        apps::v1::{DaemonSet, Deployment, StatefulSet},
+        core::v1::{Node, ObjectReference},
+    },
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
+use kube::{
+    Api,
+    api::Patch,
+    runtime::events::{Event, EventType},
+};
+use patchpilot_engine::{
+    keys,
+    machine::{RecordState, Records},
+    policy::WorkloadKind,
+    target::{Candidate, TargetId, TargetKind},
+};
+use serde_json::json;
+
+use super::{
+    candidates::object_reference,
+    context::Context,
+    error::{Error, Result},
+};
+use patchpilot_api::PatchRollout;
+
+/// The targets among `candidates` locked by a rollout the cache does not know, with the
+/// holder's name: candidates for [`clear`], which asks the API server before acting.
+pub fn suspects(
+    candidates: &[Candidate],
+    exists: impl Fn(&str) -> bool,
+) -> Vec<(&Candidate, &str)> {
+    candidates
+        .iter()
+        .filter_map(|c| {
+            let holder = c.annotations.get(keys::LOCK)?;
+            (!exists(holder)).then_some((c, holder.as_str()))
+        })
+        .collect()
+}
+
+/// Clears the lock `holder` left on `target` if the rollout `holder` does not exist (asked
+/// of the API server, not of a cache that may lag behind a new rollout), and says so on the
+/// target and on `reporter` (the policy that found it). Returns whether it cleared the lock.
+pub async fn clear(
+    ctx: &Context,
+    target: &TargetId,
+    holder: &str,
+    reporter: &ObjectReference,
+) -> Result<bool> {
+    let rollouts: Api<PatchRollout> = Api::all(ctx.client.clone());
+    let gone = rollouts
+        .get_opt(holder)
+        .await
+        .map_err(|e| Error::api(format!("read rollout {holder}"), e))?
+        .is_none();
+    if !gone {
+        return Ok(false);
+    }
+    release(ctx, target, holder, reporter).await
+}
+
+/// Clears the lock `holder` holds on `target`: the lock goes, the holder's record says it
+/// was abandoned, and a node it cordoned is uncordoned. Reported on the target and on
+/// `reporter`. Returns whether the target still carried that lock.
+pub async fn release(
+    ctx: &Context,
+    target: &TargetId,
+    holder: &str,
+    reporter: &ObjectReference,
+) -> Result<bool> {
+    let Some((meta, unschedulable)) = read(ctx, target).await? else {
+        return Ok(false);
+    };
+    let annotations = meta.annotations.clone().unwrap_or_default();
+    if annotations.get(keys::LOCK).map(String::as_str) != Some(holder) {
+        return Ok(false);
+    }
+    // The holder's record, whichever policy's it is: it says whether the holder cordoned
+    // the node, and is marked abandoned.
+    let mut patched_annotations = json!({keys::LOCK: null});
+    let mut uncordon = false;
+    for (key, value) in &annotations {
+        if !(key.starts_with(keys::POLICY_PREFIX) && key.ends_with(".rollout")) {
+            continue;
+        }
+        let Some(mut records) = Records::parse(value) else {
+            continue;
+        };
+        if records.current.rollout != holder {
+            continue;
+        }
+        if records.current.state.in_progress().is_some() {
+            uncordon |= records.current.cordoned && unschedulable;
+            records.current.state = RecordState::Failed;
+            records.current.since = ctx.clock.now();
+            records.current.reason = Some("Abandoned".into());
+            records.current.message = Some(format!(
+                "rollout {holder} could not finish its work here; its lock was cleared"
+            ));
+        }
+        patched_annotations[key] = json!(records.to_annotation());
+    }
+    let mut body = json!({"metadata": {
+        "resourceVersion": meta.resource_version,
+        "annotations": patched_annotations,
+        "labels": {keys::LOCKED_LABEL: null},
+    }});
+    if uncordon {
+        body["spec"] = json!({"unschedulable": false});
+    }
+    super::rollout::act::patch_target(
+        ctx,
+        target,
+        Patch::Merge(body),
+        meta.resource_version.as_deref(),
+    )
+    .await?;
+    let note = format!(
+        "cleared the lock of rollout {holder}, which cannot finish its work{}",
+        if uncordon {
+            "; uncordoned the node it had cordoned"
+        } else {
+            ""
+        }
+    );
+    tracing::warn!(%target, %holder, "{note}");
+    for regarding in [object_reference(target), Some(reporter.clone())]
+        .into_iter()
+        .flatten()
+    {
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "OrphanedLockCleared".into(),
+            note: Some(format!("{target}: {note}")),
+            action: "ClearLock".into(),
+            secondary: None,
+        };
+        if let Err(error) = ctx.recorder.publish(&event, &regarding).await {
+            tracing::warn!(%error, "could not record an event");
+        }
+    }
+    Ok(true)
+}
+
+/// The target's metadata, fresh from the API server, and whether it is unschedulable.
+async fn read(ctx: &Context, target: &TargetId) -> Result<Option<(ObjectMeta, bool)>> {
+    let client = ctx.client.clone();
+    let fail = |e| Error::api(format!("read {target}"), e);
+    Ok(match TargetId::parse(target.as_str()) {
+        Some((TargetKind::Node, _, name)) => Api::<Node>::all(client)
+            .get_opt(name)
+            .await
+            .map_err(fail)?
+            .map(|n| {
+                let unschedulable = n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true);
+                (n.metadata, unschedulable)
+            }),
+        Some((TargetKind::Workload(kind), Some(ns), name)) => match kind {
+            WorkloadKind::Deployment => Api::<Deployment>::namespaced(client, ns)
+                .get_opt(name)
+                .await
+                .map_err(fail)?
+                .map(|w| (w.metadata, false)),
+            WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client, ns)
+                .get_opt(name)
+                .await
+                .map_err(fail)?
+                .map(|w| (w.metadata, false)),
+            WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(client, ns)
+                .get_opt(name)
+                .await
+                .map_err(fail)?
+                .map(|w| (w.metadata, false)),
+        },
+        _ => None,
+    })
+}

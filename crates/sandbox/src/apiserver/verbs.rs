@@ -1,0 +1,694 @@
+//! The verbs on objects: get, list, watch, create, update, patch (JSON, merge, strategic and
+//! apply), delete, deletecollection, and the eviction subresource.
+
+use std::sync::Arc;
+
+use http::{StatusCode, header};
+use serde_json::{Value, json};
+
+use super::{Reply, Request, events, partial, route::Target, scale, table, watch};
+use crate::{
+    patch::{self, ApplyRequest, PatchError},
+    resources::ResourceType,
+    selector,
+    status::{self, ApiError},
+    store::{DeleteOptions, FieldValidation, Filter, Propagation, Store, Write},
+};
+
+/// The resource a request's objects are stored as, and whether they are converted on the
+/// way in and out (`events.k8s.io` events are stored as core events).
+struct Storage {
+    resource: Arc<ResourceType>,
+    events_v1: bool,
+}
+
+impl Storage {
+    fn of(store: &Store, target: &Target) -> Result<Self, ApiError> {
+        if target.resource.group == "events.k8s.io" {
+            let resource = store
+                .resource("", "v1", "events")
+                .ok_or_else(|| ApiError::internal("core events are not served"))?;
+            return Ok(Storage {
+                resource,
+                events_v1: true,
+            });
+        }
+        Ok(Storage {
+            resource: target.resource.clone(),
+            events_v1: false,
+        })
+    }
+
+    fn incoming(&self, object: Value) -> Value {
+        if self.events_v1 {
+            events::to_core(&object)
+        } else {
+            object
+        }
+    }
+
+    fn outgoing(&self, object: &Value) -> Value {
+        if self.events_v1 {
+            events::from_core(object)
+        } else {
+            object.clone()
+        }
+    }
+}
+
+/// Answers a request for objects.
+pub(super) async fn handle(
+    store: &Arc<Store>,
+    target: Target,
+    request: &Request,
+    verb: &str,
+) -> Result<Reply, ApiError> {
+    let storage = Storage::of(store, &target)?;
+    match target.subresource.as_deref() {
+        None => {}
+        Some("status") if target.resource.status && matches!(verb, "get" | "update" | "patch") => {}
+        Some("eviction") if target.resource.eviction && verb == "create" => {
+            return evict(store, &target, request);
+        }
+        Some("scale") if scale::served(&target.resource) => {
+            return scale::handle(store, &target, request, verb);
+        }
+        Some(other) => {
+            return Err(ApiError::no_route(&format!(
+                "{} subresource {other}",
+                target.resource.plural
+            )));
+        }
+    }
+    let namespace = target.namespace.clone().unwrap_or_default();
+    if target.resource.namespaced && target.name.is_some() && target.namespace.is_none() {
+        return Err(ApiError::no_route(&request.path));
+    }
+    match verb {
+        "get" => {
+            let name = target.name.as_deref().unwrap_or("");
+            let object = store.get(&storage.resource, &namespace, name)?;
+            let object = storage.outgoing(&object);
+            if let Some(include) = table::options(request)? {
+                let now = store.clock().now();
+                return Ok(Reply::ok(table::render(
+                    &target.resource,
+                    &[object],
+                    include,
+                    None,
+                    now,
+                )));
+            }
+            Ok(Reply::ok(answer(&target, request, object)?))
+        }
+        "list" => list(store, &target, &storage, request),
+        "watch" => {
+            let filter = filter(&target, &storage, request)?;
+            watch::watch(
+                store.clone(),
+                target.resource.clone(),
+                storage.resource.clone(),
+                storage.events_v1,
+                filter,
+                request,
+            )
+        }
+        "create" => create(store, &target, &storage, request),
+        "update" => update(store, &target, &storage, request),
+        "patch" => patch(store, &target, &storage, request),
+        "delete" => delete(store, &target, &storage, request),
+        "deletecollection" => delete_collection(store, &target, &storage, request),
+        other => Err(ApiError::method_not_allowed(format!(
+            "the verb {other} is not supported"
+        ))),
+    }
+}
+
+/// The list or watch filter of a request.
+fn filter(target: &Target, storage: &Storage, request: &Request) -> Result<Filter, ApiError> {
+    let labels = selector::labels(request.params.get("labelSelector").unwrap_or(""))?;
+    let field_query = request.params.get("fieldSelector").unwrap_or("");
+    let mut fields = selector::fields(field_query, &target.resource.selectable_fields)?;
+    if storage.events_v1 {
+        for term in &mut fields {
+            term.field = events::core_field(&term.field);
+        }
+    }
+    Ok(Filter {
+        namespace: target.namespace.clone(),
+        labels,
+        fields,
+    })
+}
+
+fn list(
+    store: &Store,
+    target: &Target,
+    storage: &Storage,
+    request: &Request,
+) -> Result<Reply, ApiError> {
+    let filter = filter(target, storage, request)?;
+    let limit = request
+        .params
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    let after = request
+        .params
+        .get("continue")
+        .filter(|c| !c.is_empty())
+        .map(|token| store.continue_from(token))
+        .transpose()?;
+    let page = store.list(&storage.resource, &filter, limit, after.as_ref());
+    let items: Vec<Value> = page.items.iter().map(|o| storage.outgoing(o)).collect();
+    let mut metadata = json!({"resourceVersion": page.rv.to_string()});
+    if let Some(next) = &page.next {
+        metadata["continue"] = json!(next);
+        if let Some(remaining) = page.remaining {
+            metadata["remainingItemCount"] = json!(remaining);
+        }
+    }
+    if let Some(include) = table::options(request)? {
+        let now = store.clock().now();
+        return Ok(Reply::ok(table::render(
+            &target.resource,
+            &items,
+            include,
+            Some(metadata),
+            now,
+        )));
+    }
+    if let Some(partial) = partial::wanted(request) {
+        let list = partial.list(&target.resource, metadata, &items)?;
+        return Ok(Reply::ok(list));
+    }
+    Ok(Reply::ok(json!({
+        "kind": format!("{}List", target.resource.kind),
+        "apiVersion": target.resource.api_version(),
+        "metadata": metadata,
+        "items": items,
+    })))
+}
+
+/// The write options of a request.
+pub(super) fn write<'a>(request: &'a Request, target: &'a Target, manager: &'a str) -> Write<'a> {
+    let validation = match request.params.get("fieldValidation") {
+        Some("Strict") => FieldValidation::Strict,
+        Some("Ignore") => FieldValidation::Ignore,
+        _ => FieldValidation::Warn,
+    };
+    Write {
+        manager,
+        subresource: target.subresource.as_deref(),
+        dry_run: request.params.get("dryRun") == Some("All"),
+        validation,
+        internal: false,
+        applied: false,
+    }
+}
+
+/// The field manager: `fieldManager`, or the client's user agent up to its first `/`, as
+/// the API server defaults it.
+pub(super) fn manager(request: &Request) -> String {
+    match request.params.get("fieldManager") {
+        Some(manager) if !manager.is_empty() => manager.to_owned(),
+        _ => {
+            let agent = request
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("unknown");
+            agent.split('/').next().unwrap_or(agent).to_owned()
+        }
+    }
+}
+
+fn body(request: &Request) -> Result<Value, ApiError> {
+    serde_json::from_slice(&request.body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body of the request could not be decoded as JSON: {e}"
+        ))
+    })
+}
+
+/// An object as the client asked for it: whole, or its metadata only.
+fn answer(target: &Target, request: &Request, object: Value) -> Result<Value, ApiError> {
+    match partial::wanted(request) {
+        Some(partial) => partial.object(&target.resource, &object),
+        None => Ok(object),
+    }
+}
+
+/// The answer to a write: the object as stored, in the form the client asked for.
+fn written(
+    target: &Target,
+    storage: &Storage,
+    request: &Request,
+    code: StatusCode,
+    object: &Value,
+    warnings: Vec<String>,
+) -> Result<Reply, ApiError> {
+    let object = answer(target, request, storage.outgoing(object))?;
+    Ok(Reply::Json(code, object, warnings))
+}
+
+fn create(
+    store: &Store,
+    target: &Target,
+    storage: &Storage,
+    request: &Request,
+) -> Result<Reply, ApiError> {
+    if target.name.is_some() {
+        return Err(ApiError::method_not_allowed(
+            "POST is not allowed on a named object",
+        ));
+    }
+    if target.resource.namespaced && target.namespace.is_none() {
+        return Err(ApiError::no_route(&request.path));
+    }
+    let manager = manager(request);
+    let object = storage.incoming(body(request)?);
+    let out = store.create(
+        &storage.resource,
+        target.namespace.as_deref().unwrap_or(""),
+        object,
+        &write(request, target, &manager),
+    )?;
+    written(
+        target,
+        storage,
+        request,
+        StatusCode::CREATED,
+        &out.object,
+        out.warnings,
+    )
+}
+
+fn update(
+    store: &Store,
+    target: &Target,
+    storage: &Storage,
+    request: &Request,
+) -> Result<Reply, ApiError> {
+    let name = target.name.as_deref().unwrap_or("");
+    let manager = manager(request);
+    let object = storage.incoming(body(request)?);
+    let out = store.replace(
+        &storage.resource,
+        target.namespace.as_deref().unwrap_or(""),
+        name,
+        object,
+        &write(request, target, &manager),
+    )?;
+    written(
+        target,
+        storage,
+        request,
+        StatusCode::OK,
+        &out.object,
+        out.warnings,
+    )
+}
+
+pub(super) fn patch_error(resource: &ResourceType, name: &str, error: PatchError) -> ApiError {
+    match error {
+        PatchError::Malformed(message) => ApiError::bad_request(message),
+        PatchError::Invalid(message) => ApiError {
+            code: 422,
+            reason: "Invalid",
+            message,
+            details: None,
+        },
+        PatchError::Conflicts(ref conflicts) => {
+            let causes: Vec<Value> = conflicts
+                .iter()
+                .map(|c| json!({"reason": "FieldManagerConflict", "message": c.cause_message(), "field": c.field}))
+                .collect();
+            let mut conflict = ApiError::conflict_with(resource, name, error.to_string());
+            if let Some(details) = conflict.details.as_mut() {
+                details["causes"] = json!(causes);
+            }
+            conflict
+        }
+    }
+}
+
+fn patch(
+    store: &Store,
+    target: &Target,
+    storage: &Storage,
+    request: &Request,
+) -> Result<Reply, ApiError> {
+    let resource = &storage.resource;
+    let name = target.name.clone().unwrap_or_default();
+    let namespace = target.namespace.clone().unwrap_or_default();
+    let content_type = request
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    let manager = manager(request);
+    let mut options = write(request, target, &manager);
+    let out = match content_type.as_str() {
+        "application/apply-patch+yaml" => {
+            let Some(manager) = request.params.get("fieldManager").filter(|m| !m.is_empty()) else {
+                return Err(ApiError::bad_request(
+                    "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                ));
+            };
+            let config: Value = serde_yaml_ng::from_slice(&request.body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+            let config = storage.incoming(config);
+            check_applied_identity(resource, &config, &name)?;
+            options.applied = true;
+            let now = store.now_text();
+            let api_version = resource.api_version();
+            let apply = ApplyRequest {
+                config: &config,
+                manager,
+                force: request.params.flag("force"),
+                subresource: target.subresource.as_deref(),
+                time: &now,
+                api_version: &api_version,
+            };
+            if target.subresource.is_some() && store.get(resource, &namespace, &name).is_err() {
+                return Err(ApiError::not_found(resource, &name));
+            }
+            store.modify(resource, &namespace, &name, &options, |old| {
+                patch::apply(old, &apply, resource.types.as_ref())
+                    .map_err(|e| patch_error(resource, &name, e))
+            })?
+        }
+        "application/json-patch+json"
+        | "application/merge-patch+json"
+        | "application/strategic-merge-patch+json" => {
+            if content_type == "application/strategic-merge-patch+json" && resource.is_custom() {
+                return Err(ApiError::unsupported_media_type(&content_type));
+            }
+            let document: Value = serde_json::from_slice(&request.body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            let document = if storage.events_v1 && content_type != "application/json-patch+json" {
+                events::to_core(&document)
+            } else {
+                document
+            };
+            store.modify(resource, &namespace, &name, &options, |old| {
+                let old = old.ok_or_else(|| ApiError::not_found(resource, &name))?;
+                let patched = match content_type.as_str() {
+                    "application/json-patch+json" => patch::json_patch(old, &document),
+                    "application/merge-patch+json" => patch::merge_patch(old, &document),
+                    _ => patch::strategic_merge_patch(old, &document, resource.types.as_ref()),
+                };
+                patched.map_err(|e| patch_error(resource, &name, e))
+            })?
+        }
+        other => return Err(ApiError::unsupported_media_type(other)),
+    };
+    let code = if out.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    written(target, storage, request, code, &out.object, out.warnings)
+}
+
+/// Server-side apply names the object it applies: `apiVersion`, `kind` and the name.
+fn check_applied_identity(
+    resource: &ResourceType,
+    config: &Value,
+    name: &str,
+) -> Result<(), ApiError> {
+    let api_version = config["apiVersion"].as_str().unwrap_or("");
+    let kind = config["kind"].as_str().unwrap_or("");
+    if api_version.is_empty() || kind.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid object type: apiVersion and kind are required for apply",
+        ));
+    }
+    if api_version != resource.api_version() || kind != resource.kind {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({api_version}) does not match the expected API version ({})",
+            resource.api_version()
+        )));
+    }
+    if config["metadata"]["name"]
+        .as_str()
+        .is_some_and(|n| n != name)
+    {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            config["metadata"]["name"].as_str().unwrap_or("")
+        )));
+    }
+    Ok(())
+}
+
+/// Delete options from the query and the body, as clients send either.
+fn delete_options(request: &Request) -> Result<DeleteOptions, ApiError> {
+    let body: Value = if request.body.is_empty() {
+        Value::Null
+    } else {
+        body(request)?
+    };
+    let text = |name: &str| {
+        request
+            .params
+            .get(name)
+            .map(str::to_owned)
+            .or_else(|| body[name].as_str().map(str::to_owned))
+    };
+    let propagation = match text("propagationPolicy").as_deref() {
+        Some("Orphan") => Propagation::Orphan,
+        Some("Foreground") => Propagation::Foreground,
+        Some("Background") | None => Propagation::Background,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "propagationPolicy: Unsupported value: \"{other}\""
+            )));
+        }
+    };
+    let orphan = request.params.flag("orphanDependents") || body["orphanDependents"] == json!(true);
+    let grace_period = request
+        .params
+        .get("gracePeriodSeconds")
+        .and_then(|g| g.parse().ok())
+        .or_else(|| body["gracePeriodSeconds"].as_i64());
+    let dry_run = request.params.get("dryRun") == Some("All")
+        || body["dryRun"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|v| v == "All"));
+    Ok(DeleteOptions {
+        propagation: if orphan {
+            Propagation::Orphan
+        } else {
+            propagation
+        },
+        grace_period,
+        uid: body["preconditions"]["uid"].as_str().map(str::to_owned),
+        resource_version: body["preconditions"]["resourceVersion"]
+            .as_str()
+            .map(str::to_owned),
+        dry_run,
+    })
+}
+
+fn delete(
+    store: &Store,
+    target: &Target,
+    storage: &Storage,
+    request: &Request,
+) -> Result<Reply, ApiError> {
+    let name = target.name.as_deref().unwrap_or("");
+    let options = delete_options(request)?;
+    let deleted = store.delete(
+        &storage.resource,
+        target.namespace.as_deref().unwrap_or(""),
+        name,
+        &options,
+    )?;
+    if deleted.gone {
+        let uid = deleted.object["metadata"]["uid"].as_str().unwrap_or("");
+        return Ok(Reply::ok(status::success(&target.resource, name, uid)));
+    }
+    written(
+        target,
+        storage,
+        request,
+        StatusCode::OK,
+        &deleted.object,
+        Vec::new(),
+    )
+}
+
+fn delete_collection(
+    store: &Store,
+    target: &Target,
+    storage: &Storage,
+    request: &Request,
+) -> Result<Reply, ApiError> {
+    let filter = filter(target, storage, request)?;
+    let options = delete_options(request)?;
+    let page = store.list(&storage.resource, &filter, 0, None);
+    let mut items = Vec::new();
+    for object in &page.items {
+        let namespace = object["metadata"]["namespace"].as_str().unwrap_or("");
+        let name = object["metadata"]["name"].as_str().unwrap_or("");
+        if let Ok(deleted) = store.delete(&storage.resource, namespace, name, &options) {
+            items.push(storage.outgoing(&deleted.object));
+        }
+    }
+    let metadata = json!({"resourceVersion": store.resource_version().to_string()});
+    if let Some(partial) = partial::wanted(request) {
+        let list = partial.list(&target.resource, metadata, &items)?;
+        return Ok(Reply::ok(list));
+    }
+    Ok(Reply::ok(json!({
+        "kind": format!("{}List", target.resource.kind),
+        "apiVersion": target.resource.api_version(),
+        "metadata": metadata,
+        "items": items,
+    })))
+}
+
+/// `POST pods/<name>/eviction`: deletes the pod unless a PodDisruptionBudget forbids it,
+/// then answers 429 naming the budget.
+fn evict(store: &Store, target: &Target, request: &Request) -> Result<Reply, ApiError> {
+    let pods = &target.resource;
+    let namespace = target.namespace.as_deref().unwrap_or("");
+    let name = target.name.as_deref().unwrap_or("");
+    let eviction: Value = if request.body.is_empty() {
+        json!({})
+    } else {
+        body(request)?
+    };
+    if eviction["metadata"]["name"]
+        .as_str()
+        .is_some_and(|n| n != name)
+    {
+        return Err(ApiError::bad_request(
+            "name in URL does not match name in Eviction object",
+        ));
+    }
+    let pod = store.get(pods, namespace, name)?;
+    if !pod["metadata"]["deletionTimestamp"].is_null() {
+        return Ok(Reply::Json(
+            StatusCode::CREATED,
+            status_success(),
+            Vec::new(),
+        ));
+    }
+    let budgets_resource = store
+        .resource("policy", "v1", "poddisruptionbudgets")
+        .ok_or_else(|| ApiError::internal("PodDisruptionBudgets are not served"))?;
+    let pod_labels = selector::labels_of(&pod);
+    let budgets: Vec<Arc<Value>> = store
+        .all(&budgets_resource.storage)
+        .into_iter()
+        .filter(|b| b["metadata"]["namespace"].as_str() == Some(namespace))
+        .filter(|b| {
+            selector::written(&b["spec"]["selector"])
+                .is_some_and(|s| !s.is_everything() && s.matches(&pod_labels))
+        })
+        .collect();
+    if budgets.len() > 1 {
+        return Err(ApiError::internal(
+            "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+        ));
+    }
+    let terminal = matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    );
+    let budget = budgets.first().filter(|_| !terminal);
+    let takes_a_disruption = match budget {
+        Some(budget) => judge(budget, &pod).map_err(|message| {
+            ApiError::too_many_requests(
+                "Cannot evict pod as it would violate the pod's disruption budget.",
+                vec![json!({"reason": "DisruptionBudget", "message": message})],
+            )
+        })?,
+        None => false,
+    };
+    if let Some(budget) = budget
+        && takes_a_disruption
+    {
+        let budget_name = budget["metadata"]["name"].as_str().unwrap_or("").to_owned();
+        let at = store.now_text();
+        let pod_name = name.to_owned();
+        let _ = store.modify(
+            &budgets_resource,
+            namespace,
+            &budget_name,
+            &Write::internal("kube-controller-manager").status(),
+            |old| {
+                let mut budget = old.cloned().unwrap_or_default();
+                let allowed = budget["status"]["disruptionsAllowed"].as_i64().unwrap_or(1);
+                budget["status"]["disruptionsAllowed"] = json!((allowed - 1).max(0));
+                budget["status"]["disruptedPods"][pod_name.as_str()] = json!(at);
+                Ok(budget)
+            },
+        );
+    }
+    let options = DeleteOptions {
+        grace_period: eviction["deleteOptions"]["gracePeriodSeconds"].as_i64(),
+        ..DeleteOptions::default()
+    };
+    store.delete(pods, namespace, name, &options)?;
+    Ok(Reply::Json(
+        StatusCode::CREATED,
+        status_success(),
+        Vec::new(),
+    ))
+}
+
+fn status_success() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
+}
+
+/// Whether a budget allows evicting `pod` now, judged as the API server does: from the
+/// budget's status, as the disruption controller last wrote it. A pod that is not Ready may
+/// go without using up a disruption under `unhealthyPodEvictionPolicy: AlwaysAllow`, or
+/// while the budget has its desired healthy pods; any other eviction needs a status that
+/// has observed the budget's generation and a disruption allowed. `Ok` says whether the
+/// eviction takes one of the budget's disruptions; `Err` says why not, in the API server's
+/// words.
+fn judge(budget: &Value, pod: &Value) -> Result<bool, String> {
+    let name = budget["metadata"]["name"].as_str().unwrap_or("");
+    let status = &budget["status"];
+    let number = |field: &str| status[field].as_i64().unwrap_or(0);
+    let (desired, healthy) = (number("desiredHealthy"), number("currentHealthy"));
+    if !ready(pod) {
+        let always = budget["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow";
+        if always || (desired > 0 && healthy >= desired) {
+            return Ok(false);
+        }
+    }
+    let generation = budget["metadata"]["generation"].as_i64().unwrap_or(0);
+    if number("observedGeneration") < generation {
+        return Err(format!(
+            "The disruption budget {name} is still being processed by the server."
+        ));
+    }
+    if number("disruptionsAllowed") <= 0 {
+        return Err(format!(
+            "The disruption budget {name} needs {desired} healthy pods and has {healthy} currently"
+        ));
+    }
+    Ok(true)
+}
+
+/// Whether a pod's `Ready` condition is `True`.
+pub(crate) fn ready(pod: &Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
