@@ -2,10 +2,8 @@
 //! under the restricted Pod Security Standard, and the RBAC rules are well-formed. (The CRDs'
 //! identity with `crds/` is checked by the `crds` test.)
 
-mod support;
-
+use patchpilot_testkit::chart::{chart_file, static_part};
 use serde_json::Value;
-use support::{chart_file, static_part};
 
 #[test]
 fn chart_metadata_and_values_parse() {

@@ -1,9 +1,10 @@
 //! The command line: help for every command, and bad input answered with exit status 2 and
 //! one line on standard error naming the file and the field — never a panic.
 
-mod support;
-
-use support::{assert_bad_input, patchpilot, root, stderr, write};
+use patchpilot_testkit::{
+    cli::{assert_bad_input, patchpilot, stderr, write},
+    repo::root,
+};
 
 const WINDOW: &str = "apiVersion: patchpilot.dev/v1alpha1
 kind: MaintenanceWindow

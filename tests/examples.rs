@@ -11,23 +11,10 @@ use patchpilot::{
 };
 use serde_json::{Value, json};
 
-#[path = "support/refusals.rs"]
-mod refusals;
+use patchpilot_testkit::{refusals, repo::yaml_files};
 
 fn examples() -> Vec<PathBuf> {
     yaml_files("examples")
-}
-
-/// The YAML files directly in `dir` (from the repository's root).
-fn yaml_files(dir: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
 }
 
 fn example(name: &str) -> (PathBuf, Value) {

@@ -1,13 +1,11 @@
 //! `patchpilot plan`: the exact JSON of SPEC section 4 for node and workload policies, and
 //! bad input refused with exit status 2 and one line.
 
-mod support;
-
+use patchpilot_testkit::{cli::patchpilot, repo::root};
 use serde_json::{Value, json};
-use support::root;
 
 fn plan(args: &[&str]) -> (Option<i32>, String, String) {
-    let output = support::patchpilot(&[&["plan"], args].concat());
+    let output = patchpilot(&[&["plan"], args].concat());
     (
         output.status.code(),
         String::from_utf8(output.stdout).unwrap(),

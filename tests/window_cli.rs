@@ -1,14 +1,12 @@
 //! `patchpilot window`: the exact JSON of SPEC 4 for the example window, and bad input
 //! answered with exit status 2 and one line naming the file, the object and the field.
 
-mod support;
-
 use std::{
     path::{Path, PathBuf},
     process::Output,
 };
 
-use support::{patchpilot, root};
+use patchpilot_testkit::{cli::patchpilot, repo::root};
 
 fn example() -> String {
     root("examples/maintenance-window.yaml")

@@ -16,16 +16,13 @@ use patchpilot::{
     engine::{
         keys,
         machine::{
-            self, Change, HealthFacts, Input, JobFacts, JobState, Live, MAX_FAILURES, NodeFacts,
-            Observed, Patch, Record, RecordState, Rollout, Status, Updater,
+            self, HealthFacts, Input, JobFacts, JobState, Live, MAX_FAILURES, NodeFacts, Observed,
+            Record, RecordState, Rollout, Status,
         },
-        plan::{self, Namespaces, Query, Scope, TargetRules},
-        policy::{
-            Approval, ApprovalMode, CanarySize, Classification, Drain, Health, OnFailure, Policy,
-            Stage, Strategy,
-        },
-        selector::{Labels, Selector},
+        plan::Namespaces,
+        policy::Policy,
         target::{Candidate, TargetId},
+        testkit::Fleet,
         units::{Duration, IntOrPercent, Percent},
     },
 };
@@ -37,78 +34,13 @@ const FAILED: usize = 40;
 const IN_PROGRESS: usize = 500;
 const LIMIT: usize = 256 * 1024;
 
+/// The benchmarks' `workers-os` policy, with `maxUnavailable: 10%` per pool (500 targets
+/// in progress), a hundred failures allowed, approved automatically.
 fn policy() -> Policy {
-    Policy {
-        name: "workers-os".into(),
-        targets: TargetRules {
-            scope: Scope::Nodes {
-                selector: Selector::from_labels(&Labels::from([(
-                    "node-role.kubernetes.io/worker".to_owned(),
-                    String::new(),
-                )])),
-                pool_label: Some("pool".into()),
-            },
-            exclude: None,
-        },
-        strategy: Strategy {
-            canary: CanarySize::Targets(5),
-            canary_soak: Duration::from_mins(30),
-            stages: [10, 25, 50]
-                .iter()
-                .map(|p| Stage {
-                    percent: Percent::new(*p).unwrap(),
-                    soak: Duration::from_hours(1),
-                })
-                .collect(),
-            group_by: Some("topology.kubernetes.io/zone".into()),
-            max_unavailable: IntOrPercent::Percent(Percent::new(10).unwrap()),
-            failure_budget: IntOrPercent::Count(100),
-            on_failure: OnFailure::Rollback,
-        },
-        drain: Drain {
-            timeout: Duration::from_mins(10),
-            force: false,
-        },
-        health: Health {
-            timeout: Duration::from_mins(15),
-            soak: Duration::from_mins(5),
-            recheck: None,
-        },
-        approval: Approval {
-            mode: ApprovalMode::Automatic,
-            delay: Duration::ZERO,
-            after_canary: false,
-        },
-        window: None,
-        deadline: None,
-        suspend: false,
-    }
-}
-
-fn rollout(now: Timestamp) -> Rollout {
-    Rollout {
-        name: "workers-os-3f9a1c2e".into(),
-        uid: String::new(),
-        hand_made: false,
-        patch: Patch {
-            version: "2026-11-security".into(),
-            classification: Classification::Important,
-            released_at: None,
-            emergency: false,
-            change: Change::Updater(Updater {
-                expect_reboot: true,
-                timeout: Duration::from_mins(30),
-                reboot_timeout: Duration::from_mins(15),
-            }),
-        },
-        approved: true,
-        promoted: false,
-        paused: false,
-        abort: false,
-        retry: 0,
-        created: now - SignedDuration::from_hours(6),
-        generation: 1,
-    }
+    Fleet::policy()
+        .max_unavailable(IntOrPercent::Percent(Percent::new(10).unwrap()))
+        .failure_budget(IntOrPercent::Count(100))
+        .approved_automatically(Duration::ZERO)
 }
 
 /// Pods as the operator names them, `namespace/name`.
@@ -153,41 +85,8 @@ fn record(rollout: &Rollout, state: RecordState, since: Timestamp) -> Record {
 }
 
 fn cluster(now: Timestamp, rollout: &Rollout) -> (Vec<Candidate>, BTreeMap<TargetId, Observed>) {
-    let mut candidates: Vec<Candidate> = (0..TARGETS)
-        .map(|i| {
-            let name = format!("worker-{i:05}");
-            let labels = Labels::from([
-                ("node-role.kubernetes.io/worker".to_owned(), String::new()),
-                ("pool".to_owned(), format!("pool-{}", i % 10)),
-                (
-                    "topology.kubernetes.io/zone".to_owned(),
-                    format!("eu-west-1{}", ["a", "b", "c"][i % 3]),
-                ),
-                ("kubernetes.io/hostname".to_owned(), name.clone()),
-            ]);
-            Candidate::node(&name, labels, BTreeMap::new())
-        })
-        .collect();
-    let order: Vec<usize> = {
-        let query = Query {
-            policy: "workers-os",
-            version: &rollout.patch.version,
-            images: rollout.patch.images(),
-            group_by: Some("topology.kubernetes.io/zone"),
-            now,
-        };
-        plan::inventory(
-            &policy().targets,
-            &query,
-            &candidates,
-            &Namespaces::new(),
-            |_| false,
-        )
-        .eligible
-        .iter()
-        .map(|c| candidates.iter().position(|x| x.id == c.id).unwrap())
-        .collect()
-    };
+    let mut candidates = Fleet::workers(TARGETS).candidates();
+    let order = Fleet::order(&candidates, &policy(), rollout, now);
     let mut observed = BTreeMap::new();
     let version_key = keys::version("workers-os");
     for (rank, &index) in order
@@ -302,7 +201,7 @@ pub fn run() {
     println!("== 3. PatchRollout status size at {TARGETS} targets ==");
     let now: Timestamp = "2026-11-22T01:30:00Z".parse().unwrap();
     let policy = policy();
-    let rollout = rollout(now);
+    let rollout = Fleet::rollout(now - SignedDuration::from_hours(6));
     let (candidates, observed) = cluster(now, &rollout);
     let namespaces = Namespaces::new();
     let started = Instant::now();

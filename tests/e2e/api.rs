@@ -2,31 +2,17 @@
 //! examples, the objects the schema must refuse, an invalid policy that only the operator can
 //! refuse, and the chart's RBAC rules against what the operator really asks for.
 
-use std::{
-    collections::BTreeSet,
-    path::{Path, PathBuf},
-};
+use std::collections::BTreeSet;
 
 use kube::ResourceExt;
 use patchpilot::engine::rollout::Phase;
 use serde_json::Value;
 
-use crate::{
-    refusals::refusals,
-    support::{Cluster, MANAGER, OPERATOR_USER, kstatus, kubectl, mins, try_run, wait_until},
-};
+use patchpilot_testkit::{refusals::refusals, repo::yaml_files};
 
-/// The YAML files directly in `dir` of the repository.
-fn yaml_files(dir: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
-}
+use crate::support::{
+    Cluster, MANAGER, OPERATOR_USER, kstatus, kubectl, mins, try_run, wait_until,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a cluster: KUBECONFIG=... cargo test --test e2e -- --ignored"]
@@ -173,8 +159,7 @@ spec:
         .wait_for_rollout(&served, Phase::AwaitingApproval, mins(1))
         .await;
     assert!(!rollout.name_any().is_empty());
-    cluster.check_audit(&[]).await;
-    cluster.stop_operator().await;
+    cluster.finish(&[]).await;
 }
 
 /// The chart's rules, as (apiGroup, resource, verb).

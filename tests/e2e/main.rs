@@ -13,10 +13,6 @@
 //!
 //! See `tests/e2e/README.md` for what they do to the cluster and what they leave.
 
-#[path = "../support/audit.rs"]
-mod audit;
-#[path = "../support/refusals.rs"]
-mod refusals;
 mod support;
 
 mod api;

@@ -6,10 +6,9 @@ use k8s_openapi::api::{batch::v1::Job, core::v1::Node, policy::v1::PodDisruption
 use kube::{Api, ResourceExt};
 use patchpilot::{api::keys, engine::rollout::Phase};
 
-use crate::{
-    audit::Rules,
-    support::{Cluster, POOL, POOL_LABEL, kstatus, mins, unschedulable, wait_until},
-};
+use patchpilot_testkit::audit::Rules;
+
+use crate::support::{Cluster, POOL, POOL_LABEL, kstatus, mins, unschedulable, wait_until};
 
 /// The patch version the node tests roll out.
 pub const VERSION: &str = "e2e-1";
@@ -261,7 +260,7 @@ async fn a_node_os_patch_goes_canary_stages_and_full_across_pools_and_zones() {
 
     // The audit log: per pool one node at a time, drained through the Eviction API.
     let replay = cluster
-        .check_audit(&[Rules::new(policy.clone(), 1).per_pool("pool")])
+        .finish(&[Rules::new(policy.clone(), 1).per_pool("pool")])
         .await;
     if let Some(replay) = replay {
         assert!(replay.peak.values().all(|p| *p == 1), "{:?}", replay.peak);
@@ -277,7 +276,6 @@ async fn a_node_os_patch_goes_canary_stages_and_full_across_pools_and_zones() {
             .count();
         assert!(evictions >= 4, "{evictions} evictions of the shop's pods");
     }
-    cluster.stop_operator().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,9 +343,8 @@ async fn an_updater_failing_in_the_canary_rolls_it_back() {
         assert_eq!(outcome, expected, "(failed, succeeded) of the {action} Job");
     }
     cluster
-        .check_audit(&[Rules::new(policy.clone(), 1).per_pool("pool")])
+        .finish(&[Rules::new(policy.clone(), 1).per_pool("pool")])
         .await;
-    cluster.stop_operator().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -421,10 +418,9 @@ async fn a_budget_that_never_allows_an_eviction_fails_the_drain_unless_forced() 
         assert_released(&node);
     }
     cluster
-        .check_audit(&[
+        .finish(&[
             Rules::new(policy.clone(), 1).per_pool("pool"),
             Rules::new(forced.clone(), 1).per_pool("pool"),
         ])
         .await;
-    cluster.stop_operator().await;
 }

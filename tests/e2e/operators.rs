@@ -7,8 +7,9 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, ResourceExt};
 use patchpilot::engine::rollout::{Phase, Step};
 
+use patchpilot_testkit::audit::Rules;
+
 use crate::{
-    audit::Rules,
     nodes::{NodePolicy, assert_released, budget, shop},
     support::{Cluster, NAMESPACE, kubectl, mins, wait_until},
 };
@@ -68,9 +69,8 @@ async fn the_leader_killed_mid_rollout_the_other_replica_finishes_it() {
         assert_released(&node);
     }
     cluster
-        .check_audit(&[Rules::new(policy.clone(), 1).per_pool("pool")])
+        .finish(&[Rules::new(policy.clone(), 1).per_pool("pool")])
         .await;
-    cluster.stop_operator().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,8 +4,9 @@
 use kube::ResourceExt;
 use patchpilot::{api::keys, engine::rollout::Phase};
 
+use patchpilot_testkit::audit::Rules;
+
 use crate::{
-    audit::Rules,
     nodes::{NodePolicy, VERSION, assert_released, budget},
     support::{Cluster, kstatus, kubectl, mins},
 };
@@ -79,9 +80,8 @@ async fn a_person_approves_and_promotes_with_kubectl() {
         "{status:?}"
     );
     cluster
-        .check_audit(&[Rules::new(policy.clone(), 1).per_pool("pool")])
+        .finish(&[Rules::new(policy.clone(), 1).per_pool("pool")])
         .await;
-    cluster.stop_operator().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,7 +188,6 @@ spec:
     }
     let _ = VERSION;
     cluster
-        .check_audit(&[Rules::new(policy.clone(), 1).per_pool("pool")])
+        .finish(&[Rules::new(policy.clone(), 1).per_pool("pool")])
         .await;
-    cluster.stop_operator().await;
 }

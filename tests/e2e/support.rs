@@ -33,7 +33,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::MutexGuard;
 
-use crate::audit::{Audit, Objects, Replay, Rules};
+use patchpilot_testkit::audit::{Audit, Objects, Replay, Rules};
 
 /// The field manager of everything the tests write.
 pub const MANAGER: &str = "patchpilot-e2e";
@@ -541,7 +541,7 @@ impl Cluster {
     }
 
     /// Replays this test's part of the audit log against the invariants of SPEC 3
-    /// (`tests/support/audit.rs`), with the objects as they are now, and checks that the
+    /// (`patchpilot_testkit::audit`), with the objects as they are now, and checks that the
     /// API server refused the operator nothing (a missing RBAC rule). Panics on a broken
     /// invariant; `None` when there is no audit log.
     pub async fn check_audit(&self, rules: &[Rules]) -> Option<Replay> {
@@ -573,6 +573,15 @@ impl Cluster {
             forbidden.join("\n  ")
         );
         Some(audit.check(rules))
+    }
+
+    /// The end of a test: checks the audit log as [`Cluster::check_audit`] does, then stops
+    /// the operator. What remains (namespaces, policies, labels) is undone when the cluster
+    /// is dropped.
+    pub async fn finish(&mut self, rules: &[Rules]) -> Option<Replay> {
+        let replay = self.check_audit(rules).await;
+        self.stop_operator().await;
+        replay
     }
 }
 

@@ -5,10 +5,9 @@ use k8s_openapi::api::{apps::v1::Deployment, core::v1::Pod};
 use kube::{Api, ResourceExt, api::ListParams};
 use patchpilot::{api::keys, engine::rollout::Phase};
 
-use crate::{
-    audit::Rules,
-    support::{Cluster, SUITE_LABEL, kstatus, mins, wait_until},
-};
+use patchpilot_testkit::audit::Rules;
+
+use crate::support::{Cluster, SUITE_LABEL, kstatus, mins, wait_until};
 
 const VERSION: &str = "nginx-1.27.4";
 const OLD_IMAGE: &str = "docker.io/library/nginx:1.27.3";
@@ -170,8 +169,7 @@ async fn a_workload_image_patch_updates_a_deployment() {
         kstatus(&format!("patchrollout/{}", rollout.name_any())).0,
         "Current"
     );
-    cluster.check_audit(&[Rules::new(policy.clone(), 1)]).await;
-    cluster.stop_operator().await;
+    cluster.finish(&[Rules::new(policy.clone(), 1)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,6 +210,5 @@ async fn a_patched_image_that_never_becomes_ready_is_rolled_back() {
     .await;
     let (state, message) = kstatus(&format!("patchrollout/{}", rollout.name_any()));
     assert_eq!(state, "Failed", "{message}");
-    cluster.check_audit(&[Rules::new(policy.clone(), 1)]).await;
-    cluster.stop_operator().await;
+    cluster.finish(&[Rules::new(policy.clone(), 1)]).await;
 }

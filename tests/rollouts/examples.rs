@@ -2,32 +2,15 @@
 //! scenarios in `examples/sandbox/` build a cluster for them and include the example files;
 //! each runs here to a finished rollout.
 
-use std::{
-    collections::BTreeSet,
-    path::{Path, PathBuf},
-};
+use std::{collections::BTreeSet, path::PathBuf};
 
 use patchpilot::sandbox::scenario::Scenario;
+use patchpilot_testkit::repo::{self, yaml_files};
 
 use crate::harness::{Outcome, Rules, run_scenario_file};
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The YAML files directly in `dir`.
-fn yaml_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
-}
-
 async fn run(scenario: &str) -> Outcome {
-    run_scenario_file(&root().join("examples/sandbox").join(scenario)).await
+    run_scenario_file(&repo::path("examples/sandbox").join(scenario)).await
 }
 
 /// The phase of every rollout of the run, by name.
@@ -47,12 +30,12 @@ fn phases(outcome: &Outcome) -> Vec<(String, String)> {
 
 #[test]
 fn every_example_is_run_by_a_sandbox_scenario() {
-    let examples: BTreeSet<PathBuf> = yaml_files(&root().join("examples"))
+    let examples: BTreeSet<PathBuf> = yaml_files("examples")
         .into_iter()
         .map(|p| p.canonicalize().unwrap())
         .collect();
     let mut included = BTreeSet::new();
-    for file in yaml_files(&root().join("examples/sandbox")) {
+    for file in yaml_files("examples/sandbox") {
         let scenario = Scenario::read(&file).unwrap_or_else(|e| panic!("{e}"));
         for include in &scenario.spec.include {
             included.insert(file.parent().unwrap().join(include).canonicalize().unwrap());

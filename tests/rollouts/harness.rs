@@ -2,7 +2,7 @@
 //! outsider can see: the objects in the API at the end, and the audit log of every request.
 //!
 //! The invariants of SPEC 3 are checked from the audit log alone, by the replay of
-//! `tests/support/audit.rs`, which the end-to-end suite runs on a real API server's log.
+//! `crates/testkit/src/audit.rs`, which the end-to-end suite runs on a real API server's log.
 
 use std::{
     collections::BTreeMap,
@@ -11,8 +11,6 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use crate::audit::Objects;
-pub use crate::audit::{Audit, LockEvent, Replay, Rules, timestamp};
 use jiff::{SignedDuration, Timestamp};
 use patchpilot::sandbox::{
     Options, Sandbox,
@@ -21,6 +19,8 @@ use patchpilot::sandbox::{
     scenario::Scenario,
     store::{Filter, Store, WatchFrom, WatchItem},
 };
+use patchpilot_testkit::audit::Objects;
+pub use patchpilot_testkit::audit::{Audit, LockEvent, Replay, Rules, timestamp};
 use serde_json::Value;
 
 /// An audit log kept in memory.
@@ -253,7 +253,7 @@ impl Outcome {
             .to_owned()
     }
 
-    /// The audit log, with the final objects, for the checks of `tests/support/audit.rs`.
+    /// The audit log, with the final objects, for the checks of `crates/testkit/src/audit.rs`.
     pub fn audit(&self) -> Audit<'_> {
         Audit {
             log: &self.log,

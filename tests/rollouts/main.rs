@@ -3,12 +3,8 @@
 //! counters. Every test also replays the audit log against the invariants of SPEC 3 (see
 //! [`harness`]).
 
-#[path = "../support/audit.rs"]
-mod audit;
 mod case;
 mod harness;
-#[path = "../support/mod.rs"]
-mod support;
 
 mod approval;
 mod concurrency;

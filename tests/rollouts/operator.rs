@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use jiff::{SignedDuration, Timestamp};
+use patchpilot_testkit::chart::{chart_file, static_part};
 use serde_json::Value;
 
 use crate::{
@@ -12,7 +13,6 @@ use crate::{
     harness::Act,
     harness::{Outcome, Rules, timestamp},
     resilience::{eventful, rolled_back_cleanly},
-    support::{chart_file, static_part},
     windows::DAILY,
     workloads::shop,
 };

@@ -15,16 +15,13 @@ use jiff::Timestamp;
 use patchpilot_engine::{
     keys,
     machine::{
-        self, Action, Change, HealthFacts, Input, JobFacts, JobState, Live, NodeFacts, Observed,
-        Patch, Record, RecordState, Rollout, Status, Updater,
+        self, Action, HealthFacts, Input, JobFacts, JobState, Live, NodeFacts, Observed, Record,
+        RecordState, Rollout, Status,
     },
-    plan::{self, Namespaces, Query, Scope, TargetRules},
-    policy::{
-        Approval, ApprovalMode, CanarySize, Classification, Drain, Health, OnFailure, Policy,
-        Stage, Strategy,
-    },
-    selector::{Labels, Selector},
+    plan::{self, Namespaces, Query},
+    policy::Policy,
     target::{Candidate, TargetId},
+    testkit::Fleet,
     units::{Duration, IntOrPercent, Percent},
     window::{Recurrence, Schedule, WallClock, Window},
 };
@@ -33,126 +30,32 @@ const TARGETS: usize = 5_000;
 const UPDATED: usize = 2_000;
 const IN_PROGRESS: usize = 10;
 
+/// The benchmarks' `workers-os` policy, with a hold label, at most 1 % of a pool in
+/// progress, ten failures allowed, in the window `weekend-nights`.
 fn policy() -> Policy {
-    Policy {
-        name: "workers-os".into(),
-        targets: TargetRules {
-            scope: Scope::Nodes {
-                selector: Selector::from_labels(&Labels::from([(
-                    "node-role.kubernetes.io/worker".to_owned(),
-                    String::new(),
-                )])),
-                pool_label: Some("pool".into()),
-            },
-            exclude: Some(Selector::from_labels(&Labels::from([(
-                "patchpilot.dev/hold".to_owned(),
-                "true".to_owned(),
-            )]))),
-        },
-        strategy: Strategy {
-            canary: CanarySize::Targets(5),
-            canary_soak: Duration::from_mins(30),
-            stages: [10, 25, 50]
-                .iter()
-                .map(|p| Stage {
-                    percent: Percent::new(*p).unwrap(),
-                    soak: Duration::from_hours(1),
-                })
-                .collect(),
-            group_by: Some("topology.kubernetes.io/zone".into()),
-            max_unavailable: IntOrPercent::Percent(Percent::new(1).unwrap()),
-            failure_budget: IntOrPercent::Count(10),
-            on_failure: OnFailure::Rollback,
-        },
-        drain: Drain {
-            timeout: Duration::from_mins(10),
-            force: false,
-        },
-        health: Health {
-            timeout: Duration::from_mins(15),
-            soak: Duration::from_mins(5),
-            recheck: None,
-        },
-        approval: Approval {
-            mode: ApprovalMode::Manual,
-            delay: Duration::ZERO,
-            after_canary: false,
-        },
-        window: Some("weekend-nights".into()),
-        deadline: None,
-        suspend: false,
-    }
-}
-
-fn rollout(now: Timestamp) -> Rollout {
-    Rollout {
-        name: "workers-os-3f9a1c2e".into(),
-        uid: String::new(),
-        hand_made: false,
-        patch: Patch {
-            version: "2026-11-security".into(),
-            classification: Classification::Important,
-            released_at: None,
-            emergency: false,
-            change: Change::Updater(Updater {
-                expect_reboot: true,
-                timeout: Duration::from_mins(30),
-                reboot_timeout: Duration::from_mins(15),
-            }),
-        },
-        approved: true,
-        promoted: false,
-        paused: false,
-        abort: false,
-        retry: 0,
-        created: now,
-        generation: 1,
-    }
+    Fleet::policy()
+        .excluding(&[("patchpilot.dev/hold", "true")])
+        .max_unavailable(IntOrPercent::Percent(Percent::new(1).unwrap()))
+        .failure_budget(IntOrPercent::Count(10))
+        .window("weekend-nights")
 }
 
 /// 5,000 worker nodes in 10 pools and 3 zones; a few excluded, a few already up to date;
 /// the first `UPDATED` in rollout order updated by the rollout and the next `IN_PROGRESS`
 /// locked, draining or updating.
 fn cluster(now: Timestamp, rollout: &Rollout) -> (Vec<Candidate>, BTreeMap<TargetId, Observed>) {
-    let mut candidates = Vec::with_capacity(TARGETS);
-    let mut observed = BTreeMap::new();
-    for i in 0..TARGETS {
-        let name = format!("worker-{i:05}");
-        let labels = Labels::from([
-            ("node-role.kubernetes.io/worker".to_owned(), String::new()),
-            ("pool".to_owned(), format!("pool-{}", i % 10)),
-            (
-                "topology.kubernetes.io/zone".to_owned(),
-                format!("eu-west-1{}", ["a", "b", "c"][i % 3]),
-            ),
-            ("kubernetes.io/hostname".to_owned(), name.clone()),
-        ]);
-        let mut annotations = BTreeMap::new();
+    let mut candidates = Fleet::workers(TARGETS).candidates();
+    for (i, candidate) in candidates.iter_mut().enumerate() {
         if i % 500 == 7 {
-            annotations.insert(
+            std::sync::Arc::make_mut(&mut candidate.annotations).insert(
                 keys::EXCLUDE.to_owned(),
                 "vendor certification pending".to_owned(),
             );
         }
-        candidates.push(Candidate::node(&name, labels, annotations));
     }
+    let mut observed = BTreeMap::new();
     // Rollout order is zone, then name: find it once, and mark the work done so far.
-    let order: Vec<usize> = {
-        let rules = policy().targets;
-        let query = Query {
-            policy: "workers-os",
-            version: &rollout.patch.version,
-            images: rollout.patch.images(),
-            group_by: Some("topology.kubernetes.io/zone"),
-            now,
-        };
-        let inventory = plan::inventory(&rules, &query, &candidates, &Namespaces::new(), |_| false);
-        inventory
-            .eligible
-            .iter()
-            .map(|c| candidates.iter().position(|x| x.id == c.id).unwrap())
-            .collect()
-    };
+    let order = Fleet::order(&candidates, &policy(), rollout, now);
     for (rank, &index) in order.iter().enumerate().take(UPDATED + IN_PROGRESS) {
         let state = if rank < UPDATED {
             RecordState::Updated
@@ -250,7 +153,7 @@ fn measure(mut f: impl FnMut()) -> (StdDuration, StdDuration, usize) {
 fn main() {
     let now: Timestamp = "2026-11-22T01:30:00Z".parse().unwrap();
     let policy = policy();
-    let rollout = rollout(now);
+    let rollout = Fleet::rollout(now);
     let (candidates, observed) = cluster(now, &rollout);
     let namespaces = Namespaces::new();
     let window = window();

@@ -22,6 +22,8 @@ pub mod policy;
 pub mod rollout;
 pub mod selector;
 pub mod target;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod units;
 pub mod window;
 

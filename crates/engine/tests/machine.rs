@@ -1,15 +1,16 @@
-//! The rollout state machine, scenario by scenario, in a simulated world (tests/support):
-//! each test checks what happened to the nodes, not the engine's own counters.
-
-mod support;
+//! The rollout state machine, scenario by scenario, in a simulated world (the test kit's
+//! `world`): each test checks what happened to the nodes, not the engine's own counters.
 
 use jiff::SignedDuration;
+use patchpilot_engine::testkit::{
+    at, mins, stages,
+    world::{What, World},
+};
 use patchpilot_engine::{
     machine::{Action, ConditionStatus, ConditionType, FatalReason, HealthFacts, RecordState},
     rollout::Phase,
     units::Duration,
 };
-use support::{What, World, at, mins, stages};
 
 fn start() -> jiff::Timestamp {
     at("2026-11-21T01:00:00Z")

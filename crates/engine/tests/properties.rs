@@ -7,11 +7,13 @@
 //! saves in `properties.proptest-regressions` and replays first: `PATCHPILOT_TRACE=1` prints
 //! every decision and the final records, `PATCHPILOT_STATS=1` each world's outcome.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{SignedDuration, Timestamp};
+use patchpilot_engine::testkit::{
+    at, mins, stages,
+    world::{Script, What, World},
+};
 use patchpilot_engine::{
     keys,
     machine::{Action, FatalReason, RecordState},
@@ -23,7 +25,6 @@ use patchpilot_engine::{
     window::{Recurrence, Schedule, WallClock, Window},
 };
 use proptest::prelude::*;
-use support::{Script, What, World, at, mins, stages};
 
 #[derive(Clone, Debug)]
 struct Case {

@@ -13,14 +13,16 @@
 //! rollout has started a random number of nodes, so that rollouts overlap.
 //! `PATCHPILOT_TRACE=1` prints the world at the end of a failing case.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{SignedDuration, Timestamp};
+use patchpilot_engine::testkit::{
+    at,
+    world::{Other, Script, What, World},
+};
 use patchpilot_engine::{
     keys,
-    machine::{Action, Status},
+    machine::{Action, Rollout, Status},
     plan::Scope,
     policy::{CanarySize, OnFailure},
     rollout::Phase,
@@ -28,7 +30,6 @@ use patchpilot_engine::{
     units::IntOrPercent,
 };
 use proptest::prelude::*;
-use support::{Other, Script, What, World, at, rollout};
 
 /// What happens to the policy's rollout mid-flight.
 #[derive(Clone, Copy, Debug)]
@@ -155,7 +156,7 @@ fn settled(status: &Status) -> bool {
 fn happen(world: &mut World, event: Event) {
     match event {
         Event::HandMade => {
-            let mut emergency = rollout(world.now);
+            let mut emergency = Rollout::test(world.now);
             emergency.name = "os-zero-day".into();
             emergency.uid = "uid-zero-day".into();
             emergency.hand_made = true;
@@ -169,7 +170,7 @@ fn happen(world: &mut World, event: Event) {
         }
         Event::NewVersion => {
             world.superseded = true;
-            let mut newer = rollout(world.now);
+            let mut newer = Rollout::test(world.now);
             newer.name = "os-1111cccc".into();
             newer.uid = "uid-1111cccc".into();
             newer.patch.version = "v3".into();

@@ -10,10 +10,7 @@ use patchpilot_engine::{
     window::{Evaluation, Window},
 };
 
-#[path = "common/window.rs"]
-mod common;
-
-use common::{cron, daily, interval, ts, weekly, window};
+use patchpilot_engine::testkit::windows::{cron, daily, interval, ts, weekly, window};
 
 /// Evaluates at `at` for `next.len()` intervals (at least one) and checks the whole answer.
 #[track_caller]

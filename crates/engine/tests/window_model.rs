@@ -10,10 +10,7 @@ use patchpilot_engine::{
     window::{Evaluation, Interval, Schedule, Window},
 };
 
-#[path = "common/window.rs"]
-mod common;
-
-use common::{cron, daily, interval, ts, weekly, window};
+use patchpilot_engine::testkit::windows::{cron, daily, interval, ts, weekly, window};
 
 /// The open set worked out the slow way: every local minute of every day is tested against
 /// each recurrence and converted on its own with jiff's default (compatible) rule, the

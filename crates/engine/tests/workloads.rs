@@ -2,11 +2,10 @@
 //! workload's own rollout awaited, health soaked, the version recorded; a progress deadline
 //! fails the target and the rollback restores the recorded images.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
+use patchpilot_engine::testkit::{at, mins};
 use patchpilot_engine::{
     image::{ContainerImage, ImagePatch},
     keys,
@@ -21,7 +20,6 @@ use patchpilot_engine::{
     target::{Candidate, TargetId},
     units::Duration,
 };
-use support::{at, mins};
 
 struct Shop {
     now: Timestamp,
@@ -49,7 +47,7 @@ fn images(pairs: &[(&str, &str)]) -> Vec<ContainerImage> {
 impl Shop {
     fn new() -> Self {
         let now = at("2026-11-22T10:00:00Z");
-        let mut policy = support::policy();
+        let mut policy = patchpilot_engine::policy::Policy::test();
         policy.name = "nginx-base".into();
         policy.targets.scope = Scope::Workloads {
             namespaces: None,
@@ -58,7 +56,7 @@ impl Shop {
         };
         policy.strategy.canary = CanarySize::Targets(0);
         policy.health.soak = Duration::from_mins(5);
-        let mut rollout = support::rollout(now);
+        let mut rollout = machine::Rollout::test(now);
         rollout.name = "nginx-base-1a2b3c4d".into();
         rollout.patch.version = "nginx-1.27.4".into();
         rollout.patch.change = Change::Images(vec![ImagePatch {

@@ -1,11 +1,7 @@
 //! Broken copies of the shipped examples that an API server must refuse, each with a part of
 //! the message that names what is wrong: `tests/examples.rs` judges them with the CRDs'
 //! schemas as patchpilot checks them, the end-to-end suite (`tests/e2e`) with a real API
-//! server. Included by path where it is used.
-
-#![allow(dead_code)]
-
-use std::path::Path;
+//! server.
 
 use serde_json::{Value, json};
 
@@ -21,10 +17,8 @@ pub struct Refusal {
 
 /// The one object of an example file.
 pub fn example(name: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(name);
-    let mut objects = patchpilot::cli::read_objects(&path).unwrap();
+    let path = crate::repo::path("examples").join(name);
+    let mut objects = patchpilot_schema::manifest::read_objects(&path).unwrap();
     assert_eq!(objects.len(), 1, "{name}");
     objects.remove(0)
 }

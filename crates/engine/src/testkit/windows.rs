@@ -1,18 +1,14 @@
 //! Builders for windows in tests: recurrences and windows from short strings.
 
-#![allow(dead_code)]
-
-use jiff::{Timestamp, tz::TimeZone};
-use patchpilot_engine::{
+use crate::{
     units::Duration,
     window::{Interval, Recurrence, Schedule, Window},
 };
+use jiff::tz::TimeZone;
 
-pub fn ts(text: &str) -> Timestamp {
-    text.parse()
-        .unwrap_or_else(|error| panic!("{text}: {error}"))
-}
+pub use super::at as ts;
 
+/// The interval from `start` to `end`, RFC 3339.
 pub fn interval((start, end): (&str, &str)) -> Interval {
     Interval::new(ts(start), ts(end)).unwrap()
 }
@@ -33,10 +29,12 @@ pub fn weekly(days: &str, start: &str, duration: &str) -> Recurrence {
     }
 }
 
+/// Every day from `start` for `duration`.
 pub fn daily(start: &str, duration: &str) -> Recurrence {
     weekly("", start, duration)
 }
 
+/// At the instants of a cron `expression`, for `duration`.
 pub fn cron(expression: &str, duration: &str) -> Recurrence {
     Recurrence {
         schedule: Schedule::Cron(expression.parse().unwrap()),
@@ -44,6 +42,7 @@ pub fn cron(expression: &str, duration: &str) -> Recurrence {
     }
 }
 
+/// A window in time zone `zone` with these recurrences and exclusions, no cutoff.
 pub fn window(zone: &str, recurrences: Vec<Recurrence>, exclusions: &[(&str, &str)]) -> Window {
     Window::new(
         TimeZone::get(zone).unwrap(),

@@ -3,27 +3,21 @@
 //! let time pass. It records what happened, like an audit log, so that tests check outcomes
 //! from the world's side rather than from the engine's own counters.
 
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{SignedDuration, Timestamp};
-use patchpilot_engine::{
+
+use crate::{
     keys,
     machine::{
         self, Action, Change, Decision, FatalReason, HealthFacts, Input, JobFacts, JobState, Live,
         NodeFacts, Observed, Record, RecordState, Records, Rollout, Sibling, Status, TargetAction,
-        Updater,
     },
-    plan::{Namespaces, Scope, TargetRules},
-    policy::{
-        Approval, ApprovalMode, CanarySize, Classification, Drain, Health, OnFailure, Policy,
-        Stage, Strategy,
-    },
+    plan::Namespaces,
+    policy::Policy,
     rollout::Phase,
-    selector::{Labels, Selector},
+    selector::Labels,
     target::{Candidate, TargetId},
-    units::{Duration, IntOrPercent, Percent},
     window::Window,
 };
 
@@ -70,9 +64,13 @@ impl Default for Script {
 /// A Job running on a node.
 #[derive(Clone, Debug)]
 pub struct Job {
+    /// The Job's name, as the controller names it.
     pub name: String,
+    /// What it does: apply or roll back.
     pub action: Action,
+    /// When it finishes.
     pub finishes: Timestamp,
+    /// Whether it fails.
     pub fails: bool,
     /// Its outcome has been applied to the node.
     pub settled: bool,
@@ -81,27 +79,42 @@ pub struct Job {
 /// A simulated node.
 #[derive(Clone, Debug)]
 pub struct Node {
+    /// The node's name.
     pub name: String,
+    /// Its labels.
     pub labels: Labels,
+    /// Its annotations: locks, records, versions.
     pub annotations: BTreeMap<String, String>,
+    /// Cordoned.
     pub unschedulable: bool,
+    /// Its boot number; a reboot adds one.
     pub boot: u32,
+    /// Ready.
     pub ready: bool,
+    /// Since when it has been Ready.
     pub ready_since: Timestamp,
+    /// Pods still on it.
     pub pods: u32,
+    /// When its drain started.
     pub drain_started: Option<Timestamp>,
+    /// The updater Jobs that ran or run on it.
     pub jobs: Vec<Job>,
+    /// When it comes back from a reboot.
     pub back_at: Option<Timestamp>,
     /// The patch is on the node (the updater applied it and no rollback removed it).
     pub patched: bool,
+    /// How it behaves when patched.
     pub script: Script,
 }
 
 /// One thing the world saw happen.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Logged {
+    /// When.
     pub at: Timestamp,
+    /// The target.
     pub target: String,
+    /// What happened.
     pub what: What,
     /// The rollout that acted.
     pub by: String,
@@ -110,123 +123,59 @@ pub struct Logged {
 /// Another rollout of the world's policy, decided in turn with the main one.
 #[derive(Clone, Debug)]
 pub struct Other {
+    /// The rollout.
     pub rollout: Rollout,
+    /// Its status.
     pub status: Status,
+    /// Whether a newer rollout superseded it.
     pub superseded: bool,
 }
 
 /// What happened.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum What {
+    /// A lock for this action was taken.
     Locked(Action),
+    /// The lock was let go, leaving the record in this state.
     Released(RecordState),
+    /// The record was kept in this state under the lock.
     Held(RecordState),
+    /// The record was abandoned.
     Abandoned,
+    /// The target was marked failed.
     MarkedFailed,
+    /// The lock was removed.
     Unlocked,
+    /// An updater Job for this action ran.
     UpdaterRun(Action),
 }
 
 /// The world.
 pub struct World {
+    /// The current instant.
     pub now: Timestamp,
+    /// The nodes.
     pub nodes: Vec<Node>,
+    /// The main rollout.
     pub rollout: Rollout,
+    /// Its status, as last written.
     pub status: Status,
+    /// The policy.
     pub policy: Policy,
+    /// Its window, if any.
     pub window: Option<Window>,
+    /// Whether a newer rollout superseded the main one.
     pub superseded: bool,
     /// The policy's other rollouts.
     pub others: Vec<Other>,
     /// The main rollout or its policy is being deleted.
     pub stopping: bool,
+    /// What happened, in order.
     pub log: Vec<Logged>,
+    /// The events the engine asked for.
     pub events: Vec<machine::Event>,
+    /// How many decisions were made.
     pub decisions: usize,
-}
-
-pub fn at(text: &str) -> Timestamp {
-    text.parse().unwrap()
-}
-
-pub fn mins(m: i64) -> SignedDuration {
-    SignedDuration::from_mins(m)
-}
-
-/// A node policy: every node, pools by `pool`, one canary, maxUnavailable 1, no soaks.
-pub fn policy() -> Policy {
-    Policy {
-        name: "os".into(),
-        targets: TargetRules {
-            scope: Scope::Nodes {
-                selector: Selector::everything(),
-                pool_label: None,
-            },
-            exclude: None,
-        },
-        strategy: Strategy {
-            canary: CanarySize::Targets(1),
-            canary_soak: Duration::ZERO,
-            stages: Vec::new(),
-            group_by: None,
-            max_unavailable: IntOrPercent::Count(1),
-            failure_budget: IntOrPercent::Count(0),
-            on_failure: OnFailure::Rollback,
-        },
-        drain: Drain {
-            timeout: Duration::from_mins(10),
-            force: false,
-        },
-        health: Health {
-            timeout: Duration::from_mins(10),
-            soak: Duration::from_mins(1),
-            recheck: None,
-        },
-        approval: Approval {
-            mode: ApprovalMode::Manual,
-            delay: Duration::ZERO,
-            after_canary: false,
-        },
-        window: None,
-        deadline: None,
-        suspend: false,
-    }
-}
-
-pub fn stages(percents: &[u8], soak: Duration) -> Vec<Stage> {
-    percents
-        .iter()
-        .map(|p| Stage {
-            percent: Percent::new(*p).unwrap(),
-            soak,
-        })
-        .collect()
-}
-
-pub fn rollout(created: Timestamp) -> Rollout {
-    Rollout {
-        name: "os-0000abcd".into(),
-        uid: "uid-os-0000abcd".into(),
-        hand_made: false,
-        patch: machine::Patch {
-            version: "v2".into(),
-            classification: Classification::Important,
-            released_at: None,
-            emergency: false,
-            change: Change::Updater(Updater {
-                expect_reboot: true,
-                timeout: Duration::from_mins(30),
-                reboot_timeout: Duration::from_mins(15),
-            }),
-        },
-        approved: true,
-        promoted: false,
-        paused: false,
-        abort: false,
-        retry: 0,
-        created,
-        generation: 1,
-    }
 }
 
 impl World {
@@ -255,9 +204,9 @@ impl World {
         World {
             now: start,
             nodes,
-            rollout: rollout(start),
+            rollout: Rollout::test(start),
             status: Status::default(),
-            policy: policy(),
+            policy: Policy::test(),
             window: None,
             superseded: false,
             others: Vec::new(),
@@ -268,10 +217,12 @@ impl World {
         }
     }
 
+    /// The node `name`; panics if there is none.
     pub fn node(&mut self, name: &str) -> &mut Node {
         self.nodes.iter_mut().find(|n| n.name == name).unwrap()
     }
 
+    /// The nodes as the controller would list them.
     pub fn candidates(&self) -> Vec<Candidate> {
         self.nodes
             .iter()
@@ -281,7 +232,7 @@ impl World {
 
     fn job_name(&self, node: &Node, record: &Record) -> String {
         let action = record.state.in_progress().unwrap_or(Action::Apply);
-        patchpilot_engine::naming::updater_job_name(
+        crate::naming::updater_job_name(
             &record.rollout,
             &node.name,
             action.as_str(),
@@ -392,6 +343,7 @@ impl World {
         }
     }
 
+    /// The engine's input for the main rollout.
     pub fn input<'a>(
         &'a self,
         candidates: &'a [Candidate],
@@ -459,6 +411,7 @@ impl World {
         decision
     }
 
+    /// Reconciles the main rollout once, without crashing.
     pub fn reconcile(&mut self) -> Decision {
         self.reconcile_with(None, false)
     }
@@ -681,11 +634,13 @@ impl World {
             .collect()
     }
 
+    /// The policy's current record on node `name`.
     pub fn record(&self, name: &str) -> Option<Record> {
         let node = self.nodes.iter().find(|n| n.name == name)?;
         Record::read(&node.annotations, &self.policy.name)
     }
 
+    /// The cordoned nodes.
     pub fn cordoned(&self) -> BTreeSet<String> {
         self.nodes
             .iter()
@@ -694,6 +649,7 @@ impl World {
             .collect()
     }
 
+    /// The reasons of the events asked for, in order.
     pub fn event_reasons(&self) -> Vec<String> {
         self.events.iter().map(|e| e.reason.clone()).collect()
     }

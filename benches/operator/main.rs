@@ -8,11 +8,8 @@
 //! Run with `cargo bench --bench operator`; `cargo bench --bench operator -- traffic` (or
 //! `rollback`, `status`) runs one figure. Every figure is measured; none is assumed.
 
-#[path = "operator/rollback.rs"]
 mod rollback;
-#[path = "operator/status.rs"]
 mod status;
-#[path = "operator/traffic.rs"]
 mod traffic;
 
 use std::{

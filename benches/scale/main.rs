@@ -16,11 +16,8 @@
 //! Lines starting with `RESULT` are the figures; `PROBLEM` lines are failures to report.
 //! Set `SCALE_PARTS` to a list like `1,2,3` or `4` to run only some parts.
 
-#[path = "scale/inproc.rs"]
 mod inproc;
-#[path = "scale/mem.rs"]
 mod mem;
-#[path = "scale/processes.rs"]
 mod processes;
 
 use std::time::Instant;

@@ -13,10 +13,6 @@
 //! - the operator uncordons only nodes it cordoned, and no node it cordoned stays cordoned;
 //!   no target is left locked once its rollouts have ended or are gone;
 //! - a rollout's status, once it has ended, never changes.
-//!
-//! Included by path (`#[path = "../support/audit.rs"]`) where it is used.
-
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 
