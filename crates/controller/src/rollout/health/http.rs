@@ -9,27 +9,42 @@ use patchpilot_engine::target::TargetId;
 
 use patchpilot_api::HttpCheck;
 
-use super::{HttpClient, substitute};
+use super::{CheckError, HttpClient, substitute};
 
 /// GETs `url`: its status and body, each within `timeout`.
 pub(super) async fn get(
     http: &HttpClient,
     url: &str,
     timeout: StdDuration,
-) -> Result<(u16, Bytes), String> {
-    let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-    let request = http::Request::get(uri)
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| e.to_string())?;
+) -> Result<(u16, Bytes), CheckError> {
+    let uri: http::Uri = url.parse().map_err(|source| CheckError::InvalidUrl {
+        url: url.to_owned(),
+        source,
+    })?;
+    // A GET (the default method) of `uri`, without a body.
+    let mut request = http::Request::new(Full::new(Bytes::new()));
+    *request.uri_mut() = uri;
     let response = tokio::time::timeout(timeout, http.request(request))
         .await
-        .map_err(|_| format!("{url}: no answer within {timeout:?}"))?
-        .map_err(|e| format!("{url}: {e}"))?;
+        .map_err(|_| CheckError::Timeout {
+            url: url.to_owned(),
+            timeout,
+        })?
+        .map_err(|source| CheckError::Request {
+            url: url.to_owned(),
+            source,
+        })?;
     let code = response.status().as_u16();
     let body = tokio::time::timeout(timeout, response.into_body().collect())
         .await
-        .map_err(|_| format!("{url}: body not received within {timeout:?}"))?
-        .map_err(|e| format!("{url}: {e}"))?
+        .map_err(|_| CheckError::BodyTimeout {
+            url: url.to_owned(),
+            timeout,
+        })?
+        .map_err(|source| CheckError::Body {
+            url: url.to_owned(),
+            source,
+        })?
         .to_bytes();
     Ok((code, body))
 }
@@ -40,16 +55,17 @@ pub(super) async fn http_get(
     http: &HttpClient,
     check: &HttpCheck,
     target: &TargetId,
-) -> Result<(), String> {
+) -> Result<(), CheckError> {
     let url = substitute(&check.url, target);
     let (code, _) = get(http, &url, check.timeout.std()).await?;
     if check.expect_status.contains(&code) {
         Ok(())
     } else {
-        Err(format!(
-            "{url} answered {code}, expected {:?}",
-            check.expect_status
-        ))
+        Err(CheckError::Status {
+            url,
+            code,
+            expected: check.expect_status.clone(),
+        })
     }
 }
 
@@ -87,7 +103,7 @@ mod tests {
             &[200, 204],
             5000,
         );
-        assert_eq!(http_get(&http, &check, &node_n1()).await, Ok(()));
+        assert_eq!(reason(http_get(&http, &check, &node_n1()).await), Ok(()));
 
         let web = TargetId::workload(WorkloadKind::Deployment, "shop", "web");
         let check = http_check(
@@ -98,7 +114,7 @@ mod tests {
             &[200],
             5000,
         );
-        assert_eq!(http_get(&http, &check, &web).await, Ok(()));
+        assert_eq!(reason(http_get(&http, &check, &web).await), Ok(()));
         let paths: Vec<String> = server
             .requests()
             .iter()

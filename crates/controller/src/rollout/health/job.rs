@@ -8,7 +8,8 @@ use super::{CheckVerdict, Subject};
 /// has not been seen yet), then the Job's outcome.
 pub(super) fn job_verdict(subject: &Subject<'_>, index: usize) -> CheckVerdict {
     match subject.jobs.iter().find(|(i, _)| *i == index) {
-        Some((_, Some(result))) => result.clone().into(),
+        Some((_, Some(Ok(())))) => CheckVerdict::Pass,
+        Some((_, Some(Err(why)))) => CheckVerdict::Fail(why.clone()),
         _ => CheckVerdict::Settling("the check's Job is running".into(), None),
     }
 }

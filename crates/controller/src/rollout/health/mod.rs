@@ -14,6 +14,8 @@ mod prometheus;
 #[cfg(test)]
 mod testkit;
 
+use std::time::Duration as StdDuration;
+
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use patchpilot_engine::{
@@ -75,10 +77,128 @@ enum CheckVerdict {
     Fatal(FatalReason, String),
 }
 
-impl From<Result<(), String>> for CheckVerdict {
-    fn from(result: Result<(), String>) -> Self {
-        result.map_or_else(CheckVerdict::Fail, |()| CheckVerdict::Pass)
+impl From<Result<(), CheckError>> for CheckVerdict {
+    fn from(result: Result<(), CheckError>) -> Self {
+        result.map_or_else(
+            |e| CheckVerdict::Fail(e.to_string()),
+            |()| CheckVerdict::Pass,
+        )
     }
+}
+
+/// Why a `nodeReady`, `http` or `prometheus` check failed. Its text is the reason that
+/// status and events show after the check's name.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// `nodeReady`: the node is not in the cache.
+    #[error("the node is not observed")]
+    NodeNotObserved,
+    /// `nodeReady`: the node's `Ready` condition is not `True`.
+    #[error("Ready is not True")]
+    NodeNotReady,
+    /// `nodeReady`: a pressure condition of the node is `True`.
+    #[error("{condition} is True")]
+    NodePressure {
+        /// The condition: `MemoryPressure`, `DiskPressure` or `PIDPressure`.
+        condition: &'static str,
+    },
+    /// The URL to ask is not a URL.
+    #[error("{url}: {source}")]
+    InvalidUrl {
+        /// The URL, the target's name in it.
+        url: String,
+        /// Why it is not one.
+        #[source]
+        source: ::http::uri::InvalidUri,
+    },
+    /// The request failed: no connection, a name that does not resolve, TLS, a connection
+    /// closed before the answer.
+    #[error("{url}: {source}")]
+    Request {
+        /// The URL asked.
+        url: String,
+        /// The transport's error.
+        #[source]
+        source: HttpError,
+    },
+    /// No answer within the check's timeout.
+    #[error("{url}: no answer within {timeout:?}")]
+    Timeout {
+        /// The URL asked.
+        url: String,
+        /// The check's timeout.
+        timeout: StdDuration,
+    },
+    /// An answer, but its body did not arrive within the check's timeout.
+    #[error("{url}: body not received within {timeout:?}")]
+    BodyTimeout {
+        /// The URL asked.
+        url: String,
+        /// The check's timeout.
+        timeout: StdDuration,
+    },
+    /// The answer's body broke off.
+    #[error("{url}: {source}")]
+    Body {
+        /// The URL asked.
+        url: String,
+        /// The transport's error.
+        #[source]
+        source: HttpError,
+    },
+    /// `http`: an answer with a status the check does not accept.
+    #[error("{url} answered {code}, expected {expected:?}")]
+    Status {
+        /// The URL asked.
+        url: String,
+        /// The status answered.
+        code: u16,
+        /// The statuses the check accepts (`expectStatus`).
+        expected: Vec<u16>,
+    },
+    /// `prometheus`: the query was answered with a status other than 200.
+    #[error("{url} answered {code}")]
+    QueryStatus {
+        /// The query's URL.
+        url: String,
+        /// The status answered.
+        code: u16,
+    },
+    /// `prometheus`: the answer is not Prometheus's JSON.
+    #[error("not a Prometheus answer: {0}")]
+    NotPrometheus(#[source] serde_json::Error),
+    /// `prometheus`: the answer is not exactly one sample (a vector of one, or a scalar).
+    #[error("the query {query:?} did not return exactly one sample")]
+    NotOneSample {
+        /// The query, the target's name in it.
+        query: String,
+    },
+    /// `prometheus`: the sample is NaN (like 0/0), which lies within no bounds.
+    #[error("{query} = NaN, not a number within the bounds")]
+    NotANumber {
+        /// The query.
+        query: String,
+    },
+    /// `prometheus`: the sample is below the check's `min`.
+    #[error("{query} = {value}, below the minimum {min}")]
+    BelowMinimum {
+        /// The query.
+        query: String,
+        /// The sample.
+        value: f64,
+        /// The check's `min`.
+        min: f64,
+    },
+    /// `prometheus`: the sample is above the check's `max`.
+    #[error("{query} = {value}, above the maximum {max}")]
+    AboveMaximum {
+        /// The query.
+        query: String,
+        /// The sample.
+        value: f64,
+        /// The check's `max`.
+        max: f64,
+    },
 }
 
 /// Runs every check (or the defaults: `nodeReady` and `podsReady` for nodes, `podsReady` for

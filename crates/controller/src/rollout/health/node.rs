@@ -2,6 +2,8 @@
 
 use k8s_openapi::api::core::v1::Node;
 
+use super::CheckError;
+
 fn condition<'a>(node: &'a Node, kind: &str) -> Option<&'a str> {
     node.status
         .as_ref()?
@@ -13,14 +15,16 @@ fn condition<'a>(node: &'a Node, kind: &str) -> Option<&'a str> {
 }
 
 /// `Ready` is `True` and no pressure condition is `True`.
-pub fn node_ready(node: Option<&Node>) -> Result<(), String> {
-    let node = node.ok_or("the node is not observed")?;
+pub fn node_ready(node: Option<&Node>) -> Result<(), CheckError> {
+    let node = node.ok_or(CheckError::NodeNotObserved)?;
     if condition(node, "Ready") != Some("True") {
-        return Err("Ready is not True".into());
+        return Err(CheckError::NodeNotReady);
     }
     for pressure in ["MemoryPressure", "DiskPressure", "PIDPressure"] {
         if condition(node, pressure) == Some("True") {
-            return Err(format!("{pressure} is True"));
+            return Err(CheckError::NodePressure {
+                condition: pressure,
+            });
         }
     }
     Ok(())
@@ -28,7 +32,10 @@ pub fn node_ready(node: Option<&Node>) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{super::testkit::node, *};
+    use super::{
+        super::testkit::{node, reason},
+        *,
+    };
 
     #[test]
     fn node_ready_needs_ready_and_no_pressure() {
@@ -46,22 +53,28 @@ mod tests {
             }
             node(&conditions)
         };
-        assert_eq!(node_ready(Some(&ready(&[]))), Ok(()));
-        assert_eq!(node_ready(Some(&node(&[("Ready", "True")]))), Ok(()));
-        assert_eq!(node_ready(None), Err("the node is not observed".to_owned()));
+        assert_eq!(reason(node_ready(Some(&ready(&[])))), Ok(()));
+        assert_eq!(
+            reason(node_ready(Some(&node(&[("Ready", "True")])))),
+            Ok(())
+        );
+        assert_eq!(
+            reason(node_ready(None)),
+            Err("the node is not observed".to_owned())
+        );
         for status in ["False", "Unknown"] {
             assert_eq!(
-                node_ready(Some(&ready(&[("Ready", status)]))),
+                reason(node_ready(Some(&ready(&[("Ready", status)])))),
                 Err("Ready is not True".to_owned())
             );
         }
         assert_eq!(
-            node_ready(Some(&node(&[]))),
+            reason(node_ready(Some(&node(&[])))),
             Err("Ready is not True".to_owned())
         );
         for pressure in ["MemoryPressure", "DiskPressure", "PIDPressure"] {
             assert_eq!(
-                node_ready(Some(&ready(&[(pressure, "True")]))),
+                reason(node_ready(Some(&ready(&[(pressure, "True")])))),
                 Err(format!("{pressure} is True"))
             );
         }

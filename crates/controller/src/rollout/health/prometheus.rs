@@ -6,7 +6,7 @@ use serde_json::Value;
 use patchpilot_api::PrometheusCheck;
 use patchpilot_engine::target::TargetId;
 
-use super::{HttpClient, http::get, substitute};
+use super::{CheckError, HttpClient, http::get, substitute};
 
 /// The `prometheus` check: the one sample of `check.query`, naming `target`, lies within
 /// `check.min` and `check.max`.
@@ -14,7 +14,7 @@ pub(super) async fn query(
     http: &HttpClient,
     check: &PrometheusCheck,
     target: &TargetId,
-) -> Result<(), String> {
+) -> Result<(), CheckError> {
     let promql = substitute(&check.query, target);
     let encoded: String = form_urlencoded::byte_serialize(promql.as_bytes()).collect();
     let url = format!(
@@ -23,27 +23,29 @@ pub(super) async fn query(
     );
     let (code, body) = get(http, &url, check.timeout.std()).await?;
     if code != 200 {
-        return Err(format!("{url} answered {code}"));
+        return Err(CheckError::QueryStatus { url, code });
     }
-    let answer: Value =
-        serde_json::from_slice(&body).map_err(|e| format!("not a Prometheus answer: {e}"))?;
-    let value = sample(&answer)
-        .ok_or_else(|| format!("the query {promql:?} did not return exactly one sample"))?;
+    let answer: Value = serde_json::from_slice(&body).map_err(CheckError::NotPrometheus)?;
+    let Some(value) = sample(&answer) else {
+        return Err(CheckError::NotOneSample { query: promql });
+    };
     // NaN (like 0/0) compares false with every bound, so it would pass them all.
     if value.is_nan() {
-        return Err(format!("{promql} = NaN, not a number within the bounds"));
+        return Err(CheckError::NotANumber { query: promql });
     }
-    if check.min.is_some_and(|min| value < min) {
-        return Err(format!(
-            "{promql} = {value}, below the minimum {}",
-            check.min.unwrap_or_default()
-        ));
+    if let Some(min) = check.min.filter(|min| value < *min) {
+        return Err(CheckError::BelowMinimum {
+            query: promql,
+            value,
+            min,
+        });
     }
-    if check.max.is_some_and(|max| value > max) {
-        return Err(format!(
-            "{promql} = {value}, above the maximum {}",
-            check.max.unwrap_or_default()
-        ));
+    if let Some(max) = check.max.filter(|max| value > *max) {
+        return Err(CheckError::AboveMaximum {
+            query: promql,
+            value,
+            max,
+        });
     }
     Ok(())
 }
@@ -115,7 +117,10 @@ mod tests {
             None,
             Some(0.01),
         );
-        assert_eq!(query(&http_client(), &check, &node_n1()).await, Ok(()));
+        assert_eq!(
+            reason(query(&http_client(), &check, &node_n1()).await),
+            Ok(())
+        );
         let requests = server.requests();
         assert_eq!(requests.len(), 1);
         assert_eq!(requests[0].path(), "/api/v1/query");
@@ -165,7 +170,7 @@ mod tests {
             let check = prometheus_check(&server.base, "up", min, max);
             let result = query(&http, &check, &node_n1()).await;
             if failure.is_empty() {
-                assert_eq!(result, Ok(()), "{value} within {min:?}..{max:?}");
+                assert_eq!(reason(result), Ok(()), "{value} within {min:?}..{max:?}");
             } else {
                 let mut words = failure.to_vec();
                 words.push("up");
@@ -199,7 +204,7 @@ mod tests {
             let server = prometheus(answer).await;
             let check = prometheus_check(&server.base, "up == 0", None, Some(1.0));
             let result = query(&http, &check, &node_n1()).await;
-            let reason = result.expect_err(what);
+            let reason = result.expect_err(what).to_string();
             assert!(
                 reason.contains(r#"the query "up == 0" did not return exactly one sample"#),
                 "{what}: {reason}"

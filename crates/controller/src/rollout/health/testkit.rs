@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use patchpilot_engine::{image::ContainerImage, policy::WorkloadKind, target::TargetId};
 use serde_json::{Value, json};
 
-use super::{Changed, Subject};
+use super::{Changed, CheckError, Subject};
 
 // ---- A test server -------------------------------------------------------------------
 
@@ -86,10 +86,15 @@ pub(super) fn node_n1() -> TargetId {
     TargetId::node("n1")
 }
 
+/// A check's result as status and events show it: its error's text.
+pub(super) fn reason(result: Result<(), CheckError>) -> Result<(), String> {
+    result.map_err(|e| e.to_string())
+}
+
 /// Asserts that `result` failed for a reason containing every one of `words`.
 #[track_caller]
-pub(super) fn assert_fails(result: Result<(), String>, words: &[&str]) {
-    let reason = result.expect_err("the check should fail");
+pub(super) fn assert_fails(result: Result<(), CheckError>, words: &[&str]) {
+    let reason = result.expect_err("the check should fail").to_string();
     for word in words {
         assert!(
             reason.contains(word),
