@@ -39,10 +39,26 @@ where
         field_manager: Some(MANAGER.into()),
         ..Default::default()
     };
-    match api.create(&params, object).await {
+    create_if_absent(api, &params, object)
+        .await
+        .map_err(|e| super::error::Error::api(format!("create {what}"), e))
+}
+
+/// Creates `object`: `Ok(true)`; one that exists already (the API server says
+/// `AlreadyExists`) is no error: `Ok(false)`. Any other error, another conflict included, is
+/// the client's.
+pub async fn create_if_absent<K>(
+    api: &kube::Api<K>,
+    params: &kube::api::PostParams,
+    object: &K,
+) -> Result<bool, kube::Error>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+{
+    match api.create(params, object).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(status)) if status.reason == "AlreadyExists" => Ok(false),
-        Err(e) => Err(super::error::Error::api(format!("create {what}"), e)),
+        Err(e) => Err(e),
     }
 }
 

@@ -30,6 +30,8 @@ use kube::{Api, Client, api::PostParams, client::Body};
 
 use patchpilot_clock::SharedClock;
 
+use super::context::create_if_absent;
+
 /// How long a lease lasts without renewal.
 pub const LEASE_DURATION: SignedDuration = SignedDuration::from_secs(15);
 /// How long after its last successful renewal the leader keeps acting.
@@ -230,14 +232,12 @@ impl Elector {
                 },
                 spec: Some(spec(0, None)),
             };
-            return match self.api.create(&PostParams::default(), &lease).await {
-                Ok(_) => {
-                    self.fence.renewed(now);
-                    Ok(true)
-                }
-                Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
-                Err(e) => Err(e),
-            };
+            // Another candidate may have created it since: then it is that one's.
+            let created = create_if_absent(&self.api, &PostParams::default(), &lease).await?;
+            if created {
+                self.fence.renewed(now);
+            }
+            return Ok(created);
         };
         let current = lease.spec.clone().unwrap_or_default();
         let ours = current.holder_identity.as_deref() == Some(self.identity.as_str());

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{ResourceExt, runtime::controller::Action as Requeue};
 use patchpilot_engine::machine::{
-    Condition, ConditionStatus as CS, ConditionType as CT, compute_conditions,
+    Condition, ConditionStatus as CS, ConditionType as CT, compute_conditions, stalled_conditions,
 };
 
 use super::{
@@ -42,16 +42,10 @@ pub async fn reconcile(window: Arc<MaintenanceWindow>, ctx: Arc<Context>) -> Res
         .collect();
     let (status, wake) = match window.spec.to_engine() {
         Err(invalid) => {
-            let message = invalid.to_string();
-            let conditions = compute_conditions(
-                &previous,
-                vec![
-                    (CT::Ready, CS::False, "InvalidSpec".into(), message.clone()),
-                    (CT::Stalled, CS::True, "InvalidSpec".into(), message),
-                ],
-                generation,
-                now,
-            );
+            // A window changes nothing in the cluster: it has no `Reconciling` condition.
+            let mut wanted = stalled_conditions("InvalidSpec", invalid.to_string());
+            wanted.retain(|(kind, ..)| *kind != CT::Reconciling);
+            let conditions = compute_conditions(&previous, wanted, generation, now);
             (
                 MaintenanceWindowStatus {
                     observed_generation: Some(generation),

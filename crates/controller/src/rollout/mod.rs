@@ -393,7 +393,7 @@ async fn write_blocked(
     stalled: bool,
 ) -> Result<()> {
     use patchpilot_engine::machine::{
-        ConditionStatus as CS, ConditionType as CT, compute_conditions,
+        ConditionStatus as CS, ConditionType as CT, compute_conditions, stalled_conditions,
     };
     let previous: Status = rollout
         .status
@@ -411,34 +411,16 @@ async fn write_blocked(
         }
         return ctx.write_status(rollout, &status).await;
     }
-    let conditions = compute_conditions(
-        &previous.conditions,
+    let wanted = if stalled {
+        stalled_conditions(reason, message.into())
+    } else {
         vec![
             (CT::Ready, CS::False, reason.into(), message.into()),
-            (
-                CT::Reconciling,
-                CS::from_bool(!stalled),
-                reason.into(),
-                if stalled {
-                    String::new()
-                } else {
-                    message.into()
-                },
-            ),
-            (
-                CT::Stalled,
-                CS::from_bool(stalled),
-                reason.into(),
-                if stalled {
-                    message.into()
-                } else {
-                    String::new()
-                },
-            ),
-        ],
-        generation,
-        now,
-    );
+            (CT::Reconciling, CS::True, reason.into(), message.into()),
+            (CT::Stalled, CS::False, reason.into(), String::new()),
+        ]
+    };
+    let conditions = compute_conditions(&previous.conditions, wanted, generation, now);
     status.phase = Phase::Pending;
     status.message = Some(message.to_owned());
     status.observed_generation = Some(generation);
