@@ -1,5 +1,9 @@
-//! Running a sandbox: the cluster's behaviour, the scenario's steps, progress output, the
-//! end condition, serving over HTTP, and the final report.
+//! Running a sandbox: the cluster's behaviour, the scenario's steps (`steps`), the hosted
+//! operator (`operator`), progress output, the end condition, serving over HTTP, and the
+//! final report.
+
+mod operator;
+mod steps;
 
 use std::{collections::BTreeMap, io::Write as _, net::SocketAddr, path::PathBuf, sync::Arc};
 
@@ -7,10 +11,13 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+pub use operator::{
+    Operator, RESTART_BACKOFF, RESTART_BACKOFF_MAX, RESTART_BACKOFF_RESET, Replica,
+};
+
 use super::{
-    SCENARIO_USER, Sandbox,
-    apiserver::{Request, serve},
-    scenario::{Selection, Step},
+    Sandbox,
+    apiserver::serve,
     store::{Filter, WatchFrom, WatchItem},
 };
 use crate::store::Store;
@@ -54,27 +61,6 @@ current-context: sandbox
 "
     )
 }
-
-/// One replica of the operator the sandbox hosts, as a pod of its Deployment would be: the
-/// program runs against [`Replica::sandbox`] with a client acting as [`OPERATOR_USER`].
-pub struct Replica {
-    /// The sandbox it runs in.
-    pub sandbox: Arc<Sandbox>,
-    /// Its name, as its pod's: `patchpilot-sandbox-<generation>-<replica>`.
-    pub instance: String,
-    /// How many replicas run at once (the scenario's `operator.replicas`); more than one
-    /// take turns through leader election.
-    pub replicas: u32,
-    /// Whether it should watch with streaming lists (the scenario's
-    /// `operator.streamingLists`).
-    pub streaming_lists: bool,
-}
-
-/// The operator a sandbox hosts: runs one replica until it exits on its own (`Ok`) or
-/// fails (`Err`, saying why). The sandbox knows nothing else of it: the binary that puts
-/// the two together provides it.
-pub type Operator =
-    Arc<dyn Fn(Replica) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
 /// How a run goes.
 pub struct RunOptions {
@@ -138,13 +124,13 @@ pub async fn run(sandbox: Sandbox, options: RunOptions) -> Result<Value, RunErro
     );
     let cluster = tokio::spawn(sandbox.cluster().run());
     for step in sandbox.scenario().spec.steps.clone() {
-        tokio::spawn(run_step(sandbox.clone(), step));
+        tokio::spawn(steps::run_step(sandbox.clone(), step));
     }
     let progress = tokio::spawn(progress(store.clone()));
     let operator = options
         .operator
         .clone()
-        .map(|program| tokio::spawn(operator(sandbox.clone(), program)));
+        .map(|program| tokio::spawn(operator::run(sandbox.clone(), program)));
     let report = match options.serve {
         Some(address) => {
             let listener = TcpListener::bind(address)
@@ -197,136 +183,6 @@ pub async fn run(sandbox: Sandbox, options: RunOptions) -> Result<Value, RunErro
     }
     say(&store, "the sandbox stops");
     Ok(report)
-}
-
-/// The first pause before an exited operator replica starts again, as a kubelet's
-/// CrashLoopBackOff: it doubles after each exit up to [`RESTART_BACKOFF_MAX`], and starts
-/// over once a replica has run for [`RESTART_BACKOFF_RESET`].
-pub const RESTART_BACKOFF: jiff::SignedDuration = jiff::SignedDuration::from_secs(10);
-/// The longest pause before an exited replica starts again.
-pub const RESTART_BACKOFF_MAX: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
-/// A replica that ran this long starts again after the first back-off.
-pub const RESTART_BACKOFF_RESET: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
-
-/// Runs the operator against the sandbox, as its own user, restarting it when the scenario
-/// says: at given instants, or after every so many of its writes. Each replica that exits
-/// on its own (it lost its Lease, say) starts again after a back-off, as a Deployment's pod
-/// would, so that a scenario never ends up without an operator.
-async fn operator(sandbox: Arc<Sandbox>, program: Operator) {
-    let store = sandbox.store().clone();
-    let restarts = sandbox
-        .scenario()
-        .spec
-        .faults
-        .operator_restarts
-        .clone()
-        .unwrap_or_default();
-    let mut instants: Vec<Timestamp> = restarts.at.clone();
-    instants.sort();
-    let mut writes = sandbox.server().count_writes(OPERATOR_USER);
-    let every_writes = restarts.every_writes.filter(|n| *n > 0);
-    let mut generation = 0;
-    let spec = sandbox.scenario().spec.operator.clone();
-    let replicas = spec.replicas.max(1);
-    loop {
-        generation += 1;
-        let tasks: Vec<_> = (1..=replicas)
-            .map(|replica| {
-                let instance = format!("patchpilot-sandbox-{generation}-{replica}");
-                tokio::spawn(replica_until_stopped(
-                    sandbox.clone(),
-                    program.clone(),
-                    instance,
-                    replicas,
-                    spec.streaming_lists,
-                ))
-            })
-            .collect();
-        // Wait for the next restart, if any.
-        let now = store.clock().now();
-        instants.retain(|at| *at > now);
-        let at = instants.first().copied();
-        let by_time = async {
-            match at {
-                Some(at) => tokio::time::sleep(store.clock().sleep_for(at)).await,
-                None => std::future::pending().await,
-            }
-        };
-        let by_writes = async {
-            match every_writes {
-                Some(every) => {
-                    let target = *writes.borrow() + every;
-                    let _ = writes.wait_for(|n| *n >= target).await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            () = by_time => {}
-            () = by_writes => {}
-        }
-        for task in tasks {
-            task.abort();
-            let _ = task.await;
-        }
-        say(
-            &store,
-            &format!("the operator restarts (restart {generation})"),
-        );
-    }
-}
-
-/// Runs one operator replica, and again after a back-off each time it exits on its own, as
-/// the same pod's container restarted by its kubelet (same name, so the same identity in
-/// leader election).
-async fn replica_until_stopped(
-    sandbox: Arc<Sandbox>,
-    program: Operator,
-    instance: String,
-    replicas: u32,
-    streaming_lists: bool,
-) {
-    let store = sandbox.store();
-    let clock = store.clock().clone();
-    let mut backoff = RESTART_BACKOFF;
-    loop {
-        let started = clock.now();
-        let outcome = program(Replica {
-            sandbox: sandbox.clone(),
-            instance: instance.clone(),
-            replicas,
-            streaming_lists,
-        })
-        .await;
-        let exited = clock.now();
-        if exited.duration_since(started) >= RESTART_BACKOFF_RESET {
-            backoff = RESTART_BACKOFF;
-        }
-        let why = match outcome {
-            Ok(()) => String::new(),
-            Err(error) => {
-                tracing::error!(%error, "the operator stopped");
-                format!(" ({error})")
-            }
-        };
-        say(
-            store,
-            &format!(
-                "operator replica {} exited{why}; it starts again in {}",
-                instance,
-                jiff::Span::try_from(backoff)
-                    .map(|s| format!("{s:#}"))
-                    .unwrap_or_else(|_| format!("{backoff:?}"))
-            ),
-        );
-        let at = exited.saturating_add(backoff).unwrap_or(Timestamp::MAX);
-        tokio::time::sleep(clock.sleep_for(at)).await;
-        say(
-            store,
-            &format!("operator replica {} starts again", instance),
-        );
-        backoff = (backoff * 2).min(RESTART_BACKOFF_MAX);
-    }
 }
 
 fn rollouts_resource(store: &Store) -> Option<Arc<super::resources::ResourceType>> {
@@ -494,131 +350,4 @@ fn window_line(window: &Value) -> Option<String> {
             status["nextWindow"]["start"].as_str().unwrap_or("none")
         )),
     }
-}
-
-/// Carries out one step, once: after its delay, as soon as any object it selects is in the
-/// wanted state, merges its patch into every object selected at that moment, through the API
-/// as the scenario's user, and is done. Objects that match later (a newer rollout awaiting
-/// approval) are left alone, as a person who approved one rollout has not approved the next.
-async fn run_step(sandbox: Arc<Sandbox>, step: Step) {
-    let store = sandbox.store();
-    if let Some(after) = step.after {
-        let at = store
-            .clock()
-            .now()
-            .saturating_add(after.signed())
-            .unwrap_or(Timestamp::MAX);
-        tokio::time::sleep(store.clock().sleep_for(at)).await;
-    }
-    let selection = &step.when;
-    let Some(resource) = store.resource_of(&selection.api_version, &selection.kind) else {
-        say(
-            store,
-            &format!(
-                "step {:?}: the sandbox does not serve {} {}",
-                step.name, selection.api_version, selection.kind
-            ),
-        );
-        return;
-    };
-    let filter = Filter {
-        namespace: selection.namespace.clone(),
-        ..Filter::default()
-    };
-    let Ok(mut watch) = store.watch(&resource, filter, WatchFrom::Current) else {
-        return;
-    };
-    // The objects as the watch has shown them so far, by namespace and name.
-    let mut seen: BTreeMap<(String, String), Arc<Value>> = BTreeMap::new();
-    let mut pending = std::mem::take(&mut watch.initial);
-    let matched = loop {
-        for item in pending.drain(..) {
-            let WatchItem::Event(kind, object) = item else {
-                continue;
-            };
-            let key = (
-                object["metadata"]["namespace"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_owned(),
-                object["metadata"]["name"].as_str().unwrap_or("").to_owned(),
-            );
-            match kind {
-                "DELETED" => seen.remove(&key),
-                _ => seen.insert(key, object),
-            };
-        }
-        let matched: Vec<(String, String)> = seen
-            .iter()
-            .filter(|(_, object)| selected(object, selection))
-            .map(|(key, _)| key.clone())
-            .collect();
-        if !matched.is_empty() {
-            break matched;
-        }
-        match watch.rx.recv().await {
-            Some(item) => pending.push(item),
-            None => return,
-        }
-    };
-    drop(watch);
-    for (namespace, name) in matched {
-        let base = prefix(&resource.group, &resource.version);
-        let path = match resource.namespaced {
-            true => format!("{base}/namespaces/{namespace}/{}/{name}", resource.plural),
-            false => format!("{base}/{}/{name}", resource.plural),
-        };
-        let request = http::Request::builder()
-            .method(http::Method::PATCH)
-            .uri(&path)
-            .header(http::header::CONTENT_TYPE, "application/merge-patch+json")
-            .header(http::header::USER_AGENT, "sandbox-scenario")
-            .body(())
-            .map(|r| r.into_parts().0);
-        let Ok(parts) = request else { continue };
-        let response = sandbox
-            .server()
-            .handle(Request::new(
-                SCENARIO_USER,
-                parts,
-                step.patch.to_string().into(),
-            ))
-            .await;
-        let outcome = if response.status().is_success() {
-            "done".to_owned()
-        } else {
-            format!("failed ({})", response.status())
-        };
-        say(
-            store,
-            &format!(
-                "step {:?} on {} {name}: {outcome}",
-                step.name, selection.kind
-            ),
-        );
-    }
-}
-
-fn prefix(group: &str, version: &str) -> String {
-    if group.is_empty() {
-        format!("/api/{version}")
-    } else {
-        format!("/apis/{group}/{version}")
-    }
-}
-
-/// Whether an object is the one a step waits for.
-fn selected(object: &Value, selection: &Selection) -> bool {
-    let labels = &object["metadata"]["labels"];
-    let labels_match = selection
-        .labels
-        .iter()
-        .all(|(k, v)| labels[k].as_str() == Some(v.as_str()));
-    let field_matches = match (&selection.field, &selection.equals) {
-        (Some(field), Some(expected)) => {
-            field.split('.').try_fold(object, |v, part| v.get(part)) == Some(expected)
-        }
-        _ => true,
-    };
-    labels_match && field_matches
 }

@@ -5,6 +5,7 @@
 mod audit;
 mod discovery;
 mod events;
+mod eviction;
 mod faults;
 mod jsonpath;
 mod media;

@@ -10,7 +10,9 @@ use serde_json::{Map, Value};
 use super::PatchError;
 use super::value::type_name;
 
-const MISSING: &str = "missing value";
+mod error;
+
+use error::{ContainerError, FieldError, IndexParseError, JsonPatchError};
 
 /// The most operations the API server accepts in one patch.
 const MAX_OPERATIONS: usize = 10_000;
@@ -48,10 +50,55 @@ pub(super) fn json_patch(target: &Value, patch: &Value) -> Result<Value, PatchEr
     let mut doc = target.clone();
     let mut copied = 0;
     for op in ops {
-        apply_operation(&mut doc, &Operation(op.as_object()), &mut copied)
-            .map_err(PatchError::Invalid)?;
+        apply_operation(&mut doc, &Operation(op.as_object()), &mut copied)?;
     }
     Ok(doc)
+}
+
+/// An operation that does not apply: the API server answers 422 with the library's message.
+impl From<JsonPatchError> for PatchError {
+    fn from(error: JsonPatchError) -> Self {
+        PatchError::Invalid(error.to_string())
+    }
+}
+
+/// The six operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OperationKind {
+    Add,
+    Remove,
+    Replace,
+    Move,
+    Copy,
+    Test,
+}
+
+impl OperationKind {
+    /// The operation an `op` names.
+    fn named(name: &str) -> Option<Self> {
+        Some(match name {
+            "add" => OperationKind::Add,
+            "remove" => OperationKind::Remove,
+            "replace" => OperationKind::Replace,
+            "move" => OperationKind::Move,
+            "copy" => OperationKind::Copy,
+            "test" => OperationKind::Test,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for OperationKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OperationKind::Add => "add",
+            OperationKind::Remove => "remove",
+            OperationKind::Replace => "replace",
+            OperationKind::Move => "move",
+            OperationKind::Copy => "copy",
+            OperationKind::Test => "test",
+        })
+    }
 }
 
 /// One operation object (`None` for a `null` item).
@@ -68,23 +115,20 @@ impl Operation<'_> {
             .unwrap_or("unknown")
     }
 
-    fn string(&self, name: &str, missing: &str) -> Result<&str, String> {
+    fn string(&self, name: &str, missing: FieldError) -> Result<&str, FieldError> {
         match self.field(name) {
-            None => Err(format!("{missing}: {MISSING}")),
+            None => Err(missing),
             Some(Value::String(s)) => Ok(s),
-            Some(other) => Err(format!(
-                "json: cannot unmarshal {} into Go value of type string",
-                type_name(other)
-            )),
+            Some(other) => Err(FieldError::NotAString(type_name(other))),
         }
     }
 
-    fn path(&self) -> Result<&str, String> {
-        self.string("path", "operation missing path field")
+    fn path(&self) -> Result<&str, FieldError> {
+        self.string("path", FieldError::NoPath)
     }
 
-    fn from(&self) -> Result<&str, String> {
-        self.string("from", "operation, missing from field")
+    fn from(&self) -> Result<&str, FieldError> {
+        self.string("from", FieldError::NoFrom)
     }
 
     /// The operation's value: `null` when it is absent or `null`.
@@ -94,49 +138,66 @@ impl Operation<'_> {
 }
 
 /// Applies one operation; `copied` counts the bytes `copy` operations added so far.
-fn apply_operation(doc: &mut Value, op: &Operation<'_>, copied: &mut usize) -> Result<(), String> {
-    match op.kind() {
-        "add" => add(doc, op),
-        "remove" => remove(doc, op),
-        "replace" => replace(doc, op),
-        "move" => move_value(doc, op),
-        "copy" => copy(doc, op, copied),
-        "test" => test(doc, op),
-        other => Err(format!("Unexpected kind: {other}")),
+fn apply_operation(
+    doc: &mut Value,
+    op: &Operation<'_>,
+    copied: &mut usize,
+) -> Result<(), JsonPatchError> {
+    let kind = OperationKind::named(op.kind())
+        .ok_or_else(|| JsonPatchError::UnknownOperation(op.kind().to_owned()))?;
+    match kind {
+        OperationKind::Add => add(doc, op),
+        OperationKind::Remove => remove(doc, op),
+        OperationKind::Replace => replace(doc, op),
+        OperationKind::Move => move_value(doc, op),
+        OperationKind::Copy => copy(doc, op, copied),
+        OperationKind::Test => test(doc, op),
     }
 }
 
-fn add(doc: &mut Value, op: &Operation<'_>) -> Result<(), String> {
+fn add(doc: &mut Value, op: &Operation<'_>) -> Result<(), JsonPatchError> {
+    let kind = OperationKind::Add;
     let path = op
         .path()
-        .map_err(|_| format!("add operation failed to decode path: {MISSING}"))?;
+        .map_err(|_| JsonPatchError::PathMissing { op: kind })?;
     let Some((container, key)) = find_parent(doc, path) else {
-        return Err(format!(
-            "add operation does not apply: doc is missing path: \"{path}\": {MISSING}"
-        ));
+        return Err(JsonPatchError::MissingPath {
+            op: kind,
+            path: path.to_owned(),
+        });
     };
-    container_add(container, &key, op.value())
-        .map_err(|e| format!("error in add for path: '{path}': {e}"))
+    container_add(container, &key, op.value()).map_err(|source| JsonPatchError::Container {
+        op: kind,
+        path: path.to_owned(),
+        source,
+    })
 }
 
-fn remove(doc: &mut Value, op: &Operation<'_>) -> Result<(), String> {
+fn remove(doc: &mut Value, op: &Operation<'_>) -> Result<(), JsonPatchError> {
+    let kind = OperationKind::Remove;
     let path = op
         .path()
-        .map_err(|_| format!("remove operation failed to decode path: {MISSING}"))?;
+        .map_err(|_| JsonPatchError::PathMissing { op: kind })?;
     let Some((container, key)) = find_parent(doc, path) else {
-        return Err(format!(
-            "remove operation does not apply: doc is missing path: \"{path}\": {MISSING}"
-        ));
+        return Err(JsonPatchError::MissingPath {
+            op: kind,
+            path: path.to_owned(),
+        });
     };
     container_remove(container, &key)
         .map(drop)
-        .map_err(|e| format!("error in remove for path: '{path}': {e}"))
+        .map_err(|source| JsonPatchError::Container {
+            op: kind,
+            path: path.to_owned(),
+            source,
+        })
 }
 
-fn replace(doc: &mut Value, op: &Operation<'_>) -> Result<(), String> {
-    let path = op
-        .path()
-        .map_err(|e| format!("replace operation failed to decode path: {e}"))?;
+fn replace(doc: &mut Value, op: &Operation<'_>) -> Result<(), JsonPatchError> {
+    let path = op.path().map_err(|source| JsonPatchError::PathUnreadable {
+        op: OperationKind::Replace,
+        source,
+    })?;
     if path.is_empty() {
         // The API server's library silently ignores a whole-document replacement that is
         // not an object or a list.
@@ -147,81 +208,97 @@ fn replace(doc: &mut Value, op: &Operation<'_>) -> Result<(), String> {
         return Ok(());
     }
     let Some((container, key)) = find_parent(doc, path) else {
-        return Err(format!(
-            "replace operation does not apply: doc is missing path: {path}: {MISSING}"
-        ));
+        return Err(JsonPatchError::ReplaceMissingPath(path.to_owned()));
     };
     if container_get(container, &key).is_err() {
-        return Err(format!(
-            "replace operation does not apply: doc is missing key: {path}: {MISSING}"
-        ));
+        return Err(JsonPatchError::ReplaceMissingKey(path.to_owned()));
     }
-    container_set(container, &key, op.value())
-        .map_err(|e| format!("error in remove for path: '{path}': {e}"))
+    container_set(container, &key, op.value()).map_err(|source| JsonPatchError::Container {
+        // The library's word for it.
+        op: OperationKind::Remove,
+        path: path.to_owned(),
+        source,
+    })
 }
 
-fn move_value(doc: &mut Value, op: &Operation<'_>) -> Result<(), String> {
+fn move_value(doc: &mut Value, op: &Operation<'_>) -> Result<(), JsonPatchError> {
+    let kind = OperationKind::Move;
     let from = op
         .from()
-        .map_err(|e| format!("move operation failed to decode from: {e}"))?;
+        .map_err(|source| JsonPatchError::FromUnreadable { op: kind, source })?;
     let Some((container, key)) = find_parent(doc, from) else {
-        return Err(format!(
-            "move operation does not apply: doc is missing from path: {from}: {MISSING}"
-        ));
+        return Err(JsonPatchError::MissingFrom {
+            op: kind,
+            from: from.to_owned(),
+        });
     };
-    container_get(container, &key).map_err(|e| format!("error in move for path: '{key}': {e}"))?;
-    let value = container_remove(container, &key)
-        .map_err(|e| format!("error in move for path: '{key}': {e}"))?;
+    // The library names the last key of `from` here, not a path.
+    let taken = |source| JsonPatchError::Container {
+        op: kind,
+        path: key.clone(),
+        source,
+    };
+    container_get(container, &key).map_err(taken)?;
+    let value = container_remove(container, &key).map_err(taken)?;
     let path = op
         .path()
-        .map_err(|e| format!("move operation failed to decode path: {e}"))?;
+        .map_err(|source| JsonPatchError::PathUnreadable { op: kind, source })?;
     let Some((container, key)) = find_parent(doc, path) else {
-        return Err(format!(
-            "move operation does not apply: doc is missing destination path: {path}: {MISSING}"
-        ));
+        return Err(JsonPatchError::MissingDestination {
+            op: kind,
+            path: path.to_owned(),
+        });
     };
-    container_add(container, &key, value)
-        .map_err(|e| format!("error in move for path: '{path}': {e}"))
+    container_add(container, &key, value).map_err(|source| JsonPatchError::Container {
+        op: kind,
+        path: path.to_owned(),
+        source,
+    })
 }
 
-fn copy(doc: &mut Value, op: &Operation<'_>, copied: &mut usize) -> Result<(), String> {
+fn copy(doc: &mut Value, op: &Operation<'_>, copied: &mut usize) -> Result<(), JsonPatchError> {
+    let kind = OperationKind::Copy;
     let from = op
         .from()
-        .map_err(|e| format!("copy operation failed to decode from: {e}"))?;
+        .map_err(|source| JsonPatchError::FromUnreadable { op: kind, source })?;
     let Some((container, key)) = find_parent(doc, from) else {
-        return Err(format!(
-            "copy operation does not apply: doc is missing from path: {from}: {MISSING}"
-        ));
+        return Err(JsonPatchError::MissingFrom {
+            op: kind,
+            from: from.to_owned(),
+        });
     };
     let value = container_get(container, &key)
-        .map_err(|e| format!("error in copy for from: '{from}': {e}"))?
+        .map_err(|source| JsonPatchError::CopyFrom {
+            from: from.to_owned(),
+            source,
+        })?
         .cloned()
         .unwrap_or(Value::Null);
     *copied += serde_json::to_vec(&value).map_or(usize::MAX, |bytes| bytes.len());
     if *copied > MAX_COPIED_BYTES {
-        return Err(format!(
-            "Unable to complete the copy, the accumulated size increase of copy is {}, \
-             exceeding the limit {MAX_COPIED_BYTES}",
-            *copied
-        ));
+        return Err(JsonPatchError::CopyLimit {
+            copied: *copied,
+            limit: MAX_COPIED_BYTES,
+        });
     }
     let path = op
         .path()
-        .map_err(|_| format!("copy operation failed to decode path: {MISSING}"))?;
+        .map_err(|_| JsonPatchError::PathMissing { op: kind })?;
     let Some((container, key)) = find_parent(doc, path) else {
-        return Err(format!(
-            "copy operation does not apply: doc is missing destination path: {path}: {MISSING}"
-        ));
+        return Err(JsonPatchError::MissingDestination {
+            op: kind,
+            path: path.to_owned(),
+        });
     };
-    container_add(container, &key, value)
-        .map_err(|e| format!("error while adding value during copy: {e}"))
+    container_add(container, &key, value).map_err(JsonPatchError::CopyTo)
 }
 
-fn test(doc: &mut Value, op: &Operation<'_>) -> Result<(), String> {
+fn test(doc: &mut Value, op: &Operation<'_>) -> Result<(), JsonPatchError> {
+    let kind = OperationKind::Test;
     let path = op
         .path()
-        .map_err(|e| format!("test operation failed to decode path: {e}"))?;
-    let failed = || format!("testing value {path} failed: test failed");
+        .map_err(|source| JsonPatchError::PathUnreadable { op: kind, source })?;
+    let failed = || JsonPatchError::TestFailed(path.to_owned());
     let expected = op.0.and_then(|o| o.get("value"));
     if path.is_empty() {
         return if expected == Some(&*doc) {
@@ -231,12 +308,13 @@ fn test(doc: &mut Value, op: &Operation<'_>) -> Result<(), String> {
         };
     }
     let Some((container, key)) = find_parent(doc, path) else {
-        return Err(format!(
-            "test operation does not apply: is missing path: {path}: {MISSING}"
-        ));
+        return Err(JsonPatchError::TestMissingPath(path.to_owned()));
     };
-    let actual = container_get(container, &key)
-        .map_err(|e| format!("error in test for path: '{path}': {e}"))?;
+    let actual = container_get(container, &key).map_err(|source| JsonPatchError::Container {
+        op: kind,
+        path: path.to_owned(),
+        source,
+    })?;
     match (actual, expected) {
         // An absent or `null` value passes a test for `null`.
         (None, Some(Value::Null)) => Ok(()),
@@ -276,35 +354,28 @@ fn find_parent<'d>(doc: &'d mut Value, path: &str) -> Option<(&'d mut Value, Str
     }
 }
 
-fn invalid_index(index: i64) -> String {
-    format!("Unable to access invalid index: {index}: invalid index referenced")
-}
-
-fn parse_index(key: &str) -> Result<i64, String> {
-    key.parse::<i64>().map_err(|e| {
-        let reason = match e.kind() {
-            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
-                "value out of range"
-            }
-            _ => "invalid syntax",
-        };
-        format!("strconv.Atoi: parsing {key:?}: {reason}")
+fn parse_index(key: &str) -> Result<i64, IndexParseError> {
+    key.parse::<i64>().map_err(|e| match e.kind() {
+        std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+            IndexParseError::OutOfRange(key.to_owned())
+        }
+        _ => IndexParseError::InvalidSyntax(key.to_owned()),
     })
 }
 
 /// The position of an existing item: negative indices count from the end.
-fn existing_index(key: &str, len: usize) -> Result<usize, String> {
+fn existing_index(key: &str, len: usize) -> Result<usize, ContainerError> {
     let index = parse_index(key)?;
     let len = i64::try_from(len).unwrap_or(i64::MAX);
     let position = if index < 0 { index + len } else { index };
     if position < 0 || position >= len {
-        return Err(invalid_index(index));
+        return Err(ContainerError::InvalidIndex(index));
     }
-    usize::try_from(position).map_err(|_| invalid_index(index))
+    usize::try_from(position).map_err(|_| ContainerError::InvalidIndex(index))
 }
 
 /// The value at `key`: `Ok(None)` for an absent object key or a `null`.
-fn container_get<'d>(container: &'d Value, key: &str) -> Result<Option<&'d Value>, String> {
+fn container_get<'d>(container: &'d Value, key: &str) -> Result<Option<&'d Value>, ContainerError> {
     let value = match container {
         Value::Object(map) => map.get(key),
         Value::Array(items) => items.get(existing_index(key, items.len())?),
@@ -313,7 +384,7 @@ fn container_get<'d>(container: &'d Value, key: &str) -> Result<Option<&'d Value
     Ok(value.filter(|v| !v.is_null()))
 }
 
-fn container_add(container: &mut Value, key: &str, value: Value) -> Result<(), String> {
+fn container_add(container: &mut Value, key: &str, value: Value) -> Result<(), ContainerError> {
     match container {
         Value::Object(map) => {
             map.insert(key.to_owned(), value);
@@ -324,22 +395,25 @@ fn container_add(container: &mut Value, key: &str, value: Value) -> Result<(), S
             Ok(())
         }
         Value::Array(items) => {
-            let index = parse_index(key)
-                .map_err(|e| format!("value was not a proper array index: '{key}': {e}"))?;
+            let index = parse_index(key).map_err(|source| ContainerError::NotAnArrayIndex {
+                key: key.to_owned(),
+                source,
+            })?;
             let len = i64::try_from(items.len()).unwrap_or(i64::MAX) + 1;
             let position = if index < 0 { index + len } else { index };
             if position < 0 || position >= len {
-                return Err(invalid_index(index));
+                return Err(ContainerError::InvalidIndex(index));
             }
-            let position = usize::try_from(position).map_err(|_| invalid_index(index))?;
+            let position =
+                usize::try_from(position).map_err(|_| ContainerError::InvalidIndex(index))?;
             items.insert(position, value);
             Ok(())
         }
-        _ => Err(format!("unknown object type: {MISSING}")),
+        _ => Err(ContainerError::UnknownObjectType),
     }
 }
 
-fn container_set(container: &mut Value, key: &str, value: Value) -> Result<(), String> {
+fn container_set(container: &mut Value, key: &str, value: Value) -> Result<(), ContainerError> {
     match container {
         Value::Object(map) => {
             map.insert(key.to_owned(), value);
@@ -352,20 +426,20 @@ fn container_set(container: &mut Value, key: &str, value: Value) -> Result<(), S
             }
             Ok(())
         }
-        _ => Err(format!("unknown object type: {MISSING}")),
+        _ => Err(ContainerError::UnknownObjectType),
     }
 }
 
-fn container_remove(container: &mut Value, key: &str) -> Result<Value, String> {
+fn container_remove(container: &mut Value, key: &str) -> Result<Value, ContainerError> {
     match container {
         Value::Object(map) => map
             .remove(key)
-            .ok_or_else(|| format!("Unable to remove nonexistent key: {key}: {MISSING}")),
+            .ok_or_else(|| ContainerError::NonexistentKey(key.to_owned())),
         Value::Array(items) => {
             let index = existing_index(key, items.len())?;
             Ok(items.remove(index))
         }
-        _ => Err(format!("unknown object type: {MISSING}")),
+        _ => Err(ContainerError::UnknownObjectType),
     }
 }
 

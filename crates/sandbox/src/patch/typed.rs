@@ -9,6 +9,23 @@ use super::fieldset::{FieldSet, display_path, field_element, key_element, value_
 use super::value::{is_empty_container, values_equal};
 use super::{ListKind, PatchError, TypeInfo};
 
+/// Why an item of a list has no path element of its own.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ItemElementError {
+    /// The items of an atomic list are not told apart.
+    #[error("the list is atomic")]
+    AtomicList,
+    /// An item of a map list that is not a map.
+    #[error("expected map, got a list item that is not a map")]
+    NotAMap,
+    /// An item of a map list without this key field, which has no default.
+    #[error(
+        "associative list with keys has an element that omits key field {0:?} (and doesn't \
+         have default value)"
+    )]
+    MissingKeyField(String),
+}
+
 /// The path element of `item` in a list of `kind` at `path`, or why it has none (an item of
 /// a map list that is not a map or lacks a key field without default).
 pub(super) fn item_element(
@@ -16,13 +33,13 @@ pub(super) fn item_element(
     path: &[&str],
     kind: &ListKind,
     item: &Value,
-) -> Result<String, String> {
+) -> Result<String, ItemElementError> {
     match kind {
-        ListKind::Atomic => Err("the list is atomic".to_owned()),
+        ListKind::Atomic => Err(ItemElementError::AtomicList),
         ListKind::Set => Ok(value_element(item)),
         ListKind::Map(keys) => {
             let Value::Object(fields) = item else {
-                return Err("expected map, got a list item that is not a map".to_owned());
+                return Err(ItemElementError::NotAMap);
             };
             let mut key = Map::new();
             for name in keys {
@@ -31,12 +48,7 @@ pub(super) fn item_element(
                     .filter(|v| !v.is_null())
                     .cloned()
                     .or_else(|| types.key_default(path, name))
-                    .ok_or_else(|| {
-                        format!(
-                            "associative list with keys has an element that omits key field \
-                             {name:?} (and doesn't have default value)"
-                        )
-                    })?;
+                    .ok_or_else(|| ItemElementError::MissingKeyField(name.clone()))?;
                 key.insert(name.clone(), value);
             }
             Ok(key_element(&key))

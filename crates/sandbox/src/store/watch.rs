@@ -1,4 +1,4 @@
-//! The change log and the watchers that follow it.
+//! The change log, the watchers that follow it, and how a watch starts.
 
 use std::{collections::VecDeque, sync::Arc};
 
@@ -6,9 +6,11 @@ use patchpilot_engine::selector::Selector;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::super::{
-    resources::ResourceKey,
+use super::Store;
+use crate::{
+    resources::{ResourceKey, ResourceType},
     selector::{FieldTerm, fields_match},
+    status::ApiError,
 };
 
 /// What happened to an object.
@@ -161,5 +163,101 @@ impl Log {
 
     pub fn set_retention(&mut self, retention: usize) {
         self.retention = retention.max(1);
+    }
+}
+
+/// Where a watch starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WatchFrom {
+    /// Synthetic `ADDED` events for the current objects, then changes (`resourceVersion`
+    /// unset or `0`).
+    Current,
+    /// Changes after this resource version.
+    After(u64),
+    /// The current objects, a bookmark marking the end of them, then changes
+    /// (`sendInitialEvents=true`).
+    InitialEvents,
+}
+
+/// A registered watch: what to send first, then what arrives.
+pub struct WatchStream {
+    /// The watcher's id, for bookmarks.
+    pub id: u64,
+    /// Sent before anything else.
+    pub initial: Vec<WatchItem>,
+    /// What arrives later.
+    pub rx: mpsc::UnboundedReceiver<WatchItem>,
+}
+
+impl Store {
+    /// Starts a watch of `resource` objects `filter` wants.
+    pub fn watch(
+        &self,
+        resource: &ResourceType,
+        filter: Filter,
+        from: WatchFrom,
+    ) -> Result<WatchStream, ApiError> {
+        let mut inner = self.lock();
+        let mut initial = Vec::new();
+        match from {
+            WatchFrom::After(rv) => {
+                let changes = inner.log.since(rv).ok_or_else(|| {
+                    ApiError::gone(format!(
+                        "too old resource version: {rv} ({})",
+                        inner.log.compacted() + 1
+                    ))
+                })?;
+                let watcher = Watcher {
+                    id: 0,
+                    resource: resource.storage.clone(),
+                    filter: filter.clone(),
+                    tx: mpsc::unbounded_channel().0,
+                };
+                initial.extend(changes.filter_map(|c| watcher.event_for(c)));
+            }
+            WatchFrom::Current | WatchFrom::InitialEvents => {
+                if let Some(objects) = inner.objects.get(&resource.storage) {
+                    initial.extend(
+                        objects
+                            .values()
+                            .filter(|o| filter.matches(o))
+                            .map(|o| WatchItem::Event("ADDED", o.clone())),
+                    );
+                }
+                if from == WatchFrom::InitialEvents {
+                    initial.push(WatchItem::Bookmark {
+                        rv: inner.rv,
+                        initial_events_end: true,
+                    });
+                }
+            }
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        inner.next_watcher += 1;
+        let id = inner.next_watcher;
+        inner.watchers.push(Watcher {
+            id,
+            resource: resource.storage.clone(),
+            filter,
+            tx,
+        });
+        Ok(WatchStream { id, initial, rx })
+    }
+
+    /// Sends a bookmark at the current resource version to one watcher, in order with its
+    /// events.
+    pub fn bookmark(&self, watcher: u64) {
+        let inner = self.lock();
+        if let Some(w) = inner.watchers.iter().find(|w| w.id == watcher) {
+            let _ = w.tx.send(WatchItem::Bookmark {
+                rv: inner.rv,
+                initial_events_end: false,
+            });
+        }
+    }
+
+    /// Ends a watcher's registration.
+    pub fn unwatch(&self, watcher: u64) {
+        self.lock().watchers.retain(|w| w.id != watcher);
     }
 }
