@@ -6,6 +6,10 @@
 //! Every write to a target is remembered (`TargetWrites`) until the caches have seen it, so
 //! the next decision reads it back; the records of the policy's other rollouts are carried
 //! over in each write of the records annotation (`Records`).
+//!
+//! Kept in one file (about 630 lines): every action writes through the same `TargetWrites`
+//! and `Records` bookkeeping, and reading them side by side is how one checks that each
+//! touches its target in one request.
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,8 @@
 //! The cluster as the engine needs to see it: candidates from the metadata caches, and the
 //! live state and health of the targets in progress, from the full caches and pod watches.
+//!
+//! Kept in one file (about 600 lines): it only fetches; what it fetches is judged by the pure
+//! readers of `read.rs`.
 
 use std::{collections::BTreeMap, sync::Arc};
 

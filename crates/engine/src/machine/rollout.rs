@@ -1,5 +1,11 @@
 //! The rollout as a whole: which targets start, which wave runs, when it halts, how it
 //! rolls back, and what phase it is in. SPEC 3.2 and 3.5.
+//!
+//! Kept in one file (about 900 lines): `decide` is one pass over the rollout — settle what is
+//! in progress, judge the halts, start rollbacks or new targets, name the phase — whose steps
+//! share one `Draft`; spread over files, the order of the pass would be hard to follow. What
+//! stands alone is elsewhere: one target's step in `step.rs`, the facts in `situation.rs`,
+//! the status in `report.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 

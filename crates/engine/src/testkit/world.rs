@@ -2,6 +2,9 @@
 //! controller drives a cluster: observe, decide, carry out the actions, write the status,
 //! let time pass. It records what happened, like an audit log, so that tests check outcomes
 //! from the world's side rather than from the engine's own counters.
+//!
+//! Kept in one file (about 660 lines): the world is one simulation loop (observe, decide, act,
+//! let time pass) over one set of nodes; its parts are not used apart.
 
 use std::collections::{BTreeMap, BTreeSet};
 
