@@ -13,12 +13,17 @@
 //! 4. `patchpilot run` as its own process against `patchpilot sandbox --serve
 //!    --without-operator` as another, while a node rollout runs: its resident memory.
 //!
+//! 5. Part 4 again on a real control plane of the same size (`SCALE_CLUSTER=DIR`, a cluster
+//!    of `tests/cluster/up`; see `real.rs`), with the API server's and etcd's memory and the
+//!    operator's requests per node from the real audit log. Not run unless asked for.
+//!
 //! Lines starting with `RESULT` are the figures; `PROBLEM` lines are failures to report.
-//! Set `SCALE_PARTS` to a list like `1,2,3` or `4` to run only some parts.
+//! Set `SCALE_PARTS` to a list like `1,2,3` or `4` or `5` to run only some parts.
 
 mod inproc;
 mod mem;
 mod processes;
+mod real;
 
 use std::time::Instant;
 
@@ -57,6 +62,9 @@ fn main() {
         }
         if part("4") {
             processes::operator_memory().await;
+        }
+        if part("5") {
+            real::operator_on_real_control_plane().await;
         }
     });
     println!("\nscale benchmark done in {:.1?}", began.elapsed());

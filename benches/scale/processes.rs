@@ -42,8 +42,10 @@ impl Drop for Children {
 }
 
 /// The node policy the benchmark rolls out: every worker node, 2% of each pool at a time (10
-/// of 500), no canary, drain, an updater that reboots the node, then health checks.
-fn policy() -> PatchPolicy {
+/// of 500), no canary, drain, an updater that reboots the node (asked for by the annotation
+/// `reboot` on its pod: the simulated kubelets of the sandbox and of kwok read different
+/// ones), then health checks.
+fn policy(reboot: &str) -> PatchPolicy {
     serde_json::from_value(json!({
         "apiVersion": "patchpilot.dev/v1alpha1",
         "kind": "PatchPolicy",
@@ -62,7 +64,7 @@ fn policy() -> PatchPolicy {
                 "updater": {
                     "expectReboot": true,
                     "template": {
-                        "metadata": {"annotations": {"sandbox.patchpilot.dev/reboot": "true"}},
+                        "metadata": {"annotations": {reboot: "true"}},
                         "spec": {"containers": [{
                             "name": "upgrade",
                             "image": "docker.io/library/debian:bookworm-slim",
@@ -89,7 +91,7 @@ fn policy() -> PatchPolicy {
     .expect("the benchmark's policy reads")
 }
 
-async fn client_of(kubeconfig: &Path, context: &str) -> Client {
+pub async fn client_of(kubeconfig: &Path, context: &str) -> Client {
     let file = Kubeconfig::read_from(kubeconfig).expect("the sandbox's kubeconfig reads");
     let options = KubeConfigOptions {
         context: Some(context.to_owned()),
@@ -101,7 +103,7 @@ async fn client_of(kubeconfig: &Path, context: &str) -> Client {
     Client::try_from(config).unwrap()
 }
 
-fn tail(path: &Path, lines: usize) -> String {
+pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
@@ -314,57 +316,91 @@ pub async fn operator_memory() {
         mib(memory.hwm_kib)
     );
 
+    let cluster = Cluster {
+        admin,
+        kubeconfig,
+        context: "patchpilot",
+        servers: vec![("sandbox", sandbox_pid)],
+        reboot: "sandbox.patchpilot.dev/reboot",
+        env: Vec::new(),
+    };
+    run_operator(&cluster, &operator_log).await;
+    drop(children);
+}
+
+/// A cluster the operator runs against, as `run_operator` needs it.
+pub struct Cluster {
+    /// A client for the benchmark's own requests.
+    pub admin: Client,
+    /// The kubeconfig `patchpilot run` reads.
+    pub kubeconfig: PathBuf,
+    /// Its context for the operator.
+    pub context: &'static str,
+    /// The processes serving the cluster, whose memory is sampled beside the operator's.
+    pub servers: Vec<(&'static str, u32)>,
+    /// The annotation on an updater's pod that has the simulated kubelet reboot the node.
+    pub reboot: &'static str,
+    /// Environment variables for `patchpilot run`.
+    pub env: Vec<(&'static str, String)>,
+}
+
+/// Creates the node policy, starts `patchpilot run` against `cluster`, and samples its memory
+/// (and the servers') while the rollout runs, then stops it as Kubernetes would.
+pub async fn run_operator(cluster: &Cluster, operator_log: &Path) {
+    let admin = &cluster.admin;
     Api::<PatchPolicy>::all(admin.clone())
-        .create(&PostParams::default(), &policy())
+        .create(&PostParams::default(), &policy(cluster.reboot))
         .await
         .expect("the benchmark's policy is accepted");
     println!(
         "  created PatchPolicy scale-os: every worker node, maxUnavailable 2% per pool (10 of \
-         500, 100 nodes at once), no canary, automatic approval, updater 10s + reboot 10s, \
-         health soak 10s"
+         500, 100 nodes at once), no canary, automatic approval, an updater that reboots the \
+         node, health soak 10s"
     );
 
+    let mut children = Children::default();
     let started = Instant::now();
     let operator = Command::new(BIN)
         .args([
             "run",
             "--context",
-            "patchpilot",
+            cluster.context,
             "--metrics-addr",
             "127.0.0.1:0",
             "--log-format",
             "json",
         ])
-        .env("KUBECONFIG", &kubeconfig)
+        .env("KUBECONFIG", &cluster.kubeconfig)
+        .envs(cluster.env.iter().map(|(k, v)| (k, v)))
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(File::create(&operator_log).unwrap())
+        .stderr(File::create(operator_log).unwrap())
         .spawn()
         .expect("patchpilot run starts");
     let operator_pid = operator.id();
     children.0.push(operator);
-    let exited = |children: &mut Children| children.0[1].try_wait().ok().flatten();
+    let exited = |children: &mut Children| children.0[0].try_wait().ok().flatten();
     let mut startup_peak = 0;
     let synced = loop {
         if let Some(m) = Memory::of(operator_pid) {
             startup_peak = startup_peak.max(m.rss_kib);
         }
-        if std::fs::read_to_string(&operator_log).is_ok_and(|t| t.contains("caches filled")) {
+        if std::fs::read_to_string(operator_log).is_ok_and(|t| t.contains("caches filled")) {
             break started.elapsed();
         }
         if let Some(status) = exited(&mut children) {
             println!(
                 "PROBLEM `patchpilot run` exited ({status}) before its caches were filled; its \
                  stderr verbatim:\n{}",
-                std::fs::read_to_string(&operator_log).unwrap_or_default()
+                std::fs::read_to_string(operator_log).unwrap_or_default()
             );
             return;
         }
         if started.elapsed() > Duration::from_secs(300) {
             println!(
                 "PROBLEM `patchpilot run` did not fill its caches in 5 minutes; its last log lines:\n{}",
-                tail(&operator_log, 30)
+                tail(operator_log, 30)
             );
             break started.elapsed();
         }
@@ -380,7 +416,7 @@ pub async fn operator_memory() {
     // The policy existed before the operator started: its rollout must not have finished
     // without doing anything.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let early = rollout_objects(&admin).await.unwrap_or_default();
+    let early = rollout_objects(admin).await.unwrap_or_default();
     let vacuous = early.iter().any(|r| {
         r["status"]["phase"] == "Succeeded"
             && r["status"]["targets"]["updated"].as_u64() == Some(0)
@@ -412,7 +448,7 @@ pub async fn operator_memory() {
     );
 
     let mut samples = Vec::new();
-    let mut sandbox_samples = Vec::new();
+    let mut server_samples = vec![Vec::new(); cluster.servers.len()];
     let mut peak = Memory::default();
     let sampling = Instant::now();
     let mut died = None;
@@ -427,16 +463,26 @@ pub async fn operator_memory() {
             samples.push(m.rss_kib);
             peak = m;
         }
-        if let Some(m) = Memory::of(sandbox_pid) {
-            sandbox_samples.push(m.rss_kib);
+        for ((_, pid), samples) in cluster.servers.iter().zip(&mut server_samples) {
+            if let Some(m) = Memory::of(*pid) {
+                samples.push(m.rss_kib);
+            }
         }
         if second % 10 == 0 {
+            let servers: Vec<String> = cluster
+                .servers
+                .iter()
+                .zip(&server_samples)
+                .map(|((name, _), s)| {
+                    format!("{name} {}", s.last().map_or("?".into(), |k| mib(*k)))
+                })
+                .collect();
             println!(
-                "  t+{second:>2}s: operator VmRSS {}, sandbox VmRSS {}",
+                "  t+{second:>2}s: operator VmRSS {}; VmRSS of {}",
                 samples.last().map_or("?".into(), |k| mib(*k)),
-                sandbox_samples.last().map_or("?".into(), |k| mib(*k)),
+                servers.join(", "),
             );
-            for line in rollouts(&admin).await {
+            for line in rollouts(admin).await {
                 println!("         {line}");
             }
         }
@@ -445,12 +491,11 @@ pub async fn operator_memory() {
         println!(
             "PROBLEM `patchpilot run` exited ({status}) while the rollout ran; its stderr \
              verbatim:\n{}",
-            std::fs::read_to_string(&operator_log).unwrap_or_default()
+            std::fs::read_to_string(operator_log).unwrap_or_default()
         );
     }
     let last = &samples[samples.len().saturating_sub(20)..];
     let split = Memory::of(operator_pid).unwrap_or(peak);
-    let sandbox_memory = Memory::of(sandbox_pid).unwrap_or_default();
     println!(
         "RESULT operator memory over {:.0?} of a running rollout: steady-state VmRSS {} (median \
          of the last {} one-second samples; at the end RssAnon {} + RssFile {}), VmRSS min {} / \
@@ -464,13 +509,17 @@ pub async fn operator_memory() {
         mib(samples.iter().copied().max().unwrap_or(0)),
         mib(peak.hwm_kib)
     );
-    println!(
-        "RESULT sandbox process (for reference) meanwhile: VmRSS median {}, now {}, peak VmHWM {}",
-        mib(median(&sandbox_samples)),
-        mib(sandbox_memory.rss_kib),
-        mib(sandbox_memory.hwm_kib)
-    );
-    for line in rollouts(&admin).await {
+    for ((name, pid), samples) in cluster.servers.iter().zip(&server_samples) {
+        let memory = Memory::of(*pid).unwrap_or_default();
+        println!(
+            "RESULT {name} process (for reference) meanwhile: VmRSS median {}, now {}, peak \
+             VmHWM {}",
+            mib(median(samples)),
+            mib(memory.rss_kib),
+            mib(memory.hwm_kib)
+        );
+    }
+    for line in rollouts(admin).await {
         println!("  at the end: {line}");
     }
 
@@ -505,6 +554,5 @@ pub async fn operator_memory() {
             ),
         }
     }
-    summarize_log(&operator_log);
-    drop(children);
+    summarize_log(operator_log);
 }
