@@ -8,6 +8,9 @@
 //! tests/cluster/down /tmp/pp-scale
 //! ```
 //!
+//! `SCALE_SCENARIO=FILE` runs another scenario instead, for example a small one to try the
+//! measurement in a few minutes before the hour the full size takes on two cores.
+//!
 //! The benchmark replaces the node `up` made with the scenario's (annotated for kwok),
 //! creates its namespaces, Deployments and budgets, waits until every Deployment has its 10
 //! pods Ready, then measures as part 4 does, and finally counts the operator's requests per
@@ -32,7 +35,7 @@ use patchpilot::sandbox::scenario::Scenario;
 use serde_json::{Value, json};
 
 use crate::{
-    NODES, PODS, SCENARIO,
+    SCENARIO,
     mem::{Memory, mib},
     processes::{Cluster, client_of, run_operator},
 };
@@ -214,8 +217,7 @@ pub async fn operator_on_real_control_plane() {
         return;
     };
     println!(
-        "\n== 5. `patchpilot run` against the real control plane in {} ({NODES} kwok nodes, \
-         {PODS} pods)",
+        "\n== 5. `patchpilot run` against the real control plane in {}",
         dir.display()
     );
     let admin_config = dir.join("kubeconfig");
@@ -245,7 +247,8 @@ pub async fn operator_on_real_control_plane() {
         ],
     );
 
-    let scenario = Scenario::read(Path::new(SCENARIO)).expect("the scale scenario reads");
+    let file = std::env::var_os("SCALE_SCENARIO").map_or(PathBuf::from(SCENARIO), PathBuf::from);
+    let scenario = Scenario::read(&file).expect("the scenario reads");
     let objects: Vec<Value> = scenario.generated().into_iter().map(for_kwok).collect();
     let names: std::collections::BTreeSet<String> = objects
         .iter()
@@ -265,6 +268,12 @@ pub async fn operator_on_real_control_plane() {
             let _ = nodes.delete(&name, &DeleteParams::default()).await;
         }
     }
+    let workloads = objects.iter().filter(|o| o["kind"] == "Deployment").count();
+    println!(
+        "  the scenario {}: {} nodes, {workloads} Deployments",
+        file.display(),
+        names.len()
+    );
     let (first, rest): (Vec<Value>, Vec<Value>) = objects
         .into_iter()
         .partition(|o| o["kind"] == "Namespace" || o["kind"] == "Node");
@@ -285,17 +294,18 @@ pub async fn operator_on_real_control_plane() {
             .items
             .iter()
             .filter(|d| {
+                let wanted = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
                 d.status
                     .as_ref()
-                    .is_some_and(|s| s.ready_replicas == Some(10))
+                    .is_some_and(|s| s.ready_replicas == Some(wanted))
             })
             .count();
-        if ready == PODS / 10 {
+        if ready == workloads {
             break;
         }
         if last_report.elapsed() >= Duration::from_secs(30) {
             println!(
-                "  … {:>6.1}s: {ready} of {} Deployments with 10 Ready pods; {}",
+                "  … {:>6.1}s: {ready} of {} Deployments with every pod Ready; {}",
                 began.elapsed().as_secs_f64(),
                 list.items.len(),
                 server_memory(&dir)
