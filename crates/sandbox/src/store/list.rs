@@ -77,7 +77,10 @@ impl Store {
         };
         let rv = from.map_or(inner.rv, |from| from.rv);
         let next = more
-            .then(|| page.last().map(|(key, _)| continue_token(rv, &key.0, &key.1)))
+            .then(|| {
+                page.last()
+                    .map(|(key, _)| continue_token(rv, &key.0, &key.1))
+            })
             .flatten();
         Page {
             items: page.into_iter().map(|(_, object)| object.clone()).collect(),

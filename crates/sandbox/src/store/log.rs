@@ -248,7 +248,6 @@ impl Log {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -345,9 +344,19 @@ mod tests {
         let none = SignedDuration::ZERO;
         write(&mut log, 1..=10, start, none);
         assert_eq!(log.compacted(), 0);
-        write(&mut log, 11..=11, start + SignedDuration::from_mins(5), none);
+        write(
+            &mut log,
+            11..=11,
+            start + SignedDuration::from_mins(5),
+            none,
+        );
         assert_eq!(log.compacted(), 0);
-        write(&mut log, 12..=12, start + SignedDuration::from_mins(10), none);
+        write(
+            &mut log,
+            12..=12,
+            start + SignedDuration::from_mins(10),
+            none,
+        );
         assert_eq!(log.compacted(), 10);
     }
 }

@@ -8,8 +8,9 @@
 //!
 //! This module holds the objects and the one place a change is stored, logged and told to
 //! the watchers; the verbs are in `write` (create, replace, modify), `delete` (deletion and
-//! garbage collection), `list` (pages and continue tokens) and `watch` (the change log and
-//! the watchers).
+//! garbage collection), `list` (pages and continue tokens), `log` (the change log watches
+//! resume from, a window per resource sized as the real API server's watch cache, and the
+//! compaction that expires continue tokens) and `watch` (the watchers).
 
 mod delete;
 mod list;
