@@ -15,7 +15,7 @@ use futures::StreamExt;
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Pod};
 use kube::{
     Api, Client,
-    api::{DeleteParams, Patch, PatchParams},
+    api::{DeleteParams, ListParams, Patch, PatchParams},
     runtime::watcher::{self, Event},
 };
 use patchpilot::sandbox::{
@@ -579,4 +579,50 @@ pub async fn requests_per_second(loaded: &Loaded) {
             );
         }
     }
+}
+
+/// Lists every pod through kube-rs a page of 500 at a time, following the continue tokens:
+/// how many pods, how many pages, how long.
+async fn paged_list(client: Client) -> Result<(usize, usize, Duration), kube::Error> {
+    let pods = Api::<Pod>::all(client);
+    let began = Instant::now();
+    let (mut count, mut pages) = (0, 0);
+    let mut token: Option<String> = None;
+    loop {
+        let mut params = ListParams::default().limit(500);
+        if let Some(token) = &token {
+            params = params.continue_token(token);
+        }
+        let page = pods.list(&params).await?;
+        count += page.items.len();
+        pages += 1;
+        token = page.metadata.continue_.filter(|t| !t.is_empty());
+        if token.is_none() {
+            return Ok((count, pages, began.elapsed()));
+        }
+    }
+}
+
+/// Part of figure 1: a full paged list of every pod (pages of 500, decoded into `Pod`), in
+/// process and over HTTP, twice each.
+pub async fn full_paged_list(loaded: &Loaded) {
+    let transports = [
+        ("in-process", loaded.sandbox.client("bench-list")),
+        ("HTTP 127.0.0.1", http_client(&loaded.http_url)),
+    ];
+    for (transport, client) in transports {
+        for run in 1..=2 {
+            match paged_list(client.clone()).await {
+                Ok((count, pages, took)) => println!(
+                    "RESULT full paged list of all pods, {transport} (kube-rs, pages of 500, run \
+                     {run}): {count} pods in {pages} pages, {took:.2?}"
+                ),
+                Err(error) => println!("PROBLEM full paged list, {transport}: {error}"),
+            }
+        }
+    }
+    println!(
+        "  RSS after the paged lists: {}",
+        Memory::of_self().map_or("?".into(), |m| mib(m.rss_kib))
+    );
 }

@@ -6,7 +6,8 @@
 //! ```
 //!
 //! 1. Loading the scenario in this process until every pod is Running and Ready, and the
-//!    resident memory then.
+//!    resident memory then; a full paged list of every pod (pages of 500), in-process and
+//!    over HTTP.
 //! 2. A watch of every pod through `kube::runtime::watcher`: the initial list, then events as
 //!    a Deployment scales and a pod is deleted.
 //! 3. Requests per second the sandbox's API server answers, in-process and over HTTP.
@@ -51,6 +52,9 @@ fn main() {
     runtime.block_on(async {
         if part("1") || part("2") || part("3") {
             let loaded = inproc::load().await;
+            if part("1") {
+                inproc::full_paged_list(&loaded).await;
+            }
             if part("2") {
                 inproc::watch_all(&loaded).await;
             }

@@ -180,6 +180,32 @@ async fn lists_come_in_pages() {
     assert_eq!(last.metadata.continue_.filter(|c| !c.is_empty()), None);
 }
 
+/// Every page of a list reports the resource version of its first page, and its continue
+/// token carries it, as the real API server's do.
+#[tokio::test]
+async fn pages_report_the_resource_version_of_the_first_page() {
+    let sandbox = sandbox();
+    let maps: Api<ConfigMap> = Api::namespaced(sandbox.client("tester"), "default");
+    for i in 0..3 {
+        maps.create(&PostParams::default(), &config_map(&format!("p{i}"), &[]))
+            .await
+            .unwrap();
+    }
+    let first = maps.list(&ListParams::default().limit(2)).await.unwrap();
+    maps.create(&PostParams::default(), &config_map("p3", &[]))
+        .await
+        .unwrap();
+    let token = first.metadata.continue_.clone().expect("one more page");
+    let second = maps
+        .list(&ListParams::default().limit(2).continue_token(&token))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.metadata.resource_version,
+        first.metadata.resource_version
+    );
+}
+
 #[tokio::test]
 async fn every_patch_type() {
     let sandbox = sandbox();

@@ -1,4 +1,10 @@
 //! Lists, a page at a time, and their continue tokens.
+//!
+//! A continue token carries the resource version of its list's first page, and every page
+//! of the list reports that resource version, as the real API server's do. The pages are
+//! read from the current objects, though, not from a snapshot at that version (a known
+//! limit: a paged list that runs while objects change may see some of them changed). A
+//! token older than the last compaction of the change log is answered `410 Gone`.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -20,22 +26,31 @@ pub struct Page {
     pub remaining: Option<usize>,
 }
 
+/// Where a list goes on, as its continue token says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Continue {
+    /// The resource version of the list's first page.
+    pub rv: u64,
+    /// The namespace and name of the last object served.
+    pub after: ObjectKey,
+}
+
 impl Store {
     /// The objects `filter` wants, in namespace and name order, a page of `limit` at a time
-    /// (`0`: all) after `after`.
+    /// (`0`: all), from the start or where `from` says.
     pub fn list(
         &self,
         resource: &ResourceType,
         filter: &Filter,
         limit: usize,
-        after: Option<&ObjectKey>,
+        from: Option<&Continue>,
     ) -> Page {
         use std::ops::Bound::{Excluded, Included, Unbounded};
         let inner = self.lock();
         let empty = BTreeMap::new();
         let objects = inner.objects.get(&resource.storage).unwrap_or(&empty);
-        let start = match (after, &filter.namespace) {
-            (Some(after), _) => Excluded(after.clone()),
+        let start = match (from, &filter.namespace) {
+            (Some(from), _) => Excluded(from.after.clone()),
             (None, Some(namespace)) => Included((namespace.clone(), String::new())),
             (None, None) => Unbounded,
         };
@@ -60,30 +75,31 @@ impl Store {
                 (count > 0, Some(count))
             }
         };
+        let rv = from.map_or(inner.rv, |from| from.rv);
         let next = more
             .then(|| {
                 page.last()
-                    .map(|(key, _)| continue_token(inner.rv, &key.0, &key.1))
+                    .map(|(key, _)| continue_token(rv, &key.0, &key.1))
             })
             .flatten();
         Page {
             items: page.into_iter().map(|(_, object)| object.clone()).collect(),
-            rv: inner.rv,
+            rv,
             remaining: next.as_ref().and(remaining),
             next,
         }
     }
 
-    /// The resource version and position a continue token stands for, or 410 if the
-    /// changes since are no longer kept.
-    pub fn continue_from(&self, token: &str) -> Result<ObjectKey, ApiError> {
-        let (rv, key) = read_continue_token(token).ok_or_else(|| ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
+    /// Where a continue token says its list goes on, or 410 if the log was compacted past
+    /// the list's resource version.
+    pub fn continue_from(&self, token: &str) -> Result<Continue, ApiError> {
+        let (rv, after) = read_continue_token(token).ok_or_else(|| ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
         if rv < self.lock().log.compacted() {
             return Err(ApiError::gone(
                 "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
             ));
         }
-        Ok(key)
+        Ok(Continue { rv, after })
     }
 }
 

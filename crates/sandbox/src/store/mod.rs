@@ -8,11 +8,13 @@
 //!
 //! This module holds the objects and the one place a change is stored, logged and told to
 //! the watchers; the verbs are in `write` (create, replace, modify), `delete` (deletion and
-//! garbage collection), `list` (pages and continue tokens) and `watch` (the change log and
-//! the watchers).
+//! garbage collection), `list` (pages and continue tokens), `log` (the change log watches
+//! resume from, a window per resource sized as the real API server's watch cache, and the
+//! compaction that expires continue tokens) and `watch` (the watchers).
 
 mod delete;
 mod list;
+mod log;
 mod watch;
 mod write;
 
@@ -25,8 +27,9 @@ use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
 pub use delete::{DeleteOptions, Deleted, Propagation};
-pub use list::Page;
-use watch::{Change, Log, Watcher};
+pub use list::{Continue, Page};
+use log::Log;
+use watch::{Change, Watcher};
 pub use watch::{ChangeKind, Filter, WatchFrom, WatchItem, WatchStream};
 pub use write::{FieldValidation, Write, Written};
 
@@ -46,6 +49,7 @@ struct Inner {
     rv: u64,
     uids: u64,
     log: Log,
+    clock: SharedClock,
     watchers: Vec<Watcher>,
     next_watcher: u64,
 }
@@ -58,8 +62,9 @@ pub struct Store {
     watch_list: std::sync::atomic::AtomicBool,
 }
 
-/// How many changes are kept for watches to resume from, by default.
-pub const DEFAULT_RETENTION: usize = 200_000;
+/// How many changes of a resource are kept for watches to resume from, at most, by
+/// default (as the real API server's watch cache).
+pub const DEFAULT_RETENTION: usize = log::UPPER_BOUND;
 
 fn meta(object: &Value) -> &Value {
     &object["metadata"]
@@ -108,6 +113,7 @@ impl Store {
                 rv: 1,
                 uids: 0,
                 log: Log::new(DEFAULT_RETENTION),
+                clock: clock.clone(),
                 watchers: Vec::new(),
                 next_watcher: 0,
             }),
@@ -153,7 +159,8 @@ impl Store {
         self.watch_list.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// How many changes watches can resume from.
+    /// How many changes of each resource watches can resume from, at most (see the `log`
+    /// module).
     pub fn set_retention(&self, retention: usize) {
         self.lock().log.set_retention(retention);
     }
@@ -267,12 +274,12 @@ impl Inner {
     }
 
     fn publish(&mut self, change: Change) {
-        let change = Arc::new(change);
         self.watchers.retain(|w| match w.event_for(&change) {
             Some(item) => w.tx.send(item).is_ok(),
             None => !w.tx.is_closed(),
         });
-        self.log.push(change);
+        let live = change.kind != ChangeKind::Deleted;
+        self.log.push(&change, self.clock.now(), live);
     }
 }
 

@@ -1,6 +1,6 @@
-//! The change log, the watchers that follow it, and how a watch starts.
+//! The watchers that follow the changes, and how a watch starts.
 
-use std::{collections::VecDeque, sync::Arc};
+use std::sync::Arc;
 
 use patchpilot_engine::selector::Selector;
 use serde_json::Value;
@@ -126,46 +126,6 @@ impl Watcher {
     }
 }
 
-/// The changes kept for watches to resume from.
-pub(super) struct Log {
-    changes: VecDeque<Arc<Change>>,
-    retention: usize,
-    /// Changes up to and including this resource version are no longer kept.
-    compacted: u64,
-}
-
-impl Log {
-    pub fn new(retention: usize) -> Self {
-        Log {
-            changes: VecDeque::new(),
-            retention: retention.max(1),
-            compacted: 0,
-        }
-    }
-
-    pub fn push(&mut self, change: Arc<Change>) {
-        self.changes.push_back(change);
-        while self.changes.len() > self.retention {
-            if let Some(old) = self.changes.pop_front() {
-                self.compacted = old.rv;
-            }
-        }
-    }
-
-    /// The changes after `rv`, or `None` when some of them are no longer kept.
-    pub fn since(&self, rv: u64) -> Option<impl Iterator<Item = &Arc<Change>>> {
-        (rv >= self.compacted).then(|| self.changes.iter().filter(move |c| c.rv > rv))
-    }
-
-    pub fn compacted(&self) -> u64 {
-        self.compacted
-    }
-
-    pub fn set_retention(&mut self, retention: usize) {
-        self.retention = retention.max(1);
-    }
-}
-
 /// Where a watch starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WatchFrom {
@@ -201,11 +161,8 @@ impl Store {
         let mut initial = Vec::new();
         match from {
             WatchFrom::After(rv) => {
-                let changes = inner.log.since(rv).ok_or_else(|| {
-                    ApiError::gone(format!(
-                        "too old resource version: {rv} ({})",
-                        inner.log.compacted() + 1
-                    ))
+                let changes = inner.log.since(&resource.storage, rv).map_err(|oldest| {
+                    ApiError::gone(format!("too old resource version: {rv} ({oldest})"))
                 })?;
                 let watcher = Watcher {
                     id: 0,
@@ -213,7 +170,7 @@ impl Store {
                     filter: filter.clone(),
                     tx: mpsc::unbounded_channel().0,
                 };
-                initial.extend(changes.filter_map(|c| watcher.event_for(c)));
+                initial.extend(changes.iter().filter_map(|c| watcher.event_for(c)));
             }
             WatchFrom::Current | WatchFrom::InitialEvents => {
                 if let Some(objects) = inner.objects.get(&resource.storage) {
