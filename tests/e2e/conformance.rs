@@ -20,6 +20,9 @@ use crate::support::{Cluster, mins};
 /// The real cluster of KUBECONFIG, as a backend of the conformance tests.
 struct Real {
     cluster: Cluster,
+    /// The cluster's client without kube-rs's retries of 429, 503 and 504, as the operator's
+    /// (`patchpilot run`): a refused eviction is seen as refused, not retried for minutes.
+    client: Client,
     namespace: String,
     /// Cluster-scoped objects the test named: (apiVersion, plural, name).
     created: Mutex<Vec<(String, String, String)>>,
@@ -41,8 +44,12 @@ impl Real {
             },
         )
         .await;
+        let mut config = kube::Config::infer().await.expect("a kubeconfig");
+        config.default_retry = false;
+        let client = Client::try_from(config).expect("a client");
         Real {
             cluster,
+            client,
             namespace,
             created: Mutex::default(),
         }
@@ -60,7 +67,7 @@ impl Drop for Real {
 
 impl Backend for Real {
     fn client(&self) -> Client {
-        self.cluster.client.clone()
+        self.client.clone()
     }
 
     fn namespace(&self) -> &str {
