@@ -508,7 +508,16 @@ fn a_crd_applied_with_kubectl_is_served_with_its_columns() {
     );
     assert_eq!(wide.row("sprocket")["COLOR"], "blue");
     let crds = Table::parse(&sandbox.ok(&["get", "crd", "widgets.example.com"]));
-    assert_eq!(crds.headers, ["NAME", "CREATED AT"]);
+    // As Kubernetes v1.37 prints them (v1.3x before printed NAME and CREATED AT only).
+    assert_eq!(crds.headers, ["NAME", "SCOPE", "VERSIONS", "CREATED AT"]);
+    let widgets_crd = crds.row("widgets.example.com");
+    assert_eq!(
+        (
+            widgets_crd["SCOPE"].as_str(),
+            widgets_crd["VERSIONS"].as_str()
+        ),
+        ("Namespaced", "v1(storage)")
+    );
     let explained = sandbox.ok(&["explain", "widget.spec.size"]);
     assert!(explained.contains("How big it is."), "{explained}");
     let stderr = sandbox.fails(&[

@@ -169,7 +169,7 @@ fn an_invalid_cron_expression_is_bad_input() {
     assert_exact_error(
         &patchpilot(&["window", file.to_str().unwrap()]),
         &file,
-        "MaintenanceWindow/weekend-nights: spec.recurrences[1].cron: Invalid value: \"string\": \
+        "MaintenanceWindow/weekend-nights: spec.recurrences[1].cron: Invalid value: \"61 22 * * Tue\": \
          cron \"61 22 * * Tue\": the minute field (the 1st) takes * or 0-59, and lists (0,30), \
          ranges (0-29) and steps (*/15) of them",
     );
@@ -187,7 +187,7 @@ fn an_invalid_cron_expression_is_bad_input() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
         stderr.contains(
-            "spec.recurrences[1].cron: Invalid value: \"string\": cron \"0 22 * * Tuesday\": the \
+            "spec.recurrences[1].cron: Invalid value: \"0 22 * * Tuesday\": cron \"0 22 * * Tuesday\": the \
              day-of-week field (the 5th) takes * or 0-7 (0 and 7 are Sunday) or SUN-SAT"
         ),
         "{stderr}"

@@ -16,6 +16,7 @@
 mod support;
 
 mod api;
+mod conformance;
 mod nodes;
 mod operators;
 mod people;

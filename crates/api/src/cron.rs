@@ -110,8 +110,9 @@ fn cel_string(text: &str) -> String {
     format!("'{}'", text.replace('\\', r"\\").replace('\'', r"\'"))
 }
 
-/// A message expression: `cron "<the expression>": <sentence>`. The API server shows a CEL
-/// failure with the value's type (`Invalid value: "string"`), so the message quotes it.
+/// A message expression: `cron "<the expression>": <sentence>`. Older API servers show a CEL
+/// failure with the value's type (`Invalid value: "string"`), so the message quotes it;
+/// v1.37 shows the value too.
 fn quoting_the_expression(sentence: &str) -> Message {
     Message::Expression(format!(
         "'cron \"' + self + '\": ' + {}",

@@ -168,15 +168,11 @@ impl CrdSchema {
             );
             if let Err(failures) = outcome {
                 for failure in failures.iter() {
+                    // The API server shows the value, as for OpenAPI rules (the type's
+                    // name for objects and lists).
                     let path = failure.field_path.clone();
-                    let value = type_name(lookup(&defaulted, &path));
-                    errors.push(FieldError {
-                        path,
-                        kind: FieldErrorKind::Invalid {
-                            value: Value::String(value.into()),
-                            detail: failure.message.clone(),
-                        },
-                    });
+                    let value = lookup(&defaulted, &path).cloned().unwrap_or(Value::Null);
+                    errors.push(invalid(&path, &value, failure.message.clone()));
                 }
             }
         }

@@ -2,6 +2,7 @@
 //! Events, as the API server does: the operator writes the newer kind, `kubectl describe`
 //! reads the older one.
 
+use patchpilot_schema::{FieldError, FieldErrorKind};
 use serde_json::{Map, Value, json};
 
 /// Field pairs: (`events.k8s.io/v1` name, core `v1` name).
@@ -55,6 +56,25 @@ pub fn from_core(event: &Value) -> Value {
     rename(event, "events.k8s.io/v1", false)
 }
 
+/// The API server's check of a new core Event (however it was written) against the namespace
+/// it is created in: an event about a namespaced object lives in that object's namespace; one
+/// about a cluster-scoped object, in `default` (or none).
+pub fn check_namespace(core: &Value, namespace: &str) -> Option<FieldError> {
+    let involved = core["involvedObject"]["namespace"].as_str().unwrap_or("");
+    let fits = if involved.is_empty() {
+        namespace.is_empty() || namespace == "default"
+    } else {
+        involved == namespace
+    };
+    (!fits).then(|| FieldError {
+        path: "involvedObject.namespace".into(),
+        kind: FieldErrorKind::Invalid {
+            value: json!(involved),
+            detail: "does not match event.namespace".into(),
+        },
+    })
+}
+
 /// A field of an `events.k8s.io/v1` field selector in core terms.
 pub fn core_field(field: &str) -> String {
     for (new, old) in RENAMED {
@@ -89,5 +109,18 @@ mod tests {
         assert_eq!(back["note"], "wave canary started");
         assert_eq!(back["regarding"]["kind"], "PatchRollout");
         assert_eq!(core_field("regarding.name"), "involvedObject.name");
+    }
+
+    #[test]
+    fn an_event_lives_in_the_namespace_of_what_it_is_about() {
+        let about = |namespace: Option<&str>| json!({"involvedObject": {"name": "r", "namespace": namespace}});
+        assert_eq!(check_namespace(&about(None), "default"), None);
+        assert_eq!(check_namespace(&about(Some("shop")), "shop"), None);
+        let refused = check_namespace(&about(None), "shop").unwrap();
+        assert_eq!(
+            refused.to_string(),
+            "involvedObject.namespace: Invalid value: \"\": does not match event.namespace"
+        );
+        assert!(check_namespace(&about(Some("shop")), "default").is_some());
     }
 }

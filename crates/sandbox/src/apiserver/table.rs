@@ -193,8 +193,7 @@ pub fn render(
     })
 }
 
-/// NAME and CREATED AT: the API server's table for kinds without a printer of their own
-/// (CustomResourceDefinitions among them).
+/// NAME and CREATED AT: the API server's table for kinds without a printer of their own.
 fn default() -> Printer {
     Printer {
         columns: vec![

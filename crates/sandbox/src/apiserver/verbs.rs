@@ -270,6 +270,14 @@ fn create(
     }
     let manager = manager(request);
     let object = storage.incoming(body(request)?);
+    let namespace = target.namespace.as_deref().unwrap_or("");
+    if storage.resource.group.is_empty()
+        && storage.resource.plural == "events"
+        && let Some(error) = events::check_namespace(&object, namespace)
+    {
+        let name = object["metadata"]["name"].as_str().unwrap_or("");
+        return Err(ApiError::invalid(&storage.resource, name, &[error]));
+    }
     let out = store.create(
         &storage.resource,
         target.namespace.as_deref().unwrap_or(""),

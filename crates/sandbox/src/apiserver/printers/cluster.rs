@@ -151,10 +151,99 @@ pub(super) fn lease(object: &Value, now: Timestamp) -> Row {
     .into()
 }
 
+pub(super) fn crd_columns() -> Vec<Column> {
+    vec![
+        Column::name(),
+        Column::new("Scope", "string", 0, "Cluster/Namespaced"),
+        Column::new("Versions", "string", 0, "Served versions"),
+        Column::new(
+            "Created At",
+            "date",
+            0,
+            "CreationTimestamp is when the server created the object.",
+        ),
+        Column::new("Group", "string", 1, "API group"),
+        Column::new("Kind", "string", 1, "CustomResource kind"),
+        Column::new("ShortNames", "string", 1, "Short names"),
+        Column::new("Established", "boolean", 1, "Established status"),
+    ]
+}
+
+/// A CustomResourceDefinition as the API server of v1.37 prints it: its served versions, the
+/// stored one marked `(storage)`.
+pub(super) fn crd(object: &Value, _now: Timestamp) -> Row {
+    let spec = &object["spec"];
+    let versions: Vec<String> = spec["versions"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter(|v| v["served"] == true)
+        .map(|v| {
+            let name = text(&v["name"]);
+            if v["storage"] == true {
+                format!("{name}(storage)")
+            } else {
+                name.to_owned()
+            }
+        })
+        .collect();
+    let short_names: Vec<&str> = spec["names"]["shortNames"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(text)
+        .collect();
+    let established = object["status"]["conditions"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c["type"] == "Established" && c["status"] == "True");
+    vec![
+        name(object),
+        json!(text(&spec["scope"])),
+        json!(versions.join(",")),
+        object["metadata"]["creationTimestamp"].clone(),
+        json!(text(&spec["group"])),
+        json!(text(&spec["names"]["kind"])),
+        json!(short_names.join(",")),
+        json!(established),
+    ]
+    .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::apiserver::printers::{cells, now};
+
+    #[test]
+    fn crds_show_scope_and_served_versions() {
+        let crd = json!({
+            "metadata": {"name": "widgets.example.com", "creationTimestamp": "2026-11-27T23:00:00Z"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                "names": {"kind": "Widget", "shortNames": ["wdg", "wd"]},
+                "versions": [{"name": "v1", "served": true, "storage": true},
+                    {"name": "v1beta1", "served": true, "storage": false},
+                    {"name": "v1alpha1", "served": false, "storage": false}]},
+            "status": {"conditions": [{"type": "Established", "status": "True"}]},
+        });
+        assert_eq!(
+            cells("apiextensions.k8s.io", "CustomResourceDefinition", &crd),
+            [
+                json!("widgets.example.com"),
+                json!("Namespaced"),
+                json!("v1(storage),v1beta1"),
+                json!("2026-11-27T23:00:00Z"),
+                json!("example.com"),
+                json!("Widget"),
+                json!("wdg,wd"),
+                json!(true)
+            ]
+        );
+    }
 
     #[test]
     fn nodes_show_readiness_cordon_roles_and_version() {

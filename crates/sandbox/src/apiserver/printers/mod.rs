@@ -49,6 +49,9 @@ pub fn builtin(group: &str, kind: &str) -> Option<Printer> {
         ("batch", "Job") => (workloads::job_columns(), workloads::job),
         ("policy", "PodDisruptionBudget") => (workloads::budget_columns(), workloads::budget),
         ("coordination.k8s.io", "Lease") => (cluster::lease_columns(), cluster::lease),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            (cluster::crd_columns(), cluster::crd)
+        }
         _ => return None,
     };
     Some(Printer {

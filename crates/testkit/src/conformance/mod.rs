@@ -1,0 +1,139 @@
+//! The API conformance tests: one body per test, run against two backends — the sandbox
+//! (`crates/sandbox/tests/api.rs`) and the real control plane of `tests/cluster`
+//! (`tests/e2e/conformance.rs`). Where the two answer differently, the sandbox is fixed to
+//! answer as the real API server does, or the difference is written down among the sandbox's
+//! known limits (`docs/sandbox.md`).
+//!
+//! A body takes a [`Backend`]: an administrator's client, a fresh namespace of the test's own,
+//! names for the cluster-scoped objects it creates (which the backend removes afterwards),
+//! and what the cluster does on its own. A real cluster runs controllers (the disruption
+//! controller, the garbage collector, the root CA publisher) that the in-process sandbox does
+//! not: the bodies wait for what they do, with a deadline, and the sandbox's backend plays
+//! the part the test needs ([`Backend::disruption_controller`]).
+
+pub mod evictions;
+pub mod objects;
+pub mod watches;
+
+use std::{future::Future, time::Duration};
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::{Api, Client, api::ListParams, core::Status};
+use serde_json::{Value, json};
+
+/// Where the bodies run.
+pub trait Backend: Sync {
+    /// An administrator's client.
+    fn client(&self) -> Client;
+
+    /// A namespace of this test's own, created before the body runs and deleted after it.
+    /// It holds what the API server's controllers put in every namespace, and nothing else.
+    fn namespace(&self) -> &str;
+
+    /// The name to give a cluster-scoped object the test creates (`base` itself on a
+    /// cluster of the test's own; `base` with a suffix on a shared cluster). The backend
+    /// deletes it afterwards: `plural` is its resource in `api_version`.
+    fn cluster_object(&self, api_version: &str, plural: &str, base: &str) -> String;
+
+    /// Makes the watch history the API server keeps so short that a watch from resource
+    /// version `"1"` is too old. A real API server keeps only minutes of it (its watch cache,
+    /// etcd's compaction every 5 minutes): the backend waits until it says so; the sandbox
+    /// keeps a number of events, and shortens it.
+    fn forget_watch_history(&self) -> impl Future<Output = ()> + Send;
+
+    /// Whether the cluster runs Kubernetes' controllers (disruption controller, garbage
+    /// collector): the bodies then wait for their work instead of assuming it done.
+    fn runs_controllers(&self) -> bool;
+
+    /// What the disruption controller would write in the status of the budget `name`:
+    /// the sandbox's backend writes it; a real cluster's waits until its controller has.
+    fn disruption_controller(
+        &self,
+        name: &str,
+        status: BudgetStatus,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// The counts of a PodDisruptionBudget's status, as its controller computes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BudgetStatus {
+    /// `expectedPods`.
+    pub expected: i32,
+    /// `currentHealthy`.
+    pub healthy: i32,
+    /// `desiredHealthy`.
+    pub desired: i32,
+    /// `disruptionsAllowed`.
+    pub allowed: i32,
+}
+
+impl BudgetStatus {
+    /// The status as JSON, with `observedGeneration`.
+    pub fn to_json(self, generation: i64) -> Value {
+        json!({"status": {
+            "observedGeneration": generation,
+            "expectedPods": self.expected,
+            "currentHealthy": self.healthy,
+            "desiredHealthy": self.desired,
+            "disruptionsAllowed": self.allowed,
+        }})
+    }
+}
+
+/// The status code of an API error.
+#[track_caller]
+pub fn code(error: kube::Error) -> u16 {
+    api_error(error).code
+}
+
+/// The `Status` of an API error.
+#[track_caller]
+pub fn api_error(error: kube::Error) -> Status {
+    match error {
+        kube::Error::Api(status) => *status,
+        other => panic!("not an API error: {other}"),
+    }
+}
+
+/// Polls `probe` every 200 ms until it returns `Some`, for at most `within`.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            started.elapsed() < within,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The names of the ConfigMaps the API server's controllers put in a new namespace
+/// (`kube-root-ca.crt` on a real cluster), once there: the lists of the bodies count them.
+pub async fn namespace_config_maps(client: &Client, namespace: &str) -> Vec<String> {
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let list = maps.list(&ListParams::default()).await.unwrap();
+    list.items
+        .into_iter()
+        .filter_map(|m| m.metadata.name)
+        .collect()
+}
+
+/// A ConfigMap named `name` with `labels` and `data: {key: value}`.
+pub fn config_map(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
+    let labels: serde_json::Map<String, Value> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": labels},
+        "data": {"key": "value"},
+    }))
+    .unwrap()
+}

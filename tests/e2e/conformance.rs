@@ -1,0 +1,145 @@
+//! The API conformance tests of `patchpilot_testkit::conformance` against the real API
+//! server: the very bodies `crates/sandbox/tests/api.rs` runs against the sandbox. Each test
+//! gets a namespace of its own and names its cluster-scoped objects with the run's suffix;
+//! the cleanup of [`Cluster`] removes both. No operator runs, and nothing lands on the nodes
+//! (the tests' pods are held by a scheduling gate, their Deployment has no replicas).
+
+use std::{sync::Mutex, time::Duration};
+
+use futures::{AsyncBufReadExt, TryStreamExt};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::{Api, Client};
+use patchpilot_testkit::conformance::{
+    Backend, BudgetStatus, eventually, evictions, namespace_config_maps, objects, watches,
+};
+
+use serde_json::Value;
+
+use crate::support::{Cluster, mins};
+
+/// The real cluster of KUBECONFIG, as a backend of the conformance tests.
+struct Real {
+    cluster: Cluster,
+    /// The cluster's client without kube-rs's retries of 429, 503 and 504, as the operator's
+    /// (`patchpilot run`): a refused eviction is seen as refused, not retried for minutes.
+    client: Client,
+    namespace: String,
+    /// Cluster-scoped objects the test named: (apiVersion, plural, name).
+    created: Mutex<Vec<(String, String, String)>>,
+}
+
+impl Real {
+    /// Connects (holding the suite's lock) and creates the test's namespace, waiting until
+    /// the root CA publisher has put its ConfigMap there.
+    async fn new() -> Self {
+        let mut cluster = Cluster::connect().await;
+        let namespace = format!("conformance-{}", cluster.suffix);
+        cluster.create_namespace(&namespace, &[]).await;
+        eventually(
+            "kube-root-ca.crt in the test's namespace",
+            Duration::from_secs(30),
+            || async {
+                let maps = namespace_config_maps(&cluster.client, &namespace).await;
+                maps.iter().any(|m| m == "kube-root-ca.crt").then_some(())
+            },
+        )
+        .await;
+        let mut config = kube::Config::infer().await.expect("a kubeconfig");
+        config.default_retry = false;
+        let client = Client::try_from(config).expect("a client");
+        Real {
+            cluster,
+            client,
+            namespace,
+            created: Mutex::default(),
+        }
+    }
+}
+
+impl Drop for Real {
+    fn drop(&mut self) {
+        let created = std::mem::take(&mut *self.created.lock().unwrap_or_else(|e| e.into_inner()));
+        for (api_version, plural, name) in created {
+            self.cluster.forget_at_end(&api_version, &plural, &name);
+        }
+    }
+}
+
+impl Backend for Real {
+    fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    fn cluster_object(&self, api_version: &str, plural: &str, base: &str) -> String {
+        let name = format!("{base}-{}", self.cluster.suffix);
+        let mut created = self.created.lock().unwrap();
+        let entry = (api_version.to_owned(), plural.to_owned(), name.clone());
+        if !created.contains(&entry) {
+            created.push(entry);
+        }
+        name
+    }
+
+    async fn forget_watch_history(&self) {
+        // Early in a cluster's life, before etcd's first compaction, a watch from "1" may
+        // be answered from etcd with its whole history.
+        let uri = format!(
+            "/api/v1/namespaces/{}/configmaps?watch=true&resourceVersion=1&timeoutSeconds=1",
+            self.namespace
+        );
+        eventually(
+            "a watch from resource version 1 is too old",
+            mins(7),
+            || async {
+                let request = http::Request::get(&uri).body(Vec::new()).unwrap();
+                let mut lines = self.client().request_stream(request).await.ok()?.lines();
+                let first: Value = serde_json::from_str(&lines.try_next().await.ok()??).ok()?;
+                (first["type"] == "ERROR" && first["object"]["code"] == 410).then_some(())
+            },
+        )
+        .await;
+    }
+
+    fn runs_controllers(&self) -> bool {
+        true
+    }
+
+    async fn disruption_controller(&self, name: &str, status: BudgetStatus) {
+        let budgets: Api<PodDisruptionBudget> = Api::namespaced(self.client(), &self.namespace);
+        evictions::wait_for_budget(&budgets, name, status).await;
+    }
+}
+
+/// Tests whose body is a conformance test, `#[ignore]`d like the rest of the suite.
+macro_rules! conformance_tests {
+    ($($module:ident::$test:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[ignore = "needs a cluster: KUBECONFIG=... cargo test --test e2e -- --ignored"]
+            async fn $test() {
+                $module::$test(&Real::new().await).await;
+            }
+        )*
+    };
+}
+
+conformance_tests!(
+    objects::create_get_list_update_delete_with_optimistic_concurrency,
+    objects::lists_come_in_pages,
+    objects::pages_report_the_resource_version_of_the_first_page,
+    objects::every_patch_type,
+    objects::server_side_apply_status_subresource_and_generation,
+    objects::invalid_custom_resources_are_refused_with_the_field,
+    objects::finalizers_hold_deletion_and_owners_take_their_dependents,
+    objects::the_schema_refuses_what_the_operator_would_refuse,
+    watches::watches_resume_from_a_resource_version_and_expired_ones_are_gone,
+    watches::kube_runtime_watchers_list_then_watch,
+    watches::metadata_requests_get_partial_object_metadata,
+    watches::metadata_watches_send_metadata_only_bookmarks_included,
+    evictions::evictions_respect_pod_disruption_budgets,
+    evictions::events_written_as_events_k8s_io_are_read_as_core_events,
+);
