@@ -1,4 +1,4 @@
-//! 5. The operator at the same scale on a real control plane: `tests/cluster` (Kubernetes
+//! Part 5: the operator at the same scale on a real control plane: `tests/cluster` (Kubernetes
 //! built from its Go modules, kwok's simulated kubelets) holding the scenario's 5,000 nodes
 //! and 50,000 pods, `patchpilot run` as its own process with a ServiceAccount's token.
 //!

@@ -127,19 +127,4 @@ macro_rules! conformance_tests {
     };
 }
 
-conformance_tests!(
-    objects::create_get_list_update_delete_with_optimistic_concurrency,
-    objects::lists_come_in_pages,
-    objects::pages_report_the_resource_version_of_the_first_page,
-    objects::every_patch_type,
-    objects::server_side_apply_status_subresource_and_generation,
-    objects::invalid_custom_resources_are_refused_with_the_field,
-    objects::finalizers_hold_deletion_and_owners_take_their_dependents,
-    objects::the_schema_refuses_what_the_operator_would_refuse,
-    watches::watches_resume_from_a_resource_version_and_expired_ones_are_gone,
-    watches::kube_runtime_watchers_list_then_watch,
-    watches::metadata_requests_get_partial_object_metadata,
-    watches::metadata_watches_send_metadata_only_bookmarks_included,
-    evictions::evictions_respect_pod_disruption_budgets,
-    evictions::events_written_as_events_k8s_io_are_read_as_core_events,
-);
+patchpilot_testkit::every_conformance_test!(conformance_tests);
