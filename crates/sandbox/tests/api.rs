@@ -74,8 +74,9 @@ impl Backend for InProcess {
         base.to_owned()
     }
 
-    async fn forget_watch_history(&self) {
+    async fn forget_watch_history(&self) -> bool {
         self.sandbox.store().set_retention(2);
+        true
     }
 
     fn runs_controllers(&self) -> bool {

@@ -61,9 +61,11 @@ pub trait Backend: Sync {
 
     /// Makes the watch history the API server keeps so short that a watch from resource
     /// version `"1"` is too old. A real API server keeps only minutes of it (its watch cache,
-    /// etcd's compaction every 5 minutes): the backend waits until it says so; the sandbox
-    /// keeps a number of events, and shortens it.
-    fn forget_watch_history(&self) -> impl Future<Output = ()> + Send;
+    /// etcd's compaction every 5 minutes): the backend waits a while for it to say so; the
+    /// sandbox keeps a window of events, and shortens it.
+    /// It says whether it did: a real API server that still serves the history from etcd
+    /// (early in the cluster's life) has no way to be told to compact it.
+    fn forget_watch_history(&self) -> impl Future<Output = bool> + Send;
 
     /// Whether the cluster runs Kubernetes' controllers (disruption controller, garbage
     /// collector): the bodies then wait for their work instead of assuming it done.

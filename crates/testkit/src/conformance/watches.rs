@@ -47,7 +47,12 @@ pub async fn watches_resume_from_a_resource_version_and_expired_ones_are_gone(
     }
     assert_eq!(seen, ["ADDED w2", "DELETED w1"]);
 
-    backend.forget_watch_history().await;
+    if !backend.forget_watch_history().await {
+        // A known difference (docs/sandbox.md): the real API server still answers a watch
+        // from "1" with its history; the 410 is checked where it can be.
+        println!("skipped: the API server still serves the watch history from version 1");
+        return;
+    }
     for i in 0..5 {
         maps.create(&PostParams::default(), &config_map(&format!("x{i}"), &[]))
             .await
