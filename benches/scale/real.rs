@@ -28,7 +28,6 @@ use k8s_openapi::api::{apps::v1::Deployment, core::v1::Node};
 use kube::{
     Api, Client,
     api::{ApiResource, DeleteParams, DynamicObject, ListParams, PostParams},
-    config::{KubeConfigOptions, Kubeconfig},
     core::GroupVersionKind,
 };
 use patchpilot::sandbox::scenario::Scenario;
@@ -199,14 +198,6 @@ fn operator_kubeconfig(dir: &Path, admin: &Path) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-async fn admin_client(kubeconfig: &Path) -> Client {
-    let file = Kubeconfig::read_from(kubeconfig).expect("the cluster's kubeconfig reads");
-    let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
-        .await
-        .expect("the cluster's kubeconfig is usable");
-    Client::try_from(config).unwrap()
-}
-
 /// 5. The real control plane in `SCALE_CLUSTER`.
 pub async fn operator_on_real_control_plane() {
     let Some(dir) = std::env::var_os("SCALE_CLUSTER").map(PathBuf::from) else {
@@ -221,7 +212,8 @@ pub async fn operator_on_real_control_plane() {
         dir.display()
     );
     let admin_config = dir.join("kubeconfig");
-    let admin = admin_client(&admin_config).await;
+    // `tests/cluster/up` names its one context `patchpilot-e2e`.
+    let admin = client_of(&admin_config, "patchpilot-e2e").await;
     let began = Instant::now();
     if let Err(error) = kubectl(
         &admin_config,
@@ -331,7 +323,7 @@ pub async fn operator_on_real_control_plane() {
         }
     };
     let cluster = Cluster {
-        admin: client_of(&admin_config, "patchpilot-e2e").await,
+        admin,
         kubeconfig,
         context: "patchpilot",
         servers: SERVERS

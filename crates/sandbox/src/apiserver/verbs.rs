@@ -179,16 +179,7 @@ fn list(
             now,
         )));
     }
-    if let Some(partial) = partial::wanted(request) {
-        let list = partial.list(&target.resource, metadata, &items)?;
-        return Ok(Reply::ok(list));
-    }
-    Ok(Reply::ok(json!({
-        "kind": format!("{}List", target.resource.kind),
-        "apiVersion": target.resource.api_version(),
-        "metadata": metadata,
-        "items": items,
-    })))
+    list_reply(target, request, metadata, items)
 }
 
 /// The write options of a request.
@@ -234,6 +225,25 @@ pub(super) fn body(request: &Request) -> Result<Value, ApiError> {
 }
 
 /// An object as the client asked for it: whole, or its metadata only.
+/// A list of `items` as the request wants it: whole objects, or their metadata only.
+fn list_reply(
+    target: &Target,
+    request: &Request,
+    metadata: Value,
+    items: Vec<Value>,
+) -> Result<Reply, ApiError> {
+    if let Some(partial) = partial::wanted(request) {
+        let list = partial.list(&target.resource, metadata, &items)?;
+        return Ok(Reply::ok(list));
+    }
+    Ok(Reply::ok(json!({
+        "kind": format!("{}List", target.resource.kind),
+        "apiVersion": target.resource.api_version(),
+        "metadata": metadata,
+        "items": items,
+    })))
+}
+
 fn answer(target: &Target, request: &Request, object: Value) -> Result<Value, ApiError> {
     match partial::wanted(request) {
         Some(partial) => partial.object(&target.resource, &object),
@@ -553,14 +563,5 @@ fn delete_collection(
         }
     }
     let metadata = json!({"resourceVersion": store.resource_version().to_string()});
-    if let Some(partial) = partial::wanted(request) {
-        let list = partial.list(&target.resource, metadata, &items)?;
-        return Ok(Reply::ok(list));
-    }
-    Ok(Reply::ok(json!({
-        "kind": format!("{}List", target.resource.kind),
-        "apiVersion": target.resource.api_version(),
-        "metadata": metadata,
-        "items": items,
-    })))
+    list_reply(target, request, metadata, items)
 }
