@@ -363,3 +363,76 @@ async fn a_drain_of_pods_two_a_budget_is_not_slower_than_kubectl_drain() {
          {kubectl_drained:#} (last eviction {kubectl_last:#}): {evictions:?}"
     );
 }
+
+/// Eight of ten nodes drained at once (`maxUnavailable: 8`; after a canary of one), about two
+/// pods each, while every response takes half a second to reach the operator, as from a
+/// busy API server: the drains go together. When each drain waited for the answers of the
+/// one before, the real API server at 5,000 nodes held a reconcile (and the status) for
+/// over a minute; here, no more than a node's pods and the next's were asked for within
+/// a second.
+#[tokio::test(start_paused = true)]
+async fn the_drains_of_the_nodes_in_progress_go_together() {
+    let outcome = Case::new()
+        .scenario(
+            "
+apiServer: {responseLatency: 500ms}
+nodes:
+  - {pool: general, count: 10, zones: [zone-a, zone-b]}
+workloads:
+  - {namespace: shop, name: web, replicas: 20, image: docker.io/library/nginx:1.27.3}
+steps:
+  - name: approve once every pod runs
+    after: 1m
+    when: {apiVersion: patchpilot.dev/v1alpha1, kind: PatchRollout, field: status.phase, equals: AwaitingApproval}
+    patch: {spec: {approved: true}}
+",
+        )
+        .node_policy(
+            "os",
+            "spec: {strategy: {canary: null, stages: null, maxUnavailable: 8}, approval: {mode: Manual}}",
+        )
+        .run()
+        .await;
+    outcome.check(&[Rules::new("os", 8)]);
+    assert_eq!(outcome.phase("os"), "Succeeded");
+    // Where each pod ran, from the pods the simulated cluster wrote.
+    let nodes: std::collections::BTreeMap<String, String> = outcome
+        .pod_history
+        .iter()
+        .filter_map(|(_, pod)| {
+            Some((
+                pod["metadata"]["name"].as_str()?.to_owned(),
+                pod["spec"]["nodeName"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    let mut asked: Vec<(Timestamp, &str)> = outcome
+        .operator_requests()
+        .filter(|e| {
+            e["objectRef"]["subresource"] == "eviction" && e["responseStatus"]["code"] == 201
+        })
+        .map(|e| {
+            let pod = e["objectRef"]["name"].as_str().unwrap_or_default();
+            let node = nodes.get(pod).map_or("?", String::as_str);
+            (crate::harness::timestamp(e), node)
+        })
+        .collect();
+    asked.sort();
+    // The most nodes whose pods were asked to go within one second: the wave after the
+    // canary drains eight.
+    let together = (0..asked.len())
+        .map(|i| {
+            asked[i..]
+                .iter()
+                .take_while(|(t, _)| t.duration_since(asked[i].0) < SignedDuration::from_secs(1))
+                .map(|(_, node)| *node)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        together >= 6,
+        "at most {together} nodes drained within a second: {asked:?}"
+    );
+}

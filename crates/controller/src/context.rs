@@ -377,6 +377,10 @@ pub struct EvictionState {
     pub rollout: String,
 }
 
+/// How many evictions the operator asks for at once, all drains together: drains of
+/// different nodes go together, and a slow API server must see a bounded number of them.
+pub const EVICTIONS_IN_FLIGHT: usize = 32;
+
 /// What every reconcile shares.
 pub struct Context {
     /// The Kubernetes client.
@@ -393,6 +397,9 @@ pub struct Context {
     pub recorder: Recorder,
     /// Eviction back-off by `namespace/pod`.
     pub evictions: Mutex<HashMap<String, EvictionState>>,
+    /// Evictions in flight, across every drain of every rollout: at most
+    /// [`EVICTIONS_IN_FLIGHT`] at once.
+    pub evictions_in_flight: tokio::sync::Semaphore,
     /// The HTTP client of health checks.
     pub http: super::rollout::health::HttpClient,
     /// Becomes true once every cache has its first full list.

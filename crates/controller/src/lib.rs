@@ -217,6 +217,7 @@ async fn controllers(
         pods: PodWatches::new(client.clone(), options.streaming_lists, triggers),
         metrics: metrics.clone(),
         evictions: Default::default(),
+        evictions_in_flight: tokio::sync::Semaphore::new(context::EVICTIONS_IN_FLIGHT),
         written: Default::default(),
         budgets_spent: spent,
         target_writes: Default::default(),

@@ -479,7 +479,11 @@ async fn drain(ctx: &Context, scene: &Scene<'_>, target: &TargetId, force: bool)
         .map(|ask| {
             let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ask.namespace);
             let name = ask.name.clone();
-            async move { api.evict(&name, &EvictParams::default()).await }
+            async move {
+                // Closed only when the context goes, with nothing left to drain for.
+                let _permit = ctx.evictions_in_flight.acquire().await;
+                api.evict(&name, &EvictParams::default()).await
+            }
         })
         .collect();
     let answers: Vec<_> = futures::stream::iter(requests)
