@@ -19,5 +19,6 @@ mod api;
 mod conformance;
 mod nodes;
 mod operators;
+mod parity;
 mod people;
 mod workloads;
