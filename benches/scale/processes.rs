@@ -23,8 +23,13 @@ use crate::{
     mem::{Memory, mib},
 };
 
-/// How long the operator's memory is sampled after its caches are filled.
+/// How long the operator's memory is sampled after its caches are filled, at least…
 const SAMPLE_FOR: Duration = Duration::from_secs(60);
+/// …and, until this many nodes are updated (the per-node figures are of the first 100), at
+/// most.
+const SAMPLE_AT_MOST: Duration = Duration::from_secs(600);
+/// The nodes updated that end the sampling after [`SAMPLE_FOR`].
+const UPDATED_WANTED: u64 = 100;
 
 /// The children, killed if the benchmark stops early.
 #[derive(Default)]
@@ -452,7 +457,11 @@ pub async fn run_operator(cluster: &Cluster, operator_log: &Path) {
     let mut peak = Memory::default();
     let sampling = Instant::now();
     let mut died = None;
-    for second in 1..=SAMPLE_FOR.as_secs() {
+    let mut updated = 0;
+    for second in 1..=SAMPLE_AT_MOST.as_secs() {
+        if second > SAMPLE_FOR.as_secs() && updated >= UPDATED_WANTED {
+            break;
+        }
         let next = sampling + Duration::from_secs(second);
         tokio::time::sleep_until(next.into()).await;
         if let Some(status) = exited(&mut children) {
@@ -485,6 +494,12 @@ pub async fn run_operator(cluster: &Cluster, operator_log: &Path) {
             for line in rollouts(admin).await {
                 println!("         {line}");
             }
+            updated = rollout_objects(admin)
+                .await
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|r| r["status"]["targets"]["updated"].as_u64())
+                .sum();
         }
     }
     if let Some(status) = died {

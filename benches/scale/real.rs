@@ -27,7 +27,7 @@ use futures::{StreamExt, stream};
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Node};
 use kube::{
     Api, Client,
-    api::{ApiResource, DeleteParams, DynamicObject, ListParams, PostParams},
+    api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams},
     core::GroupVersionKind,
 };
 use patchpilot::sandbox::scenario::Scenario;
@@ -198,6 +198,80 @@ fn operator_kubeconfig(dir: &Path, admin: &Path) -> Result<PathBuf, String> {
     Ok(path)
 }
 
+/// What an earlier run on the same cluster left goes, so that this one starts where that one
+/// did: the policy `scale-os` and its rollouts (their finalizers dropped: no operator runs),
+/// the updater Jobs, and patchpilot's annotations, label and cordon on the nodes. Settling
+/// 50,000 pods takes the real cluster half an hour; a second run need not.
+async fn forget_earlier_run(admin: &Client) -> usize {
+    let unfinalized = Patch::Merge(json!({"metadata": {"finalizers": null}}));
+    let params = PatchParams::default();
+    let kinds = [
+        ("patchrollouts", "PatchRollout"),
+        ("patchpolicies", "PatchPolicy"),
+    ];
+    for (plural, kind) in kinds {
+        let resource = ApiResource {
+            group: "patchpilot.dev".into(),
+            version: "v1alpha1".into(),
+            api_version: "patchpilot.dev/v1alpha1".into(),
+            kind: kind.into(),
+            plural: plural.into(),
+        };
+        let api = Api::<DynamicObject>::all_with(admin.clone(), &resource);
+        for object in api
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+        {
+            let name = object.metadata.name.unwrap_or_default();
+            let _ = api.patch(&name, &params, &unfinalized).await;
+            let _ = api.delete(&name, &DeleteParams::default()).await;
+        }
+    }
+    let jobs = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(admin.clone(), NAMESPACE);
+    let _ = jobs
+        .delete_collection(&DeleteParams::background(), &ListParams::default())
+        .await;
+    let nodes = Api::<Node>::all(admin.clone());
+    let mut cleaned = 0;
+    for node in nodes
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+    {
+        let ours: Vec<String> = node
+            .metadata
+            .annotations
+            .iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .filter(|k| patchpilot::api::keys::is_ours(k))
+            .collect();
+        if ours.is_empty() {
+            continue;
+        }
+        let mut annotations = json!({});
+        for key in ours {
+            annotations[key] = Value::Null;
+        }
+        let patch = json!({
+            "metadata": {"annotations": annotations, "labels": {patchpilot::api::keys::LOCKED_LABEL: null}},
+            "spec": {"unschedulable": null},
+        });
+        let name = node.metadata.name.unwrap_or_default();
+        if nodes
+            .patch(&name, &params, &Patch::Merge(patch))
+            .await
+            .is_ok()
+        {
+            cleaned += 1;
+        }
+    }
+    cleaned
+}
+
 /// 5. The real control plane in `SCALE_CLUSTER`.
 pub async fn operator_on_real_control_plane() {
     let Some(dir) = std::env::var_os("SCALE_CLUSTER").map(PathBuf::from) else {
@@ -275,6 +349,10 @@ pub async fn operator_on_real_control_plane() {
         began.elapsed()
     );
 
+    let cleaned = forget_earlier_run(&admin).await;
+    if cleaned > 0 {
+        println!("  an earlier run's policy, rollouts, Jobs and marks on {cleaned} nodes removed");
+    }
     let deployments = Api::<Deployment>::all(admin.clone());
     let mut last_report = Instant::now();
     loop {
