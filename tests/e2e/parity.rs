@@ -19,7 +19,6 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    io::Write,
     path::Path,
     sync::{Arc, Mutex},
 };
@@ -37,7 +36,7 @@ use patchpilot::{
     engine::rollout::Phase,
     sandbox::{
         Sandbox,
-        apiserver::Audit as AuditSink,
+        apiserver::{Audit as AuditSink, MemoryLog},
         run::{RunOptions, run},
         scenario::{BUILT_IN, Scenario},
         store::{Filter, Store, WatchFrom, WatchItem},
@@ -257,21 +256,6 @@ fn versions(nodes: &[Value], policies: &[String]) -> BTreeMap<String, String> {
     found
 }
 
-/// An audit log kept in memory.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("buffer").extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn listed(store: &Store, group: &str, version: &str, plural: &str) -> Vec<Value> {
     let resource = store.resource(group, version, plural).expect("a resource");
     store
@@ -286,9 +270,9 @@ fn listed(store: &Store, group: &str, version: &str, plural: &str) -> Vec<Value>
 async fn on_sandbox(parity: &Parity) -> Run {
     let scenario = Scenario::parse(Path::new("parity.yaml"), &parity.scenario)
         .unwrap_or_else(|e| panic!("{e}"));
-    let buffer = Buffer::default();
+    let memory = MemoryLog::default();
     let options = patchpilot::sandbox::Options {
-        audit: Some(AuditSink::to_writer(Box::new(buffer.clone()))),
+        audit: Some(AuditSink::in_memory(&memory)),
         speed: None,
         ..patchpilot::sandboxed::options()
     };
@@ -328,11 +312,7 @@ async fn on_sandbox(parity: &Parity) -> Run {
     };
     run(sandbox, options).await.expect("the sandbox runs");
     recorder.abort();
-    let text = String::from_utf8(buffer.0.lock().expect("buffer").clone()).expect("UTF-8");
-    let log = text
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("an audit event"))
-        .collect();
+    let log = memory.events();
     let policies = parity.policy_names();
     let rollouts = listed(&store, "patchpilot.dev", "v1alpha1", "patchrollouts");
     let outcomes = policies

@@ -6,7 +6,6 @@
 
 use std::{
     collections::BTreeMap,
-    io::Write,
     path::Path,
     sync::{Arc, Mutex},
 };
@@ -14,7 +13,7 @@ use std::{
 use jiff::{SignedDuration, Timestamp};
 use patchpilot::sandbox::{
     Options, Sandbox,
-    apiserver::Audit as AuditSink,
+    apiserver::{Audit as AuditSink, MemoryLog},
     run::{RunOptions, run},
     scenario::Scenario,
     store::{Filter, Store, WatchFrom, WatchItem},
@@ -22,21 +21,6 @@ use patchpilot::sandbox::{
 use patchpilot_testkit::audit::Objects;
 pub use patchpilot_testkit::audit::{Audit, LockEvent, Replay, Rules, timestamp};
 use serde_json::Value;
-
-/// An audit log kept in memory.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// What a scenario run left behind.
 pub struct Outcome {
@@ -136,9 +120,9 @@ pub async fn run_scenario_file(file: &Path) -> Outcome {
 }
 
 async fn run_to_end(scenario: Scenario, acts: &[(SignedDuration, Act)]) -> Outcome {
-    let buffer = Buffer::default();
+    let memory = MemoryLog::default();
     let options = Options {
-        audit: Some(AuditSink::to_writer(Box::new(buffer.clone()))),
+        audit: Some(AuditSink::in_memory(&memory)),
         speed: None,
         ..patchpilot::sandboxed::options()
     };
@@ -176,11 +160,7 @@ async fn run_to_end(scenario: Scenario, acts: &[(SignedDuration, Act)]) -> Outco
     };
     let report = run(sandbox, options).await.unwrap();
     recorder.abort();
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-    let log = text
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let log = memory.events();
     let pod_history = std::mem::take(&mut *history.lock().unwrap());
     Outcome {
         report,

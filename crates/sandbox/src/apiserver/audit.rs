@@ -6,7 +6,7 @@ use std::{
     io::{self, BufWriter, Write},
     path::Path,
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
 };
@@ -45,6 +45,11 @@ pub struct Audit {
 }
 
 impl Audit {
+    /// Keeps audit events in memory, where `log` reads them back.
+    pub fn in_memory(log: &MemoryLog) -> Self {
+        Self::to_writer(Box::new(log.clone()))
+    }
+
     /// Writes audit events to `path`.
     pub fn to_file(path: &Path) -> io::Result<Self> {
         Ok(Self::to_writer(Box::new(BufWriter::new(File::create(
@@ -92,5 +97,34 @@ impl Audit {
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
         // Losing an audit line must not fail the request it describes.
         let _ = writeln!(out, "{event}").and_then(|()| out.flush());
+    }
+}
+
+/// An audit log kept in memory, for tests that judge a run by it.
+#[derive(Clone, Default)]
+pub struct MemoryLog(Arc<Mutex<Vec<u8>>>);
+
+impl MemoryLog {
+    /// The events written so far, in order.
+    pub fn events(&self) -> Vec<Value> {
+        let bytes = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+}
+
+impl Write for MemoryLog {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }

@@ -26,7 +26,7 @@ use http::{HeaderMap, Method, StatusCode, header};
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use serde_json::{Value, json};
 
-pub use audit::Audit;
+pub use audit::{Audit, MemoryLog};
 pub use faults::{Fault, FaultKind, Faults};
 pub use service::{Client as SandboxService, serve};
 
