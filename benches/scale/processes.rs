@@ -157,9 +157,12 @@ fn rollout_line(r: &Value) -> String {
 async fn rollouts(client: &Client) -> Vec<String> {
     match rollout_objects(client).await {
         Some(items) => items.iter().map(rollout_line).collect(),
-        None => vec!["(the rollouts could not be listed)".into()],
+        None => vec![UNLISTED.into()],
     }
 }
+
+/// What a report says when the rollouts could not be listed.
+const UNLISTED: &str = "(the rollouts could not be listed)";
 
 fn median(values: &[u64]) -> u64 {
     let mut v = values.to_vec();
@@ -491,15 +494,19 @@ pub async fn run_operator(cluster: &Cluster, operator_log: &Path) {
                 samples.last().map_or("?".into(), |k| mib(*k)),
                 servers.join(", "),
             );
-            for line in rollouts(admin).await {
-                println!("         {line}");
+            // One list a report: its lines, and the nodes updated so far.
+            match rollout_objects(admin).await {
+                Some(items) => {
+                    for item in &items {
+                        println!("         {}", rollout_line(item));
+                    }
+                    updated = items
+                        .iter()
+                        .filter_map(|r| r["status"]["targets"]["updated"].as_u64())
+                        .sum();
+                }
+                None => println!("         {UNLISTED}"),
             }
-            updated = rollout_objects(admin)
-                .await
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|r| r["status"]["targets"]["updated"].as_u64())
-                .sum();
         }
     }
     if let Some(status) = died {

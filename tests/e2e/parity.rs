@@ -43,7 +43,7 @@ use patchpilot::{
     },
 };
 use patchpilot_testkit::{
-    audit::{Audit, Objects, Rules},
+    audit::{Audit, NoObjects, Rules},
     trace::{self, Traces},
 };
 use serde_json::{Value, json};
@@ -215,15 +215,9 @@ struct Run {
 
 impl Run {
     fn traces(&self) -> Traces {
-        struct Nothing;
-        impl Objects for Nothing {
-            fn objects(&self, _: &str, _: &str, _: &str) -> Vec<Value> {
-                Vec::new()
-            }
-        }
         Audit {
             log: &self.log,
-            state: &Nothing,
+            state: &NoObjects,
             operator: OPERATOR_USER,
         }
         .traces(&self.bindings)

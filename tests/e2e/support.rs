@@ -951,22 +951,12 @@ where
 }
 
 /// Polls `probe` every [`POLL`] until it returns `Some`, for at most `within`.
-pub async fn wait_until<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
+pub async fn wait_until<T, F, Fut>(what: &str, within: Duration, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let started = Instant::now();
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            started.elapsed() < within,
-            "timed out after {within:?} waiting for {what}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
+    patchpilot_testkit::poll::until(what, within, POLL, probe).await
 }
 
 /// `n` minutes.

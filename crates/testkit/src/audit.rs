@@ -25,6 +25,15 @@ pub trait Objects {
     fn objects(&self, group: &str, version: &str, plural: &str) -> Vec<Value>;
 }
 
+/// No objects: for what reads the log alone, such as [`Audit::traces`](crate::trace).
+pub struct NoObjects;
+
+impl Objects for NoObjects {
+    fn objects(&self, _: &str, _: &str, _: &str) -> Vec<Value> {
+        Vec::new()
+    }
+}
+
 /// An audit log (one `audit.k8s.io/v1` event per request, in order) and the objects it left.
 #[derive(Clone, Copy)]
 pub struct Audit<'a> {

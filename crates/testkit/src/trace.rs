@@ -292,14 +292,6 @@ mod tests {
 
     use super::*;
 
-    struct Nothing;
-
-    impl crate::audit::Objects for Nothing {
-        fn objects(&self, _: &str, _: &str, _: &str) -> Vec<Value> {
-            Vec::new()
-        }
-    }
-
     const OPERATOR: &str = "system:serviceaccount:patchpilot-system:patchpilot";
 
     fn request(verb: &str, object_ref: Value, body: Value, code: u64) -> Value {
@@ -370,7 +362,7 @@ mod tests {
         let bindings = Bindings::from([("shop/web-1".to_owned(), vec![(bound, "n1".to_owned())])]);
         let audit = Audit {
             log: &log,
-            state: &Nothing,
+            state: &crate::audit::NoObjects,
             operator: "patchpilot",
         };
         let traces = audit.traces(&bindings);

@@ -122,22 +122,12 @@ pub fn api_error(error: kube::Error) -> Status {
 }
 
 /// Polls `probe` every 200 ms until it returns `Some`, for at most `within`.
-pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let started = std::time::Instant::now();
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            started.elapsed() < within,
-            "timed out after {within:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    crate::poll::until(what, within, Duration::from_millis(200), probe).await
 }
 
 /// The names of the ConfigMaps the API server's controllers put in a new namespace
