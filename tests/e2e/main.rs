@@ -17,6 +17,7 @@ mod support;
 
 mod api;
 mod conformance;
+mod kubectl;
 mod nodes;
 mod operators;
 mod parity;

@@ -375,6 +375,15 @@ impl Cluster {
             .push((api_version.into(), plural.into(), name.into()));
     }
 
+    /// Remembers a node someone else may cordon, to uncordon at the end if it was
+    /// `schedulable` before.
+    pub fn restore_node_at_end(&mut self, name: &str, schedulable: bool) {
+        self.plan.labelled_nodes.push(name.to_owned());
+        if schedulable {
+            self.plan.schedulable_nodes.push(name.to_owned());
+        }
+    }
+
     /// Creates any object from YAML with kubectl (server-side apply), as a person would.
     pub fn apply(&self, yaml: &str) -> String {
         run(

@@ -195,6 +195,18 @@ impl ApiError {
         )
     }
 
+    /// 415: a body in a format the resource is not read from.
+    pub fn unknown_body_format(accepted: &[&str]) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: {}",
+                accepted.join(", ")
+            ),
+        )
+    }
+
     /// 429: try again later, with the causes (an eviction a disruption budget refuses).
     pub fn too_many_requests(message: impl Into<String>, causes: Vec<Value>) -> Self {
         ApiError {
@@ -206,6 +218,37 @@ impl ApiError {
     /// 500: something went wrong (or a fault the scenario injects).
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message)
+    }
+
+    /// 500 without a reason: what the API server answers a server-side apply whose
+    /// configuration holds fields the schema does not declare, whatever the field
+    /// validation asked for: the configuration cannot become a typed patch.
+    pub fn untyped_apply(
+        resource: &ResourceType,
+        namespace: &str,
+        name: &str,
+        fields: &[String],
+    ) -> Self {
+        let undeclared = |f: &String| format!(".{f}: field not declared in schema");
+        let errors = match fields {
+            [one] => undeclared(one),
+            many => {
+                let lines: Vec<String> = many
+                    .iter()
+                    .map(|f| format!("\n  {}", undeclared(f)))
+                    .collect();
+                format!("errors:{}", lines.concat())
+            }
+        };
+        let group_version = resource.api_version();
+        Self::new(
+            500,
+            "",
+            format!(
+                "failed to create typed patch object ({namespace}/{name}; {group_version}, Kind={}): {errors}",
+                resource.kind
+            ),
+        )
     }
 
     /// 403: not allowed.
@@ -224,6 +267,9 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        if self.reason.is_empty() {
+            status.as_object_mut().map(|s| s.remove("reason"));
+        }
         if let Some(details) = &self.details {
             status["details"] = details.clone();
         }

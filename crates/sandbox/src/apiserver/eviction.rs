@@ -22,7 +22,7 @@ pub(super) fn evict(store: &Store, target: &Target, request: &Request) -> Result
     let eviction: Value = if request.body.is_empty() {
         json!({})
     } else {
-        body(request)?
+        body(request, "Eviction")?
     };
     if eviction["metadata"]["name"]
         .as_str()

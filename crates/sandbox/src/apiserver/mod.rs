@@ -12,6 +12,7 @@ mod media;
 mod openapi;
 mod partial;
 mod printers;
+mod protobuf;
 mod route;
 mod scale;
 mod service;

@@ -31,11 +31,7 @@ pub(super) fn handle(
     match verb {
         "get" => Ok(Reply::ok(scale_of(&*store.get(resource, namespace, name)?))),
         "update" => {
-            let sent: Value = serde_json::from_slice(&request.body).map_err(|e| {
-                ApiError::bad_request(format!(
-                    "the body of the request could not be decoded as JSON: {e}"
-                ))
-            })?;
+            let sent = verbs::body(request, "Scale")?;
             let precondition = sent["metadata"]["resourceVersion"]
                 .as_str()
                 .filter(|rv| !rv.is_empty())

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use http::{StatusCode, header};
 use serde_json::{Value, json};
 
-use super::{Reply, Request, events, eviction, partial, route::Target, scale, table, watch};
+use super::{
+    Reply, Request, events, eviction, partial, protobuf, route::Target, scale, table, watch,
+};
 use crate::{
     patch::{self, ApplyRequest, PatchError},
     resources::ResourceType,
@@ -215,13 +217,53 @@ pub(super) fn manager(request: &Request) -> String {
     }
 }
 
-/// The request body as JSON.
-pub(super) fn body(request: &Request) -> Result<Value, ApiError> {
-    serde_json::from_slice(&request.body).map_err(|e| {
+/// The request body, an object of `kind`, as JSON: sent as JSON, YAML or protobuf (which
+/// kubectl's typed clients send), as the API server reads them.
+pub(super) fn body(request: &Request, kind: &str) -> Result<Value, ApiError> {
+    const BUILT_IN: [&str; 3] = ["application/json", "application/yaml", protobuf::MEDIA_TYPE];
+    let content_type = request.header(header::CONTENT_TYPE);
+    let media_type = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let unrecognized = |error: String| {
         ApiError::bad_request(format!(
-            "the body of the request could not be decoded as JSON: {e}"
+            "the object provided is unrecognized (must be of type {kind}): {error} ({})",
+            summary(&request.body)
         ))
-    })
+    };
+    match media_type.as_str() {
+        "" | "application/json" | "*/*" => {
+            serde_json::from_slice(&request.body).map_err(|e| unrecognized(e.to_string()))
+        }
+        "application/yaml" => {
+            serde_yaml_ng::from_slice(&request.body).map_err(|e| unrecognized(e.to_string()))
+        }
+        protobuf::MEDIA_TYPE => protobuf::decode(&request.body).map_err(|e| match e {
+            protobuf::Undecodable::Malformed(why) => unrecognized(why),
+            // Custom resources have no protobuf form.
+            protobuf::Undecodable::Unsupported(_) => ApiError::unknown_body_format(&BUILT_IN[..2]),
+        }),
+        _ => Err(ApiError::unknown_body_format(&BUILT_IN)),
+    }
+}
+
+/// The start of a body, as the API server quotes it in an error: JSON as text, anything
+/// else in hexadecimal, 30 bytes at most.
+fn summary(body: &[u8]) -> String {
+    const MAX: usize = 30;
+    let shown = &body[..body.len().min(MAX)];
+    let more = if body.len() > MAX { " ..." } else { "" };
+    match body.first() {
+        None => "<empty>".into(),
+        Some(b'{') => format!("{}{more}", String::from_utf8_lossy(shown)),
+        Some(_) => {
+            let hex: String = shown.iter().map(|b| format!("{b:02x}")).collect();
+            format!("{hex}{more}")
+        }
+    }
 }
 
 /// An object as the client asked for it: whole, or its metadata only.
@@ -279,7 +321,7 @@ fn create(
         return Err(ApiError::no_route(&request.path));
     }
     let manager = manager(request);
-    let object = storage.incoming(body(request)?);
+    let object = storage.incoming(body(request, &storage.resource.kind)?);
     let namespace = target.namespace.as_deref().unwrap_or("");
     if storage.resource.group.is_empty()
         && storage.resource.plural == "events"
@@ -312,7 +354,7 @@ fn update(
 ) -> Result<Reply, ApiError> {
     let name = target.name.as_deref().unwrap_or("");
     let manager = manager(request);
-    let object = storage.incoming(body(request)?);
+    let object = storage.incoming(body(request, &storage.resource.kind)?);
     let out = store.replace(
         &storage.resource,
         target.namespace.as_deref().unwrap_or(""),
@@ -473,7 +515,7 @@ fn delete_options(request: &Request) -> Result<DeleteOptions, ApiError> {
     let body: Value = if request.body.is_empty() {
         Value::Null
     } else {
-        body(request)?
+        body(request, "DeleteOptions")?
     };
     let text = |name: &str| {
         request

@@ -448,13 +448,22 @@ fn admit(
     let admission = schema.admit(&object, old);
     let mut warnings = Vec::new();
     if !admission.unknown_fields.is_empty() {
+        if write.applied {
+            let paths: Vec<String> = admission
+                .unknown_fields
+                .iter()
+                .map(|f| f.path.clone())
+                .collect();
+            let namespace = meta(&object)["namespace"].as_str().unwrap_or("");
+            return Err(ApiError::untyped_apply(resource, namespace, &name, &paths));
+        }
+        let fields: Vec<String> = admission
+            .unknown_fields
+            .iter()
+            .map(|f| f.to_string())
+            .collect();
         match write.validation {
             FieldValidation::Strict => {
-                let fields: Vec<String> = admission
-                    .unknown_fields
-                    .iter()
-                    .map(|f| f.to_string())
-                    .collect();
                 let kind = &resource.kind;
                 return Err(ApiError::bad_request(format!(
                     "{kind} in version \"{}\" cannot be handled as a {kind}: strict decoding error: {}",
@@ -462,9 +471,7 @@ fn admit(
                     fields.join(", ")
                 )));
             }
-            FieldValidation::Warn => {
-                warnings.extend(admission.unknown_fields.iter().map(|f| f.to_string()))
-            }
+            FieldValidation::Warn => warnings.extend(fields),
             FieldValidation::Ignore => {}
         }
     }

@@ -10,8 +10,12 @@
 //! controller, the garbage collector, the root CA publisher) that the in-process sandbox does
 //! not: the bodies wait for what they do, with a deadline, and the sandbox's backend plays
 //! the part the test needs ([`Backend::disruption_controller`]).
+//!
+//! The same holds for the real kubectl: [`kubectl`] has the tests whose client is kubectl
+//! itself, with a backend of their own ([`kubectl::Kubectl`]).
 
 pub mod evictions;
+pub mod kubectl;
 pub mod objects;
 pub mod watches;
 
