@@ -56,15 +56,19 @@ pub fn from_core(event: &Value) -> Value {
     rename(event, "events.k8s.io/v1", false)
 }
 
-/// The API server's check of a new core Event (however it was written) against the namespace
-/// it is created in: an event about a namespaced object lives in that object's namespace; one
-/// about a cluster-scoped object, in `default` (or none).
+/// The API server's check of a core Event (however it was written), on every write, against
+/// the namespace it is in. An event with an `eventTime` (as `events.k8s.io/v1` writes them)
+/// about a cluster-scoped object lives in `default` or `kube-system`, and one about a
+/// namespaced object anywhere; an event without lives in the namespace of what it is about, or
+/// in `default` (or none) for a cluster-scoped object.
 pub fn check_namespace(core: &Value, namespace: &str) -> Option<FieldError> {
     let involved = core["involvedObject"]["namespace"].as_str().unwrap_or("");
-    let fits = if involved.is_empty() {
-        namespace.is_empty() || namespace == "default"
-    } else {
-        involved == namespace
+    let timed = core["eventTime"].as_str().is_some_and(|t| !t.is_empty());
+    let fits = match (timed, involved.is_empty()) {
+        (true, true) => namespace == "default" || namespace == "kube-system",
+        (true, false) => true,
+        (false, true) => namespace.is_empty() || namespace == "default",
+        (false, false) => involved == namespace,
     };
     (!fits).then(|| FieldError {
         path: "involvedObject.namespace".into(),
@@ -122,5 +126,16 @@ mod tests {
             "involvedObject.namespace: Invalid value: \"\": does not match event.namespace"
         );
         assert!(check_namespace(&about(Some("shop")), "default").is_some());
+        // With an eventTime: a namespaced object's anywhere, a cluster-scoped one's in
+        // default or kube-system.
+        let timed = |namespace: Option<&str>| {
+            let mut event = about(namespace);
+            event["eventTime"] = json!("2026-11-28T01:00:00.000000Z");
+            event
+        };
+        assert_eq!(check_namespace(&timed(Some("shop")), "default"), None);
+        assert_eq!(check_namespace(&timed(None), "kube-system"), None);
+        assert!(check_namespace(&timed(None), "shop").is_some());
+        assert!(check_namespace(&timed(None), "").is_some());
     }
 }

@@ -322,14 +322,7 @@ fn create(
     }
     let manager = manager(request);
     let object = storage.incoming(body(request, &storage.resource.kind)?);
-    let namespace = target.namespace.as_deref().unwrap_or("");
-    if storage.resource.group.is_empty()
-        && storage.resource.plural == "events"
-        && let Some(error) = events::check_namespace(&object, namespace)
-    {
-        let name = object["metadata"]["name"].as_str().unwrap_or("");
-        return Err(ApiError::invalid(&storage.resource, name, &[error]));
-    }
+    check_event(&storage.resource, &object, target.namespace.as_deref())?;
     let out = store.create(
         &storage.resource,
         target.namespace.as_deref().unwrap_or(""),
@@ -355,6 +348,7 @@ fn update(
     let name = target.name.as_deref().unwrap_or("");
     let manager = manager(request);
     let object = storage.incoming(body(request, &storage.resource.kind)?);
+    check_event(&storage.resource, &object, target.namespace.as_deref())?;
     let out = store.replace(
         &storage.resource,
         target.namespace.as_deref().unwrap_or(""),
@@ -442,8 +436,10 @@ fn patch(
                 return Err(ApiError::not_found(resource, &name));
             }
             store.modify(resource, &namespace, &name, &options, |old| {
-                patch::apply(old, &apply, resource.types.as_ref())
-                    .map_err(|e| patch_error(resource, &name, e))
+                let applied = patch::apply(old, &apply, resource.types.as_ref())
+                    .map_err(|e| patch_error(resource, &name, e))?;
+                check_event(resource, &applied, Some(&namespace))?;
+                Ok(applied)
             })?
         }
         "application/json-patch+json"
@@ -466,7 +462,9 @@ fn patch(
                     "application/merge-patch+json" => patch::merge_patch(old, &document),
                     _ => patch::strategic_merge_patch(old, &document, resource.types.as_ref()),
                 };
-                patched.map_err(|e| patch_error(resource, &name, e))
+                let patched = patched.map_err(|e| patch_error(resource, &name, e))?;
+                check_event(resource, &patched, Some(&namespace))?;
+                Ok(patched)
             })?
         }
         other => return Err(ApiError::unsupported_media_type(other)),
@@ -477,6 +475,25 @@ fn patch(
         StatusCode::OK
     };
     written(target, storage, request, code, &out.object, out.warnings)
+}
+
+/// A core Event written in the namespace of the object it is about (or `default` for a
+/// cluster-scoped one), as the API server checks on every write.
+fn check_event(
+    resource: &ResourceType,
+    event: &Value,
+    namespace: Option<&str>,
+) -> Result<(), ApiError> {
+    if !(resource.group.is_empty() && resource.plural == "events") {
+        return Ok(());
+    }
+    match events::check_namespace(event, namespace.unwrap_or("")) {
+        Some(error) => {
+            let name = event["metadata"]["name"].as_str().unwrap_or("");
+            Err(ApiError::invalid(resource, name, &[error]))
+        }
+        None => Ok(()),
+    }
 }
 
 /// Server-side apply names the object it applies: `apiVersion`, `kind` and the name.

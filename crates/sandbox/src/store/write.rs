@@ -87,6 +87,24 @@ fn changed(old: &Value, new: &Value) -> bool {
     strip(old) != strip(new)
 }
 
+/// Whether the API server keeps `metadata.generation` for the resource: for custom resources
+/// and the kinds whose spec a controller acts on and reports `observedGeneration` for. Nodes,
+/// namespaces, ConfigMaps, Secrets, Events, Leases and the like have none.
+fn has_generation(resource: &ResourceType) -> bool {
+    resource.is_custom()
+        || matches!(
+            (resource.group.as_str(), resource.kind.as_str()),
+            ("", "Pod")
+                | (
+                    "apps",
+                    "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet"
+                )
+                | ("batch", "Job" | "CronJob")
+                | ("policy", "PodDisruptionBudget")
+                | ("apiextensions.k8s.io", "CustomResourceDefinition")
+        )
+}
+
 /// Whether anything outside `metadata` and `status` differs: a spec change, which bumps
 /// `metadata.generation`.
 fn spec_changed(old: &Value, new: &Value) -> bool {
@@ -171,7 +189,11 @@ impl Store {
         let m = meta_mut(&mut object);
         m.insert("uid".into(), json!(uid));
         m.insert("creationTimestamp".into(), json!(time(now)));
-        m.insert("generation".into(), json!(1));
+        if has_generation(resource) {
+            m.insert("generation".into(), json!(1));
+        } else {
+            m.remove("generation");
+        }
         for server_set in ["deletionTimestamp", "deletionGracePeriodSeconds"] {
             m.remove(server_set);
         }
@@ -308,7 +330,11 @@ impl Store {
                 None => m.remove(field),
             };
         }
-        m.insert("generation".into(), json!(generation));
+        if has_generation(resource) {
+            m.insert("generation".into(), json!(generation));
+        } else {
+            m.remove("generation");
+        }
         m.insert(
             "resourceVersion".into(),
             old["metadata"]["resourceVersion"].clone(),

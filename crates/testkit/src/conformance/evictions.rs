@@ -163,7 +163,8 @@ pub async fn wait_for_budget(budgets: &Api<PodDisruptionBudget>, name: &str, wan
 
 /// An event written as `events.k8s.io/v1` is read as a core event, by field selector. An
 /// event about a cluster-scoped object lives in `default`, as the operator writes them
-/// (elsewhere it is refused, naming `involvedObject.namespace`).
+/// (elsewhere it is refused, naming `involvedObject.namespace`). An event without `eventTime`
+/// must live in the namespace it names, on every write.
 pub async fn events_written_as_events_k8s_io_are_read_as_core_events(backend: &impl Backend) {
     let client = backend.client();
     let rollout = backend.cluster_object("patchpilot.dev/v1alpha1", "patchrollouts", "r1");
@@ -202,6 +203,47 @@ pub async fn events_written_as_events_k8s_io_are_read_as_core_events(backend: &i
         .list(&ListParams::default().fields(&format!("involvedObject.name={rollout}")))
         .await
         .unwrap();
+    // An event with an `eventTime` names the namespace of what it is about freely, when it
+    // names one, on create and on update.
+    let elsewhere = json!({"involvedObject": {"namespace": backend.namespace()}});
+    core.patch(
+        &format!("{rollout}.1"),
+        &PatchParams::default(),
+        &Patch::Merge(&elsewhere),
+    )
+    .await
+    .unwrap();
+    // One without (as `kubectl` and client-go's old recorder write them) lives in that
+    // namespace, checked on every write.
+    let here: Api<Event> = Api::namespaced(backend.client(), backend.namespace());
+    let old_style: Event = serde_json::from_value(json!({
+        "metadata": {"name": "web-0.1"},
+        "involvedObject": {"kind": "Pod", "name": "web-0", "namespace": backend.namespace()},
+        "reason": "Evicted", "message": "evicted", "type": "Normal",
+    }))
+    .unwrap();
+    here.create(&PostParams::default(), &old_style)
+        .await
+        .unwrap();
+    let moved = json!({"involvedObject": {"namespace": "default"}});
+    let refused = api_error(
+        here.patch("web-0.1", &PatchParams::default(), &Patch::Merge(&moved))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((refused.code, refused.reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        refused.message,
+        "Event \"web-0.1\" is invalid: involvedObject.namespace: Invalid value: \"default\": does not match event.namespace"
+    );
+    let mut replaced = here.get("web-0.1").await.unwrap();
+    replaced.involved_object.namespace = Some("default".into());
+    let refused = api_error(
+        here.replace("web-0.1", &PostParams::default(), &replaced)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((refused.code, refused.reason.as_str()), (422, "Invalid"));
     events
         .delete(&format!("{rollout}.1"), &Default::default())
         .await

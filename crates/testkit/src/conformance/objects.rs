@@ -15,7 +15,7 @@ use super::{Backend, api_error, code, config_map, eventually, namespace_config_m
 const COLLECTED: Duration = Duration::from_secs(30);
 
 /// Create, get, list with label and field selectors, update with optimistic concurrency,
-/// delete; a namespace that does not exist is 404.
+/// delete; no generation on a ConfigMap; a namespace that does not exist is 404.
 pub async fn create_get_list_update_delete_with_optimistic_concurrency(backend: &impl Backend) {
     let client = backend.client();
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), backend.namespace());
@@ -24,6 +24,8 @@ pub async fn create_get_list_update_delete_with_optimistic_concurrency(backend: 
         .await
         .unwrap();
     assert!(created.metadata.uid.is_some() && created.metadata.creation_timestamp.is_some());
+    // A ConfigMap has no generation (only kinds with a spec a controller reports on do).
+    assert_eq!(created.metadata.generation, None);
     let rv = created.metadata.resource_version.clone().unwrap();
     assert_eq!(
         code(
@@ -66,6 +68,7 @@ pub async fn create_get_list_update_delete_with_optimistic_concurrency(backend: 
         updated.metadata.resource_version.as_deref(),
         Some(rv.as_str())
     );
+    assert_eq!(updated.metadata.generation, None);
     // The stale copy is refused.
     assert_eq!(
         code(
