@@ -1,7 +1,8 @@
 //! The same rollouts on the sandbox and on the real control plane: the built-in scenario's
-//! policies, their soaks scaled from minutes to seconds, run on both, and compared from the
-//! two audit logs (`patchpilot_testkit::trace`): on each target, the operator's requests
-//! must come in the same order, and the rollouts must end the same way.
+//! policies, and those of `tests/fixtures/parity/` (canaries that fail and are rolled back),
+//! their soaks scaled from minutes to seconds, run on both, and compared from the two audit
+//! logs (`patchpilot_testkit::trace`): on each target, the operator's requests must come in
+//! the same order, and the rollouts must end the same way.
 //!
 //! What is adapted, the same on both unless said:
 //!
@@ -50,10 +51,13 @@ use serde_json::{Value, json};
 
 use crate::support::{Cluster, OPERATOR_USER, mins, wait_until};
 
+/// The second case's scenario.
+const HALTED: &str = "tests/fixtures/parity/halted-canaries.yaml";
+
 /// The pod annotation kwok's stages read: pods running this image never become Ready.
 const NEVER_READY: &str = "cluster.patchpilot.dev/never-ready-image";
 
-/// The built-in scenario, adapted to run alike on both.
+/// A scenario, adapted to run alike on both.
 struct Parity {
     /// The sandbox's scenario file.
     scenario: String,
@@ -89,8 +93,9 @@ fn scale_durations(value: &mut Value) {
     }
 }
 
-/// An updater the chart's restricted namespace admits, rebooting its node in both clusters.
-fn updater_template(reboot: bool) -> Value {
+/// An updater the chart's restricted namespace admits, rebooting its node in both clusters
+/// if asked, with the environment of the scenario's own (where kwok's stages read E2E_FAIL).
+fn updater_template(reboot: bool, env: &Value) -> Value {
     let annotations = if reboot {
         json!({"sandbox.patchpilot.dev/reboot": "true", "cluster.patchpilot.dev/reboot": "true"})
     } else {
@@ -104,6 +109,7 @@ fn updater_template(reboot: bool) -> Value {
                 "name": "upgrade",
                 "image": "busybox:1.36",
                 "command": ["sh", "-c", "echo $PATCHPILOT_ACTION $PATCHPILOT_VERSION on $PATCHPILOT_NODE"],
+                "env": if env.is_array() { env.clone() } else { json!([]) },
                 "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}},
             }],
         },
@@ -111,10 +117,10 @@ fn updater_template(reboot: bool) -> Value {
 }
 
 impl Parity {
-    /// The built-in scenario with `pools` (pool to node count) as its nodes.
-    fn new(pools: &BTreeMap<String, usize>) -> Parity {
-        let documents: Vec<Value> = serde_yaml_ng::Deserializer::from_str(BUILT_IN)
-            .map(|d| serde::Deserialize::deserialize(d).expect("the built-in scenario parses"))
+    /// The scenario `text` with `pools` (pool to node count) as its nodes.
+    fn new(text: &str, pools: &BTreeMap<String, usize>) -> Parity {
+        let documents: Vec<Value> = serde_yaml_ng::Deserializer::from_str(text)
+            .map(|d| serde::Deserialize::deserialize(d).expect("the scenario parses"))
             .collect();
         let mut scenario = Value::Null;
         let mut policies = Vec::new();
@@ -132,7 +138,8 @@ impl Parity {
                         .filter(|u| u.is_object())
                     {
                         let reboot = updater["expectReboot"] == true;
-                        updater["template"] = updater_template(reboot);
+                        let env = updater["template"]["spec"]["containers"][0]["env"].clone();
+                        updater["template"] = updater_template(reboot, &env);
                     }
                     scale_durations(&mut document["spec"]);
                     policies.push(document);
@@ -150,7 +157,9 @@ impl Parity {
         // kwok's stages: a pod Ready a second after it starts, an updater done two seconds
         // after it runs, a node back 4.5 s after its reboot began.
         spec["timings"] = json!({"podStart": "1s", "updater": "2s", "reboot": "5s"});
-        scale_durations(&mut spec["steps"]);
+        if let Some(steps) = spec.get_mut("steps") {
+            scale_durations(steps);
+        }
         let scenario_text = std::iter::once(&scenario)
             .chain(&policies)
             .chain(&own)
@@ -525,9 +534,9 @@ fn report(sandbox: &Traces, real: &Traces) -> (String, Vec<String>) {
     (out, differences)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs a cluster: KUBECONFIG=... cargo test --test e2e -- --ignored"]
-async fn the_built_in_scenario_rolls_out_alike_on_the_sandbox_and_the_real_api_server() {
+/// Runs the scenario `text` on both and compares them; the table goes to
+/// `target/tmp/parity-<name>.txt`.
+async fn compare(name: &str, text: &str) {
     let mut cluster = Cluster::start().await;
     cluster.label_worker_nodes().await;
     let mut pools = BTreeMap::new();
@@ -541,7 +550,7 @@ async fn the_built_in_scenario_rolls_out_alike_on_the_sandbox_and_the_real_api_s
             *pools.entry(pool.clone()).or_insert(0) += 1;
         }
     }
-    let parity = Parity::new(&pools);
+    let parity = Parity::new(text, &pools);
 
     let sandbox = on_sandbox(&parity).await;
     let real = on_real_cluster(&mut cluster, &parity).await;
@@ -551,7 +560,7 @@ async fn the_built_in_scenario_rolls_out_alike_on_the_sandbox_and_the_real_api_s
     }
     let (table, differences) = report(&sandbox.traces(), &real.traces());
     eprintln!("{table}");
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("parity.txt");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("parity-{name}.txt"));
     let _ = std::fs::write(&out, &table);
     eprintln!("(also in {})", out.display());
 
@@ -567,10 +576,26 @@ async fn the_built_in_scenario_rolls_out_alike_on_the_sandbox_and_the_real_api_s
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: KUBECONFIG=... cargo test --test e2e -- --ignored"]
+async fn the_built_in_scenario_rolls_out_alike_on_the_sandbox_and_the_real_api_server() {
+    compare("built-in", BUILT_IN).await;
+}
+
+/// An updater that fails its apply, and a drain a budget never lets through: both canaries
+/// fail and are rolled back alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: KUBECONFIG=... cargo test --test e2e -- --ignored"]
+async fn halted_canaries_are_rolled_back_alike_on_the_sandbox_and_the_real_api_server() {
+    let text = std::fs::read_to_string(patchpilot_testkit::repo::path(HALTED))
+        .unwrap_or_else(|e| panic!("{HALTED}: {e}"));
+    compare("halted-canaries", &text).await;
+}
+
 #[test]
 fn the_adapted_scenario_keeps_the_policies_and_scales_their_soaks() {
     let pools = BTreeMap::from([("general".to_owned(), 4), ("gpu".to_owned(), 2)]);
-    let parity = Parity::new(&pools);
+    let parity = Parity::new(BUILT_IN, &pools);
     let scenario = Scenario::parse(Path::new("parity.yaml"), &parity.scenario).unwrap();
     let nodes = scenario
         .generated()
@@ -599,4 +624,39 @@ fn the_adapted_scenario_keeps_the_policies_and_scales_their_soaks() {
     );
     assert!(parity.objects.iter().any(|o| o["kind"] == "ConfigMap"));
     assert!(parity.policies[1]["spec"]["patch"].get("updater").is_none());
+}
+
+#[test]
+fn the_halted_canaries_fail_every_updater_of_pool_general_on_both() {
+    let pools = BTreeMap::from([("general".to_owned(), 4), ("gpu".to_owned(), 2)]);
+    let text = std::fs::read_to_string(patchpilot_testkit::repo::path(HALTED)).unwrap();
+    let parity = Parity::new(&text, &pools);
+    let scenario = Scenario::parse(Path::new("parity.yaml"), &parity.scenario).unwrap();
+    let general: Vec<String> = scenario
+        .generated()
+        .into_iter()
+        .filter(|o| o["kind"] == "Node" && o["metadata"]["labels"]["pool"] == "general")
+        .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_owned))
+        .collect();
+    let first = serde_yaml_ng::Deserializer::from_str(&parity.scenario)
+        .next()
+        .unwrap();
+    let adapted: Value = serde::Deserialize::deserialize(first).unwrap();
+    let failing: Vec<&str> = adapted["spec"]["faults"]["updaterFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["node"].as_str())
+        .collect();
+    assert_eq!(
+        general, failing,
+        "the sandbox fails every general node's apply"
+    );
+    let general_os = &parity.policies[0]["spec"]["patch"]["updater"]["template"];
+    assert_eq!(
+        general_os["spec"]["containers"][0]["env"],
+        json!([{"name": "E2E_FAIL", "value": "apply"}]),
+        "and kwok's stage every updater of general-os"
+    );
+    assert_eq!(parity.policies[1]["spec"]["drain"]["timeout"], "1m");
 }
