@@ -15,7 +15,7 @@ use crate::{
     resources::ResourceType,
     selector,
     status::{self, ApiError},
-    store::{DeleteOptions, FieldValidation, Filter, Propagation, Store, Write},
+    store::{self, DeleteOptions, FieldValidation, Filter, Propagation, Store, Write},
 };
 
 /// The resource a request's objects are stored as, and whether they are converted on the
@@ -51,10 +51,11 @@ impl Storage {
     }
 
     fn outgoing(&self, object: &Value) -> Value {
+        let served = store::served(object);
         if self.events_v1 {
-            events::from_core(object)
+            events::from_core(&served)
         } else {
-            object.clone()
+            served
         }
     }
 }

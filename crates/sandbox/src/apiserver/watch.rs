@@ -15,7 +15,7 @@ use super::{Body, Reply, Request, events, partial, table};
 use crate::{
     resources::ResourceType,
     status::ApiError,
-    store::{Filter, Store, WatchFrom, WatchItem, WatchStream},
+    store::{self, Filter, Store, WatchFrom, WatchItem, WatchStream},
 };
 
 /// How often a watch that allows bookmarks gets one, in the sandbox's time.
@@ -147,10 +147,11 @@ async fn next_line(mut state: State) -> Option<(Result<Frame<Bytes>, Infallible>
 fn render(state: &State, item: WatchItem) -> String {
     let event = match item {
         WatchItem::Event(kind, object) => {
+            let served = store::served(&object);
             let object = if state.events_v1 {
-                events::from_core(&object)
+                events::from_core(&served)
             } else {
-                (*object).clone()
+                served
             };
             let object = match state.table {
                 Some(include) => {

@@ -126,6 +126,11 @@ impl Entry {
         let fields = match map.get("fieldsV1") {
             None | Some(Value::Null) => FieldSet::default(),
             Some(v1 @ Value::Object(_)) => FieldSet::from_fields_v1(v1),
+            // The store keeps `fieldsV1` as its JSON text (`store::compact`).
+            Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+                Ok(v1 @ Value::Object(_)) => FieldSet::from_fields_v1(&v1),
+                _ => return None,
+            },
             Some(_) => return None,
         };
         Some(Entry {

@@ -233,6 +233,7 @@ impl Inner {
     ) -> Arc<Value> {
         self.rv += 1;
         meta_mut(&mut object).insert("resourceVersion".into(), json!(self.rv.to_string()));
+        compact(&mut object);
         let object = Arc::new(object);
         let before: Vec<String> = previous.as_deref().map(owner_uids).unwrap_or_default();
         for uid in before {
@@ -281,6 +282,45 @@ impl Inner {
         let live = change.kind != ChangeKind::Deleted;
         self.log.push(&change, self.clock.now(), live);
     }
+}
+
+/// The form an object is stored in: as written, but with each `managedFields[].fieldsV1` kept
+/// as its JSON text. A `fieldsV1` is a tree of many small maps (over half of a pod's parsed
+/// size in memory, though under half of its text) that only server-side apply and the
+/// bookkeeping of updates read, which parse it back (`patch::managed`).
+fn compact(object: &mut Value) {
+    let Some(entries) = object
+        .pointer_mut("/metadata/managedFields")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for entry in entries {
+        if let Some(fields) = entry.get_mut("fieldsV1")
+            && fields.is_object()
+        {
+            *fields = Value::String(fields.to_string());
+        }
+    }
+}
+
+/// An object as the API serves it: a copy of the stored one, with `fieldsV1` parsed again.
+pub fn served(object: &Value) -> Value {
+    let mut out = object.clone();
+    if let Some(entries) = out
+        .pointer_mut("/metadata/managedFields")
+        .and_then(Value::as_array_mut)
+    {
+        for entry in entries {
+            if let Some(fields) = entry.get_mut("fieldsV1")
+                && let Value::String(text) = fields
+                && let Ok(parsed @ Value::Object(_)) = serde_json::from_str::<Value>(text)
+            {
+                *fields = parsed;
+            }
+        }
+    }
+    out
 }
 
 fn is_crd(resource: &ResourceType) -> bool {

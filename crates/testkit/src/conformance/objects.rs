@@ -273,13 +273,13 @@ pub async fn server_side_apply_status_subresource_and_generation(backend: &impl 
         .await
         .unwrap();
     assert_eq!(created.metadata.generation, Some(1));
-    let managers: Vec<_> = created
-        .metadata
-        .managed_fields
-        .unwrap()
-        .into_iter()
-        .map(|m| m.manager.unwrap())
-        .collect();
+    let managed = created.metadata.managed_fields.unwrap();
+    let fields = &managed[0].fields_v1.as_ref().expect("fieldsV1").0;
+    assert!(
+        fields["f:spec"].is_object(),
+        "fieldsV1 is served as an object: {fields}"
+    );
+    let managers: Vec<_> = managed.into_iter().map(|m| m.manager.unwrap()).collect();
     assert_eq!(managers, ["kubectl"]);
 
     // Another manager changing a field kubectl owns conflicts, unless forced.

@@ -159,6 +159,10 @@ pub async fn metadata_requests_get_partial_object_metadata(backend: &impl Backen
         .unwrap();
     assert_eq!(full["kind"], "Node");
     assert!(full["spec"].is_object() && full["metadata"]["managedFields"].is_array());
+    assert!(
+        full["metadata"]["managedFields"][0]["fieldsV1"].is_object(),
+        "fieldsV1 is served as an object: {full}"
+    );
 
     // One object: its whole metadata, managedFields included, and no spec or status.
     let one = raw(&client, &format!("/api/v1/nodes/{n1}"), METADATA)
