@@ -459,7 +459,11 @@ fn patch(
             store.modify(resource, &namespace, &name, &options, |old| {
                 let old = old.ok_or_else(|| ApiError::not_found(resource, &name))?;
                 let patched = match content_type.as_str() {
-                    "application/json-patch+json" => patch::json_patch(old, &document),
+                    // A JSON patch may address the entries of `managedFields`, which the
+                    // store keeps as text: it applies to the object as served.
+                    "application/json-patch+json" => {
+                        patch::json_patch(&store::served(old), &document)
+                    }
                     "application/merge-patch+json" => patch::merge_patch(old, &document),
                     _ => patch::strategic_merge_patch(old, &document, resource.types.as_ref()),
                 };

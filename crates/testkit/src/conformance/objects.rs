@@ -184,7 +184,13 @@ pub async fn every_patch_type(backend: &impl Backend) {
         merged.metadata.labels.unwrap(),
         BTreeMap::from([("b".to_owned(), "2".to_owned())])
     );
-    let json_patch: json_patch::Patch = serde_json::from_value(json!([{"op": "add", "path": "/data/other", "value": "x"}, {"op": "test", "path": "/data/key", "value": "value"}])).unwrap();
+    // A JSON patch sees the object as served, `managedFields` entries' `fieldsV1` included.
+    let json_patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "add", "path": "/data/other", "value": "x"},
+        {"op": "test", "path": "/data/key", "value": "value"},
+        {"op": "test", "path": "/metadata/managedFields/0/fieldsV1/f:data/f:key", "value": {}},
+    ]))
+    .unwrap();
     let patched = maps
         .patch("p", &PatchParams::default(), &Patch::<()>::Json(json_patch))
         .await
