@@ -133,6 +133,19 @@ pub trait Kubectl {
         self.ok_here(&["apply", "-f", &fixture(file)])
     }
 
+    /// `kubectl rollout status` of the Deployment `name` in the test's namespace, which must
+    /// end rolled out within `seconds`.
+    #[track_caller]
+    fn rolled_out(&self, name: &str, seconds: u64) {
+        let timeout = format!("--timeout={seconds}s");
+        let object = format!("deployment/{name}");
+        let status = self.ok_here(&["rollout", "status", &object, &timeout]);
+        assert!(
+            status.contains(&format!(r#"deployment "{name}" successfully rolled out"#)),
+            "{status}"
+        );
+    }
+
     /// Polls `check` every 200 ms until it answers `Some`, for at most `seconds`.
     #[track_caller]
     fn eventually<T>(&self, seconds: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {

@@ -76,11 +76,7 @@ pub fn drain_waits_for_the_disruption_budget(k: &impl Kubectl) {
 
     // A third replica (elsewhere: the node is cordoned) lets one go.
     k.ok_here(&["scale", "deployment/web", "--replicas=3"]);
-    let status = k.ok_here(&["rollout", "status", "deployment/web", "--timeout=60s"]);
-    assert!(
-        status.contains(r#"deployment "web" successfully rolled out"#),
-        "{status}"
-    );
+    k.rolled_out("web", 60);
     let drained = k.ok(&["drain", &node, "--ignore-daemonsets", "--timeout=60s"]);
     assert!(
         drained.contains(&format!("node/{node} drained")),
@@ -113,11 +109,7 @@ pub fn set_image_rolls_the_deployment(k: &impl Kubectl) {
         "deployment/web",
         "web=docker.io/library/nginx:1.27.4",
     ]);
-    let status = k.ok_here(&["rollout", "status", "deployment/web", "--timeout=90s"]);
-    assert!(
-        status.contains(r#"deployment "web" successfully rolled out"#),
-        "{status}"
-    );
+    k.rolled_out("web", 90);
     let wide = Table::parse(&k.ok_here(&["get", "deployment", "web", "-o", "wide"]));
     assert_eq!(
         wide.headers,

@@ -180,11 +180,7 @@ pub fn kubectl_create_writes_built_in_kinds(k: &impl Kubectl) {
     ]);
     let budget = k.json(&["get", "pdb", "web", "-n", ns]);
     assert_eq!(budget["spec"]["minAvailable"], "50%");
-    let status = k.ok_here(&["rollout", "status", "deployment/web", "--timeout=60s"]);
-    assert!(
-        status.contains(r#"deployment "web" successfully rolled out"#),
-        "{status}"
-    );
+    k.rolled_out("web", 60);
     let pods = k.wait_ready("web", 2);
     assert_eq!(
         pods[0]["spec"]["containers"][0]["ports"][0]["containerPort"],
