@@ -53,6 +53,8 @@ use crate::support::{Cluster, OPERATOR_USER, mins, wait_until};
 
 /// The second case's scenario.
 const HALTED: &str = "tests/fixtures/parity/halted-canaries.yaml";
+/// The third case's scenario.
+const FAILURE_BUDGET: &str = "tests/fixtures/parity/failure-budget.yaml";
 
 /// The pod annotation kwok's stages read: pods running this image never become Ready.
 const NEVER_READY: &str = "cluster.patchpilot.dev/never-ready-image";
@@ -590,6 +592,16 @@ async fn halted_canaries_are_rolled_back_alike_on_the_sandbox_and_the_real_api_s
     let text = std::fs::read_to_string(patchpilot_testkit::repo::path(HALTED))
         .unwrap_or_else(|e| panic!("{HALTED}: {e}"));
     compare("halted-canaries", &text).await;
+}
+
+/// A target that fails past the canary, within the failure budget: the rollout goes on to
+/// the end alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: KUBECONFIG=... cargo test --test e2e -- --ignored"]
+async fn a_failure_within_the_budget_finishes_alike_on_the_sandbox_and_the_real_api_server() {
+    let text = std::fs::read_to_string(patchpilot_testkit::repo::path(FAILURE_BUDGET))
+        .unwrap_or_else(|e| panic!("{FAILURE_BUDGET}: {e}"));
+    compare("failure-budget", &text).await;
 }
 
 #[test]
