@@ -20,14 +20,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use patchpilot_testkit::conformance::kubectl::{self, Kubectl, Table, text};
+use patchpilot_testkit::{
+    conformance::kubectl::{self, Kubectl, Table, text},
+    repo::root as repo,
+};
 use serde_json::Value;
 use tempfile::TempDir;
-
-/// A file of the repository.
-fn repo(path: &str) -> String {
-    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
-}
 
 /// A sandbox served to kubectl, stopped when dropped.
 struct Sandbox {

@@ -51,12 +51,18 @@ impl Storage {
     }
 
     fn outgoing(&self, object: &Value) -> Value {
-        let served = store::served(object);
-        if self.events_v1 {
-            events::from_core(&served)
-        } else {
-            served
-        }
+        outgoing(object, self.events_v1)
+    }
+}
+
+/// A stored object as a client gets it: `managedFields` parsed again, and as an
+/// `events.k8s.io/v1` Event when asked for through that API.
+pub(super) fn outgoing(object: &Value, events_v1: bool) -> Value {
+    let served = store::served(object);
+    if events_v1 {
+        events::from_core(&served)
+    } else {
+        served
     }
 }
 

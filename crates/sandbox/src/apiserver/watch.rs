@@ -11,11 +11,11 @@ use http_body_util::{BodyExt, StreamBody};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
-use super::{Body, Reply, Request, events, partial, table};
+use super::{Body, Reply, Request, partial, table, verbs};
 use crate::{
     resources::ResourceType,
     status::ApiError,
-    store::{self, Filter, Store, WatchFrom, WatchItem, WatchStream},
+    store::{Filter, Store, WatchFrom, WatchItem, WatchStream},
 };
 
 /// How often a watch that allows bookmarks gets one, in the sandbox's time.
@@ -147,12 +147,7 @@ async fn next_line(mut state: State) -> Option<(Result<Frame<Bytes>, Infallible>
 fn render(state: &State, item: WatchItem) -> String {
     let event = match item {
         WatchItem::Event(kind, object) => {
-            let served = store::served(&object);
-            let object = if state.events_v1 {
-                events::from_core(&served)
-            } else {
-                served
-            };
+            let object = verbs::outgoing(&object, state.events_v1);
             let object = match state.table {
                 Some(include) => {
                     let now = state.store.clock().now();
