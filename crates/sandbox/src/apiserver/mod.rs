@@ -202,7 +202,7 @@ impl ApiServer {
             },
             Err(error) => Err(error),
         };
-        let (response, code, failure) = match result {
+        let (mut response, code, failure) = match result {
             Ok(Reply::Json(code, value, warnings)) => {
                 (json_response(code, &value, &warnings), code.as_u16(), None)
             }
@@ -267,6 +267,16 @@ impl ApiServer {
             let clock = self.store.clock();
             let at = clock.now().saturating_add(latency).unwrap_or(clock.now());
             tokio::time::sleep(clock.sleep_for(at)).await;
+        }
+        // The server's clock, as the real API server's `Date` says: here the simulated one,
+        // the clock of every timestamp in the objects served.
+        let date = self
+            .store
+            .clock()
+            .now()
+            .strftime("%a, %d %b %Y %H:%M:%S GMT");
+        if let Ok(date) = http::HeaderValue::from_str(&date.to_string()) {
+            response.headers_mut().insert(header::DATE, date);
         }
         response
     }

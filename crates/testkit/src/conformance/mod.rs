@@ -33,6 +33,7 @@ macro_rules! every_conformance_test {
             objects::invalid_custom_resources_are_refused_with_the_field,
             objects::finalizers_hold_deletion_and_owners_take_their_dependents,
             objects::the_schema_refuses_what_the_operator_would_refuse,
+            objects::the_date_header_is_the_clock_of_the_timestamps,
             watches::watches_resume_from_a_resource_version_and_expired_ones_are_gone,
             watches::kube_runtime_watchers_list_then_watch,
             watches::metadata_requests_get_partial_object_metadata,

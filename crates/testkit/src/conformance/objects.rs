@@ -575,3 +575,39 @@ pub async fn the_schema_refuses_what_the_operator_would_refuse(backend: &impl Ba
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
+
+/// The `Date` of every answer is the server's clock, the one its timestamps come from: a
+/// client that shows ages (`kubectl patchpilot`) reads it instead of its own clock.
+pub async fn the_date_header_is_the_clock_of_the_timestamps(backend: &impl Backend) {
+    let client = backend.client();
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), backend.namespace());
+    let created = maps
+        .create(&PostParams::default(), &config_map("dated", &[]))
+        .await
+        .unwrap();
+    let created = created.metadata.creation_timestamp.unwrap().0;
+    let request = http::Request::get(format!(
+        "/api/v1/namespaces/{}/configmaps/dated",
+        backend.namespace()
+    ))
+    .body(Vec::new())
+    .unwrap();
+    let response = client.send(request.map(Into::into)).await.unwrap();
+    let date = response
+        .headers()
+        .get(http::header::DATE)
+        .expect("every answer has a Date")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let date = jiff::fmt::strtime::parse("%a, %d %b %Y %H:%M:%S GMT", &date)
+        .and_then(|t| t.to_datetime())
+        .and_then(|t| t.to_zoned(jiff::tz::TimeZone::UTC))
+        .map(|t| t.timestamp())
+        .unwrap_or_else(|e| panic!("Date {date:?} is not an HTTP date: {e}"));
+    let apart = date.duration_since(created).as_secs();
+    assert!(
+        (0..120).contains(&apart),
+        "created at {created}, answered with Date {date}: {apart} s apart"
+    );
+}
