@@ -15,12 +15,14 @@
 //!   admitting them against CRD schemas; where "now" comes from.
 //!
 //! This crate is the `patchpilot` binary: the command line ([`cli`]) and the one place where
-//! the sandbox and the operator are put together ([`sandboxed`]). It re-exports the layers
+//! the sandbox and the operator are put together ([`sandboxed`]); and the `kubectl-patchpilot`
+//! plugin ([`plugin`]), a client of the API alone. It re-exports the layers
 //! under their short names, as `kube` re-exports kube-core and kube-client.
 
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod plugin;
 pub mod sandboxed;
 
 pub use patchpilot_api as api;

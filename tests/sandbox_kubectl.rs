@@ -12,6 +12,9 @@
 //! Each test starts its own sandbox on a free port, with its own kubectl cache, and stops it
 //! when done. kubectl is found on the `PATH` or at `$KUBECTL`.
 
+#[path = "sandbox_kubectl/plugin.rs"]
+mod plugin;
+
 use std::{
     io::{Read, Write},
     net::TcpStream,

@@ -217,7 +217,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Prints help and version as clap does; any other parse error as one line, exit status 2.
-fn usage_error(error: clap::Error) -> ExitCode {
+pub(crate) fn usage_error(error: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     match error.kind() {
         ErrorKind::DisplayHelp

@@ -1,0 +1,310 @@
+//! `kubectl patchpilot` through the real kubectl, with the plugin and its completion
+//! executable on the `PATH`, against a served sandbox running the operator.
+
+use std::{
+    process::{Command, Output},
+    time::{Duration, Instant},
+};
+
+use patchpilot_testkit::{
+    conformance::kubectl::{Kubectl, text},
+    repo::root as repo,
+};
+use serde_json::Value;
+
+use super::Sandbox;
+
+/// The sandbox's kubectl with the plugin's executables on its `PATH`.
+struct Plugin<'a> {
+    sandbox: &'a Sandbox,
+    path: String,
+}
+
+impl<'a> Plugin<'a> {
+    fn new(sandbox: &'a Sandbox) -> Self {
+        let bin = sandbox.dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for (name, built) in [
+            (
+                "kubectl-patchpilot",
+                env!("CARGO_BIN_EXE_kubectl-patchpilot"),
+            ),
+            (
+                "kubectl_complete-patchpilot",
+                env!("CARGO_BIN_EXE_kubectl_complete-patchpilot"),
+            ),
+        ] {
+            std::os::unix::fs::symlink(built, bin.join(name)).unwrap();
+        }
+        let path = std::env::var("PATH").unwrap_or_default();
+        Plugin {
+            sandbox,
+            path: format!("{}:{path}", bin.display()),
+        }
+    }
+
+    /// `kubectl ARGS…`, with the kubeconfig in `KUBECONFIG` (kubectl hands a plugin the
+    /// words after its name, and takes no flags of its own before them).
+    fn kubectl(&self, args: &[&str]) -> Output {
+        let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_owned());
+        Command::new(kubectl)
+            .args(args)
+            .env("KUBECONFIG", &self.sandbox.kubeconfig)
+            .env("KUBECACHEDIR", self.sandbox.dir.path().join("cache"))
+            .env("PATH", &self.path)
+            .env_remove("NO_COLOR")
+            .output()
+            .unwrap()
+    }
+
+    /// `kubectl patchpilot ARGS…`: its exit status, standard output and standard error.
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let output = self.kubectl(&[&["patchpilot"], args].concat());
+        (
+            output.status.code().unwrap_or(-1),
+            text(&output.stdout),
+            text(&output.stderr),
+        )
+    }
+
+    /// `kubectl patchpilot ARGS…`, which must succeed; its standard output.
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args);
+        assert_eq!(code, 0, "kubectl patchpilot {args:?}: {out}{err}");
+        out
+    }
+
+    /// `kubectl patchpilot ARGS…`, which must be refused with exit status 2 and a one-line
+    /// error saying `why`.
+    #[track_caller]
+    fn refused(&self, args: &[&str], why: &str) {
+        let (code, out, err) = self.run(args);
+        assert_eq!(code, 2, "kubectl patchpilot {args:?}: {out}{err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.contains(why), "{why:?} in {err}");
+    }
+
+    /// Runs `status` until its tree contains `what`.
+    fn status_until(&self, rollout: &str, what: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, tree, _) = self.run(&["status", rollout]);
+            if tree.contains(what) {
+                return tree;
+            }
+            assert!(Instant::now() < deadline, "no {what:?} after 60 s: {tree}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+#[test]
+fn a_rollout_followed_and_steered_with_the_plugin() {
+    let sandbox = Sandbox::start();
+    let plugin = Plugin::new(&sandbox);
+    let listed = plugin.kubectl(&["plugin", "list"]);
+    assert!(
+        text(&listed.stdout).contains("kubectl-patchpilot"),
+        "{}",
+        text(&listed.stdout)
+    );
+    let (code, out, err) = plugin.run(&["list"]);
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    assert_eq!(err.trim(), "No PatchRollouts found.");
+
+    let policy = repo("tests/fixtures/kubectl/promoted-policy.yaml");
+    sandbox.ok(&["apply", "-f", &policy]);
+    let rollout = sandbox.eventually(30, "the policy's rollout", || {
+        let name = sandbox.ok(&[
+            "get",
+            "patchpolicy",
+            "gpu-firmware",
+            "-o",
+            "jsonpath={.status.currentRollout}",
+        ]);
+        Some(name).filter(|n| !n.is_empty())
+    });
+    let rollout = rollout.as_str();
+
+    // Waiting for approval: the list, the tree, and what makes no sense yet.
+    let tree = plugin.status_until(rollout, "AwaitingApproval");
+    for line in [
+        format!("Name:       {rollout}"),
+        "Policy:     gpu-firmware (Node targets)".to_owned(),
+        "Version:    2026-12-firmware (Moderate)".to_owned(),
+        "Approval:   awaited: ".to_owned(),
+        format!("kubectl patchpilot approve {rollout}"),
+        "Targets:    2 selected: 0 updated, 0 in progress, 2 pending".to_owned(),
+        "├─ ○ next  canary (1 target)".to_owned(),
+        "└─ ○ pending  full (1 target)".to_owned(),
+    ] {
+        assert!(tree.contains(&line), "{line:?} in\n{tree}");
+    }
+    assert!(!tree.contains('\x1b'), "no colours off a terminal: {tree}");
+    let list = plugin.ok(&["list"]);
+    let mut lines = list.lines();
+    let headers: Vec<&str> = lines
+        .next()
+        .unwrap()
+        .split("   ")
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            "NAME",
+            "POLICY",
+            "VERSION",
+            "PHASE",
+            "WAVE",
+            "UPDATED",
+            "IN PROGRESS",
+            "FAILED",
+            "AGE",
+            "NEXT WINDOW"
+        ],
+        "{list}"
+    );
+    let row = lines.next().unwrap();
+    for cell in [
+        rollout,
+        "gpu-firmware",
+        "AwaitingApproval",
+        "canary (1/2)",
+        "0/2",
+    ] {
+        assert!(row.contains(cell), "{cell} in {list}");
+    }
+    plugin.refused(
+        &["promote", rollout],
+        "is not waiting for promotion (AwaitingApproval)",
+    );
+    plugin.refused(
+        &["retry", rollout],
+        "has no failed or rolled-back targets to retry",
+    );
+    plugin.refused(&["resume", rollout], "is not paused (spec.paused is false)");
+    plugin.refused(
+        &["status", "nothing-here"],
+        "PatchRollout nothing-here not found",
+    );
+    plugin.refused(
+        &["status", "--policy", "nope"],
+        "PatchPolicy nope not found",
+    );
+    plugin.refused(&["approve"], "<ROLLOUT|--policy <POLICY>>");
+
+    // Approved through the policy's name, and only once.
+    let approved = plugin.ok(&["approve", "--policy", "gpu-firmware"]);
+    assert_eq!(
+        approved.trim(),
+        format!(
+            "patchrollout.patchpilot.dev/{rollout} approved: spec.approved is now true: its targets start once its window is open"
+        )
+    );
+    plugin.refused(&["approve", rollout], "is already approved");
+
+    // The canary updates one node, then the rollout waits for promotion.
+    let tree = plugin.status_until(rollout, "Promotion:");
+    assert!(
+        tree.contains(&format!("awaited — kubectl patchpilot promote {rollout}")),
+        "{tree}"
+    );
+    assert!(
+        tree.contains("Phase:      Paused (AwaitingPromotion)"),
+        "{tree}"
+    );
+    assert!(
+        tree.contains("├─ ✔ done  canary (1 target)\n└─ ॥ awaiting promotion  full (1 target)\n"),
+        "{tree}"
+    );
+    plugin.refused(&["resume", rollout], "it waits for promotion");
+    let (code, _, _) = plugin.run(&["status", rollout]);
+    assert_eq!(code, 0, "a rollout waiting for a person is not an outcome");
+
+    // Paused and resumed: every rollout at once.
+    let paused = plugin.ok(&["pause", "--all"]);
+    assert!(
+        paused.contains(&format!("{rollout} paused: spec.paused is now true")),
+        "{paused}"
+    );
+    plugin.refused(&["pause", rollout], "is already paused");
+    let resumed = plugin.ok(&["resume", "--all"]);
+    assert!(resumed.contains(&format!("{rollout} resumed")), "{resumed}");
+    let nothing = plugin.ok(&["resume", "--all"]);
+    assert_eq!(nothing.trim(), "no paused rollouts: nothing resumed");
+
+    // Promoted, and followed to its end: exit status 0, the whole tree done.
+    plugin.ok(&["promote", rollout]);
+    let (code, watched, err) = plugin.run(&["status", rollout, "--watch", "--timeout", "60s"]);
+    assert_eq!(code, 0, "{watched}{err}");
+    assert!(watched.contains("Succeeded"), "{watched}");
+    assert!(
+        watched.ends_with("├─ ✔ done  canary (1 target)\n└─ ✔ done  full (1 target)\n"),
+        "{watched}"
+    );
+    plugin.refused(&["abort", rollout], "has ended (Succeeded)");
+    plugin.refused(&["pause", rollout], "has ended (Succeeded)");
+
+    // As JSON and YAML, for scripts.
+    let json: Value = serde_json::from_str(&plugin.ok(&["status", rollout, "-o", "json"])).unwrap();
+    assert_eq!(json["status"]["phase"], "Succeeded");
+    let listed: Value = serde_yaml_ng::from_str(&plugin.ok(&["list", "-o", "yaml"])).unwrap();
+    assert_eq!(listed["kind"], "List");
+    assert_eq!(listed["items"][0]["metadata"]["name"], rollout);
+
+    // kubectl's flags, given to the plugin.
+    let kubeconfig = sandbox.kubeconfig.display().to_string();
+    let (code, out, err) =
+        plugin.run(&["--kubeconfig", &kubeconfig, "--context", "sandbox", "list"]);
+    assert_eq!(code, 0, "{out}{err}");
+    plugin.refused(&["list", "--context", "nowhere"], "kubeconfig:");
+    let (code, _, err) = plugin.run(&["status", rollout, "-o", "toml"]);
+    assert_eq!(code, 2, "{err}");
+
+    // A watch that does not end in time.
+    sandbox.ok(&[
+        "apply",
+        "-f",
+        &repo("tests/fixtures/kubectl/held-policy.yaml"),
+    ]);
+    let held = sandbox.eventually(30, "the held policy's rollout", || {
+        let name = sandbox.ok(&[
+            "get",
+            "patchpolicy",
+            "held",
+            "-o",
+            "jsonpath={.status.currentRollout}",
+        ]);
+        Some(name).filter(|n| !n.is_empty())
+    });
+    let started = Instant::now();
+    let (code, _, err) = plugin.run(&["status", &held, "-w", "--timeout", "3s"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.starts_with("error: timed out after 3s waiting for PatchRollout"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+
+    // Shell completion through kubectl: commands, then the cluster's rollouts.
+    let completed = text(&plugin.kubectl(&["__complete", "patchpilot", "st"]).stdout);
+    assert!(
+        completed.starts_with("status\tA rollout as a tree"),
+        "{completed}"
+    );
+    let completed = text(
+        &plugin
+            .kubectl(&["__complete", "patchpilot", "status", ""])
+            .stdout,
+    );
+    assert!(
+        completed.contains(&format!(
+            "{rollout}\tgpu-firmware 2026-12-firmware Succeeded"
+        )),
+        "{completed}"
+    );
+    assert!(completed.contains(&held), "{completed}");
+}
