@@ -578,7 +578,7 @@ fn target_lines(
         .unwrap_or_default();
     let mut lines: Vec<String> = Vec::new();
     if let Some(message) = &progress.message {
-        lines.push(format!("waiting: {message}"));
+        lines.push(message.clone());
     }
     for (job, state) in &detail.jobs {
         lines.push(format!("Job {job}: {state}"));
@@ -680,7 +680,7 @@ mod tests {
 ├─ ✔ done  canary (1 target, soak 10m)
 ├─ ◉ current  stage-1 (4 targets, soak 10m)
 │  └─ Node/general-2  Draining  for 3m12s
-│     ├─ waiting: PodDisruptionBudget shop/web allows 0 disruptions
+│     ├─ PodDisruptionBudget shop/web allows 0 disruptions
 │     └─ Pod shop/web-1: PodDisruptionBudget shop/web allows 0 disruptions
 └─ ○ pending  full (4 targets, soak 10m)
 ";

@@ -1,5 +1,6 @@
-//! What people do, with the real kubectl: approve and promote a rollout, keep patches out
-//! of a closed window, and push an emergency patch through it.
+//! What people do, with the real kubectl: follow, approve and promote a rollout with the
+//! `kubectl patchpilot` plugin, keep patches out of a closed window, and push an emergency
+//! patch through it.
 
 use kube::ResourceExt;
 use patchpilot::{api::keys, engine::rollout::Phase};
@@ -8,21 +9,8 @@ use patchpilot_testkit::audit::Rules;
 
 use crate::{
     nodes::{NodePolicy, VERSION, assert_released, budget},
-    support::{Cluster, kstatus, kubectl, mins},
+    support::{Cluster, kstatus, mins, plugin},
 };
-
-/// `kubectl patch --type merge` of a rollout's spec.
-fn patch_rollout(name: &str, spec: &str) {
-    kubectl(&[
-        "patch",
-        "patchrollout",
-        name,
-        "--type",
-        "merge",
-        "-p",
-        &format!("{{\"spec\": {spec}}}"),
-    ]);
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a cluster: KUBECONFIG=... cargo test --test e2e -- --ignored"]
@@ -51,7 +39,16 @@ async fn a_person_approves_and_promotes_with_kubectl() {
         );
     }
 
-    patch_rollout(&name, r#"{"approved": true}"#);
+    // Followed and steered with `kubectl patchpilot`: what makes no sense yet is refused.
+    let (code, tree, err) = plugin(&["status", "--policy", &policy]);
+    assert_eq!(code, 0, "{tree}{err}");
+    assert!(tree.contains("Approval:   awaited: "), "{tree}");
+    let (code, _, err) = plugin(&["promote", &name]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not waiting for promotion"), "{err}");
+    let (code, out, err) = plugin(&["approve", &name]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("approved: spec.approved is now true"), "{out}");
     let held = cluster
         .wait_for_rollout_where(&policy, "awaiting promotion", mins(2), |r| {
             let status = r.status.clone().unwrap_or_default();
@@ -68,8 +65,23 @@ async fn a_person_approves_and_promotes_with_kubectl() {
         .filter(|n| n.annotations().get(&keys::version(&policy)).is_some())
         .count();
     assert_eq!(updated, 1, "only the canary before promotion");
+    let (code, tree, err) = plugin(&["status", &name]);
+    assert_eq!(code, 0, "{tree}{err}");
+    assert!(
+        tree.contains("Phase:      Paused (AwaitingPromotion)"),
+        "{tree}"
+    );
+    assert!(
+        tree.contains(&format!("kubectl patchpilot promote {name}")),
+        "{tree}"
+    );
 
-    patch_rollout(&name, r#"{"promoted": true}"#);
+    let (code, out, err) = plugin(&["promote", &name]);
+    assert_eq!(code, 0, "{out}{err}");
+    // Followed to its end: exit status 0 once it succeeded.
+    let (code, out, err) = plugin(&["status", &name, "--watch", "--timeout", "5m"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Succeeded"), "{out}");
     let done = cluster
         .wait_for_rollout(&policy, Phase::Succeeded, budget(nodes.len()))
         .await;

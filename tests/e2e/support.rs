@@ -108,6 +108,48 @@ pub fn kubectl(args: &[&str]) -> String {
     run("kubectl", args, None)
 }
 
+/// `kubectl patchpilot ARGS…` through the cluster's kubectl, with the plugin built from
+/// this workspace (and its completion executable) on the `PATH`: (exit status, standard
+/// output, standard error).
+pub fn plugin(args: &[&str]) -> (i32, String, String) {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let bin = BIN.get_or_init(|| {
+        let bin = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-plugin-bin");
+        std::fs::create_dir_all(&bin).expect("plugin directory");
+        for (name, built) in [
+            (
+                "kubectl-patchpilot",
+                env!("CARGO_BIN_EXE_kubectl-patchpilot"),
+            ),
+            (
+                "kubectl_complete-patchpilot",
+                env!("CARGO_BIN_EXE_kubectl_complete-patchpilot"),
+            ),
+        ] {
+            let link = bin.join(name);
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(built, &link).expect("plugin link");
+        }
+        bin
+    });
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = Command::new(tool("kubectl"))
+        .arg("patchpilot")
+        .args(args)
+        .env("PATH", path)
+        .output()
+        .expect("kubectl");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// What `sigs.k8s.io/cli-utils/pkg/kstatus/status` makes of an object (`kind/name`, as
 /// kubectl names it): `Current`, `InProgress`, `Failed`, …, with its message.
 pub fn kstatus(object: &str) -> (String, String) {

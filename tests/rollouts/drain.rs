@@ -61,6 +61,27 @@ async fn a_drain_a_budget_blocks_times_out_and_fails_the_target() {
         message.contains("PodDisruptionBudget shop/ledger"),
         "the failure names the budget: {failure}"
     );
+    // The rollout's own message names the cause, not only the count rolled back.
+    let said = rollout["status"]["message"].as_str().unwrap_or("");
+    assert!(
+        said.starts_with("canary failed: Node/general-1 DrainTimeout: pods still on the node after 10m: 1 pod(s): shop/ledger-")
+            && said.contains("(PodDisruptionBudget shop/ledger-pdb allows 0 disruptions)"),
+        "{said}"
+    );
+    // While it waited, the target in progress said on what.
+    let waiting: Vec<String> = outcome
+        .operator_writes()
+        .filter(|e| e["objectRef"]["subresource"] == "status")
+        .filter_map(|e| e["requestObject"]["status"]["inProgress"][0]["message"].as_str())
+        .filter(|m| m.starts_with("waiting: "))
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        waiting.first().is_some_and(|m| m.starts_with(
+            "waiting: PodDisruptionBudget shop/ledger-pdb allows 0 disruptions; 1 pod(s): shop/ledger-"
+        )),
+        "{waiting:?}"
+    );
     // The budget's status says it allows no disruption: once the API server has refused,
     // the operator does not ask again what would be refused, over the whole 10 minutes.
     let codes = evictions(&outcome);

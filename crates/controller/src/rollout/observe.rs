@@ -409,7 +409,7 @@ async fn node(
             let why = ctx
                 .eviction(&key)
                 .and_then(|e| e.blocked_by)
-                .map(|budget| format!("PodDisruptionBudget {budget}"))
+                .map(|budget| format!("PodDisruptionBudget {budget} allows 0 disruptions"))
                 .or_else(|| eviction_obstacle(p, observation.drain))?;
             Some((key, why))
         })

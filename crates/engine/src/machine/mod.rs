@@ -298,6 +298,15 @@ impl HaltReason {
             HaltReason::Aborted => "Aborted",
         }
     }
+
+    /// The reason in words, as a message begins: `canary failed`.
+    pub const fn as_words(self) -> &'static str {
+        match self {
+            HaltReason::CanaryFailed => "canary failed",
+            HaltReason::FailureBudgetExceeded => "failure budget exceeded",
+            HaltReason::Aborted => "aborted",
+        }
+    }
 }
 
 /// What [`decide`] returns.

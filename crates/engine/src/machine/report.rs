@@ -79,6 +79,7 @@ pub(super) fn status(
         _ => None,
     };
     let eligible = situation.entries.len() as u32;
+    let failures = failures(situation);
     let wait = Wait {
         approval_at,
         halt: halt.as_ref(),
@@ -90,6 +91,7 @@ pub(super) fn status(
         suspended: input.policy.suspend,
         gives_way_to,
         budget: input.policy.strategy.failure_budget.floor_of(eligible),
+        first_failure: failures.last(),
     };
     let message = match message(phase, &wait) {
         message if stopping => {
@@ -111,7 +113,7 @@ pub(super) fn status(
         wave,
         counts,
         in_progress,
-        failures: failures(situation),
+        failures,
         next_window,
         started_at: previous.started_at.or(started.then_some(now)),
         completed_at: phase
@@ -171,6 +173,26 @@ struct Wait<'a> {
     gives_way_to: Option<&'a str>,
     /// How many failures the failure budget allows.
     budget: u32,
+    /// The earliest of the failures kept: the one that halted the rollout, when it halted.
+    first_failure: Option<&'a Failure>,
+}
+
+/// Why a halted rollout halted, in words: `canary failed: Node/general-1 DrainTimeout: …`
+/// (an abort has no failure to name).
+fn halt_cause(wait: &Wait<'_>) -> String {
+    let Some(halt) = wait.halt else {
+        return "halted".into();
+    };
+    match (halt.reason, wait.first_failure) {
+        (HaltReason::Aborted, _) | (_, None) => halt.reason.as_words().into(),
+        (reason, Some(failure)) => format!(
+            "{}: {} {}: {}",
+            reason.as_words(),
+            failure.target,
+            failure.reason,
+            failure.message
+        ),
+    }
 }
 
 fn message(phase: Phase, wait: &Wait<'_>) -> String {
@@ -201,10 +223,10 @@ fn message(phase: Phase, wait: &Wait<'_>) -> String {
             _ => done,
         },
         Phase::Paused => {
-            let why = if let Some(halt) = wait.halt {
+            let why = if wait.halt.is_some() {
                 format!(
-                    "halted ({}): resume by clearing spec.paused, or set spec.abort",
-                    halt.reason.as_str()
+                    "halted, {}; resume by clearing spec.paused, or set spec.abort",
+                    halt_cause(wait)
                 )
             } else if wait.position.awaiting_promotion {
                 "the canary is healthy: set spec.promoted to true to continue".into()
@@ -228,11 +250,11 @@ fn message(phase: Phase, wait: &Wait<'_>) -> String {
         ),
         Phase::Succeeded => done,
         Phase::RollingBack => format!(
-            "rolling back ({}); {} rolled back",
-            wait.halt.map_or("halted", |h| h.reason.as_str()),
+            "rolling back, {}; {} rolled back",
+            halt_cause(wait),
             targets(c.rolled_back)
         ),
-        Phase::RolledBack => format!("{} rolled back", targets(c.rolled_back)),
+        Phase::RolledBack => format!("{}; {} rolled back", halt_cause(wait), targets(c.rolled_back)),
         Phase::Failed => format!("{} failed to roll back; needs a person", targets(c.failed)),
         Phase::Superseded => "a newer patch of the policy took over".into(),
     }
@@ -649,6 +671,7 @@ mod tests {
             suspended: matches!(case, Case::Suspended),
             gives_way_to: matches!(case, Case::GivesWay).then_some("os-zero-day"),
             budget: 0,
+            first_failure: None,
         };
         let message = message(phase, &wait);
         let desired = conditions(phase, &wait, true, true, true, false, &message);

@@ -190,7 +190,7 @@ fn node_step(
         let remaining = describe_pods(node);
         if now < deadline {
             let retry = next_retry(record.since, now).min(deadline);
-            let message = format!("evicting {remaining}");
+            let message = drain_message(node, &remaining);
             return Next::act(
                 Step::Draining,
                 TargetAction::Drain {
@@ -514,6 +514,24 @@ fn current_version(ctx: &Context<'_>, target: &TargetId) -> Option<String> {
 }
 
 /// The pods left to evict, with the budgets that refused them, for messages.
+/// What a drain in progress is doing: `evicting 2 pod(s): …`, or, when every pod left is
+/// held (by a PodDisruptionBudget, say), what holds them: `waiting: PodDisruptionBudget
+/// shop/web allows 0 disruptions; 1 pod(s): shop/web-1 (…)`.
+fn drain_message(node: &NodeFacts, remaining: &str) -> String {
+    let all_held = !node.pods_to_evict.is_empty()
+        && node
+            .pods_to_evict
+            .iter()
+            .all(|pod| node.blocked.iter().any(|(held, _)| held == pod));
+    if !all_held {
+        return format!("evicting {remaining}");
+    }
+    let mut causes: Vec<&str> = node.blocked.iter().map(|(_, why)| why.as_str()).collect();
+    causes.sort_unstable();
+    causes.dedup();
+    format!("waiting: {}; {remaining}", causes.join(", "))
+}
+
 fn describe_pods(node: &NodeFacts) -> String {
     const SHOWN: usize = 5;
     let mut parts: Vec<String> = node
