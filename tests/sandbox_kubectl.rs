@@ -197,7 +197,15 @@ fn apply_examples_then_get_describe_and_edit() {
     assert_eq!(
         rollouts.headers,
         [
-            "NAME", "POLICY", "VERSION", "PHASE", "WAVE", "UPDATED", "FAILED", "AGE"
+            "NAME",
+            "POLICY",
+            "VERSION",
+            "PHASE",
+            "WAVE",
+            "UPDATED",
+            "IN PROGRESS",
+            "FAILED",
+            "AGE"
         ]
     );
     let zero_day = rollouts.row("workers-os-zero-day");

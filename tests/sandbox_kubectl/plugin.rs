@@ -7,7 +7,7 @@ use std::{
 };
 
 use patchpilot_testkit::{
-    conformance::kubectl::{Kubectl, text},
+    conformance::kubectl::{Kubectl, Table, text},
     repo::root as repo,
 };
 use serde_json::Value;
@@ -205,6 +205,13 @@ fn a_rollout_followed_and_steered_with_the_plugin() {
         )
     );
     plugin.refused(&["approve", rollout], "is already approved");
+
+    // `kubectl get` shows the target in progress and its step.
+    let working = sandbox.eventually(30, "a target in progress", || {
+        let table = Table::parse(&sandbox.ok(&["get", "patchrollout", rollout]));
+        Some(table.rows[0]["IN PROGRESS"].clone()).filter(|cell| !cell.is_empty())
+    });
+    assert!(working.starts_with("gpu-"), "{working}");
 
     // The canary updates one node, then the rollout waits for promotion.
     let tree = plugin.status_until(rollout, "Promotion:");

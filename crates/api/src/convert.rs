@@ -502,6 +502,29 @@ fn target_id(name: &str) -> Option<TargetId> {
     })
 }
 
+/// The targets in progress in a few words: `general-1 Draining, shop/web RollingOut`, a
+/// rollback marked, at most three and then how many more; `None` when there are none.
+fn in_progress_summary(in_progress: &[machine::InProgress]) -> Option<String> {
+    const SHOWN: usize = 3;
+    let mut parts: Vec<String> = in_progress
+        .iter()
+        .take(SHOWN)
+        .map(|p| {
+            let target = p.target.as_str();
+            let short = target.split_once('/').map_or(target, |(_, rest)| rest);
+            let rollback = match p.action {
+                machine::Action::Apply => "",
+                machine::Action::Rollback => " (rollback)",
+            };
+            format!("{short} {:?}{rollback}", p.step)
+        })
+        .collect();
+    if in_progress.len() > SHOWN {
+        parts.push(format!("+{} more", in_progress.len() - SHOWN));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
 /// The status to write for the engine's `status` of a rollout at `generation`.
 pub fn rollout_status_to_api(status: &machine::Status, generation: i64) -> PatchRolloutStatus {
     let counts = &status.counts;
@@ -526,6 +549,7 @@ pub fn rollout_status_to_api(status: &machine::Status, generation: i64) -> Patch
             rolled_back: counts.rolled_back,
         },
         progress: Some(format!("{}/{eligible}", counts.updated)),
+        in_progress_summary: in_progress_summary(&status.in_progress),
         in_progress: status
             .in_progress
             .iter()
@@ -682,6 +706,22 @@ mod tests {
         // Eligible: pending 3 + in progress 2 + updated 1 + failed 1 + rolled back 1.
         let api = rollout_status_to_api(&full(), 1);
         assert_eq!(api.progress.as_deref(), Some("1/8"));
+        assert_eq!(
+            api.in_progress_summary.as_deref(),
+            Some("general-1 Rebooting (rollback), shop/web Verifying")
+        );
+        let mut many = full();
+        for i in 0..3 {
+            let mut more = many.in_progress[1].clone();
+            more.target = TargetId::node(&format!("gpu-{i}"));
+            many.in_progress.push(more);
+        }
+        assert_eq!(
+            rollout_status_to_api(&many, 1)
+                .in_progress_summary
+                .as_deref(),
+            Some("general-1 Rebooting (rollback), shop/web Verifying, gpu-0 Verifying, +2 more")
+        );
         let wire = serde_json::to_value(&api).unwrap();
         assert_eq!(wire["inProgress"][1]["target"], "Deployment/shop/web");
         assert_eq!(wire["halt"]["reason"], "CanaryFailed");

@@ -29,6 +29,11 @@ use super::{
     printcolumn(name = "Wave", type_ = "string", json_path = ".status.wave.name"),
     printcolumn(name = "Updated", type_ = "string", json_path = ".status.progress"),
     printcolumn(
+        name = "In Progress",
+        type_ = "string",
+        json_path = ".status.inProgressSummary"
+    ),
+    printcolumn(
         name = "Failed",
         type_ = "integer",
         json_path = ".status.targets.failed"
@@ -102,6 +107,11 @@ pub struct PatchRolloutStatus {
     /// `updated/eligible`, for `kubectl get`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<String>,
+
+    /// The targets in progress and their step in a few words, for `kubectl get`:
+    /// `general-1 Draining, gpu-1 Updating` (at most three, then how many more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_progress_summary: Option<String>,
 
     /// The targets in progress and their step.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -254,7 +254,11 @@ fn message(phase: Phase, wait: &Wait<'_>) -> String {
             halt_cause(wait),
             targets(c.rolled_back)
         ),
-        Phase::RolledBack => format!("{}; {} rolled back", halt_cause(wait), targets(c.rolled_back)),
+        Phase::RolledBack => format!(
+            "{}; {} rolled back",
+            halt_cause(wait),
+            targets(c.rolled_back)
+        ),
         Phase::Failed => format!("{} failed to roll back; needs a person", targets(c.failed)),
         Phase::Superseded => "a newer patch of the policy took over".into(),
     }
