@@ -305,18 +305,28 @@ impl Outcome {
         self.rollout(policy)["status"]["targets"].clone()
     }
 
-    /// The version annotation of a policy on every node.
+    /// The version annotation of a policy on every node; the label beside it must say the
+    /// same (as a label value), so that `kubectl get nodes -l` finds them.
+    #[track_caller]
     pub fn node_versions(&self, policy: &str) -> BTreeMap<String, Option<String>> {
         let key = format!("patch.patchpilot.dev/{policy}");
+        let label = patchpilot::engine::keys::version_label(policy);
         self.nodes()
             .into_iter()
             .map(|n| {
-                (
-                    n["metadata"]["name"].as_str().unwrap().to_owned(),
-                    n["metadata"]["annotations"][&key]
-                        .as_str()
-                        .map(str::to_owned),
-                )
+                let name = n["metadata"]["name"].as_str().unwrap().to_owned();
+                let version = n["metadata"]["annotations"][&key]
+                    .as_str()
+                    .map(str::to_owned);
+                let labelled = n["metadata"]["labels"][&label].as_str().map(str::to_owned);
+                assert_eq!(
+                    labelled,
+                    version
+                        .as_deref()
+                        .and_then(patchpilot::engine::keys::version_label_value),
+                    "the version label of {name} against its annotation"
+                );
+                (name, version)
             })
             .collect()
     }

@@ -31,6 +31,53 @@ pub fn record(policy: &str) -> String {
     format!("{POLICY_PREFIX}{policy}.rollout")
 }
 
+/// The label mirroring [`version`], so that `kubectl get nodes -l` and `-L` can select and
+/// show what a policy applied: the annotation's key when it makes a valid label key (a
+/// policy name of at most 63 characters), else the name shortened with a hash.
+pub fn version_label(policy: &str) -> String {
+    format!("{POLICY_PREFIX}{}", label_safe(policy))
+}
+
+/// The value of [`version_label`] for `version`: the version itself when it is a valid
+/// label value, else its valid characters (others as `-`) with a hash of the full version,
+/// within 63 characters; the annotation keeps the full version. `None` for an empty one.
+pub fn version_label_value(version: &str) -> Option<String> {
+    (!version.is_empty()).then(|| label_safe(version))
+}
+
+/// `text` as a label value or the name part of a label key: at most 63 characters of
+/// `[A-Za-z0-9._-]`, beginning and ending with a letter or digit. Text that is one already
+/// is kept; other text keeps what it can and ends with 8 hex characters of its hash, so two
+/// texts never share a label.
+fn label_safe(text: &str) -> String {
+    const MAX: usize = 63;
+    let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    let is_label = text.len() <= MAX
+        && !text.is_empty()
+        && text.chars().all(valid)
+        && text.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && text.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if is_label {
+        return text.to_owned();
+    }
+    let hash = format!(
+        "{:08x}",
+        crate::naming::fnv1a(text.as_bytes()) & 0xffff_ffff
+    );
+    let kept: String = text
+        .chars()
+        .map(|c| if valid(c) { c } else { '-' })
+        .collect();
+    let kept = kept.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    let kept: String = kept.chars().take(MAX - hash.len() - 1).collect();
+    let kept = kept.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    if kept.is_empty() {
+        hash
+    } else {
+        format!("{kept}-{hash}")
+    }
+}
+
 /// Whether an annotation is one of patchpilot's (`patchpilot.dev/…` or
 /// `patch.patchpilot.dev/…`): the only ones it reads on targets.
 pub fn is_ours(annotation: &str) -> bool {
@@ -39,6 +86,47 @@ pub fn is_ours(annotation: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn versions_become_label_values() {
+        use super::{version_label, version_label_value};
+        assert_eq!(
+            version_label("workers-os"),
+            "patch.patchpilot.dev/workers-os"
+        );
+        assert_eq!(
+            version_label_value("2026-11-security").as_deref(),
+            Some("2026-11-security")
+        );
+        assert_eq!(
+            version_label_value("nginx-1.27.4").as_deref(),
+            Some("nginx-1.27.4")
+        );
+        assert_eq!(version_label_value(""), None);
+        let plus = version_label_value("1.2+build5").unwrap();
+        assert!(
+            plus.starts_with("1.2-build5-") && plus.len() == "1.2-build5-".len() + 8,
+            "{plus}"
+        );
+        assert_ne!(plus, version_label_value("1.2_build5").unwrap());
+        let long = "v".repeat(100);
+        let label = version_label_value(&long).unwrap();
+        assert_eq!(label.len(), 63);
+        assert_ne!(label, version_label_value(&"v".repeat(101)).unwrap());
+        let odd = version_label_value("+++").unwrap();
+        assert_eq!(odd.len(), 8, "{odd}");
+        let policy = version_label(&format!("{}.x", "p".repeat(70)));
+        let name = policy.strip_prefix("patch.patchpilot.dev/").unwrap();
+        assert!(name.len() <= 63, "{name}");
+        for text in [plus, label, odd, name.to_owned()] {
+            assert!(
+                text.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            );
+            assert!(text.starts_with(|c: char| c.is_ascii_alphanumeric()));
+            assert!(text.ends_with(|c: char| c.is_ascii_alphanumeric()));
+        }
+    }
+
     #[test]
     fn patchpilot_annotations_are_told_apart() {
         assert!(super::is_ours(super::LOCK));

@@ -627,7 +627,10 @@ async fn release(
     let records = scene.with(scene.records(target), record);
     let mut body = json!({"metadata": {
         "annotations": {keys::LOCK: null, keys::record(scene.policy): records, keys::version(scene.policy): version},
-        "labels": {keys::LOCKED_LABEL: null},
+        "labels": {
+            keys::LOCKED_LABEL: null,
+            keys::version_label(scene.policy): version.and_then(keys::version_label_value),
+        },
     }});
     if uncordon {
         body["spec"] = json!({"unschedulable": false});
