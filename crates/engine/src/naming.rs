@@ -24,9 +24,11 @@ pub fn rollout_name(policy: &str, canonical_patch: &str) -> String {
 
 /// The name of the updater Job a rollout runs on a node for one action, attempt and lock
 /// (the [lock token](crate::machine::Record::lock_token) of the record it runs under):
-/// `patchpilot-<12 hex>`, short enough for the labels Kubernetes derives from Job names.
+/// `patchpilot-<node>-<12 hex>`, the node's name cut to keep the whole within the 63
+/// characters of the labels Kubernetes derives from Job names, so that `kubectl get jobs`
+/// says which node each Job is for.
 ///
-/// The lock is part of the name so that a Job left from an earlier lock of the same target
+/// The lock is part of the hash so that a Job left from an earlier lock of the same target
 /// (released, then taken again) is never taken for this lock's: a Job counts only if it ran
 /// for this very lock.
 pub fn updater_job_name(
@@ -36,11 +38,36 @@ pub fn updater_job_name(
     attempt: u32,
     lock: i64,
 ) -> String {
-    let key = format!("{rollout}\n{node}\n{action}\n{attempt}\n{lock}");
+    const MAX: usize = 63;
+    let hash = job_hash(rollout, node, action, attempt, lock);
+    let room = MAX - "patchpilot-".len() - 1 - hash.len();
+    let node: String = node.chars().take(room).collect();
+    let node = node.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    if node.is_empty() {
+        format!("patchpilot-{hash}")
+    } else {
+        format!("patchpilot-{node}-{hash}")
+    }
+}
+
+/// The name earlier versions gave the same Job, `patchpilot-<12 hex>`: still looked for, so
+/// that an operator upgraded while an updater runs does not run it a second time.
+pub fn legacy_updater_job_name(
+    rollout: &str,
+    node: &str,
+    action: &str,
+    attempt: u32,
+    lock: i64,
+) -> String {
     format!(
-        "patchpilot-{:012x}",
-        fnv1a(key.as_bytes()) & 0xffff_ffff_ffff
+        "patchpilot-{}",
+        job_hash(rollout, node, action, attempt, lock)
     )
+}
+
+fn job_hash(rollout: &str, node: &str, action: &str, attempt: u32, lock: i64) -> String {
+    let key = format!("{rollout}\n{node}\n{action}\n{attempt}\n{lock}");
+    format!("{:012x}", fnv1a(key.as_bytes()) & 0xffff_ffff_ffff)
 }
 
 #[cfg(test)]
@@ -66,7 +93,23 @@ mod tests {
         );
         assert_eq!(rollout_name("os", "x").len(), "os-".len() + 8);
         let job = updater_job_name("os-1234abcd", "node-1", "apply", 0, 7);
-        assert_eq!(job.len(), "patchpilot-".len() + 12);
+        assert_eq!(job.len(), "patchpilot-node-1-".len() + 12);
+        assert!(job.starts_with("patchpilot-node-1-"), "{job}");
+        assert_eq!(
+            legacy_updater_job_name("os-1234abcd", "node-1", "apply", 0, 7),
+            format!("patchpilot-{}", &job["patchpilot-node-1-".len()..])
+        );
+        let long = "ip-10-0-12-34.eu-west-1.compute.internal-with-a-long-suffix";
+        let cut = updater_job_name("os-1234abcd", long, "apply", 0, 7);
+        assert_eq!(cut.len(), 63, "{cut}");
+        assert!(
+            cut.starts_with("patchpilot-ip-10-0-12-34.eu-west-1.compute.interna-"),
+            "{cut}"
+        );
+        assert_ne!(
+            cut,
+            updater_job_name("os-1234abcd", &format!("{long}x"), "apply", 0, 7)
+        );
         assert_ne!(
             job,
             updater_job_name("os-1234abcd", "node-1", "rollback", 0, 7)

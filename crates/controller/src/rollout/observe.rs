@@ -19,6 +19,7 @@ use patchpilot_engine::{
         Action, JobFacts, JobState, Live, NodeFacts, Observed, Record, RecordState, WorkloadFacts,
         WorkloadRollout,
     },
+    naming,
     plan::{Namespaces, Scope, TargetRules},
     policy::WorkloadKind,
     rollout::Step,
@@ -416,14 +417,10 @@ async fn node(
         .collect();
     let updater = record.and_then(|r| {
         let action = r.state.in_progress()?;
-        let job = patchpilot_engine::naming::updater_job_name(
-            observation.rollout,
-            name,
-            action.as_str(),
-            r.attempt,
-            r.lock_token(),
-        );
-        job_facts_of(ctx, &job)
+        let (rollout, attempt, lock) = (observation.rollout, r.attempt, r.lock_token());
+        let job = naming::updater_job_name(rollout, name, action.as_str(), attempt, lock);
+        let legacy = naming::legacy_updater_job_name(rollout, name, action.as_str(), attempt, lock);
+        job_facts_of(ctx, &job).or_else(|| job_facts_of(ctx, &legacy))
     });
     let status = node.status.clone().unwrap_or_default();
     let written = ctx
@@ -571,7 +568,7 @@ pub fn check_job_name(
     );
     format!(
         "patchpilot-check-{:012x}",
-        patchpilot_engine::naming::fnv1a(key.as_bytes()) & 0xffff_ffff_ffff
+        naming::fnv1a(key.as_bytes()) & 0xffff_ffff_ffff
     )
 }
 
