@@ -82,6 +82,25 @@ async fn a_drain_a_budget_blocks_times_out_and_fails_the_target() {
         )),
         "{waiting:?}"
     );
+    // The node's own events say it is cordoned, draining, and on what the drain waits.
+    let story = crate::events::node_story(
+        &outcome,
+        "general-1",
+        rollout["metadata"]["name"].as_str().unwrap(),
+    );
+    let reasons: Vec<&str> = story.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(
+        reasons[..3],
+        ["Locked", "Draining", "DrainWaiting"],
+        "{story:#?}"
+    );
+    assert!(
+        story[2]
+            .1
+            .contains("waiting: PodDisruptionBudget shop/ledger-pdb allows 0 disruptions"),
+        "{story:#?}"
+    );
+    assert_eq!(reasons.last(), Some(&"TargetFailed"), "{story:#?}");
     // The budget's status says it allows no disruption: once the API server has refused,
     // the operator does not ask again what would be refused, over the whole 10 minutes.
     let codes = evictions(&outcome);

@@ -134,3 +134,84 @@ async fn a_failure_and_its_rollback_are_warnings() {
         "{note}"
     );
 }
+
+/// Issue 14: the events on the Node itself, oldest first: (reason, note), each regarding the
+/// node by its UID (so `kubectl describe node` lists them) with the rollout as related object.
+pub(crate) fn node_story(
+    outcome: &crate::harness::Outcome,
+    node: &str,
+    rollout: &str,
+) -> Vec<(String, String)> {
+    let uid = outcome
+        .nodes()
+        .into_iter()
+        .find(|n| n["metadata"]["name"] == node)
+        .map(|n| n["metadata"]["uid"].clone())
+        .unwrap();
+    let mut events: Vec<Value> = outcome
+        .objects("events.k8s.io", "v1", "events")
+        .into_iter()
+        .filter(|e| e["involvedObject"]["kind"] == "Node" && e["involvedObject"]["name"] == node)
+        .filter(|e| e["reportingComponent"] == "patchpilot")
+        .collect();
+    events.sort_by_key(|e| e["metadata"]["name"].as_str().unwrap_or("").to_owned());
+    for event in &events {
+        assert_eq!(event["involvedObject"]["uid"], uid, "{event:#}");
+        assert_eq!(event["related"]["kind"], "PatchRollout", "{event:#}");
+        assert_eq!(event["related"]["name"], rollout, "{event:#}");
+    }
+    events
+        .iter()
+        .map(|e| {
+            (
+                e["reason"].as_str().unwrap_or("").to_owned(),
+                e["message"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_tells_its_own_story_and_its_rollback() {
+    let outcome = Case::new()
+        .scenario("faults: {unhealthyAfterPatch: [Node/general-1]}")
+        .scenario(CHANGE_REF)
+        .node_policy("os", "")
+        .run()
+        .await;
+    outcome.check(&[Rules::new("os", 1)]);
+    assert_eq!(outcome.phase("os"), "RolledBack");
+    let name = outcome.rollout("os")["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let story = node_story(&outcome, "general-1", &name);
+    let reasons: Vec<&str> = story.iter().map(|(r, _)| r.as_str()).collect();
+    // Applied (nothing to drain, no reboot asked for), then failed, then rolled back under
+    // the same lock.
+    let applied = [
+        "Locked",
+        "UpdaterStarted",
+        "UpdaterFinished",
+        "Uncordoned",
+        "Verifying",
+        "TargetFailed",
+        "RollingBack",
+    ];
+    assert_eq!(&reasons[..applied.len()], applied, "{story:#?}");
+    assert!(reasons.ends_with(&["TargetRolledBack"]), "{story:#?}");
+    assert!(
+        reasons[applied.len()..].contains(&"UpdaterStarted"),
+        "the rollback's updater: {story:#?}"
+    );
+    for (reason, note) in &story {
+        assert!(
+            note.starts_with(&format!("[CHG-1234] PatchRollout {name}: ")),
+            "{reason}: {note}"
+        );
+    }
+    let rollback = story
+        .iter()
+        .find(|(r, note)| r == "UpdaterStarted" && note.contains("rollback: "));
+    assert!(rollback.is_some(), "{story:#?}");
+}

@@ -62,7 +62,8 @@ pub struct TargetMeta<K> {
 }
 
 impl<K> TargetMeta<K> {
-    /// Keeps what patchpilot reads of `meta`.
+    /// Keeps what patchpilot reads of `meta`: name, namespace, UID, resource version, labels
+    /// and its own annotations.
     pub fn of(meta: ObjectMeta) -> Self {
         let annotations = meta
             .annotations
@@ -73,6 +74,7 @@ impl<K> TargetMeta<K> {
         Self::new(
             meta.name,
             meta.namespace,
+            meta.uid,
             meta.resource_version,
             meta.labels.unwrap_or_default(),
             annotations,
@@ -82,6 +84,7 @@ impl<K> TargetMeta<K> {
     fn new(
         name: Option<String>,
         namespace: Option<String>,
+        uid: Option<String>,
         resource_version: Option<String>,
         labels: Labels,
         annotations: BTreeMap<String, String>,
@@ -90,6 +93,8 @@ impl<K> TargetMeta<K> {
             metadata: ObjectMeta {
                 name,
                 namespace,
+                // Events about the target name it by its UID.
+                uid,
                 resource_version,
                 ..Default::default()
             },
@@ -114,6 +119,11 @@ impl<K> TargetMeta<K> {
     /// The namespace, for namespaced kinds.
     pub fn namespace(&self) -> Option<&str> {
         self.metadata.namespace.as_deref()
+    }
+
+    /// The UID.
+    pub fn uid(&self) -> Option<&str> {
+        self.metadata.uid.as_deref()
     }
 }
 
@@ -187,6 +197,7 @@ impl<'de, K> serde::Deserialize<'de> for TargetMeta<K> {
         struct WireMeta {
             name: Option<String>,
             namespace: Option<String>,
+            uid: Option<String>,
             resource_version: Option<String>,
             labels: Option<Labels>,
             annotations: Option<Ours>,
@@ -196,6 +207,7 @@ impl<'de, K> serde::Deserialize<'de> for TargetMeta<K> {
         let kept = TargetMeta::new(
             meta.name,
             meta.namespace,
+            meta.uid,
             meta.resource_version,
             meta.labels.unwrap_or_default(),
             meta.annotations.map(|a| a.0).unwrap_or_default(),
@@ -330,7 +342,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_names_labels_and_patchpilot_annotations_are_kept() {
+    fn only_names_uids_labels_and_patchpilot_annotations_are_kept() {
         let meta: ObjectMeta = serde_json::from_value(serde_json::json!({
             "name": "n1",
             "uid": "u",
@@ -346,7 +358,11 @@ mod tests {
         .unwrap();
         let kept = TargetMeta::<Node>::of(meta);
         assert_eq!(kept.name(), Some("n1"));
-        assert_eq!(kept.meta().uid, None);
+        assert_eq!(
+            kept.uid(),
+            Some("u"),
+            "events about the target name it by its UID"
+        );
         assert_eq!(kept.meta().managed_fields, None);
         assert_eq!(kept.labels["pool"], "a");
         assert_eq!(

@@ -354,6 +354,17 @@ async fn decide_and_act(
             && again.status.phase == decision.status.phase
         {
             decision.status = again.status;
+            // The targets' own story follows the status written: what the second decision
+            // adds to it (a drain now waiting on a budget) is told too.
+            for event in again.events.into_iter().filter(|e| e.on_target) {
+                let told = decision
+                    .events
+                    .iter()
+                    .any(|e| e.reason == event.reason && e.target == event.target);
+                if !told {
+                    decision.events.push(event);
+                }
+            }
         }
     }
     let verifying: Vec<&TargetId> = decision
@@ -472,10 +483,23 @@ fn change_ref(rollout: &PatchRollout) -> String {
         .unwrap_or_default()
 }
 
-/// Records the decision's events on the rollout, each carrying the change reference.
+/// Records the decision's events, each carrying the change reference: on the rollout with
+/// the target as related object, or (a target's own story) on the target with the rollout
+/// as related object.
 async fn publish(ctx: &Context, rollout: &PatchRollout, events: &[machine::Event]) {
     let reference = rollout.object_ref(&());
     for event in events {
+        let (regarding, related) = if event.on_target {
+            match event.target.as_ref().and_then(|t| target_reference(ctx, t)) {
+                Some(target) => (target, Some(reference.clone())),
+                None => continue,
+            }
+        } else {
+            (
+                reference.clone(),
+                event.target.as_ref().and_then(object_reference),
+            )
+        };
         if event.reason == "RollbackStarted" {
             ctx.metrics.rollback();
         }
@@ -492,12 +516,53 @@ async fn publish(ctx: &Context, rollout: &PatchRollout, events: &[machine::Event
             reason: event.reason.clone(),
             note: Some(note),
             action: event.action.clone(),
-            secondary: event.target.as_ref().and_then(object_reference),
+            secondary: related,
         };
-        if let Err(error) = ctx.recorder.publish(&kube_event, &reference).await {
+        if let Err(error) = ctx.recorder.publish(&kube_event, &regarding).await {
             tracing::warn!(%error, reason = %event.reason, "could not record an event");
         }
     }
+}
+
+/// A reference to a target, with its UID from the caches of every target's metadata
+/// (`kubectl describe` finds an object's events by it); `None` when the target is not in
+/// them (deleted meanwhile).
+fn target_reference(
+    ctx: &Context,
+    target: &TargetId,
+) -> Option<k8s_openapi::api::core::v1::ObjectReference> {
+    use kube::runtime::reflector::ObjectRef;
+    use patchpilot_engine::policy::WorkloadKind;
+    let (kind, namespace, name) = TargetId::parse(target.as_str())?;
+    let stores = &ctx.stores;
+    let uid = match (kind, namespace) {
+        (TargetKind::Node, _) => stores
+            .nodes
+            .get(&ObjectRef::new(name))?
+            .uid()
+            .map(str::to_owned),
+        (TargetKind::Workload(kind), Some(namespace)) => match kind {
+            WorkloadKind::Deployment => stores
+                .deployments
+                .get(&ObjectRef::new(name).within(namespace))?
+                .uid()
+                .map(str::to_owned),
+            WorkloadKind::StatefulSet => stores
+                .statefulsets
+                .get(&ObjectRef::new(name).within(namespace))?
+                .uid()
+                .map(str::to_owned),
+            WorkloadKind::DaemonSet => stores
+                .daemonsets
+                .get(&ObjectRef::new(name).within(namespace))?
+                .uid()
+                .map(str::to_owned),
+        },
+        (TargetKind::Workload(_), None) => return None,
+    };
+    let mut reference = object_reference(target)?;
+    reference.uid = uid;
+    Some(reference)
 }
 
 /// Starts the `job` health checks of targets being verified that have none yet.

@@ -14,6 +14,7 @@ mod report;
 mod rollout;
 mod situation;
 mod step;
+mod story;
 
 use std::collections::BTreeMap;
 
@@ -437,4 +438,8 @@ pub struct Event {
     /// The target it happened to, if one: recorded as the event's related object, so that
     /// events of different targets are not merged into one series.
     pub target: Option<TargetId>,
+    /// Recorded on the target itself (a Node, a Deployment) with the rollout as related
+    /// object, so that `kubectl describe node` tells the node's story; otherwise on the
+    /// rollout.
+    pub on_target: bool,
 }

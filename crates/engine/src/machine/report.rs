@@ -425,6 +425,7 @@ pub(super) fn target_event(target: &TargetId, state: RecordState, message: Optio
     };
     Event {
         target: Some(target.clone()),
+        on_target: false,
         warning,
         reason: reason.into(),
         action: reason.into(),
@@ -448,6 +449,7 @@ pub(super) fn transition_events(previous: &Status, next: &Status) -> Vec<Event> 
     if flipped(CT::Approved) == Some(CS::True) {
         events.push(Event {
             target: None,
+            on_target: false,
             warning: false,
             reason: "Approved".into(),
             action: "Approved".into(),
@@ -458,6 +460,7 @@ pub(super) fn transition_events(previous: &Status, next: &Status) -> Vec<Event> 
         Some(CS::True) if previous.conditions.iter().any(|c| c.kind == CT::WindowOpen) => {
             events.push(Event {
                 target: None,
+                on_target: false,
                 warning: false,
                 reason: "WindowOpened".into(),
                 action: "WindowOpened".into(),
@@ -467,6 +470,7 @@ pub(super) fn transition_events(previous: &Status, next: &Status) -> Vec<Event> 
         Some(CS::False) => {
             events.push(Event {
                 target: None,
+                on_target: false,
                 warning: false,
                 reason: "WindowClosed".into(),
                 action: "WindowClosed".into(),
@@ -489,6 +493,7 @@ pub(super) fn transition_events(previous: &Status, next: &Status) -> Vec<Event> 
         );
         events.push(Event {
             target: None,
+            on_target: false,
             warning: false,
             reason: "WaveStarted".into(),
             action: format!("StartWave-{}", wave.name),
@@ -509,6 +514,7 @@ pub(super) fn transition_events(previous: &Status, next: &Status) -> Vec<Event> 
         };
         events.push(Event {
             target: None,
+            on_target: false,
             warning,
             action: reason.clone(),
             reason,

@@ -20,6 +20,7 @@ use super::{
         wave_position,
     },
     step::{self, Context},
+    story,
 };
 use crate::{
     keys,
@@ -266,6 +267,8 @@ pub fn decide(input: &Input<'_>) -> Decision {
     } = draft;
     let status = report::status(input, &situation, in_progress, findings);
     events.splice(0..0, transition_events(input.status, &status));
+    let story = story::target_story(&input.rollout.name, input.status, &status, &events);
+    events.extend(story);
     if !status.phase.is_finished() || !status.in_progress.is_empty() {
         if !gates.approved {
             wakes.extend(gates.approval_at);
@@ -319,6 +322,7 @@ fn advance_in_progress(
             });
             draft.events.push(Event {
                 target: Some(id.clone()),
+                on_target: false,
                 warning: false,
                 reason: "TargetAbandoned".into(),
                 action: "TargetAbandoned".into(),
