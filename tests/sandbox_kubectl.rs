@@ -177,7 +177,15 @@ fn apply_examples_then_get_describe_and_edit() {
     let policies = Table::parse(&sandbox.ok(&["get", "patchpolicies"]));
     assert_eq!(
         policies.headers,
-        ["NAME", "TARGET", "VERSION", "COMPLIANT", "ROLLOUT", "AGE"]
+        [
+            "NAME",
+            "READY",
+            "TARGET",
+            "VERSION",
+            "COMPLIANT",
+            "ROLLOUT",
+            "AGE"
+        ]
     );
     assert_eq!(policies.row("nginx-base")["VERSION"], "nginx-1.27.4");
     let workers = sandbox.eventually(30, "the policy's status", || {
@@ -187,12 +195,23 @@ fn apply_examples_then_get_describe_and_edit() {
     assert_eq!(workers["TARGET"], "Node");
     assert_eq!(workers["VERSION"], "2026-11-security");
     assert!(workers["ROLLOUT"].starts_with("workers-os-"), "{workers:?}");
+    assert_eq!(workers["READY"], "True");
     let windows = Table::parse(&sandbox.ok(&["get", "maintenancewindows"]));
     assert_eq!(
         windows.headers,
-        ["NAME", "TIME ZONE", "OPEN", "NEXT START", "AGE"]
+        ["NAME", "READY", "TIME ZONE", "OPEN", "NEXT START", "AGE"]
     );
     assert_eq!(windows.row("weekend-nights")["TIME ZONE"], "Europe/Berlin");
+    // An invalid window stands out: READY False, and why with -o wide.
+    let mars = "apiVersion: patchpilot.dev/v1alpha1\nkind: MaintenanceWindow\nmetadata: {name: mars}\nspec:\n  timeZone: Mars/Olympus_Mons\n  recurrences: [{days: [Sat], start: \"01:00\", duration: 1h}]\n";
+    let file = sandbox.dir.path().join("mars.yaml");
+    std::fs::write(&file, mars).unwrap();
+    sandbox.ok(&["apply", "-f", &file.display().to_string()]);
+    let mars = sandbox.eventually(30, "the invalid window's status", || {
+        let table = Table::parse(&sandbox.ok(&["get", "mw", "mars", "-o", "wide"]));
+        Some(table.rows[0].clone()).filter(|r| r["READY"] == "False")
+    });
+    assert!(mars["STATUS"].contains("Mars/Olympus_Mons"), "{mars:?}");
     let rollouts = Table::parse(&sandbox.ok(&["get", "pro"]));
     assert_eq!(
         rollouts.headers,

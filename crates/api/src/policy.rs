@@ -27,6 +27,17 @@ use super::{
     category = "patchpilot",
     doc = "PatchPolicy declares a patch for a set of nodes or workloads and how carefully to roll it out: canary, stages, concurrency, health checks, approval and maintenance window.",
     validation = Rule::new("size(self.metadata.name) <= 54").message("metadata.name may be at most 54 characters, so that rollout names (<policy>-<8 hex>) fit in 63"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        priority = 1,
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message"
+    ),
     printcolumn(name = "Target", type_ = "string", json_path = ".status.targetKind"),
     printcolumn(name = "Version", type_ = "string", json_path = ".spec.patch.version"),
     printcolumn(name = "Compliant", type_ = "string", json_path = ".status.compliance.summary"),

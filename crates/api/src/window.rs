@@ -27,6 +27,17 @@ use super::{
     shortname = "mwin",
     category = "patchpilot",
     doc = "MaintenanceWindow says when patches may be applied: recurring openings in a time zone, minus exclusions (freezes).",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        priority = 1,
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message"
+    ),
     printcolumn(name = "Time Zone", type_ = "string", json_path = ".spec.timeZone"),
     printcolumn(name = "Open", type_ = "boolean", json_path = ".status.open"),
     printcolumn(
