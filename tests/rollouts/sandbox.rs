@@ -154,8 +154,8 @@ async fn events_are_stamped_with_the_virtual_clock() {
 }
 
 /// The operator's event recorder keeps kube-runtime's semantics on its own clock: the same
-/// event again within six minutes is a series on the first one; later, or about another
-/// related object, it is a new event.
+/// event again within six minutes is a series on the first one; later, about another
+/// related object, or with another note, it is a new event.
 #[tokio::test(start_paused = true)]
 async fn repeated_events_make_a_series_in_virtual_time() {
     use k8s_openapi::api::{core::v1::ObjectReference, events::v1::Event as K8sEvent};
@@ -208,6 +208,11 @@ async fn repeated_events_make_a_series_in_virtual_time() {
     recorder.publish(&event("n1"), &rollout).await.unwrap();
     minutes(7).await;
     recorder.publish(&event("n1"), &rollout).await.unwrap();
+    // The same event saying something new is an event of its own: a note cannot change.
+    minutes(1).await;
+    let mut news = event("n1");
+    news.note = Some("n1 updated again".into());
+    recorder.publish(&news, &rollout).await.unwrap();
 
     let api: kube::Api<K8sEvent> = kube::Api::namespaced(client, "default");
     let mut events: Vec<K8sEvent> = api.list(&Default::default()).await.unwrap().items;
@@ -233,7 +238,12 @@ async fn repeated_events_make_a_series_in_virtual_time() {
             "n1 at 2026-11-28T00:00:00Z ×3 until 2026-11-28T00:06:00Z",
             "n2 at 2026-11-28T00:01:00Z",
             "n1 at 2026-11-28T00:13:00Z",
+            "n1 at 2026-11-28T00:14:00Z",
         ]
+    );
+    assert_eq!(
+        events.last().unwrap().note.as_deref(),
+        Some("n1 updated again")
     );
     for e in &events {
         assert_eq!(e.reporting_controller.as_deref(), Some("patchpilot"));

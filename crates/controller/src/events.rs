@@ -7,8 +7,8 @@
 //! - an event is created in the namespace of the object it is about (`default` for
 //!   cluster-scoped ones), named `<object>.<hex nanoseconds of its time>`, with the reporting
 //!   controller and instance;
-//! - the same event again — same type, reason, action, reporter, regarding and related
-//!   object — within six minutes of its last occurrence becomes a series: the first event is
+//! - the same event again — same type, reason, action, note, reporter, regarding and
+//!   related object — within six minutes of its last occurrence becomes a series: the first event is
 //!   patched with `series.count` and `series.lastObservedTime`, as client-go's event
 //!   broadcaster and kube-runtime do, instead of a new object;
 //! - a series whose event has gone (expired or deleted) starts over with a new event.
@@ -38,12 +38,16 @@ use patchpilot_clock::SharedClock;
 /// How long after its last occurrence an event can still grow into a series.
 const SERIES_WINDOW: SignedDuration = SignedDuration::from_mins(6);
 
-/// What makes two events the same occurrence of one thing.
+/// What makes two events the same occurrence of one thing. The note is part of it: the
+/// note of an `events.k8s.io/v1` Event cannot change, so an event saying something new (a
+/// drain now held by another budget) is a new Event carrying the latest message, not a
+/// series that would keep showing the first one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Key {
     warning: bool,
     action: String,
     reason: String,
+    note: Option<String>,
     regarding: Reference,
     related: Option<Reference>,
 }
@@ -114,6 +118,7 @@ impl Recorder {
             warning: event.type_ == EventType::Warning,
             action: event.action.clone(),
             reason: event.reason.clone(),
+            note: event.note.clone(),
             regarding: regarding.into(),
             related: event.secondary.as_ref().map(Reference::from),
         };
