@@ -9,19 +9,20 @@ use crate::{case::Case, harness::Rules, windows::DAILY};
 /// stores events as core `v1` Events (`involvedObject`, `message`), as the API server does,
 /// whichever version they were written in.
 fn events_of(outcome: &crate::harness::Outcome, name: &str) -> Vec<(String, String)> {
-    let mut events: Vec<Value> = outcome
+    let events = outcome
         .objects("events.k8s.io", "v1", "events")
         .into_iter()
         .filter(|e| {
             e["involvedObject"]["kind"] == "PatchRollout" && e["involvedObject"]["name"] == name
         })
         .collect();
-    events.sort_by_key(|e| {
-        e["metadata"]["creationTimestamp"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned()
-    });
+    reasons_and_notes(events)
+}
+
+/// Events as (reason, note), oldest first: their names end with the hex nanoseconds of
+/// their time.
+fn reasons_and_notes(mut events: Vec<Value>) -> Vec<(String, String)> {
+    events.sort_by_key(|e| e["metadata"]["name"].as_str().unwrap_or("").to_owned());
     events
         .iter()
         .map(|e| {
@@ -31,6 +32,24 @@ fn events_of(outcome: &crate::harness::Outcome, name: &str) -> Vec<(String, Stri
             )
         })
         .collect()
+}
+
+/// A canary that fails its health checks and is rolled back, with a change reference: the
+/// outcome and the rollout's name.
+async fn failed_canary() -> (crate::harness::Outcome, String) {
+    let outcome = Case::new()
+        .scenario("faults: {unhealthyAfterPatch: [Node/general-1]}")
+        .scenario(CHANGE_REF)
+        .node_policy("os", "")
+        .run()
+        .await;
+    outcome.check(&[Rules::new("os", 1)]);
+    assert_eq!(outcome.phase("os"), "RolledBack");
+    let name = outcome.rollout("os")["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (outcome, name)
 }
 
 /// A change reference set on the rollout as soon as it exists.
@@ -99,18 +118,7 @@ async fn a_rollout_across_two_nights_tells_its_story_in_events() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failure_and_its_rollback_are_warnings() {
-    let outcome = Case::new()
-        .scenario("faults: {unhealthyAfterPatch: [Node/general-1]}")
-        .scenario(CHANGE_REF)
-        .node_policy("os", "")
-        .run()
-        .await;
-    outcome.check(&[Rules::new("os", 1)]);
-    assert_eq!(outcome.phase("os"), "RolledBack");
-    let name = outcome.rollout("os")["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (outcome, name) = failed_canary().await;
     let warnings: Vec<String> = outcome
         .objects("events.k8s.io", "v1", "events")
         .into_iter()
@@ -148,43 +156,23 @@ pub(crate) fn node_story(
         .find(|n| n["metadata"]["name"] == node)
         .map(|n| n["metadata"]["uid"].clone())
         .unwrap();
-    let mut events: Vec<Value> = outcome
+    let events: Vec<Value> = outcome
         .objects("events.k8s.io", "v1", "events")
         .into_iter()
         .filter(|e| e["involvedObject"]["kind"] == "Node" && e["involvedObject"]["name"] == node)
         .filter(|e| e["reportingComponent"] == "patchpilot")
         .collect();
-    events.sort_by_key(|e| e["metadata"]["name"].as_str().unwrap_or("").to_owned());
     for event in &events {
         assert_eq!(event["involvedObject"]["uid"], uid, "{event:#}");
         assert_eq!(event["related"]["kind"], "PatchRollout", "{event:#}");
         assert_eq!(event["related"]["name"], rollout, "{event:#}");
     }
-    events
-        .iter()
-        .map(|e| {
-            (
-                e["reason"].as_str().unwrap_or("").to_owned(),
-                e["message"].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .collect()
+    reasons_and_notes(events)
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_node_tells_its_own_story_and_its_rollback() {
-    let outcome = Case::new()
-        .scenario("faults: {unhealthyAfterPatch: [Node/general-1]}")
-        .scenario(CHANGE_REF)
-        .node_policy("os", "")
-        .run()
-        .await;
-    outcome.check(&[Rules::new("os", 1)]);
-    assert_eq!(outcome.phase("os"), "RolledBack");
-    let name = outcome.rollout("os")["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (outcome, name) = failed_canary().await;
     let story = node_story(&outcome, "general-1", &name);
     let reasons: Vec<&str> = story.iter().map(|(r, _)| r.as_str()).collect();
     // Applied (nothing to drain, no reboot asked for), then failed, then rolled back under
