@@ -195,10 +195,7 @@ impl CliError {
 
 /// Parses the arguments, runs the command and turns the outcome into an exit status.
 pub fn main() -> ExitCode {
-    std::panic::set_hook(Box::new(|info| {
-        let message = info.to_string().replace('\n', " ");
-        eprintln!("error: internal error, please report it: {message}");
-    }));
+    report_panics();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => return usage_error(error),
@@ -214,6 +211,14 @@ pub fn main() -> ExitCode {
             ExitCode::from(error.exit_code())
         }
     }
+}
+
+/// Makes a panic one line on standard error, as every other error, instead of a stack trace.
+pub(crate) fn report_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info.to_string().replace('\n', " ");
+        eprintln!("error: internal error, please report it: {message}");
+    }));
 }
 
 /// Prints help and version as clap does; any other parse error as one line, exit status 2.

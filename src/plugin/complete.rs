@@ -199,37 +199,36 @@ fn names(connection: &Connection, policies: bool) -> Vec<(String, String)> {
             return Vec::new();
         };
         if policies {
-            let listed = Api::<PatchPolicy>::all(client)
-                .list(&ListParams::default())
-                .await;
-            listed
-                .map(|l| {
-                    l.items
-                        .into_iter()
-                        .map(|p| (p.metadata.name.unwrap_or_default(), p.spec.patch.version))
-                        .collect()
-                })
-                .unwrap_or_default()
+            listed(client, |p: PatchPolicy| {
+                (p.metadata.name.unwrap_or_default(), p.spec.patch.version)
+            })
+            .await
         } else {
-            let listed = Api::<PatchRollout>::all(client)
-                .list(&ListParams::default())
-                .await;
-            listed
-                .map(|l| {
-                    l.items
-                        .into_iter()
-                        .map(|r| {
-                            let phase = r.status.map(|s| s.phase).unwrap_or_default();
-                            (
-                                r.metadata.name.unwrap_or_default(),
-                                format!("{} {} {phase:?}", r.spec.policy, r.spec.patch.version),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
+            listed(client, |r: PatchRollout| {
+                let phase = r.status.map(|s| s.phase).unwrap_or_default();
+                let about = format!("{} {} {phase:?}", r.spec.policy, r.spec.patch.version);
+                (r.metadata.name.unwrap_or_default(), about)
+            })
+            .await
         }
     })
+}
+
+/// Every object of kind `K`, each as a completion and its description; none on an error.
+async fn listed<K>(
+    client: kube::Client,
+    describe: impl Fn(K) -> (String, String),
+) -> Vec<(String, String)>
+where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::ClusterResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    match Api::<K>::all(client).list(&ListParams::default()).await {
+        Ok(list) => list.items.into_iter().map(describe).collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use kube::Client;
 
-use super::{Outcome, Output, PluginError, all_rollouts, text};
+use super::{Outcome, Output, all_rollouts, text};
 use crate::api::{Interval, PatchRollout};
 
 /// Prints every rollout as a table, or as a kubectl List in JSON or YAML.
@@ -47,9 +47,7 @@ fn table(rollouts: &[PatchRollout], now: Timestamp, wide: bool) -> String {
         .iter()
         .map(|rollout| {
             let status = rollout.status.clone().unwrap_or_default();
-            let waiting = text::condition(&status.conditions, "Reconciling")
-                .filter(|c| c.status == "True")
-                .map(|c| c.reason.as_str());
+            let waiting = text::waiting(&status);
             let wave = status.wave.as_ref().map_or("-".to_owned(), |w| {
                 format!("{} ({}/{})", w.name, w.index, w.total)
             });
@@ -94,12 +92,6 @@ pub fn window(interval: &Interval, now: Timestamp) -> String {
         format!("open for {}", text::age(now, interval.end.0))
     } else {
         format!("in {}", text::age(now, interval.start.0))
-    }
-}
-
-impl From<serde_json::Error> for PluginError {
-    fn from(error: serde_json::Error) -> Self {
-        PluginError::Output(std::io::Error::other(error))
     }
 }
 

@@ -182,6 +182,13 @@ impl PluginError {
     }
 }
 
+/// Encoding the output failed.
+impl From<serde_json::Error> for PluginError {
+    fn from(error: serde_json::Error) -> Self {
+        PluginError::Output(io::Error::other(error))
+    }
+}
+
 /// What a command leaves behind beside printing: the exit status.
 type Outcome = Result<u8, PluginError>;
 
@@ -189,10 +196,7 @@ pub use complete::main as complete;
 
 /// Parses the arguments, runs the command and turns the outcome into an exit status.
 pub fn main() -> ExitCode {
-    std::panic::set_hook(Box::new(|info| {
-        let message = info.to_string().replace('\n', " ");
-        eprintln!("error: internal error, please report it: {message}");
-    }));
+    crate::cli::report_panics();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => return crate::cli::usage_error(error),

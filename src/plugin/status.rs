@@ -16,9 +16,12 @@ use kube::{
 
 use super::{Outcome, Output, PluginError, StatusArgs, list, rollout, text, text::Paint};
 use crate::{
-    api::{PatchPolicy, PatchRollout, convert},
+    api::{DrainSpec, PatchPolicy, PatchRollout},
+    controller::rollout::{budgets, read},
     engine::{
-        keys, plan,
+        keys,
+        machine::JobState,
+        plan,
         rollout::{Phase, Step},
         target::{TargetId, TargetKind},
     },
@@ -199,7 +202,8 @@ impl Scene {
                 if let Some((TargetKind::Node, _, node)) = TargetId::parse(&progress.target)
                     && (progress.step == Step::Draining || wide)
                 {
-                    detail.pods = drained_pods(client, node).await?;
+                    let drain = policy.as_ref().and_then(|p| p.spec.drain.clone());
+                    detail.pods = drained_pods(client, node, &drain.unwrap_or_default()).await?;
                 }
                 targets.insert(progress.target.clone(), detail);
             }
@@ -226,77 +230,48 @@ fn object_key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta)
     )
 }
 
+/// How a Job stands, as the operator reads it ([`read::job_facts`]), with why it failed.
 fn job_state(job: &Job) -> String {
-    let status = job.status.clone().unwrap_or_default();
-    let condition = |type_: &str| {
-        status
-            .conditions
-            .iter()
-            .flatten()
-            .any(|c| c.type_ == type_ && c.status == "True")
-    };
-    if condition("Complete") {
-        "succeeded".into()
-    } else if condition("Failed") {
-        "failed".into()
-    } else if status.active.unwrap_or(0) > 0 {
-        "running".into()
-    } else {
-        "starting".into()
+    let facts = read::job_facts(job);
+    match (facts.state, facts.message) {
+        (JobState::Running, _) => "running".into(),
+        (JobState::Succeeded, _) => "succeeded".into(),
+        (JobState::Failed, Some(why)) => format!("failed: {why}"),
+        (JobState::Failed, None) => "failed".into(),
     }
 }
 
-/// The pods a drain of `node` still has to evict (not DaemonSet pods, mirror pods or pods
-/// that have finished), with the budgets that select each and the disruptions they allow.
+/// The pods a drain of `node` under `drain` still has to evict, by the operator's own rule
+/// ([`read::must_leave`]), with the budgets that select each ([`budgets::selects`]) and
+/// the disruptions they allow.
 async fn drained_pods(
     client: &Client,
     node: &str,
+    drain: &DrainSpec,
 ) -> Result<Vec<(String, Vec<(String, i32)>)>, PluginError> {
     let pods = Api::<Pod>::all(client.clone())
         .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
         .await
         .map_err(|e| PluginError::api(format!("listing the pods on Node {node}"), e))?;
-    let mut budgets: BTreeMap<String, Vec<PodDisruptionBudget>> = BTreeMap::new();
+    let mut namespaces: BTreeMap<String, Vec<PodDisruptionBudget>> = BTreeMap::new();
     let mut left = Vec::new();
-    for pod in pods.items {
+    for pod in pods.items.iter().filter(|pod| read::must_leave(pod, drain)) {
         let meta = &pod.metadata;
-        let daemon = meta
-            .owner_references
-            .iter()
-            .flatten()
-            .any(|o| o.kind == "DaemonSet" && o.controller == Some(true));
-        let mirror = meta
-            .annotations
-            .as_ref()
-            .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
-        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-        let updater = meta
-            .labels
-            .as_ref()
-            .is_some_and(|l| l.contains_key(keys::ROLLOUT_LABEL));
-        if daemon || mirror || updater || matches!(phase, Some("Succeeded" | "Failed")) {
-            continue;
-        }
         let namespace = meta.namespace.clone().unwrap_or_default();
-        if !budgets.contains_key(&namespace) {
+        if !namespaces.contains_key(&namespace) {
             let found = Api::<PodDisruptionBudget>::namespaced(client.clone(), &namespace)
                 .list(&ListParams::default())
                 .await
                 .map_err(|e| PluginError::api(format!("listing the budgets of {namespace}"), e))?;
-            budgets.insert(namespace.clone(), found.items);
+            namespaces.insert(namespace.clone(), found.items);
         }
         let labels = meta.labels.clone().unwrap_or_default();
-        let holding = budgets[&namespace]
+        let holding = namespaces[&namespace]
             .iter()
-            .filter(|budget| {
-                let selector = budget.spec.as_ref().and_then(|s| s.selector.as_ref());
-                selector.is_some_and(|s| {
-                    convert::selector(Some(s), "spec.selector").is_ok_and(|s| s.matches(&labels))
-                })
-            })
+            .filter(|budget| budgets::selects(budget, &labels) == Some(true))
             .map(|budget| {
                 (
-                    object_key(&budget.metadata),
+                    budgets::key(budget),
                     budget.status.as_ref().map_or(0, |s| s.disruptions_allowed),
                 )
             })
@@ -311,9 +286,7 @@ pub fn draw(scene: &Scene, now: Timestamp, paint: Paint) -> String {
     let rollout = &scene.rollout;
     let spec = &rollout.spec;
     let status = rollout.status.clone().unwrap_or_default();
-    let waiting = text::condition(&status.conditions, "Reconciling")
-        .filter(|c| c.status == "True")
-        .map(|c| c.reason.clone());
+    let waiting = text::waiting(&status).map(str::to_owned);
     let stalled = text::condition(&status.conditions, "Stalled").filter(|c| c.status == "True");
     let mut out = String::new();
     let mut field = |label: &str, value: String| {

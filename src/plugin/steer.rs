@@ -55,9 +55,7 @@ pub fn judge(verb: Verb, rollout: &PatchRollout) -> Result<Change, String> {
     let spec = &rollout.spec;
     let status = rollout.status.clone().unwrap_or_default();
     let phase = status.phase;
-    let waiting = text::condition(&status.conditions, "Reconciling")
-        .filter(|c| c.status == "True")
-        .map(|c| c.reason.as_str());
+    let waiting = text::waiting(&status);
     let ended = || {
         format!(
             "PatchRollout {name} has ended ({phase:?}); a rollout that has ended keeps its status"

@@ -5,11 +5,19 @@ use std::io::IsTerminal;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
-use crate::engine::rollout::Phase;
+use crate::{api::PatchRolloutStatus, engine::rollout::Phase};
 
 /// The condition of this type.
 pub fn condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Why a rollout that is not done waits: the reason of its `Reconciling` condition while
+/// True (`AwaitingPromotion`, `Suspended`, `Progressing`, …).
+pub fn waiting(status: &PatchRolloutStatus) -> Option<&str> {
+    condition(&status.conditions, "Reconciling")
+        .filter(|c| c.status == "True")
+        .map(|c| c.reason.as_str())
 }
 
 /// A phase, with the reason it waits when that says more (`Paused (AwaitingPromotion)`).

@@ -64,7 +64,7 @@ pub enum BudgetVerdict {
 
 /// Whether `budget` selects pods labelled `labels` (in its namespace): a missing selector
 /// selects none, an empty one every pod; `None` for a selector that does not parse.
-fn selects(budget: &PodDisruptionBudget, labels: &BTreeMap<String, String>) -> Option<bool> {
+pub fn selects(budget: &PodDisruptionBudget, labels: &BTreeMap<String, String>) -> Option<bool> {
     let Some(selector) = budget.spec.as_ref().and_then(|s| s.selector.clone()) else {
         return Some(false);
     };

@@ -28,7 +28,7 @@ use patchpilot_engine::{
 use serde_json::{Value, json};
 
 use super::{
-    candidates::object_reference,
+    candidates::{TargetMeta, object_reference},
     context::{Context, create_once},
     error::{Error, Result},
     finalizer,
@@ -531,38 +531,41 @@ fn target_reference(
     ctx: &Context,
     target: &TargetId,
 ) -> Option<k8s_openapi::api::core::v1::ObjectReference> {
-    use kube::runtime::reflector::ObjectRef;
     use patchpilot_engine::policy::WorkloadKind;
     let (kind, namespace, name) = TargetId::parse(target.as_str())?;
     let stores = &ctx.stores;
-    let uid = match (kind, namespace) {
-        (TargetKind::Node, _) => stores
-            .nodes
-            .get(&ObjectRef::new(name))?
-            .uid()
-            .map(str::to_owned),
-        (TargetKind::Workload(kind), Some(namespace)) => match kind {
-            WorkloadKind::Deployment => stores
-                .deployments
-                .get(&ObjectRef::new(name).within(namespace))?
-                .uid()
-                .map(str::to_owned),
-            WorkloadKind::StatefulSet => stores
-                .statefulsets
-                .get(&ObjectRef::new(name).within(namespace))?
-                .uid()
-                .map(str::to_owned),
-            WorkloadKind::DaemonSet => stores
-                .daemonsets
-                .get(&ObjectRef::new(name).within(namespace))?
-                .uid()
-                .map(str::to_owned),
-        },
-        (TargetKind::Workload(_), None) => return None,
-    };
+    let uid = match kind {
+        TargetKind::Node => uid_in(&stores.nodes, None, name),
+        TargetKind::Workload(WorkloadKind::Deployment) => {
+            uid_in(&stores.deployments, Some(namespace?), name)
+        }
+        TargetKind::Workload(WorkloadKind::StatefulSet) => {
+            uid_in(&stores.statefulsets, Some(namespace?), name)
+        }
+        TargetKind::Workload(WorkloadKind::DaemonSet) => {
+            uid_in(&stores.daemonsets, Some(namespace?), name)
+        }
+    }?;
     let mut reference = object_reference(target)?;
     reference.uid = uid;
     Some(reference)
+}
+
+/// The UID of the object `namespace/name` in a cache of targets' metadata; `None` when it
+/// is not in the cache.
+fn uid_in<K>(
+    store: &kube::runtime::reflector::Store<TargetMeta<K>>,
+    namespace: Option<&str>,
+    name: &str,
+) -> Option<Option<String>>
+where
+    TargetMeta<K>: kube::Resource<DynamicType = ()> + Clone,
+{
+    let mut key = kube::runtime::reflector::ObjectRef::new(name);
+    if let Some(namespace) = namespace {
+        key = key.within(namespace);
+    }
+    Some(store.get(&key)?.uid().map(str::to_owned))
 }
 
 /// Starts the `job` health checks of targets being verified that have none yet.
