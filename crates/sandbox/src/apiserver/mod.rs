@@ -193,6 +193,14 @@ impl ApiServer {
         let routed = route::route(&self.store, &request.path);
         let (verb, object_ref) = match &routed {
             Ok(Route::Resource(target)) => (verb(&request, target), Some(object_ref(target))),
+            Ok(Route::SelfSubjectReview) => (
+                "create".to_owned(),
+                Some(json!({
+                    "resource": "selfsubjectreviews",
+                    "apiGroup": "authentication.k8s.io",
+                    "apiVersion": "v1",
+                })),
+            ),
             _ => ("get".to_owned(), None),
         };
         let result = match routed {
@@ -293,8 +301,33 @@ impl ApiServer {
             Route::Discovery(which) => discovery::discovery(&self.store, &which, request),
             Route::OpenApi(path) => openapi::openapi(&self.store, &path, request),
             Route::Resource(target) => verbs::handle(&self.store, target, request, verb).await,
+            Route::SelfSubjectReview => self_subject_review(request),
         }
     }
+}
+
+/// Who the client is, as the real API server answers `kubectl auth whoami`: only `create`
+/// (POST), answered 201 with the user's name and groups.
+fn self_subject_review(request: &Request) -> Result<Reply, ApiError> {
+    if request.method != Method::POST {
+        return Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({})",
+            request.method
+        )));
+    }
+    Ok(Reply::Json(
+        StatusCode::CREATED,
+        json!({
+            "kind": "SelfSubjectReview",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"creationTimestamp": null},
+            "status": {"userInfo": {
+                "username": request.user,
+                "groups": ["system:authenticated"],
+            }},
+        }),
+        Vec::new(),
+    ))
 }
 
 /// The audit verb of a resource request.

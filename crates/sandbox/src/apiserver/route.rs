@@ -15,6 +15,9 @@ pub enum Route {
     OpenApi(String),
     /// `/healthz`, `/livez`, `/readyz`.
     Health,
+    /// `/apis/authentication.k8s.io/v1/selfsubjectreviews`: who the client is, as
+    /// `kubectl auth whoami` asks.
+    SelfSubjectReview,
     /// Objects of a resource.
     Resource(Target),
 }
@@ -69,6 +72,9 @@ pub fn route(store: &Store, path: &str) -> Result<Route, ApiError> {
             (*version).to_owned(),
         ))),
         ["api", version, rest @ ..] => resource(store, "", version, rest, path),
+        ["apis", "authentication.k8s.io", "v1", "selfsubjectreviews"] => {
+            Ok(Route::SelfSubjectReview)
+        }
         ["apis", group, version, rest @ ..] => resource(store, group, version, rest, path),
         _ => Err(ApiError::no_route(path)),
     }
