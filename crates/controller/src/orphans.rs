@@ -78,56 +78,22 @@ pub async fn release(
     holder: &str,
     reporter: &ObjectReference,
 ) -> Result<bool> {
-    let Some((meta, unschedulable)) = read(ctx, target).await? else {
+    let Some((meta, unschedulable)) = read(&ctx.client, target).await? else {
         return Ok(false);
     };
-    let annotations = meta.annotations.clone().unwrap_or_default();
-    if annotations.get(keys::LOCK).map(String::as_str) != Some(holder) {
+    let Some(release) = Release::of(&meta, unschedulable, holder, ctx.clock.now()) else {
         return Ok(false);
-    }
-    // The holder's record, whichever policy's it is: it says whether the holder cordoned
-    // the node, and is marked abandoned.
-    let mut patched_annotations = json!({keys::LOCK: null});
-    let mut uncordon = false;
-    for (key, value) in &annotations {
-        if !(key.starts_with(keys::POLICY_PREFIX) && key.ends_with(".rollout")) {
-            continue;
-        }
-        let Some(mut records) = Records::parse(value) else {
-            continue;
-        };
-        if records.current.rollout != holder {
-            continue;
-        }
-        if records.current.state.in_progress().is_some() {
-            uncordon |= records.current.cordoned && unschedulable;
-            records.current.state = RecordState::Failed;
-            records.current.since = ctx.clock.now();
-            records.current.reason = Some("Abandoned".into());
-            records.current.message = Some(format!(
-                "rollout {holder} could not finish its work here; its lock was cleared"
-            ));
-        }
-        patched_annotations[key] = json!(records.to_annotation());
-    }
-    let mut body = json!({"metadata": {
-        "resourceVersion": meta.resource_version,
-        "annotations": patched_annotations,
-        "labels": {keys::LOCKED_LABEL: null},
-    }});
-    if uncordon {
-        body["spec"] = json!({"unschedulable": false});
-    }
+    };
     super::rollout::act::patch_target(
         ctx,
         target,
-        Patch::Merge(body),
+        Patch::Merge(release.body),
         meta.resource_version.as_deref(),
     )
     .await?;
     let note = format!(
         "cleared the lock of rollout {holder}, which cannot finish its work{}",
-        if uncordon {
+        if release.uncordon {
             "; uncordoned the node it had cordoned"
         } else {
             ""
@@ -152,9 +118,81 @@ pub async fn release(
     Ok(true)
 }
 
+/// What clearing a lock takes: one merge patch of the target.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Release {
+    /// The merge patch: the lock and the locked label go, the holder's records in progress
+    /// become `Failed` (`Abandoned`), and a node the holder cordoned is uncordoned. It
+    /// carries the resource version it was made from.
+    pub body: serde_json::Value,
+    /// Whether the patch uncordons the node (only one the holder cordoned).
+    pub uncordon: bool,
+    /// The policies whose record of the holder was in progress and is marked abandoned.
+    pub abandoned: Vec<String>,
+}
+
+impl Release {
+    /// How to clear the lock `holder` holds on a target with `meta` (`unschedulable`: a
+    /// node cordoned now), at `now`; `None` when the target does not carry that lock.
+    pub fn of(
+        meta: &ObjectMeta,
+        unschedulable: bool,
+        holder: &str,
+        now: jiff::Timestamp,
+    ) -> Option<Release> {
+        let annotations = meta.annotations.clone().unwrap_or_default();
+        if annotations.get(keys::LOCK).map(String::as_str) != Some(holder) {
+            return None;
+        }
+        // The holder's record, whichever policy's it is: it says whether the holder
+        // cordoned the node, and is marked abandoned.
+        let mut patched_annotations = json!({keys::LOCK: null});
+        let mut uncordon = false;
+        let mut abandoned = Vec::new();
+        for (key, value) in &annotations {
+            let Some(policy) = key
+                .strip_prefix(keys::POLICY_PREFIX)
+                .and_then(|rest| rest.strip_suffix(".rollout"))
+            else {
+                continue;
+            };
+            let Some(mut records) = Records::parse(value) else {
+                continue;
+            };
+            if records.current.rollout != holder {
+                continue;
+            }
+            if records.current.state.in_progress().is_some() {
+                uncordon |= records.current.cordoned && unschedulable;
+                records.current.state = RecordState::Failed;
+                records.current.since = now;
+                records.current.reason = Some("Abandoned".into());
+                records.current.message = Some(format!(
+                    "rollout {holder} could not finish its work here; its lock was cleared"
+                ));
+                abandoned.push(policy.to_owned());
+            }
+            patched_annotations[key] = json!(records.to_annotation());
+        }
+        let mut body = json!({"metadata": {
+            "resourceVersion": meta.resource_version,
+            "annotations": patched_annotations,
+            "labels": {keys::LOCKED_LABEL: null},
+        }});
+        if uncordon {
+            body["spec"] = json!({"unschedulable": false});
+        }
+        Some(Release {
+            body,
+            uncordon,
+            abandoned,
+        })
+    }
+}
+
 /// The target's metadata, fresh from the API server, and whether it is unschedulable.
-async fn read(ctx: &Context, target: &TargetId) -> Result<Option<(ObjectMeta, bool)>> {
-    let client = ctx.client.clone();
+pub async fn read(client: &kube::Client, target: &TargetId) -> Result<Option<(ObjectMeta, bool)>> {
+    let client = client.clone();
     let fail = |e| Error::api(format!("read {target}"), e);
     Ok(match TargetId::parse(target.as_str()) {
         Some((TargetKind::Node, _, name)) => Api::<Node>::all(client)
