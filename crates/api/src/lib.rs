@@ -15,13 +15,13 @@ mod window;
 pub use common::{Interval, LabelSelector, PodTemplate};
 pub use patch::{ImagePatch, PatchSpec, Updater};
 pub use policy::{
-    Approval, Canary, Compliance, ComplianceStatus, DrainSpec, HealthCheck, HealthSpec, HttpCheck,
-    JobCheck, NodeTargets, PatchPolicy, PatchPolicySpec, PatchPolicyStatus, PrometheusCheck, Stage,
-    Strategy, Targets, WorkloadTargets,
+    Approval, Canary, Compliance, ComplianceStatus, DrainSpec, HISTORY_KEPT, HealthCheck,
+    HealthSpec, HttpCheck, JobCheck, NodeTargets, PatchPolicy, PatchPolicySpec, PatchPolicyStatus,
+    PrometheusCheck, RolloutHistory, Stage, Strategy, Targets, WorkloadTargets,
 };
 pub use rollout::{
-    ActionName, HaltReasonName, HaltStatus, PatchRollout, PatchRolloutSpec, PatchRolloutStatus,
-    TargetCounts, TargetFailure, TargetProgress, WaveStatus,
+    APPROVED_BY, ActionName, HaltReasonName, HaltStatus, PatchRollout, PatchRolloutSpec,
+    PatchRolloutStatus, TargetCounts, TargetFailure, TargetProgress, WaveStatus,
 };
 pub use window::{
     Exclusion, MaintenanceWindow, MaintenanceWindowSpec, MaintenanceWindowStatus, Recurrence,

@@ -1,9 +1,10 @@
 //! PatchPolicy: what to patch, when, and how carefully. SPEC 2.2.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use patchpilot_engine::{
     policy::{ApprovalMode, OnFailure, WorkloadKind},
+    rollout::Phase,
     units::{Duration, IntOrPercent},
 };
 use serde::{Deserialize, Serialize};
@@ -466,6 +467,48 @@ pub struct PatchPolicyStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
+
+    /// The policy's finished rollouts, newest first, kept here when the rollouts themselves
+    /// are pruned (`historyLimit`): at most [`HISTORY_KEPT`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub history: Vec<RolloutHistory>,
+}
+
+/// How many finished rollouts a policy's `status.history` remembers.
+pub const HISTORY_KEPT: usize = 50;
+
+/// A finished rollout, as the policy's history remembers it.
+#[derive(KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutHistory {
+    /// The PatchRollout.
+    pub rollout: String,
+    /// The patch version.
+    pub version: String,
+    /// The change-request reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_ref: Option<String>,
+    /// Who approved it: the user `kubectl patchpilot approve` recorded, or `automatic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    /// When the first target started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// When it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+    /// `Succeeded`, `RolledBack`, `Failed` or `Superseded`.
+    pub outcome: Phase,
+    /// Targets it updated.
+    #[serde(default)]
+    pub updated: u32,
+    /// Targets whose update failed.
+    #[serde(default)]
+    pub failed: u32,
+    /// Targets it rolled back.
+    #[serde(default)]
+    pub rolled_back: u32,
 }
 
 /// Compliance counts of a policy's targets against its current version. Compliance is over

@@ -10,6 +10,10 @@ use super::{
     patch::PatchSpec,
 };
 
+/// The annotation `kubectl patchpilot approve` writes on a rollout beside `spec.approved`:
+/// who approved it, as the API server knows the user.
+pub const APPROVED_BY: &str = "patchpilot.dev/approved-by";
+
 /// One patch version rolling through one policy's targets.
 // Each printer column repeats `type_ = …`, which clippy takes for a duplicated attribute.
 #[allow(clippy::duplicated_attributes)]

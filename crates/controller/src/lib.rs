@@ -10,6 +10,7 @@ pub mod context;
 pub mod error;
 pub mod events;
 pub mod finalizer;
+pub mod history;
 pub mod leader;
 pub mod metrics;
 pub mod orphans;

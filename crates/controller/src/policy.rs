@@ -27,7 +27,7 @@ use serde_json::json;
 use super::{
     context::{Context, create_once},
     error::{Error, Result},
-    finalizer, orphans,
+    finalizer, history, orphans,
     rollout::{name_for, observe},
 };
 use patchpilot_api::{
@@ -182,6 +182,18 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
         current_rollout: Some(current),
         compliance: Some((&compliance).into()),
         conditions: conditions.iter().map(condition_to_api).collect(),
+        history: history::merge(
+            policy
+                .status
+                .as_ref()
+                .map_or(&[][..], |s| s.history.as_slice()),
+            ctx.stores
+                .rollouts
+                .state()
+                .iter()
+                .filter(|r| r.spec.policy == name)
+                .map(AsRef::as_ref),
+        ),
     };
     ctx.write_status(policy.as_ref(), &status).await?;
     Ok(ctx.requeue_at(compliance.due))
