@@ -5,7 +5,7 @@
 //! standard error.
 
 mod input;
-mod plan;
+pub(crate) mod plan;
 mod run;
 mod sandbox;
 mod window;
@@ -42,7 +42,7 @@ enum Command {
     /// interval and the next ones, as JSON.
     Window(WindowArgs),
     /// Print which targets a policy selects, which are excluded or up to date, and the waves,
-    /// as JSON.
+    /// as JSON (or text with -o text).
     Plan(PlanArgs),
     /// Run the operator on an embedded simulated cluster; needs nothing else.
     Sandbox(SandboxArgs),
@@ -109,6 +109,18 @@ pub struct PlanArgs {
     /// (default: now).
     #[arg(long, value_name = "RFC3339")]
     pub at: Option<jiff::Timestamp>,
+    /// Output format: the JSON of the specification, or text for people.
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = TextOrJson::Json)]
+    pub output: TextOrJson,
+}
+
+/// JSON for programs (the default, as the specification prints it) or text for people.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TextOrJson {
+    /// JSON.
+    Json,
+    /// Text for people.
+    Text,
 }
 
 /// Flags of `patchpilot sandbox`.

@@ -6,11 +6,16 @@ use std::{
 };
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use patchpilot_engine::{plan, plan::Namespaces, target::Candidate};
+use patchpilot_engine::{
+    keys,
+    plan::{self, Inventory, Namespaces},
+    policy::Strategy,
+    target::Candidate,
+};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{CliError, InputError, PlanArgs, read_objects, read_one};
+use super::{CliError, InputError, PlanArgs, TextOrJson, read_objects, read_one};
 use crate::{
     api::{PatchPolicy, convert::image_patches},
     controller::candidates::{self, ObjectKind, TargetMeta},
@@ -20,7 +25,7 @@ use crate::{
 /// containers the patch's images replace) follows `upToDate` only when it is not empty.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Plan {
+pub(crate) struct Plan {
     policy: String,
     version: String,
     eligible: usize,
@@ -35,12 +40,127 @@ struct Plan {
 struct Excluded {
     target: String,
     reason: String,
+    /// The `exclude-until` of an excluded target, shown in text only (the JSON is exact).
+    #[serde(skip)]
+    until: Option<String>,
 }
 
 #[derive(Serialize)]
 struct Wave {
     name: String,
     targets: Vec<String>,
+    /// How long the wave soaks, shown in text only.
+    #[serde(skip)]
+    soak: Option<String>,
+}
+
+/// How many targets of a list the text shows; `-o json` lists them all.
+const SHOWN: usize = 10;
+
+impl Plan {
+    /// The plan of `version` for the policy `policy` over the targets of `inventory`.
+    pub(crate) fn of(
+        policy: &str,
+        version: &str,
+        strategy: &Strategy,
+        inventory: &Inventory<'_>,
+    ) -> Plan {
+        let waves = plan::waves(strategy, inventory.eligible.len());
+        let ids = |targets: &[&Candidate]| targets.iter().map(|c| c.id.to_string()).collect();
+        Plan {
+            policy: policy.to_owned(),
+            version: version.to_owned(),
+            eligible: inventory.eligible.len(),
+            excluded: inventory
+                .excluded
+                .iter()
+                .map(|(c, reason)| Excluded {
+                    target: c.id.to_string(),
+                    reason: reason.clone(),
+                    until: c.annotations.get(keys::EXCLUDE_UNTIL).cloned(),
+                })
+                .collect(),
+            up_to_date: ids(&inventory.up_to_date),
+            not_applicable: ids(&inventory.not_applicable),
+            waves: waves
+                .iter()
+                .map(|wave| Wave {
+                    name: wave.name.clone(),
+                    targets: ids(&inventory.eligible[wave.start..wave.end]),
+                    soak: (wave.soak.as_millis() > 0).then(|| wave.soak.to_string()),
+                })
+                .collect(),
+        }
+    }
+
+    /// The plan for people: the waves with their size, soak and first targets, every
+    /// exclusion with its justification and expiry, and how many targets are up to date or
+    /// not applicable.
+    pub(crate) fn text(&self) -> String {
+        let mut out = format!(
+            "PatchPolicy {}: version {}, {}\n",
+            self.policy,
+            self.version,
+            count(self.eligible, "eligible target")
+        );
+        if self.waves.is_empty() {
+            out.push_str("Waves: none, nothing to patch\n");
+        } else {
+            out.push_str("Waves:\n");
+            for wave in &self.waves {
+                let soak = wave
+                    .soak
+                    .as_ref()
+                    .map_or(String::new(), |s| format!(", soak {s}"));
+                out.push_str(&format!(
+                    "  {} ({}{soak}): {}\n",
+                    wave.name,
+                    count(wave.targets.len(), "target"),
+                    some(&wave.targets)
+                ));
+            }
+        }
+        if !self.excluded.is_empty() {
+            out.push_str(&format!("Excluded ({}):\n", self.excluded.len()));
+            for excluded in &self.excluded {
+                let until = excluded
+                    .until
+                    .as_ref()
+                    .map_or(String::new(), |u| format!(" (until {u})"));
+                out.push_str(&format!(
+                    "  {}: {}{until}\n",
+                    excluded.target, excluded.reason
+                ));
+            }
+        }
+        for (title, targets) in [
+            ("Up to date", &self.up_to_date),
+            ("Not applicable", &self.not_applicable),
+        ] {
+            if !targets.is_empty() {
+                out.push_str(&format!("{title} ({}): {}\n", targets.len(), some(targets)));
+            }
+        }
+        out
+    }
+}
+
+/// "1 target", "3 targets".
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// The first targets of a list, and how many more there are.
+fn some(targets: &[String]) -> String {
+    let shown = targets[..targets.len().min(SHOWN)].join(", ");
+    match targets.len().saturating_sub(SHOWN) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
 }
 
 /// Runs `patchpilot plan`.
@@ -75,43 +195,18 @@ pub fn run(args: &PlanArgs) -> Result<(), CliError> {
         &namespaces,
         |_| false,
     );
-    let waves = plan::waves(&engine_policy.strategy, inventory.eligible.len());
-    let plan = Plan {
-        policy: name,
-        version,
-        eligible: inventory.eligible.len(),
-        excluded: inventory
-            .excluded
-            .iter()
-            .map(|(c, reason)| Excluded {
-                target: c.id.to_string(),
-                reason: reason.clone(),
-            })
-            .collect(),
-        up_to_date: inventory
-            .up_to_date
-            .iter()
-            .map(|c| c.id.to_string())
-            .collect(),
-        not_applicable: inventory
-            .not_applicable
-            .iter()
-            .map(|c| c.id.to_string())
-            .collect(),
-        waves: waves
-            .iter()
-            .map(|wave| Wave {
-                name: wave.name.clone(),
-                targets: inventory.eligible[wave.start..wave.end]
-                    .iter()
-                    .map(|c| c.id.to_string())
-                    .collect(),
-            })
-            .collect(),
-    };
+    let plan = Plan::of(&name, &version, &engine_policy.strategy, &inventory);
     let mut out = io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, &plan).map_err(|e| CliError::Output(e.into()))?;
-    writeln!(out).map_err(CliError::Output)
+    match args.output {
+        TextOrJson::Json => {
+            serde_json::to_writer_pretty(&mut out, &plan)
+                .map_err(|e| CliError::Output(e.into()))?;
+            writeln!(out).map_err(CliError::Output)
+        }
+        TextOrJson::Text => out
+            .write_all(plan.text().as_bytes())
+            .map_err(CliError::Output),
+    }
 }
 
 /// The nodes, workloads and namespaces in a cluster file.

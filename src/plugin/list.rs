@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use kube::Client;
 
 use super::{Outcome, Output, all_rollouts, text};
-use crate::api::{Interval, PatchRollout};
+use crate::api::PatchRollout;
 
 /// Prints every rollout as a table, or as a kubectl List in JSON or YAML.
 pub async fn run(client: &Client, output: Option<Output>) -> Outcome {
@@ -68,7 +68,7 @@ fn table(rollouts: &[PatchRollout], now: Timestamp, wide: bool) -> String {
                 status
                     .next_window
                     .as_ref()
-                    .map_or("-".into(), |w| window(w, now)),
+                    .map_or("-".into(), |w| window(w.start.0, w.end.0, now)),
             ];
             if wide {
                 row.push(
@@ -87,11 +87,11 @@ fn table(rollouts: &[PatchRollout], now: Timestamp, wide: bool) -> String {
 }
 
 /// A window interval seen from `now`: `open for 2h` or `in 5h3m`.
-pub fn window(interval: &Interval, now: Timestamp) -> String {
-    if interval.start.0 <= now {
-        format!("open for {}", text::age(now, interval.end.0))
+pub fn window(start: Timestamp, end: Timestamp, now: Timestamp) -> String {
+    if start <= now {
+        format!("open for {}", text::age(now, end))
     } else {
-        format!("in {}", text::age(now, interval.start.0))
+        format!("in {}", text::age(now, start))
     }
 }
 

@@ -10,10 +10,15 @@
 //! in the rollout's phase); 1 when the cluster cannot be reached or refuses a change.
 
 mod complete;
+mod history;
 mod list;
+mod live;
+mod plan;
+mod report;
 mod status;
 mod steer;
 mod text;
+mod unlock;
 
 use std::{io, path::PathBuf, process::ExitCode, time::Duration};
 
@@ -68,6 +73,18 @@ enum Command {
     Abort(OneRollout),
     /// Send a rollout's failed targets back to pending and resume it (raises spec.retry).
     Retry(OneRollout),
+    /// The plan of a policy against the live cluster: waves, targets, exclusions, and when
+    /// its window next opens.
+    Plan(PolicyArgs),
+    /// A policy's rollouts, kept or pruned: version, change reference, who approved, start,
+    /// end and outcome.
+    History(PolicyArgs),
+    /// Compliance per policy: up to date, pending, in progress, failed, excluded (with the
+    /// justification and its expiry), not applicable, overdue against the deadline.
+    Report(ReportArgs),
+    /// Break a lock whose rollout is gone, after saying what it will do; a node is
+    /// uncordoned only if patchpilot cordoned it.
+    Unlock(UnlockArgs),
 }
 
 /// Which rollout: by name, or the current one of a policy.
@@ -127,6 +144,58 @@ struct StatusArgs {
     /// pods a drain waits on).
     #[arg(short, long, value_enum, value_name = "FORMAT")]
     output: Option<Output>,
+}
+
+/// Flags of `plan` and `history`.
+#[derive(Debug, Args)]
+struct PolicyArgs {
+    /// The PatchPolicy.
+    #[arg(value_name = "POLICY")]
+    policy: String,
+    /// Output format: text (wide: more columns), or JSON or YAML (for `plan`,
+    /// `patchpilot plan`'s JSON with the window and the current rollout).
+    #[arg(short, long, value_enum, value_name = "FORMAT")]
+    output: Option<Output>,
+}
+
+/// Flags of `report`.
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// The PatchPolicies to report on (default: every one).
+    #[arg(value_name = "POLICY")]
+    policies: Vec<String>,
+    /// Output format: a table (wide adds every target not up to date), JSON or YAML, or CSV
+    /// with one row a target, for auditors.
+    #[arg(short, long, value_enum, value_name = "FORMAT")]
+    output: Option<ReportFormat>,
+}
+
+/// Flags of `unlock`.
+#[derive(Debug, Args)]
+struct UnlockArgs {
+    /// The target: a node (NAME or node/NAME) or a workload (deployment/NAME with -n, or
+    /// Deployment/NAMESPACE/NAME as patchpilot prints targets).
+    #[arg(value_name = "NODE|WORKLOAD")]
+    target: String,
+    /// The namespace of a workload named as KIND/NAME (default: default).
+    #[arg(short, long, value_name = "NAMESPACE")]
+    namespace: Option<String>,
+    /// Say what would be done, and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// The formats of `report`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ReportFormat {
+    /// JSON.
+    Json,
+    /// YAML.
+    Yaml,
+    /// Comma-separated values, one row a target (RFC 4180).
+    Csv,
+    /// The table, then every target that is not up to date.
+    Wide,
 }
 
 /// The output formats kubectl users know.
@@ -234,6 +303,10 @@ async fn run(cli: Cli) -> Outcome {
         Command::Retry(one) => steer::one(&client, steer::Verb::Retry, &one.which).await,
         Command::Pause(some) => steer::some(&client, steer::Verb::Pause, &some).await,
         Command::Resume(some) => steer::some(&client, steer::Verb::Resume, &some).await,
+        Command::Plan(args) => plan::run(&client, &args.policy, args.output).await,
+        Command::History(args) => history::run(&client, &args.policy, args.output).await,
+        Command::Report(args) => report::run(&client, &args.policies, args.output).await,
+        Command::Unlock(args) => unlock::run(&client, &args).await,
     }
 }
 
@@ -329,6 +402,25 @@ async fn server_now(client: &Client) -> jiff::Timestamp {
             .ok()
     })
     .map_or_else(jiff::Timestamp::now, |t| t.timestamp())
+}
+
+/// Who the client is, as the API server knows it (`kubectl auth whoami`); `None` when the
+/// server cannot say (SelfSubjectReview is served from Kubernetes 1.28).
+async fn whoami(client: &Client) -> Option<String> {
+    let body = serde_json::json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "SelfSubjectReview",
+    });
+    let request = http::Request::post("/apis/authentication.k8s.io/v1/selfsubjectreviews")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(serde_json::to_vec(&body).ok()?)
+        .ok()?;
+    let review: serde_json::Value = client.request(request).await.ok()?;
+    review
+        .pointer("/status/userInfo/username")?
+        .as_str()
+        .filter(|user| !user.is_empty())
+        .map(str::to_owned)
 }
 
 /// Every rollout, newest first (by creation, then name).

@@ -364,7 +364,7 @@ pub fn draw(scene: &Scene, now: Timestamp, paint: Paint) -> String {
         } else {
             format!(
                 "next opens {} ({}), until {}",
-                list::window(window, now),
+                list::window(window.start.0, window.end.0, now),
                 text::instant(window.start.0),
                 text::instant(window.end.0)
             )

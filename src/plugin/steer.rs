@@ -261,12 +261,20 @@ pub async fn some(client: &Client, verb: Verb, some: &SomeRollouts) -> Outcome {
 async fn apply(client: &Client, verb: Verb, mut rollout: PatchRollout) -> Result<(), PluginError> {
     let api = Api::<PatchRollout>::all(client.clone());
     let name = rollout.metadata.name.clone().unwrap_or_default();
+    // Who approved is remembered beside spec.approved, for `history`.
+    let approver = match verb {
+        Verb::Approve => super::whoami(client).await,
+        _ => None,
+    };
     for _ in 0..3 {
         let change = judge(verb, &rollout).map_err(PluginError::Refused)?;
-        let patch = json!({
+        let mut patch = json!({
             "metadata": {"resourceVersion": rollout.metadata.resource_version},
             "spec": change.spec,
         });
+        if let Some(user) = &approver {
+            patch["metadata"]["annotations"] = json!({crate::api::APPROVED_BY: user});
+        }
         match api
             .patch(
                 &name,
