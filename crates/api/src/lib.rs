@@ -20,8 +20,9 @@ pub use policy::{
     Strategy, Targets, WorkloadTargets,
 };
 pub use rollout::{
-    ActionName, HaltReasonName, HaltStatus, PatchRollout, PatchRolloutSpec, PatchRolloutStatus,
-    TargetCounts, TargetFailure, TargetProgress, WaveStatus,
+    ActionName, CheckHistory, CheckObservation, CheckResultName, HaltReasonName, HaltStatus,
+    PatchRollout, PatchRolloutSpec, PatchRolloutStatus, TargetCounts, TargetFailure,
+    TargetProgress, WaveStatus,
 };
 pub use window::{
     Exclusion, MaintenanceWindow, MaintenanceWindowSpec, MaintenanceWindowStatus, Recurrence,
