@@ -10,6 +10,7 @@
 //! in the rollout's phase); 1 when the cluster cannot be reached or refuses a change.
 
 mod complete;
+mod health;
 mod history;
 mod list;
 mod live;

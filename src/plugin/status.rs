@@ -1,6 +1,7 @@
 //! `status`: a rollout as a tree — its phase and why, its waves, each target in progress
 //! with its step, the updater Job and the pods its drain waits on with the budgets that
-//! hold them, and its failures — once, or redrawn until the rollout ends.
+//! hold them, and its failures, each target with its last health observations — once, or
+//! redrawn until the rollout ends.
 //!
 //! What is shown is read in one pass ([`Scene::read`]) and drawn by a pure function
 //! ([`draw`]) of it and the time, so the drawing is tested on literals.
@@ -14,7 +15,7 @@ use kube::{
     api::{ListParams, ObjectList},
 };
 
-use super::{Outcome, Output, PluginError, StatusArgs, list, rollout, text, text::Paint};
+use super::{Outcome, Output, PluginError, StatusArgs, health, list, rollout, text, text::Paint};
 use crate::{
     api::{DrainSpec, PatchPolicy, PatchRollout},
     controller::rollout::{budgets, read},
@@ -502,6 +503,15 @@ pub fn draw(scene: &Scene, now: Timestamp, paint: Paint) -> String {
                 failure.reason,
                 failure.message
             ));
+            let checks = health::lines(&failure.health, now, false, paint);
+            for (k, line) in checks.iter().enumerate() {
+                let twig = if k + 1 == checks.len() {
+                    "└─"
+                } else {
+                    "├─"
+                };
+                out.push_str(&format!("     {twig} {line}\n"));
+            }
         }
     }
     out
@@ -519,7 +529,8 @@ fn mark(phase: Phase, stalled: bool, paint: Paint) -> String {
 }
 
 /// The lines of one target in progress: its step and for how long, what it waits for, its
-/// updater Jobs and the pods its drain has left with their budgets.
+/// updater Jobs, the pods its drain has left with their budgets, and its health checks'
+/// recent observations.
 fn target_lines(
     out: &mut String,
     stem: &str,
@@ -578,6 +589,7 @@ fn target_lines(
         };
         lines.push(format!("Pod {pod}: {held}"));
     }
+    lines.extend(health::lines(&progress.health, now, true, paint));
     for (k, line) in lines.iter().enumerate() {
         let twig = if k + 1 == lines.len() {
             "└─"
@@ -707,6 +719,61 @@ mod tests {
             "{tree}"
         );
         assert_eq!(verdict(&scene.rollout), Some(1));
+    }
+
+    #[test]
+    fn targets_show_their_last_health_observations() {
+        let now: Timestamp = "2026-11-28T12:00:00Z".parse().unwrap();
+        let answered = "http://general-1:9100/healthz answered 503, expected [200]";
+        let scene = Scene {
+            rollout: rollout(json!({
+                "phase": "RollingBack",
+                "wave": {"index": 1, "name": "canary", "total": 2},
+                "progress": "0/4",
+                "targets": {"total": 4, "excluded": 0, "upToDate": 0, "pending": 3, "inProgress": 1, "updated": 0, "failed": 1, "rolledBack": 0},
+                "inProgress": [{
+                    "target": "Node/general-1", "action": "rollback", "step": "Verifying",
+                    "since": "2026-11-28T11:58:00Z", "message": "waiting to be healthy",
+                    "health": [
+                        {"check": "nodeReady", "observations": [
+                            {"time": "2026-11-28T11:58:00Z", "result": "Pass"}]},
+                        {"check": "http /healthz", "observations": [
+                            {"time": "2026-11-28T11:58:00Z", "result": "Fail", "statusCode": 503, "reason": answered}]},
+                    ],
+                }],
+                "failures": [{
+                    "target": "Node/general-1", "reason": "Unhealthy",
+                    "message": "a health check failed during the soak",
+                    "health": [
+                        {"check": "nodeReady", "observations": [
+                            {"time": "2026-11-28T11:50:00Z", "result": "Pass"}]},
+                        {"check": "http /healthz", "observations": [
+                            {"time": "2026-11-28T11:50:00Z", "result": "Settling", "reason": "starting"},
+                            {"time": "2026-11-28T11:51:00Z", "result": "Pass", "statusCode": 200},
+                            {"time": "2026-11-28T11:55:00Z", "result": "Fail", "statusCode": 503, "reason": answered}]},
+                    ],
+                }],
+            })),
+            waves: vec![],
+            policy: None,
+            targets: BTreeMap::new(),
+        };
+        let tree = draw(&scene, now, Paint::plain());
+        let expected = format!(
+            "\
+└─ ↺ rolling back  canary (wave 1 of 2)
+   └─ Node/general-1  Verifying (rollback)  for 2m
+      ├─ waiting to be healthy
+      ├─ nodeReady: Pass for 2m
+      └─ http /healthz: Fail 503 for 2m — {answered}
+
+Failures:
+  ✖ Node/general-1  Unhealthy: a health check failed during the soak
+     ├─ nodeReady: Pass 10m ago
+     └─ http /healthz: Fail 503 5m ago — {answered}; before: Pass 200 9m ago, Settling 10m ago
+"
+        );
+        assert!(tree.ends_with(&expected), "{tree}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod drain;
 mod events;
 mod examples;
 mod failures;
+mod history;
 mod lifecycle;
 mod operator;
 mod resilience;

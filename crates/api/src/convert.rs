@@ -22,9 +22,9 @@ use patchpilot_engine::{
 };
 
 use super::{
-    ActionName, ComplianceStatus, HaltReasonName, HaltStatus, HealthCheck, Interval, LabelSelector,
-    PatchPolicySpec, PatchRollout, PatchRolloutStatus, PatchSpec, TargetCounts, TargetFailure,
-    TargetProgress, WaveStatus,
+    ActionName, CheckHistory, CheckObservation, CheckResultName, ComplianceStatus, HaltReasonName,
+    HaltStatus, HealthCheck, Interval, LabelSelector, PatchPolicySpec, PatchRollout,
+    PatchRolloutStatus, PatchSpec, TargetCounts, TargetFailure, TargetProgress, WaveStatus,
 };
 
 /// How often HTTP, Prometheus and Job health checks run again while a target is verified.
@@ -487,8 +487,75 @@ impl From<&PatchRolloutStatus> for machine::Status {
                 since: h.since.0,
                 pause_seen: h.pause_seen,
             }),
+            health: machine::HealthHistory {
+                in_progress: history_from_api(
+                    status.in_progress.iter().map(|p| (&p.target, &p.health)),
+                ),
+                failed: history_from_api(status.failures.iter().map(|f| (&f.target, &f.health))),
+            },
         }
     }
+}
+
+/// The health history of the entries (target, checks) of a status, by target.
+fn history_from_api<'a>(
+    entries: impl Iterator<Item = (&'a String, &'a Vec<CheckHistory>)>,
+) -> std::collections::BTreeMap<TargetId, Vec<machine::CheckHistory>> {
+    entries
+        .filter(|(_, checks)| !checks.is_empty())
+        .filter_map(|(target, checks)| {
+            let checks = checks
+                .iter()
+                .map(|c| machine::CheckHistory {
+                    check: c.check.clone(),
+                    observations: c
+                        .observations
+                        .iter()
+                        .map(|o| machine::CheckObservation {
+                            at: o.time.0,
+                            result: match o.result {
+                                CheckResultName::Pass => machine::CheckResult::Pass,
+                                CheckResultName::Fail => machine::CheckResult::Fail,
+                                CheckResultName::Settling => machine::CheckResult::Settling,
+                                CheckResultName::Fatal => machine::CheckResult::Fatal,
+                            },
+                            code: o.status_code,
+                            value: o.value.clone(),
+                            reason: o.reason.clone(),
+                        })
+                        .collect(),
+                })
+                .collect();
+            Some((target_id(target)?, checks))
+        })
+        .collect()
+}
+
+/// The health history of one target, as its status entry shows it.
+fn history_to_api(checks: Option<&Vec<machine::CheckHistory>>) -> Vec<CheckHistory> {
+    checks
+        .into_iter()
+        .flatten()
+        .map(|c| CheckHistory {
+            check: c.check.clone(),
+            observations: c
+                .observations
+                .iter()
+                .map(|o| CheckObservation {
+                    time: Time(o.at),
+                    result: match o.result {
+                        machine::CheckResult::Pass => CheckResultName::Pass,
+                        machine::CheckResult::Fail => CheckResultName::Fail,
+                        machine::CheckResult::Settling => CheckResultName::Settling,
+                        machine::CheckResult::Fatal => CheckResultName::Fatal,
+                    },
+                    status_code: o.code,
+                    value: o.value.clone(),
+                    reason: o.reason.clone(),
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 fn target_id(name: &str) -> Option<TargetId> {
@@ -562,6 +629,7 @@ pub fn rollout_status_to_api(status: &machine::Status, generation: i64) -> Patch
                 step: p.step,
                 since: Time(p.since),
                 message: p.message.clone(),
+                health: history_to_api(status.health.in_progress.get(&p.target)),
             })
             .collect(),
         failures: status
@@ -571,6 +639,7 @@ pub fn rollout_status_to_api(status: &machine::Status, generation: i64) -> Patch
                 target: f.target.to_string(),
                 reason: f.reason.clone(),
                 message: f.message.clone(),
+                health: history_to_api(status.health.failed.get(&f.target)),
             })
             .collect(),
         next_window: status.next_window.as_ref().map(interval_to_api),
@@ -671,6 +740,50 @@ mod tests {
                 since: at("2026-11-28T00:04:00Z"),
                 pause_seen: true,
             }),
+            health: machine::HealthHistory {
+                in_progress: [(
+                    TargetId::workload(WorkloadKind::Deployment, "shop", "web"),
+                    vec![machine::CheckHistory {
+                        check: "http /healthz".into(),
+                        observations: vec![
+                            observation("00:06:10", machine::CheckResult::Pass, Some(200), None),
+                            observation(
+                                "00:06:40",
+                                machine::CheckResult::Fail,
+                                Some(503),
+                                Some("http://web.shop/healthz answered 503, expected [200]"),
+                            ),
+                        ],
+                    }],
+                )]
+                .into(),
+                failed: [(
+                    TargetId::node("general-2"),
+                    vec![machine::CheckHistory {
+                        check: "prometheus up".into(),
+                        observations: vec![machine::CheckObservation {
+                            value: Some("0.5".into()),
+                            ..observation("00:03:00", machine::CheckResult::Settling, None, None)
+                        }],
+                    }],
+                )]
+                .into(),
+            },
+        }
+    }
+
+    fn observation(
+        time: &str,
+        result: machine::CheckResult,
+        code: Option<u16>,
+        reason: Option<&str>,
+    ) -> machine::CheckObservation {
+        machine::CheckObservation {
+            at: at(&format!("2026-11-28T{time}Z")),
+            result,
+            code,
+            value: None,
+            reason: reason.map(str::to_owned),
         }
     }
 
@@ -724,6 +837,14 @@ mod tests {
         );
         let wire = serde_json::to_value(&api).unwrap();
         assert_eq!(wire["inProgress"][1]["target"], "Deployment/shop/web");
+        // The health history goes with each target's entry, as `kubectl describe` shows it.
+        assert_eq!(
+            wire["inProgress"][1]["health"][0]["observations"][1],
+            json!({"time": "2026-11-28T00:06:40Z", "result": "Fail", "statusCode": 503,
+                   "reason": "http://web.shop/healthz answered 503, expected [200]"})
+        );
+        assert_eq!(wire["inProgress"][0].get("health"), None);
+        assert_eq!(wire["failures"][0]["health"][0]["check"], "prometheus up");
         assert_eq!(wire["halt"]["reason"], "CanaryFailed");
         // An empty message is left out rather than written empty.
         let quiet = rollout_status_to_api(&Status::default(), 1);

@@ -20,8 +20,9 @@ pub use policy::{
     PrometheusCheck, RolloutHistory, Stage, Strategy, Targets, WorkloadTargets,
 };
 pub use rollout::{
-    APPROVED_BY, ActionName, HaltReasonName, HaltStatus, PatchRollout, PatchRolloutSpec,
-    PatchRolloutStatus, TargetCounts, TargetFailure, TargetProgress, WaveStatus,
+    APPROVED_BY, ActionName, CheckHistory, CheckObservation, CheckResultName, HaltReasonName,
+    HaltStatus, PatchRollout, PatchRolloutSpec, PatchRolloutStatus, TargetCounts, TargetFailure,
+    TargetProgress, WaveStatus,
 };
 pub use window::{
     Exclusion, MaintenanceWindow, MaintenanceWindowSpec, MaintenanceWindowStatus, Recurrence,

@@ -250,6 +250,12 @@ pub struct TargetProgress {
     /// What the step is waiting for, such as the pods a PodDisruptionBudget keeps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The recent observations of its health checks during the current action, one entry a
+    /// check, recorded while its health is judged (`Verifying`, `Soaking`). Dropped when
+    /// the target finishes successfully; moved to its failure when it fails.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub health: Vec<CheckHistory>,
 }
 
 /// The work being done to a target.
@@ -271,4 +277,62 @@ pub struct TargetFailure {
     pub reason: String,
     /// What happened, in a sentence.
     pub message: String,
+    /// The observations of its health checks up to its failure, one entry a check: the
+    /// evidence, kept as it was while the failure is listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub health: Vec<CheckHistory>,
+}
+
+/// The recent observations of one health check of a target.
+#[derive(KubeSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckHistory {
+    /// The check: its kind and a short identity, as `nodeReady`, `podsReady`,
+    /// `http /healthz` (the URL's path), `prometheus <query>` or `job <name>`, with
+    /// `#<position in health.checks>` added when two checks would read alike.
+    #[schemars(length(max = 64))]
+    pub check: String,
+    /// Its last observations, oldest first, at most 5: one each time its result, status
+    /// code or reason changed (not one a poll). The last says how the check stands.
+    #[schemars(length(max = 5))]
+    pub observations: Vec<CheckObservation>,
+}
+
+/// One observation of a health check.
+#[derive(KubeSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckObservation {
+    /// When the operator recorded it (with the status write that carried it).
+    pub time: Time,
+    /// How the check came out: `Pass`; `Fail`; `Settling` (not passing yet, for a reason
+    /// expected to pass on its own, such as a pod starting or a check's Job running);
+    /// `Fatal` (failing, and it will not pass however long one waits: the target fails).
+    pub result: CheckResultName,
+    /// The HTTP status answered: by the URL of an `http` check, or by the Prometheus server
+    /// of a `prometheus` check when it was not 200.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    /// The value a `prometheus` query returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub value: Option<String>,
+    /// Why it did not pass, as the rollout's messages say it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub reason: Option<String>,
+}
+
+/// How a health check came out.
+#[derive(schemars::JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CheckResultName {
+    /// It passed.
+    Pass,
+    /// It failed.
+    Fail,
+    /// Not passing yet, for a reason expected to pass on its own (a pod starting, a check's
+    /// Job running).
+    Settling,
+    /// Failing, and it will not pass however long one waits (a crash loop, an image that
+    /// cannot be pulled): the target fails at once.
+    Fatal,
 }

@@ -2,6 +2,7 @@
 
 use jiff::Timestamp;
 
+use super::CheckOutcome;
 use crate::image::ContainerImage;
 
 /// The live state of a target the rollout works on.
@@ -100,6 +101,8 @@ pub struct HealthFacts {
     pub settles_by: Option<Timestamp>,
     /// The first fatal signal, if a check found one.
     pub fatal: Option<Fatal>,
+    /// Each check's outcome, for the status's [health history](super::history).
+    pub checks: Vec<CheckOutcome>,
 }
 
 /// A signal that a target will not become healthy, however long one waits.

@@ -9,6 +9,7 @@
 
 mod conditions;
 mod facts;
+pub mod history;
 mod record;
 mod report;
 mod rollout;
@@ -28,6 +29,7 @@ pub use facts::{
     Fatal, FatalReason, HealthFacts, JobFacts, JobState, Live, NodeFacts, Observed, WorkloadFacts,
     WorkloadRollout,
 };
+pub use history::{CheckHistory, CheckObservation, CheckOutcome, CheckResult, HealthHistory};
 pub use record::{Action, Record, RecordState, Records};
 pub use rollout::{decide, wanted};
 
@@ -202,6 +204,8 @@ pub struct Status {
     pub acknowledged_failures: u32,
     /// Why the rollout halted, if it did.
     pub halt: Option<Halt>,
+    /// The recent observations of the health checks of the targets in progress and failed.
+    pub health: HealthHistory,
 }
 
 /// At most this many failures are listed in the status; the counts include them all.

@@ -124,6 +124,8 @@ pub(super) fn status(
         observed_retry: rollout.retry.max(previous.observed_retry),
         acknowledged_failures: acknowledged,
         halt,
+        // Recorded once the status is complete (`history::record`).
+        health: Default::default(),
     }
 }
 

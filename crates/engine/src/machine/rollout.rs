@@ -13,7 +13,7 @@ use jiff::Timestamp;
 
 use super::{
     Action, Decision, Event, Halt, HaltReason, InProgress, Input, Live, Record, RecordState,
-    Sibling, TargetAction,
+    Sibling, TargetAction, history,
     report::{self, Findings, target_event, transition_events},
     situation::{
         Capacity, Entry, Situation, State, WavePosition, exclusion_expiries, lock_of, situation,
@@ -265,7 +265,8 @@ pub fn decide(input: &Input<'_>) -> Decision {
         mut wakes,
         in_progress,
     } = draft;
-    let status = report::status(input, &situation, in_progress, findings);
+    let mut status = report::status(input, &situation, in_progress, findings);
+    status.health = history::record(input.status, &status, input.observed, now);
     events.splice(0..0, transition_events(input.status, &status));
     let story = story::target_story(&input.rollout.name, input.status, &status, &events);
     events.extend(story);

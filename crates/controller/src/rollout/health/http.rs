@@ -50,16 +50,16 @@ pub(super) async fn get(
 }
 
 /// The `http` check: `check.url`, naming `target`, answers with one of
-/// `check.expect_status`.
+/// `check.expect_status`, returned.
 pub(super) async fn http_get(
     http: &HttpClient,
     check: &HttpCheck,
     target: &TargetId,
-) -> Result<(), CheckError> {
+) -> Result<u16, CheckError> {
     let url = substitute(&check.url, target);
     let (code, _) = get(http, &url, check.timeout.std()).await?;
     if check.expect_status.contains(&code) {
-        Ok(())
+        Ok(code)
     } else {
         Err(CheckError::Status {
             url,

@@ -3,11 +3,13 @@
 //!
 //! One module per kind of check (`node`, `pods`, `http`, `prometheus`, `job`), each judging
 //! a [`Subject`] into a verdict; [`run`] runs them and combines their verdicts into the
-//! engine's [`HealthFacts`]. `client` carries the requests of `http` and `prometheus` checks.
+//! engine's [`HealthFacts`], each check's outcome with it for the status's health history
+//! (named by `naming`). `client` carries the requests of `http` and `prometheus` checks.
 
 mod client;
 mod http;
 mod job;
+mod naming;
 mod node;
 mod pods;
 mod prometheus;
@@ -20,13 +22,14 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use patchpilot_engine::{
     image::ContainerImage,
-    machine::{Fatal, FatalReason, HealthFacts},
+    machine::{CheckOutcome, CheckResult, Fatal, FatalReason, HealthFacts},
     target::{TargetId, TargetKind},
 };
 
 use patchpilot_api::HealthCheck;
 
 pub use client::{HttpBody, HttpClient, HttpError, HttpTransport, http_client};
+pub use naming::check_names;
 pub use node::node_ready;
 pub use pods::pod_ready;
 
@@ -225,31 +228,35 @@ pub async fn run(http: &HttpClient, checks: &[HealthCheck], subject: &Subject<'_
     } else {
         checks
     };
+    let names = naming::check_names(checks);
     let mut facts = HealthFacts::healthy();
     for (index, check) in checks.iter().enumerate() {
-        let (name, verdict) = if check.node_ready.is_some() {
-            ("nodeReady", node_ready(subject.node).into())
+        let (name, verdict, measured) = if check.node_ready.is_some() {
+            ("nodeReady", node_ready(subject.node).into(), Measured::NONE)
         } else if check.pods_ready.is_some() {
-            ("podsReady", pods::pods_ready(subject))
+            ("podsReady", pods::pods_ready(subject), Measured::NONE)
         } else if let Some(http_check) = &check.http {
-            (
-                "http",
-                http::http_get(http, http_check, subject.target)
-                    .await
-                    .into(),
-            )
+            let result = http::http_get(http, http_check, subject.target).await;
+            let measured = Measured::of(&result, |code| Measured {
+                code: Some(*code),
+                value: None,
+            });
+            ("http", result.map(|_| ()).into(), measured)
         } else if let Some(prometheus_check) = &check.prometheus {
-            (
-                "prometheus",
-                prometheus::query(http, prometheus_check, subject.target)
-                    .await
-                    .into(),
-            )
+            let result = prometheus::query(http, prometheus_check, subject.target).await;
+            let measured = Measured::of(&result, |value| Measured {
+                code: None,
+                value: Some(*value),
+            });
+            ("prometheus", result.map(|_| ()).into(), measured)
         } else if check.job.is_some() {
-            ("job", job::job_verdict(subject, index))
+            ("job", job::job_verdict(subject, index), Measured::NONE)
         } else {
             continue;
         };
+        facts
+            .checks
+            .push(outcome(&names[index], &verdict, measured));
         match verdict {
             CheckVerdict::Pass => {}
             CheckVerdict::Fail(reason) => facts.reasons.push(format!("{name}: {reason}")),
@@ -268,6 +275,71 @@ pub async fn run(http: &HttpClient, checks: &[HealthCheck], subject: &Subject<'_
         }
     }
     facts
+}
+
+/// What a check measured on the way to its verdict: the HTTP status answered, the value
+/// a query returned.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Measured {
+    code: Option<u16>,
+    value: Option<f64>,
+}
+
+impl Measured {
+    const NONE: Measured = Measured {
+        code: None,
+        value: None,
+    };
+
+    /// What a check's `result` measured: `ok` says it of a pass; a failure, its error.
+    fn of<T>(result: &Result<T, CheckError>, ok: impl Fn(&T) -> Measured) -> Measured {
+        match result {
+            Ok(passed) => ok(passed),
+            Err(error) => Measured {
+                code: error.code(),
+                value: error.value(),
+            },
+        }
+    }
+}
+
+/// A check's outcome, for the status's health history.
+fn outcome(name: &str, verdict: &CheckVerdict, measured: Measured) -> CheckOutcome {
+    let (result, reason) = match verdict {
+        CheckVerdict::Pass => (CheckResult::Pass, None),
+        CheckVerdict::Fail(reason) => (CheckResult::Fail, Some(reason)),
+        CheckVerdict::Settling(reason, _) => (CheckResult::Settling, Some(reason)),
+        CheckVerdict::Fatal(_, message) => (CheckResult::Fatal, Some(message)),
+    };
+    CheckOutcome {
+        check: name.to_owned(),
+        result,
+        code: measured.code,
+        value: measured.value.map(|v| v.to_string()),
+        reason: reason.cloned(),
+    }
+}
+
+impl CheckError {
+    /// The HTTP status the check got, if it got an answer: the URL's, or the Prometheus
+    /// server's when not 200.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            CheckError::Status { code, .. } | CheckError::QueryStatus { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// The value a `prometheus` query returned, if it returned one sample.
+    pub fn value(&self) -> Option<f64> {
+        match self {
+            CheckError::BelowMinimum { value, .. } | CheckError::AboveMaximum { value, .. } => {
+                Some(*value)
+            }
+            CheckError::NotANumber { .. } => Some(f64::NAN),
+            _ => None,
+        }
+    }
 }
 
 /// `${TARGET_NAME}`, `${TARGET_NAMESPACE}` and `${TARGET_KIND}` replaced.
@@ -324,11 +396,24 @@ mod tests {
             },
         )
         .await;
-        assert_eq!(facts, HealthFacts::healthy());
+        assert!(facts.is_healthy(), "{facts:?}");
+        let results: Vec<_> = facts
+            .checks
+            .iter()
+            .map(|c| (c.check.as_str(), c.result))
+            .collect();
+        assert_eq!(
+            results,
+            [
+                ("nodeReady", CheckResult::Pass),
+                ("podsReady", CheckResult::Pass)
+            ]
+        );
         // Workloads: podsReady only (no node to look at is no failure).
         let target = web();
         let facts = run(&http, &[], &subject(&target, &[])).await;
-        assert_eq!(facts, HealthFacts::healthy());
+        assert!(facts.is_healthy(), "{facts:?}");
+        assert_eq!(facts.checks.len(), 1);
         // A fatal signal is a failure the engine need not wait out.
         let new = nginx("nginx:1.27.4");
         let crashing = pods([waiting(
@@ -347,12 +432,66 @@ mod tests {
             },
         )
         .await;
+        let message = "shop/web-2 container web: CrashLoopBackOff, last exit code 1";
         assert_eq!(
             facts,
-            HealthFacts::fatal(
-                FatalReason::CrashLoopBackOff,
-                "podsReady: shop/web-2 container web: CrashLoopBackOff, last exit code 1".into()
-            )
+            HealthFacts {
+                checks: vec![CheckOutcome {
+                    check: "podsReady".into(),
+                    result: CheckResult::Fatal,
+                    code: None,
+                    value: None,
+                    reason: Some(message.into()),
+                }],
+                ..HealthFacts::fatal(
+                    FatalReason::CrashLoopBackOff,
+                    format!("podsReady: {message}")
+                )
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn each_check_says_what_it_measured() {
+        let server = testkit::serve(|uri| match uri.path() {
+            "/api/v1/query" => testkit::Reply::Answer(
+                200,
+                serde_json::json!({"status": "success", "data": {"resultType": "vector",
+                    "result": [{"metric": {}, "value": [1.7e9, "0.25"]}]}})
+                .to_string(),
+            ),
+            "/ok" => testkit::Reply::Answer(204, String::new()),
+            _ => testkit::Reply::Answer(503, "down".into()),
+        })
+        .await;
+        let checks: Vec<HealthCheck> = serde_json::from_value(serde_json::json!([
+            {"http": {"url": format!("{}/ok", server.base), "expectStatus": [200, 204]}},
+            {"http": {"url": format!("{}/healthz", server.base)}},
+            {"prometheus": {"url": server.base, "query": "errors", "max": 0.1}},
+            {"prometheus": {"url": server.base, "query": "load", "max": 1}},
+        ]))
+        .unwrap();
+        let n1 = TargetId::node("n1");
+        let facts = run(&http_client(), &checks, &subject(&n1, &[])).await;
+        let seen: Vec<_> = facts
+            .checks
+            .iter()
+            .map(|c| (c.check.as_str(), c.result, c.code, c.value.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("http /ok", CheckResult::Pass, Some(204), None),
+                ("http /healthz", CheckResult::Fail, Some(503), None),
+                ("prometheus errors", CheckResult::Fail, None, Some("0.25")),
+                ("prometheus load", CheckResult::Pass, None, Some("0.25")),
+            ]
+        );
+        // The reason is the check's own, without its kind before it.
+        let reason = facts.checks[1].reason.as_deref().unwrap();
+        assert!(
+            reason.ends_with("/healthz answered 503, expected [200]"),
+            "{reason}"
         );
     }
 }

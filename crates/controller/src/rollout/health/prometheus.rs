@@ -9,12 +9,12 @@ use patchpilot_engine::target::TargetId;
 use super::{CheckError, HttpClient, http::get, substitute};
 
 /// The `prometheus` check: the one sample of `check.query`, naming `target`, lies within
-/// `check.min` and `check.max`.
+/// `check.min` and `check.max`; the sample is returned.
 pub(super) async fn query(
     http: &HttpClient,
     check: &PrometheusCheck,
     target: &TargetId,
-) -> Result<(), CheckError> {
+) -> Result<f64, CheckError> {
     let promql = substitute(&check.query, target);
     let encoded: String = form_urlencoded::byte_serialize(promql.as_bytes()).collect();
     let url = format!(
@@ -47,7 +47,7 @@ pub(super) async fn query(
             max,
         });
     }
-    Ok(())
+    Ok(value)
 }
 
 /// The one sample of an instant query's answer (a vector of one, or a scalar).

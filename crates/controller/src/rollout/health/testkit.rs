@@ -87,13 +87,13 @@ pub(super) fn node_n1() -> TargetId {
 }
 
 /// A check's result as status and events show it: its error's text.
-pub(super) fn reason(result: Result<(), CheckError>) -> Result<(), String> {
-    result.map_err(|e| e.to_string())
+pub(super) fn reason<T>(result: Result<T, CheckError>) -> Result<(), String> {
+    result.map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Asserts that `result` failed for a reason containing every one of `words`.
 #[track_caller]
-pub(super) fn assert_fails(result: Result<(), CheckError>, words: &[&str]) {
+pub(super) fn assert_fails<T: std::fmt::Debug>(result: Result<T, CheckError>, words: &[&str]) {
     let reason = result.expect_err("the check should fail").to_string();
     for word in words {
         assert!(
