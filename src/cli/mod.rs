@@ -136,6 +136,11 @@ pub struct SandboxArgs {
     /// against the kubeconfig (context `patchpilot`).
     #[arg(long)]
     pub without_operator: bool,
+    /// Tell each target's story too (locked and cordoned, draining, updater started and
+    /// finished, rebooting, back Ready, uncordoned, verified, updated), from the events the
+    /// operator records on it.
+    #[arg(long, short)]
+    pub verbose: bool,
 }
 
 /// Why a command failed.
