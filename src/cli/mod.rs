@@ -39,7 +39,7 @@ enum Command {
     /// Print every CRD as multi-document YAML: the same bytes as the files in crds/.
     Crd,
     /// Evaluate a MaintenanceWindow at an instant and print whether it is open, the current
-    /// interval and the next ones, as JSON.
+    /// interval and the next ones, as JSON (or text with `-o text`).
     Window(WindowArgs),
     /// Print which targets a policy selects, which are excluded or up to date, and the waves,
     /// as JSON.
@@ -87,9 +87,23 @@ pub struct WindowArgs {
     /// The instant to evaluate at, RFC 3339 (default: now).
     #[arg(long, value_name = "RFC3339")]
     pub at: Option<jiff::Timestamp>,
-    /// How many upcoming intervals to list.
+    /// How many upcoming intervals to list (searched up to 400 days ahead; fewer found are
+    /// said on standard error with JSON, under the list with text).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub next: usize,
+    /// `json`: the JSON of the specification, for programs; `text`: for people, in the
+    /// window's time zone and UTC, with why it is closed and the cutoff's last start.
+    #[arg(long, short, value_enum, value_name = "FORMAT", default_value_t = Format::Json)]
+    pub output: Format,
+}
+
+/// How a command prints its answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// JSON, for programs; its shape is fixed.
+    Json,
+    /// Text, for people.
+    Text,
 }
 
 /// Arguments of `patchpilot plan`.
