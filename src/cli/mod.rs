@@ -2,7 +2,8 @@
 //!
 //! Exit status: 0 on success, 2 on bad input (a missing or unreadable file, malformed YAML,
 //! an invalid field, a bad flag), 1 when the work itself fails. Every error is one line on
-//! standard error.
+//! standard error, except an object with several invalid fields: a line naming the file and
+//! the object, then one cause a line.
 
 mod input;
 mod plan;
@@ -18,7 +19,10 @@ use std::{
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub use input::{InputError, decode, describe, parse_objects, read_objects, read_one, schema};
+pub use input::{
+    InputError, decode, decode_checked, describe, parse_objects, read_objects, read_one,
+    read_one_checked, schema,
+};
 pub use run::init_logging;
 
 use crate::api;

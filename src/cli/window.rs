@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use patchpilot_engine::window::{Evaluation, Interval};
 use serde::Serialize;
 
-use super::{CliError, Format, InputError, WindowArgs, read_one};
+use super::{CliError, Format, WindowArgs, read_one_checked};
 use crate::api;
 
 /// What `patchpilot window` prints, in this key order.
@@ -28,12 +28,11 @@ struct Report<'a> {
 
 /// Reads the window, evaluates it at `--at` (default now) and prints the report.
 pub(super) fn run(args: &WindowArgs) -> Result<(), CliError> {
-    let window = read_one::<api::MaintenanceWindow>(&args.file)?;
-    let name = window.metadata.name.as_deref().unwrap_or_default();
-    let engine = window.spec.to_engine().map_err(|error| {
-        let shown = if name.is_empty() { "(unnamed)" } else { name };
-        InputError::unusable(&args.file, format!("MaintenanceWindow/{shown}"), error)
+    // Every mistake at once, one a line: the schema's and the operator's own reading's.
+    let (window, engine) = read_one_checked(&args.file, |window: &api::MaintenanceWindow| {
+        window.spec.to_engine_reporting_all()
     })?;
+    let name = window.metadata.name.as_deref().unwrap_or_default();
     let at = args.at.unwrap_or_else(Timestamp::now);
     let evaluation = engine.evaluate(at, args.next);
     let found = evaluation.next.len();
