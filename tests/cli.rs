@@ -162,3 +162,44 @@ fn a_missing_argument_is_named() {
         assert_bad_input(&output, &needles);
     }
 }
+
+#[test]
+fn several_causes_are_one_a_line_after_the_line_naming_the_file_and_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "w.yaml",
+        "apiVersion: patchpilot.dev/v1alpha1
+kind: MaintenanceWindow
+metadata: {name: nightly}
+spec:
+  timeZone: Mars/Olympus
+  recurrences:
+    - cron: \"0 5-2 * * *\"
+      duration: 1h
+  exclusions:
+    - start: \"2026-01-02T00:00:00Z\"
+      end: \"2026-01-01T00:00:00Z\"
+",
+    );
+    let output = patchpilot(&["window", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 4, "{err}");
+    assert!(
+        lines[0].starts_with("error: ")
+            && lines[0].ends_with("w.yaml: MaintenanceWindow/nightly: 3 problems:"),
+        "{err}"
+    );
+    // The schema's refusal, then the operator's own reading's.
+    assert!(lines[1].starts_with("  spec.exclusions[0]: "), "{err}");
+    assert_eq!(
+        lines[2],
+        "  spec.timeZone: unknown time zone \"Mars/Olympus\""
+    );
+    assert!(
+        lines[3].starts_with("  spec.recurrences[0].cron: "),
+        "{err}"
+    );
+}

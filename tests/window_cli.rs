@@ -1,4 +1,5 @@
-//! `patchpilot window`: the exact JSON of SPEC 4 for the example window, and bad input
+//! `patchpilot window`: the exact JSON of SPEC 4 for the example window, the text for people
+//! (`-o text`), fewer openings than asked for said without touching the JSON, and bad input
 //! answered with exit status 2 and one line naming the file, the object and the field.
 
 use std::{
@@ -211,4 +212,134 @@ fn a_predefined_schedule_opens_at_local_midnight() {
         report["current"],
         serde_json::json!({"start": "2026-11-25T23:00:00Z", "end": "2026-11-26T01:00:00Z"})
     );
+}
+
+#[test]
+fn json_is_the_default_output_and_stays_as_it_is() {
+    let at = ["--at", "2026-12-18T12:00:00Z", "--next", "3"];
+    let default = stdout(&["window", &example(), at[0], at[1], at[2], at[3]]);
+    let json = stdout(&[
+        "window",
+        &example(),
+        at[0],
+        at[1],
+        at[2],
+        at[3],
+        "-o",
+        "json",
+    ]);
+    assert_eq!(default, json);
+    let long = stdout(&["window", &example(), "--output", "json", at[0], at[1]]);
+    assert!(
+        long.starts_with("{\n  \"name\": \"weekend-nights\",\n"),
+        "{long}"
+    );
+}
+
+#[test]
+fn text_shows_an_open_window_in_its_zone_and_utc_with_the_cutoff() {
+    let text = stdout(&[
+        "window",
+        &example(),
+        "--at",
+        "2026-11-28T00:30:00Z",
+        "--next",
+        "2",
+        "-o",
+        "text",
+    ]);
+    assert_eq!(
+        text,
+        "Name:      weekend-nights
+Time zone: Europe/Berlin
+At:        Sat 2026-11-28 01:30:00 CET (2026-11-28 00:30:00 UTC)
+Open:      yes
+Current:   Sat 2026-11-28 01:00:00 CET to Sat 2026-11-28 05:00:00 CET
+               2026-11-28 00:00:00 UTC to     2026-11-28 04:00:00 UTC
+Cutoff:    30m before the end: the last start is Sat 2026-11-28 04:30:00 CET (2026-11-28 03:30:00 UTC)
+Next 2:
+   1. Sun 2026-11-29 01:00:00 CET to Sun 2026-11-29 05:00:00 CET
+          2026-11-29 00:00:00 UTC to     2026-11-29 04:00:00 UTC
+   2. Tue 2026-12-01 22:00:00 CET to Wed 2026-12-02 00:00:00 CET
+          2026-12-01 21:00:00 UTC to     2026-12-01 23:00:00 UTC
+"
+    );
+}
+
+#[test]
+fn text_says_which_freeze_closes_the_window_and_when_it_opens() {
+    // Sunday 20 December 2026, 01:30 in Berlin: the Sunday night occurrence would be open,
+    // but the year-end freeze closes it.
+    let text = stdout(&[
+        "window",
+        &example(),
+        "--at",
+        "2026-12-20T00:30:00Z",
+        "--next",
+        "1",
+        "-o",
+        "text",
+    ]);
+    assert_eq!(
+        text,
+        "Name:      weekend-nights
+Time zone: Europe/Berlin
+At:        Sun 2026-12-20 01:30:00 CET (2026-12-20 00:30:00 UTC)
+Open:      no: inside the exclusion \"Year-end change freeze\", which closes a recurrence open now
+Exclusion: Sun 2026-12-20 00:00:00 CET to Mon 2027-01-04 00:00:00 CET
+               2026-12-19 23:00:00 UTC to     2027-01-03 23:00:00 UTC
+Opens:     Tue 2027-01-05 22:00:00 CET (2027-01-05 21:00:00 UTC)
+Cutoff:    30m before the end: in that opening, the last start is Tue 2027-01-05 23:30:00 CET (2027-01-05 22:30:00 UTC)
+Next 1:
+   1. Tue 2027-01-05 22:00:00 CET to Wed 2027-01-06 00:00:00 CET
+          2027-01-05 21:00:00 UTC to     2027-01-05 23:00:00 UTC
+"
+    );
+    // Outside the freeze and every recurrence: it says so.
+    let text = stdout(&[
+        "window",
+        &example(),
+        "--at",
+        "2026-12-18T12:00:00Z",
+        "-o",
+        "text",
+    ]);
+    assert!(
+        text.contains("Open:      no: outside its recurrences\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn fewer_openings_than_asked_within_the_horizon_are_said() {
+    let dir = tempfile::tempdir().unwrap();
+    // Once a year: 400 days hold one or two openings, not five (here one: the year-end
+    // freeze takes New Year 2027).
+    let file = edited_example(dir.path(), "\"0 22 * * Tue\"", "\"@yearly\"");
+    let file = file.to_str().unwrap();
+    // Drop the weekend recurrence, so that only the yearly one is left.
+    let text = std::fs::read_to_string(file).unwrap().replace(
+        "    - days: [Sat, Sun]\n      start: \"01:00\"\n      duration: 4h\n",
+        "",
+    );
+    std::fs::write(file, text).unwrap();
+    let at = "2025-06-01T00:00:00Z";
+    let output = patchpilot(&["window", file, "--at", at, "--next", "5"]);
+    assert!(output.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["next"].as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(
+        String::from_utf8(output.stderr).unwrap(),
+        "note: only 1 window interval starts within 400 days of the instant; 5 were asked for\n"
+    );
+    let text = stdout(&["window", file, "--at", at, "--next", "5", "-o", "text"]);
+    assert!(
+        text.ends_with(
+            "  only 1 window interval starts within 400 days of the instant; 5 were asked for\n"
+        ),
+        "{text}"
+    );
+    // As many as asked: no note.
+    let output = patchpilot(&["window", file, "--at", at, "--next", "1"]);
+    assert_eq!(output.stderr, b"");
 }

@@ -2,7 +2,8 @@
 //!
 //! Exit status: 0 on success, 2 on bad input (a missing or unreadable file, malformed YAML,
 //! an invalid field, a bad flag), 1 when the work itself fails. Every error is one line on
-//! standard error.
+//! standard error, except an object with several invalid fields: a line naming the file and
+//! the object, then one cause a line.
 
 mod input;
 pub(crate) mod plan;
@@ -18,7 +19,10 @@ use std::{
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub use input::{InputError, decode, describe, parse_objects, read_objects, read_one, schema};
+pub use input::{
+    InputError, decode, decode_checked, describe, parse_objects, read_objects, read_one,
+    read_one_checked, schema,
+};
 pub use run::init_logging;
 
 use crate::api;
@@ -39,7 +43,7 @@ enum Command {
     /// Print every CRD as multi-document YAML: the same bytes as the files in crds/.
     Crd,
     /// Evaluate a MaintenanceWindow at an instant and print whether it is open, the current
-    /// interval and the next ones, as JSON.
+    /// interval and the next ones, as JSON (or text with `-o text`).
     Window(WindowArgs),
     /// Print which targets a policy selects, which are excluded or up to date, and the waves,
     /// as JSON (or text with -o text).
@@ -87,9 +91,23 @@ pub struct WindowArgs {
     /// The instant to evaluate at, RFC 3339 (default: now).
     #[arg(long, value_name = "RFC3339")]
     pub at: Option<jiff::Timestamp>,
-    /// How many upcoming intervals to list.
+    /// How many upcoming intervals to list (searched up to 400 days ahead; fewer found are
+    /// said on standard error with JSON, under the list with text).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub next: usize,
+    /// `json`: the JSON of the specification, for programs; `text`: for people, in the
+    /// window's time zone and UTC, with why it is closed and the cutoff's last start.
+    #[arg(long, short, value_enum, value_name = "FORMAT", default_value_t = Format::Json)]
+    pub output: Format,
+}
+
+/// How a command prints its answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// JSON, for programs; its shape is fixed.
+    Json,
+    /// Text, for people.
+    Text,
 }
 
 /// Arguments of `patchpilot plan`.
@@ -148,6 +166,11 @@ pub struct SandboxArgs {
     /// against the kubeconfig (context `patchpilot`).
     #[arg(long)]
     pub without_operator: bool,
+    /// Tell each target's story too (locked and cordoned, draining, updater started and
+    /// finished, rebooting, back Ready, uncordoned, verified, updated), from the events the
+    /// operator records on it.
+    #[arg(long, short)]
+    pub verbose: bool,
 }
 
 /// Why a command failed.

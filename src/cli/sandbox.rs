@@ -71,6 +71,7 @@ pub fn run(args: &SandboxArgs) -> Result<(), CliError> {
             kubeconfig_out: args.kubeconfig_out.clone(),
             report: args.report.clone(),
             operator: (!args.without_operator).then(crate::sandboxed::operator),
+            verbose: args.verbose,
         };
         run::run(sandbox, options).await.map_err(CliError::Run)?;
         Ok(())

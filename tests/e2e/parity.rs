@@ -314,6 +314,7 @@ async fn on_sandbox(parity: &Parity) -> Run {
         kubeconfig_out: None,
         report: None,
         operator: Some(patchpilot::sandboxed::operator()),
+        verbose: false,
     };
     run(sandbox, options).await.expect("the sandbox runs");
     recorder.abort();

@@ -157,6 +157,7 @@ async fn run_to_end(scenario: Scenario, acts: &[(SignedDuration, Act)]) -> Outco
         kubeconfig_out: None,
         report: None,
         operator: Some(patchpilot::sandboxed::operator()),
+        verbose: false,
     };
     let report = run(sandbox, options).await.unwrap();
     recorder.abort();

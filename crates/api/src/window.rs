@@ -79,47 +79,61 @@ fn utc() -> String {
 }
 
 impl MaintenanceWindowSpec {
-    /// The window as the engine evaluates it. Everything the schema checks is checked again
-    /// (a cluster may not enforce CEL rules), and what it cannot check — the time zone, the
-    /// cron expressions — is checked here; an error names the field from the object's root.
+    /// The window as the engine evaluates it, or the first field that makes no sense.
     pub fn to_engine(&self) -> Result<engine::Window, InvalidSpec> {
-        let time_zone = jiff::tz::TimeZone::get(&self.time_zone).map_err(|_| {
-            InvalidSpec::new(
-                "spec.timeZone",
-                format!("unknown time zone {:?}", self.time_zone),
-            )
-        })?;
+        self.to_engine_reporting_all().map_err(|errors| {
+            errors
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| InvalidSpec::new("spec", "is invalid"))
+        })
+    }
+
+    /// The window as the engine evaluates it, or every field that makes no sense — the time
+    /// zone, each recurrence, each exclusion — in the order they are written, so that a file
+    /// with several mistakes gets them all at once.
+    pub fn to_engine_reporting_all(&self) -> Result<engine::Window, Vec<InvalidSpec>> {
+        let mut errors = Vec::new();
+        let time_zone = jiff::tz::TimeZone::get(&self.time_zone)
+            .map_err(|_| {
+                errors.push(InvalidSpec::new(
+                    "spec.timeZone",
+                    format!("unknown time zone {:?}", self.time_zone),
+                ));
+            })
+            .ok();
         if self.recurrences.is_empty() {
-            return Err(InvalidSpec::new(
+            errors.push(InvalidSpec::new(
                 "spec.recurrences",
                 "at least one recurrence is required",
             ));
         }
-        let recurrences = self
-            .recurrences
-            .iter()
-            .enumerate()
-            .map(|(index, recurrence)| recurrence.to_engine(&format!("spec.recurrences[{index}]")))
-            .collect::<Result<_, _>>()?;
-        let exclusions = self
-            .exclusions
-            .iter()
-            .enumerate()
-            .map(|(index, exclusion)| {
-                engine::Interval::new(exclusion.start.0, exclusion.end.0).ok_or_else(|| {
-                    InvalidSpec::new(
-                        format!("spec.exclusions[{index}]"),
-                        "end must be after start",
-                    )
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(engine::Window::new(
-            time_zone,
-            recurrences,
-            exclusions,
-            self.cutoff.unwrap_or(Duration::ZERO),
-        ))
+        let mut recurrences = Vec::with_capacity(self.recurrences.len());
+        for (index, recurrence) in self.recurrences.iter().enumerate() {
+            match recurrence.to_engine(&format!("spec.recurrences[{index}]")) {
+                Ok(recurrence) => recurrences.push(recurrence),
+                Err(error) => errors.push(error),
+            }
+        }
+        let mut exclusions = Vec::with_capacity(self.exclusions.len());
+        for (index, exclusion) in self.exclusions.iter().enumerate() {
+            match engine::Interval::new(exclusion.start.0, exclusion.end.0) {
+                Some(interval) => exclusions.push(interval),
+                None => errors.push(InvalidSpec::new(
+                    format!("spec.exclusions[{index}]"),
+                    "end must be after start",
+                )),
+            }
+        }
+        match time_zone {
+            Some(time_zone) if errors.is_empty() => Ok(engine::Window::new(
+                time_zone,
+                recurrences,
+                exclusions,
+                self.cutoff.unwrap_or(Duration::ZERO),
+            )),
+            _ => Err(errors),
+        }
     }
 }
 
@@ -347,5 +361,40 @@ mod tests {
             let message = error(value.clone());
             assert!(message.starts_with(expected), "{value}: {message}");
         }
+    }
+
+    #[test]
+    fn every_invalid_field_is_reported_in_the_order_written() {
+        let errors = spec(json!({
+            "timeZone": "Mars/Olympus",
+            "recurrences": [
+                {"start": "01:00", "duration": "1h"},
+                {"cron": "0 5-2 * * *", "duration": "1h"},
+                {"start": "01:00", "duration": "0s"},
+            ],
+            "exclusions": [
+                {"start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z"},
+            ],
+        }))
+        .to_engine_reporting_all()
+        .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.timeZone",
+                "spec.recurrences[1].cron",
+                "spec.recurrences[2].duration",
+                "spec.exclusions[0]",
+            ]
+        );
+        // The operator's condition names the first, as before.
+        let first = spec(json!({
+            "timeZone": "Mars/Olympus",
+            "recurrences": [{"start": "01:00", "duration": "0s"}],
+        }))
+        .to_engine()
+        .unwrap_err();
+        assert_eq!(first.field, "spec.timeZone");
     }
 }

@@ -3,6 +3,7 @@
 //! final report.
 
 mod operator;
+mod progress;
 mod steps;
 
 use std::{collections::BTreeMap, io::Write as _, net::SocketAddr, path::PathBuf, sync::Arc};
@@ -14,11 +15,12 @@ use tokio::net::TcpListener;
 pub use operator::{
     Operator, RESTART_BACKOFF, RESTART_BACKOFF_MAX, RESTART_BACKOFF_RESET, Replica,
 };
+pub use progress::{Lines, stamp, summary};
 
 use super::{
     Sandbox,
     apiserver::serve,
-    store::{Filter, WatchFrom, WatchItem},
+    store::{Filter, WatchFrom},
 };
 use crate::store::Store;
 
@@ -72,6 +74,8 @@ pub struct RunOptions {
     pub report: Option<PathBuf>,
     /// The operator to run in the sandbox, if any.
     pub operator: Option<Operator>,
+    /// Tell each target's story too: the events the operator records on it.
+    pub verbose: bool,
 }
 
 /// Why a run failed.
@@ -97,9 +101,9 @@ pub enum RunError {
     },
 }
 
-/// Prints a progress line stamped with the sandbox's time.
+/// Prints a progress line stamped with the sandbox's time, as [`stamp`] writes it.
 fn say(store: &Store, line: &str) {
-    let at = store.clock().now().strftime("%Y-%m-%d %H:%M:%S");
+    let at = stamp(store.clock().now());
     let mut out = std::io::stdout().lock();
     // Progress output is best effort: a closed pipe must not stop the simulation.
     let _ = writeln!(out, "[{at}] {line}");
@@ -126,7 +130,7 @@ pub async fn run(sandbox: Sandbox, options: RunOptions) -> Result<Value, RunErro
     for step in sandbox.scenario().spec.steps.clone() {
         tokio::spawn(steps::run_step(sandbox.clone(), step));
     }
-    let progress = tokio::spawn(progress(store.clone()));
+    let progress = tokio::spawn(progress::follow(store.clone(), options.verbose));
     let operator = options
         .operator
         .clone()
@@ -182,6 +186,7 @@ pub async fn run(sandbox: Sandbox, options: RunOptions) -> Result<Value, RunErro
         })?;
     }
     say(&store, "the sandbox stops");
+    say(&store, &summary(&report));
     Ok(report)
 }
 
@@ -250,104 +255,4 @@ pub fn report(store: &Store) -> Value {
         })
         .collect();
     json!({"rollouts": rollouts})
-}
-
-/// Prints rollout changes as they happen.
-async fn progress(store: Arc<Store>) {
-    let (rollouts, windows) = (
-        rollouts_resource(&store),
-        store.resource("patchpilot.dev", "v1alpha1", "maintenancewindows"),
-    );
-    let watch = |resource: Option<Arc<super::resources::ResourceType>>| {
-        resource.and_then(|r| store.watch(&r, Filter::default(), WatchFrom::Current).ok())
-    };
-    let (Some(mut rollouts), Some(mut windows)) = (watch(rollouts), watch(windows)) else {
-        return;
-    };
-    let mut last: BTreeMap<String, String> = BTreeMap::new();
-    let mut pending: Vec<WatchItem> = std::mem::take(&mut rollouts.initial);
-    pending.append(&mut windows.initial);
-    loop {
-        for item in pending.drain(..) {
-            let WatchItem::Event(kind, object) = item else {
-                continue;
-            };
-            let key = format!(
-                "{}/{}",
-                object["kind"].as_str().unwrap_or(""),
-                object["metadata"]["name"].as_str().unwrap_or("")
-            );
-            if kind == "DELETED" {
-                last.remove(&key);
-                continue;
-            }
-            let line = match object["kind"].as_str() {
-                Some("MaintenanceWindow") => window_line(&object),
-                _ => rollout_line(&object),
-            };
-            if let Some(line) = line
-                && last.get(&key) != Some(&line)
-            {
-                say(&store, &line);
-                last.insert(key, line);
-            }
-        }
-        let next = tokio::select! {
-            item = rollouts.rx.recv() => item,
-            item = windows.rx.recv() => item,
-        };
-        match next {
-            Some(item) => pending.push(item),
-            None => return,
-        }
-    }
-}
-
-/// One line on a rollout: phase, wave, progress, and why it halted.
-fn rollout_line(rollout: &Value) -> Option<String> {
-    let status = &rollout["status"];
-    let wave = match status["wave"]["name"].as_str() {
-        Some(w) => format!(
-            ", wave {w} ({}/{})",
-            status["wave"]["index"], status["wave"]["total"]
-        ),
-        None => String::new(),
-    };
-    let failed = match status["targets"]["failed"].as_u64() {
-        Some(failed) if failed > 0 => format!(", {failed} failed"),
-        _ => String::new(),
-    };
-    let why = match (status["halt"]["reason"].as_str(), status["failures"].get(0)) {
-        (Some(halt), Some(failure)) => format!(
-            " ({halt}: {} {}: {})",
-            failure["target"].as_str().unwrap_or(""),
-            failure["reason"].as_str().unwrap_or(""),
-            failure["message"].as_str().unwrap_or("")
-        ),
-        (Some(halt), None) => format!(" ({halt})"),
-        (None, _) => String::new(),
-    };
-    Some(format!(
-        "rollout {} ({}): {}{wave}, {} updated{failed}{why}",
-        rollout["metadata"]["name"].as_str().unwrap_or(""),
-        rollout["spec"]["policy"].as_str().unwrap_or(""),
-        status["phase"].as_str().unwrap_or("Pending"),
-        status["progress"].as_str().unwrap_or("0/0"),
-    ))
-}
-
-/// One line on a maintenance window, once the operator has said whether it is open.
-fn window_line(window: &Value) -> Option<String> {
-    let status = &window["status"];
-    let name = window["metadata"]["name"].as_str().unwrap_or("");
-    match status["open"].as_bool()? {
-        true => Some(format!(
-            "maintenance window {name} opens, until {}",
-            status["currentWindow"]["end"].as_str().unwrap_or("?")
-        )),
-        false => Some(format!(
-            "maintenance window {name} is closed; next opening {}",
-            status["nextWindow"]["start"].as_str().unwrap_or("none")
-        )),
-    }
 }

@@ -31,15 +31,15 @@ pub enum FileError {
         /// What the parser said, with the line and column.
         message: String,
     },
-    /// An object in the file breaks a rule; `field` names where.
-    #[error("{file}: {object}: {message}")]
+    /// An object in the file breaks one rule or more; each cause names its field.
+    #[error("{file}: {object}: {causes}")]
     Invalid {
         /// The file.
         file: Shown,
         /// The object, as `Kind/name`.
         object: String,
-        /// What is wrong, starting with the field.
-        message: String,
+        /// What is wrong, each cause starting with the field.
+        causes: Causes,
     },
     /// The file does not hold what the command needs.
     #[error("{file}: {message}")]
@@ -61,23 +61,79 @@ impl fmt::Display for Shown {
     }
 }
 
+/// What is wrong with an object. One cause is shown on the line that names the file and the
+/// object; several are counted there and follow one a line, indented:
+///
+/// ```text
+/// window.yaml: MaintenanceWindow/nightly: 2 problems:
+///   spec.timeZone: unknown time zone "Mars/Olympus"
+///   spec.exclusions[0]: end must be after start
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Causes(Vec<String>);
+
+impl Causes {
+    /// Each cause, on one line of its own.
+    pub fn new<C: fmt::Display>(causes: impl IntoIterator<Item = C>) -> Self {
+        Causes(
+            causes
+                .into_iter()
+                .map(|cause| one_line(&cause.to_string()))
+                .collect(),
+        )
+    }
+
+    /// The causes, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+}
+
+impl fmt::Display for Causes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_slice() {
+            [] => f.write_str("invalid"),
+            [one] => f.write_str(one),
+            many => {
+                write!(f, "{} problems:", many.len())?;
+                many.iter().try_for_each(|cause| write!(f, "\n  {cause}"))
+            }
+        }
+    }
+}
+
 impl FileError {
     /// An invalid field of an object read from `file`.
     pub fn invalid(file: &Path, object: &Value, message: impl fmt::Display) -> Self {
-        FileError::Invalid {
-            file: Shown(file.to_owned()),
-            object: describe(object),
-            message: one_line(&message.to_string()),
-        }
+        Self::invalid_each(file, object, [message])
+    }
+
+    /// An object read from `file` with several invalid fields, each a cause of its own.
+    pub fn invalid_each<C: fmt::Display>(
+        file: &Path,
+        object: &Value,
+        causes: impl IntoIterator<Item = C>,
+    ) -> Self {
+        Self::unusable_each(file, describe(object), causes)
     }
 
     /// An object of `file`, shown as `Kind/name`, that decoded but cannot be used, such as a
     /// window with an unknown time zone; `message` starts with the field.
     pub fn unusable(file: &Path, object: impl Into<String>, message: impl fmt::Display) -> Self {
+        Self::unusable_each(file, object, [message])
+    }
+
+    /// An object of `file`, shown as `Kind/name`, that decoded but cannot be used for several
+    /// reasons, each starting with its field.
+    pub fn unusable_each<C: fmt::Display>(
+        file: &Path,
+        object: impl Into<String>,
+        causes: impl IntoIterator<Item = C>,
+    ) -> Self {
         FileError::Invalid {
             file: Shown(file.to_owned()),
             object: object.into(),
-            message: one_line(&message.to_string()),
+            causes: Causes::new(causes),
         }
     }
 
@@ -167,5 +223,38 @@ fn kind_of(value: &Value) -> &'static str {
         Value::Bool(_) => "boolean",
         Value::Object(_) => "mapping",
         Value::Null => "null",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::FileError;
+
+    #[test]
+    fn one_cause_is_one_line_and_several_are_one_a_line() {
+        let object = json!({"kind": "MaintenanceWindow", "metadata": {"name": "nightly"}});
+        let file = Path::new("w.yaml");
+        assert_eq!(
+            FileError::invalid(file, &object, "spec.cutoff: bad\n  value").to_string(),
+            "w.yaml: MaintenanceWindow/nightly: spec.cutoff: bad value"
+        );
+        assert_eq!(
+            FileError::invalid_each(
+                file,
+                &object,
+                ["spec.timeZone: unknown", "spec.cutoff: bad"]
+            )
+            .to_string(),
+            "w.yaml: MaintenanceWindow/nightly: 2 problems:\n  spec.timeZone: unknown\n  \
+             spec.cutoff: bad"
+        );
+        assert_eq!(
+            FileError::unusable_each(file, "PatchPolicy/p", ["spec.x: y"]).to_string(),
+            "w.yaml: PatchPolicy/p: spec.x: y"
+        );
     }
 }

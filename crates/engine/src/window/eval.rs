@@ -150,13 +150,17 @@ impl Window {
     /// Whether `at` lies in the open set. Cheaper than [`Window::evaluate`]: only the
     /// occurrences that could cover `at` are generated.
     pub fn is_open(&self, at: Timestamp) -> bool {
-        if self
+        !self
             .exclusions
             .iter()
             .any(|exclusion| exclusion.contains(at))
-        {
-            return false;
-        }
+            && self.in_occurrence(at)
+    }
+
+    /// Whether an occurrence of a recurrence covers `at`, exclusions aside: with
+    /// [`Window::is_open`], whether a closed window is closed by an exclusion (a freeze) or
+    /// because no recurrence is open then.
+    pub fn in_occurrence(&self, at: Timestamp) -> bool {
         let from = minus(at, self.longest).max(minus(at, HORIZON));
         occurrences(
             &self.time_zone,
@@ -335,5 +339,25 @@ mod tests {
         // days after, plus its length.
         assert_eq!(current.start, "2025-03-27T01:00:00Z".parse().unwrap());
         assert_eq!(current.end, "2030-02-28T01:00:00Z".parse().unwrap());
+    }
+
+    #[test]
+    fn an_exclusion_closes_an_occurrence_that_still_covers_the_instant() {
+        let at = |s: &str| -> Timestamp { s.parse().unwrap() };
+        let freeze = Interval::new(at("2026-05-02T00:00:00Z"), at("2026-05-03T00:00:00Z"));
+        let window = Window::new(
+            TimeZone::UTC,
+            vec![daily(Duration::from_hours(4))],
+            freeze.into_iter().collect(),
+            Duration::ZERO,
+        );
+        // Inside the freeze: closed, though the day's occurrence covers the instant.
+        let frozen = at("2026-05-02T02:00:00Z");
+        assert!(!window.is_open(frozen) && window.in_occurrence(frozen));
+        // Outside every occurrence: closed, and no occurrence covers it.
+        let night = at("2026-05-01T12:00:00Z");
+        assert!(!window.is_open(night) && !window.in_occurrence(night));
+        let open = at("2026-05-01T02:00:00Z");
+        assert!(window.is_open(open) && window.in_occurrence(open));
     }
 }
