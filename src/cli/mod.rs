@@ -128,17 +128,8 @@ pub struct PlanArgs {
     #[arg(long, value_name = "RFC3339")]
     pub at: Option<jiff::Timestamp>,
     /// Output format: the JSON of the specification, or text for people.
-    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = TextOrJson::Json)]
-    pub output: TextOrJson,
-}
-
-/// JSON for programs (the default, as the specification prints it) or text for people.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum TextOrJson {
-    /// JSON.
-    Json,
-    /// Text for people.
-    Text,
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = Format::Json)]
+    pub output: Format,
 }
 
 /// Flags of `patchpilot sandbox`.

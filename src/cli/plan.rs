@@ -15,7 +15,7 @@ use patchpilot_engine::{
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{CliError, InputError, PlanArgs, TextOrJson, read_objects, read_one};
+use super::{CliError, Format, InputError, PlanArgs, read_objects, read_one};
 use crate::{
     api::{PatchPolicy, convert::image_patches},
     controller::candidates::{self, ObjectKind, TargetMeta},
@@ -198,12 +198,12 @@ pub fn run(args: &PlanArgs) -> Result<(), CliError> {
     let plan = Plan::of(&name, &version, &engine_policy.strategy, &inventory);
     let mut out = io::stdout().lock();
     match args.output {
-        TextOrJson::Json => {
+        Format::Json => {
             serde_json::to_writer_pretty(&mut out, &plan)
                 .map_err(|e| CliError::Output(e.into()))?;
             writeln!(out).map_err(CliError::Output)
         }
-        TextOrJson::Text => out
+        Format::Text => out
             .write_all(plan.text().as_bytes())
             .map_err(CliError::Output),
     }

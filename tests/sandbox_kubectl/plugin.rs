@@ -196,6 +196,35 @@ fn a_rollout_followed_and_steered_with_the_plugin() {
     );
     plugin.refused(&["approve"], "<ROLLOUT|--policy <POLICY>>");
 
+    // The plan against the live cluster, and the compliance report, before anything ran.
+    let plan = plugin.ok(&["plan", "gpu-firmware"]);
+    for line in [
+        "PatchPolicy gpu-firmware: version 2026-12-firmware, 2 eligible targets",
+        "  canary (1 target): Node/gpu-",
+        "  full (1 target): Node/gpu-",
+        "Window: none: targets may start at any time",
+        &format!("Current rollout: {rollout} (AwaitingApproval, 0/2 updated)"),
+    ] {
+        assert!(plan.contains(line), "{line:?} in\n{plan}");
+    }
+    let planned: Value =
+        serde_json::from_str(&plugin.ok(&["plan", "gpu-firmware", "-o", "json"])).unwrap();
+    assert_eq!(planned["eligible"], 2);
+    assert_eq!(planned["currentRollout"], rollout);
+    plugin.refused(&["plan", "nope"], "PatchPolicy nope not found");
+    let report: Value =
+        serde_json::from_str(&plugin.ok(&["report", "gpu-firmware", "-o", "json"])).unwrap();
+    let counts = &report["policies"][0]["counts"];
+    assert_eq!(
+        (
+            counts["total"].as_u64(),
+            counts["pending"].as_u64(),
+            counts["upToDate"].as_u64()
+        ),
+        (Some(2), Some(2), Some(0)),
+        "{report}"
+    );
+
     // Approved through the policy's name, and only once.
     let approved = plugin.ok(&["approve", "--policy", "gpu-firmware"]);
     assert_eq!(
@@ -253,6 +282,51 @@ fn a_rollout_followed_and_steered_with_the_plugin() {
         "{watched}"
     );
     plugin.refused(&["abort", rollout], "has ended (Succeeded)");
+
+    // The report after it: both nodes up to date, one CSV row each, for auditors.
+    let report = plugin.ok(&["report"]);
+    let row = report
+        .lines()
+        .find(|l| l.starts_with("gpu-firmware"))
+        .unwrap();
+    assert!(row.contains("2/2"), "{report}");
+    let csv = plugin.ok(&["report", "gpu-firmware", "-o", "csv"]);
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(
+        rows[0].starts_with("policy,version,classification,due,target,state"),
+        "{csv}"
+    );
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert!(
+        rows[1..]
+            .iter()
+            .all(|r| r.contains(",UpToDate,2026-12-firmware,")),
+        "{csv}"
+    );
+    // The history: who approved (the user the API server knows), the outcome, kept.
+    let history = sandbox.eventually(30, "the policy's history", || {
+        let history = plugin.ok(&["history", "gpu-firmware"]);
+        history.contains("Succeeded").then_some(history)
+    });
+    let row = history.lines().nth(1).unwrap();
+    for cell in [
+        rollout,
+        "2026-12-firmware",
+        "sandbox-admin",
+        "UTC",
+        "Succeeded",
+        "yes",
+    ] {
+        assert!(row.contains(cell), "{cell} in\n{history}");
+    }
+    let remembered = sandbox.ok(&[
+        "get",
+        "patchpolicy",
+        "gpu-firmware",
+        "-o",
+        "jsonpath={.status.history[0].approvedBy}",
+    ]);
+    assert_eq!(remembered, "sandbox-admin");
     plugin.refused(&["pause", rollout], "has ended (Succeeded)");
 
     // As JSON and YAML, for scripts.
@@ -314,4 +388,116 @@ fn a_rollout_followed_and_steered_with_the_plugin() {
         "{completed}"
     );
     assert!(completed.contains(&held), "{completed}");
+}
+
+#[test]
+fn a_lock_left_by_a_rollout_that_is_gone_is_broken_with_unlock() {
+    let sandbox = Sandbox::start_with(&["--without-operator"]);
+    let plugin = Plugin::new(&sandbox);
+    let node = sandbox.dir.path().join("locked.yaml");
+    std::fs::write(
+        &node,
+        r#"apiVersion: v1
+kind: Node
+metadata:
+  name: stranded-1
+  labels: {patchpilot.dev/locked: "true"}
+  annotations:
+    patchpilot.dev/lock: gone-1234
+    patch.patchpilot.dev/gone.rollout: '{"rollout":"gone-1234","attempt":0,"state":"Applying","started":"2026-11-27T22:00:00Z","since":"2026-11-27T22:00:00Z","cordoned":true}'
+spec: {unschedulable: true}
+---
+apiVersion: patchpilot.dev/v1alpha1
+kind: PatchRollout
+metadata:
+  name: alive-1
+spec:
+  policy: nowhere
+  patch: {version: "1", classification: Low, updater: {template: {spec: {containers: [{name: u, image: u}]}}}}
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: held-1
+  annotations: {patchpilot.dev/lock: alive-1}
+"#,
+    )
+    .unwrap();
+    sandbox.ok(&["apply", "-f", &node.display().to_string()]);
+
+    // A lock whose rollout exists is refused, with what to do instead.
+    plugin.refused(
+        &["unlock", "held-1"],
+        "is locked by PatchRollout alive-1, which exists",
+    );
+    plugin.refused(&["unlock", "pod/x"], "name a node (NAME or node/NAME)");
+    plugin.refused(&["unlock", "nothing-here"], "Node/nothing-here not found");
+
+    // Said first; a dry run changes nothing.
+    let said = plugin.ok(&["unlock", "node/stranded-1", "--dry-run"]);
+    assert!(
+        said.starts_with(
+            "Node/stranded-1 is locked by PatchRollout gone-1234, which no longer exists."
+        ),
+        "{said}"
+    );
+    assert!(
+        said.contains("uncordon the node, which the rollout cordoned"),
+        "{said}"
+    );
+    assert!(
+        said.contains("for PatchPolicy gone as failed (Abandoned)"),
+        "{said}"
+    );
+    assert!(said.ends_with("Dry run: nothing changed.\n"), "{said}");
+    assert_eq!(
+        sandbox.ok(&[
+            "get",
+            "node",
+            "stranded-1",
+            "-o",
+            "jsonpath={.spec.unschedulable}"
+        ]),
+        "true"
+    );
+
+    let done = plugin.ok(&["unlock", "stranded-1"]);
+    assert!(
+        done.ends_with("Node/stranded-1 unlocked and uncordoned\n"),
+        "{done}"
+    );
+    let node: Value =
+        serde_json::from_str(&sandbox.ok(&["get", "node", "stranded-1", "-o", "json"])).unwrap();
+    assert_ne!(node["spec"]["unschedulable"], true, "{node}");
+    assert!(
+        node["metadata"]["annotations"]
+            .get("patchpilot.dev/lock")
+            .is_none(),
+        "{node}"
+    );
+    assert!(
+        node["metadata"]["labels"]
+            .get("patchpilot.dev/locked")
+            .is_none(),
+        "{node}"
+    );
+    let record = node["metadata"]["annotations"]["patch.patchpilot.dev/gone.rollout"]
+        .as_str()
+        .unwrap();
+    assert!(record.contains("\"reason\":\"Abandoned\""), "{record}");
+    let events = sandbox.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=stranded-1",
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ]);
+    assert_eq!(events, "LockCleared");
+    // Again: nothing left to do.
+    let again = plugin.ok(&["unlock", "stranded-1"]);
+    assert_eq!(
+        again.trim(),
+        "Node/stranded-1 is not locked by patchpilot: nothing to do"
+    );
 }
