@@ -46,6 +46,12 @@ async fn a_person_approves_and_promotes_with_kubectl() {
     let (code, _, err) = plugin(&["promote", &name]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("is not waiting for promotion"), "{err}");
+    let (code, plan, err) = plugin(&["plan", &policy]);
+    assert_eq!(code, 0, "{plan}{err}");
+    assert!(
+        plan.contains(&format!("{} eligible target", nodes.len())),
+        "{plan}"
+    );
     let (code, out, err) = plugin(&["approve", &name]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("approved: spec.approved is now true"), "{out}");
@@ -90,6 +96,21 @@ async fn a_person_approves_and_promotes_with_kubectl() {
         status.targets.updated,
         u32::try_from(nodes.len()).unwrap(),
         "{status:?}"
+    );
+    // Who approved, as the API server knows the user; the compliance report agrees.
+    let approver = done
+        .annotations()
+        .get(patchpilot::api::APPROVED_BY)
+        .cloned()
+        .unwrap_or_default();
+    assert!(!approver.is_empty(), "{:?}", done.metadata.annotations);
+    let (code, out, err) = plugin(&["report", &policy, "-o", "json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("report JSON");
+    assert_eq!(
+        report["policies"][0]["counts"]["upToDate"].as_u64(),
+        Some(nodes.len() as u64),
+        "{report}"
     );
     cluster
         .finish(&[Rules::new(policy.clone(), 1).per_pool("pool")])
