@@ -4,12 +4,12 @@
 //! `status.history`, which the operator writes as each rollout finishes.
 
 use jiff::Timestamp;
-use kube::{Api, Client};
+use kube::Client;
 use serde::Serialize;
 
 use super::{Outcome, Output, PluginError, all_rollouts, text};
 use crate::{
-    api::{PatchPolicy, RolloutHistory},
+    api::RolloutHistory,
     controller::history,
 };
 
@@ -25,15 +25,7 @@ struct Line {
 
 /// Prints the history of `policy`.
 pub async fn run(client: &Client, policy: &str, output: Option<Output>) -> Outcome {
-    let found = Api::<PatchPolicy>::all(client.clone())
-        .get_opt(policy)
-        .await
-        .map_err(|e| PluginError::api(format!("PatchPolicy {policy}"), e))?
-        .ok_or_else(|| {
-            PluginError::Refused(format!(
-                "PatchPolicy {policy} not found (kubectl get patchpolicies lists them)"
-            ))
-        })?;
+    let found = super::get_policy(client, policy).await?;
     let remembered = found.status.map(|s| s.history).unwrap_or_default();
     let rollouts: Vec<_> = all_rollouts(client)
         .await?

@@ -49,15 +49,7 @@ pub struct Live {
 impl Live {
     /// Reads the policy `name` and the objects it may target.
     pub async fn read(client: &Client, name: &str) -> Result<Self, PluginError> {
-        let policy = Api::<PatchPolicy>::all(client.clone())
-            .get_opt(name)
-            .await
-            .map_err(|e| PluginError::api(format!("PatchPolicy {name}"), e))?
-            .ok_or_else(|| {
-                PluginError::Refused(format!(
-                    "PatchPolicy {name} not found (kubectl get patchpolicies lists them)"
-                ))
-            })?;
+        let policy = super::get_policy(client, name).await?;
         Self::of(client, policy).await
     }
 

@@ -367,13 +367,22 @@ async fn get_rollout(client: &Client, name: &str) -> Result<PatchRollout, Plugin
         })
 }
 
+/// The PatchPolicy `name`; one that does not exist is bad input.
+async fn get_policy(client: &Client, name: &str) -> Result<PatchPolicy, PluginError> {
+    Api::<PatchPolicy>::all(client.clone())
+        .get_opt(name)
+        .await
+        .map_err(|e| PluginError::api(format!("PatchPolicy {name}"), e))?
+        .ok_or_else(|| {
+            PluginError::Refused(format!(
+                "PatchPolicy {name} not found (kubectl get patchpolicies lists them)"
+            ))
+        })
+}
+
 /// The name of a policy's current rollout.
 async fn current_rollout(client: &Client, policy: &str) -> Result<String, PluginError> {
-    let found = Api::<PatchPolicy>::all(client.clone())
-        .get_opt(policy)
-        .await
-        .map_err(|e| PluginError::api(format!("PatchPolicy {policy}"), e))?
-        .ok_or_else(|| PluginError::Refused(format!("PatchPolicy {policy} not found")))?;
+    let found = get_policy(client, policy).await?;
     found.status.and_then(|s| s.current_rollout).ok_or_else(|| {
         PluginError::Refused(format!(
             "PatchPolicy {policy} has no current rollout yet (its status names none)"

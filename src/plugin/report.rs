@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::{Outcome, PluginError, ReportFormat, live::Live, text};
 use crate::{
     api::{PatchPolicy, PatchRollout},
+    controller::policy::{compliance_deadline, released},
     engine::{
         compliance::{self, Compliance},
         keys,
@@ -102,16 +103,7 @@ pub async fn run(client: &Client, policies: &[String], format: Option<ReportForm
     } else {
         let mut chosen = Vec::new();
         for name in policies {
-            chosen.push(
-                api.get_opt(name)
-                    .await
-                    .map_err(|e| PluginError::api(format!("PatchPolicy {name}"), e))?
-                    .ok_or_else(|| {
-                        PluginError::Refused(format!(
-                            "PatchPolicy {name} not found (kubectl get patchpolicies lists them)"
-                        ))
-                    })?,
-            );
+            chosen.push(super::get_policy(client, name).await?);
         }
         chosen
     };
@@ -170,17 +162,8 @@ fn policy_report(live: &Live, rollout: Option<&PatchRollout>) -> PolicyReport {
         .as_ref()
         .and_then(|s| s.current_rollout.clone())
         .unwrap_or_default();
-    let deadline = live
-        .engine
-        .deadline
-        .unwrap_or_else(|| policy.spec.patch.classification.default_deadline());
-    let released = policy
-        .spec
-        .patch
-        .released_at
-        .as_ref()
-        .map(|t| t.0)
-        .or_else(|| rollout.and_then(|r| r.metadata.creation_timestamp.as_ref().map(|t| t.0)));
+    let deadline = compliance_deadline(policy, &live.engine);
+    let released = released(policy, rollout);
     let question = compliance::Question {
         policy: name,
         version,

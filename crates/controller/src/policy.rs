@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use jiff::Timestamp;
 use kube::{
     Api, Resource, ResourceExt,
     api::DeleteParams,
@@ -20,7 +21,9 @@ use patchpilot_engine::{
         deleted_rollout_conditions, policy_conditions, stalled_conditions,
     },
     plan::{self, Query, Scope},
+    policy::Policy as EnginePolicy,
     rollout::Phase,
+    units::Duration,
 };
 use serde_json::json;
 
@@ -121,17 +124,7 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
         now,
     };
     let inventory = plan::inventory(&engine.targets, &query, &candidates, &namespaces, |_| false);
-    let released = policy
-        .spec
-        .patch
-        .released_at
-        .as_ref()
-        .map(|t| t.0)
-        .or_else(|| {
-            rollout
-                .as_ref()
-                .and_then(|r| r.metadata.creation_timestamp.as_ref().map(|t| t.0))
-        });
+    let released = released(&policy, rollout.as_deref());
     let compliance = Compliance::of(
         &inventory,
         &compliance::Question {
@@ -139,9 +132,7 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
             version: &policy.spec.patch.version,
             rollout: &current,
             released,
-            deadline: engine
-                .deadline
-                .unwrap_or_else(|| policy.spec.patch.classification.default_deadline()),
+            deadline: compliance_deadline(&policy, &engine),
             now,
         },
     );
@@ -197,6 +188,26 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
     };
     ctx.write_status(policy.as_ref(), &status).await?;
     Ok(ctx.requeue_at(compliance.due))
+}
+
+/// When a policy's patch was released, for its compliance deadline: its `releasedAt`, else
+/// the creation of its current rollout; `None` while neither is known (nothing is overdue).
+pub fn released(policy: &PatchPolicy, rollout: Option<&PatchRollout>) -> Option<Timestamp> {
+    policy
+        .spec
+        .patch
+        .released_at
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| rollout.and_then(|r| r.metadata.creation_timestamp.as_ref().map(|t| t.0)))
+}
+
+/// How long after the release a policy's targets must carry its version: its own
+/// `compliance.deadline`, else the default of the patch's classification.
+pub fn compliance_deadline(policy: &PatchPolicy, engine: &EnginePolicy) -> Duration {
+    engine
+        .deadline
+        .unwrap_or_else(|| policy.spec.patch.classification.default_deadline())
 }
 
 /// A policy being deleted: its rollouts let go of their targets (they start nothing and
