@@ -7,11 +7,8 @@ use jiff::Timestamp;
 use kube::Client;
 use serde::Serialize;
 
-use super::{Outcome, Output, PluginError, all_rollouts, text};
-use crate::{
-    api::RolloutHistory,
-    controller::history,
-};
+use super::{Outcome, Output, all_rollouts, text};
+use crate::{api::RolloutHistory, controller::history};
 
 /// One rollout of the history, as printed.
 #[derive(Serialize)]
