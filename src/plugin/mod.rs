@@ -29,7 +29,8 @@ use kube::{Api, Client, api::ListParams};
 use crate::api::{PatchPolicy, PatchRollout};
 
 /// Follow and steer patchpilot's rollouts: see where each target stands and what holds it,
-/// approve, promote, pause, resume, abort and retry.
+/// approve, promote, pause, resume, abort and retry; plan a policy against the cluster,
+/// report its compliance, read its history, and break a lock left by a rollout that is gone.
 #[derive(Debug, Parser)]
 #[command(
     name = "kubectl patchpilot",
