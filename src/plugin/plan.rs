@@ -98,31 +98,18 @@ pub async fn run(client: &Client, policy: &str, output: Option<Output>) -> Outco
             print!("{}", super::status::encode(&shown, format)?);
         }
         Some(Output::Wide) | None => {
-            print!(
-                "{}",
-                draw(
-                    &shown,
-                    rollout.as_ref(),
-                    live.engine.window.is_some(),
-                    live.now
-                )
-            );
+            print!("{}", draw(&shown, rollout.as_ref(), live.now));
         }
     }
     Ok(0)
 }
 
 /// The plan for people: `patchpilot plan -o text`, then the window and the current rollout.
-fn draw(
-    shown: &Shown<'_>,
-    rollout: Option<&PatchRollout>,
-    windowed: bool,
-    now: Timestamp,
-) -> String {
+fn draw(shown: &Shown<'_>, rollout: Option<&PatchRollout>, now: Timestamp) -> String {
     let mut out = shown.plan.text();
     out.push_str(&format!(
         "Window: {}\n",
-        window_line(shown.window.as_ref(), windowed, now)
+        window_line(shown.window.as_ref(), now)
     ));
     if let Some(name) = &shown.current_rollout {
         let standing = rollout.and_then(|r| r.status.as_ref()).map_or_else(
@@ -143,9 +130,8 @@ fn draw(
 }
 
 /// Where the window stands, in a sentence with instants in local time and UTC.
-fn window_line(window: Option<&WindowShown>, windowed: bool, now: Timestamp) -> String {
+fn window_line(window: Option<&WindowShown>, now: Timestamp) -> String {
     let Some(window) = window else {
-        debug_assert!(!windowed);
         return "none: targets may start at any time".to_owned();
     };
     let name = &window.name;
@@ -192,7 +178,7 @@ mod tests {
                 ],
             }),
         );
-        let line = window_line(Some(&closed), true, now);
+        let line = window_line(Some(&closed), now);
         assert!(
             line.starts_with("MaintenanceWindow nights is closed; it opens in 10h: "),
             "{line}"
@@ -209,7 +195,7 @@ mod tests {
             }),
         );
         assert!(
-            window_line(Some(&open), true, now)
+            window_line(Some(&open), now)
                 .starts_with("MaintenanceWindow nights is open for 120m: ")
         );
         let never = WindowShown::of(
@@ -221,16 +207,16 @@ mod tests {
             }),
         );
         assert_eq!(
-            window_line(Some(&never), true, now),
+            window_line(Some(&never), now),
             "MaintenanceWindow frozen is closed and does not open in the next 400 days"
         );
         let missing = WindowShown::of(
             "gone".into(),
             Err("MaintenanceWindow gone does not exist: no target starts until it does".into()),
         );
-        assert!(window_line(Some(&missing), true, now).contains("does not exist"));
+        assert!(window_line(Some(&missing), now).contains("does not exist"));
         assert_eq!(
-            window_line(None, false, now),
+            window_line(None, now),
             "none: targets may start at any time"
         );
     }

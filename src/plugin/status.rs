@@ -504,14 +504,7 @@ pub fn draw(scene: &Scene, now: Timestamp, paint: Paint) -> String {
                 failure.message
             ));
             let checks = health::lines(&failure.health, now, false, paint);
-            for (k, line) in checks.iter().enumerate() {
-                let twig = if k + 1 == checks.len() {
-                    "└─"
-                } else {
-                    "├─"
-                };
-                out.push_str(&format!("     {twig} {line}\n"));
-            }
+            branches(&mut out, "     ", &checks);
         }
     }
     out
@@ -590,13 +583,18 @@ fn target_lines(
         lines.push(format!("Pod {pod}: {held}"));
     }
     lines.extend(health::lines(&progress.health, now, true, paint));
+    branches(out, &format!("{stem}{inner}"), &lines);
+}
+
+/// Lines as the branches of a tree under `indent`: `├─` for each, `└─` for the last.
+fn branches(out: &mut String, indent: &str, lines: &[String]) {
     for (k, line) in lines.iter().enumerate() {
         let twig = if k + 1 == lines.len() {
             "└─"
         } else {
             "├─"
         };
-        out.push_str(&format!("{stem}{inner}{twig} {line}\n"));
+        out.push_str(&format!("{indent}{twig} {line}\n"));
     }
 }
 
