@@ -248,3 +248,39 @@ fn bad_input_is_one_line_naming_the_file_and_field() {
         "{err}"
     );
 }
+
+#[test]
+fn a_policy_with_several_mistakes_gets_them_all_one_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = std::fs::read_to_string(root("examples/workload-image-policy.yaml"))
+        .unwrap()
+        .replace("docker.io/library/nginx:1.27.4", "docker.io/library/nginx")
+        .replace("{percent: 50, soak: 30m}", "{percent: 20, soak: 30m}")
+        .replace("    mode: Manual", "    mode: Manual\n    delay: 1h")
+        .replace("  health:\n", "  drain: {timeout: 5m}\n  health:\n");
+    let policy_file = dir.path().join("policy.yaml");
+    std::fs::write(&policy_file, policy).unwrap();
+    let (code, _, err) = plan(&[
+        "--policy",
+        policy_file.to_str().unwrap(),
+        "--cluster",
+        &root("tests/fixtures/cluster.yaml"),
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines[0].contains("policy.yaml") && lines[0].contains("4 problems:"),
+        "{err}"
+    );
+    let expected = [
+        // The schema's pattern finds this one first; the converter does not say it again.
+        "spec.patch.images[0].image: Invalid value: \"docker.io/library/nginx\"",
+        "spec.strategy.stages[1].percent: must be greater than the previous stage's 25%",
+        "spec.drain: goes with targets.nodes",
+        "spec.approval.delay: goes with mode Automatic",
+    ];
+    assert_eq!(lines.len(), 1 + expected.len(), "{err}");
+    for (line, cause) in lines[1..].iter().zip(expected) {
+        assert!(line.trim().starts_with(cause), "{cause}\n{err}");
+    }
+}

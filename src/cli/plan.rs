@@ -15,7 +15,7 @@ use patchpilot_engine::{
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{CliError, Format, InputError, PlanArgs, read_objects, read_one};
+use super::{CliError, Format, InputError, PlanArgs, read_objects, read_one_checked};
 use crate::{
     api::{PatchPolicy, convert::image_patches},
     controller::candidates::{self, ObjectKind, TargetMeta},
@@ -165,11 +165,11 @@ fn some(targets: &[String]) -> String {
 
 /// Runs `patchpilot plan`.
 pub fn run(args: &PlanArgs) -> Result<(), CliError> {
-    let policy: PatchPolicy = read_one(&args.policy)?;
-    let name = policy.metadata.name.clone().unwrap_or_default();
-    let engine_policy = policy.spec.to_engine(&name).map_err(|error| {
-        InputError::unusable(&args.policy, format!("PatchPolicy/{name}"), error)
+    let (policy, engine_policy) = read_one_checked(&args.policy, |policy: &PatchPolicy| {
+        let name = policy.metadata.name.as_deref().unwrap_or_default();
+        policy.spec.to_engine_reporting_all(name)
     })?;
+    let name = policy.metadata.name.clone().unwrap_or_default();
     let (candidates, namespaces) = cluster(&args.cluster)?;
     let version = args
         .version

@@ -24,6 +24,7 @@ use crate::{
         target::Candidate,
         window::Evaluation,
     },
+    schema::manifest::Causes,
 };
 
 /// How many objects a page of a list holds: a big cluster is read in pages, as kubectl
@@ -56,9 +57,13 @@ impl Live {
     /// Reads the objects `policy` may target.
     pub async fn of(client: &Client, policy: PatchPolicy) -> Result<Self, PluginError> {
         let name = policy.metadata.name.clone().unwrap_or_default();
-        let engine = policy.spec.to_engine(&name).map_err(|invalid| {
-            PluginError::Refused(format!("PatchPolicy {name} is invalid: {invalid}"))
-        })?;
+        let engine = policy
+            .spec
+            .to_engine_reporting_all(&name)
+            .map_err(|problems| {
+                let causes = Causes::new(problems);
+                PluginError::Refused(format!("PatchPolicy {name} is invalid: {causes}"))
+            })?;
         let mut candidates = Vec::new();
         let mut namespaces = Namespaces::new();
         match &engine.targets.scope {

@@ -53,54 +53,79 @@ fn percent(value: u32, field: &str) -> Result<Percent, InvalidSpec> {
         .ok_or_else(|| InvalidSpec::new(field, format!("{value} is not a percent from 1 to 100")))
 }
 
+/// The mistakes found in a spec so far, so that a file with several gets them all at once.
+#[derive(Debug, Default)]
+pub(crate) struct Problems(Vec<InvalidSpec>);
+
+impl Problems {
+    /// The value, or `None` with its mistake noted.
+    pub(crate) fn take<T>(&mut self, checked: Result<T, InvalidSpec>) -> Option<T> {
+        checked.map_err(|invalid| self.0.push(invalid)).ok()
+    }
+
+    /// Notes a mistake.
+    pub(crate) fn push(&mut self, field: impl Into<String>, message: impl std::fmt::Display) {
+        self.0.push(InvalidSpec::new(field, message));
+    }
+
+    /// `value` when nothing was noted; otherwise every mistake, in the order found.
+    pub(crate) fn or<T>(self, value: Option<T>) -> Result<T, Vec<InvalidSpec>> {
+        match value {
+            Some(value) if self.0.is_empty() => Ok(value),
+            _ if self.0.is_empty() => Err(vec![InvalidSpec::new("spec", "is invalid")]),
+            _ => Err(self.0),
+        }
+    }
+}
+
+/// The first of several mistakes.
+pub(crate) fn first(mut problems: Vec<InvalidSpec>) -> InvalidSpec {
+    if problems.is_empty() {
+        InvalidSpec::new("spec", "is invalid")
+    } else {
+        problems.swap_remove(0)
+    }
+}
+
+/// Several mistakes on one line, as a condition's message carries them: `a: …; b: …`.
+pub fn one_line(problems: &[InvalidSpec]) -> String {
+    let causes: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    causes.join("; ")
+}
+
 impl PatchPolicySpec {
     /// The policy as the engine works with it, or the first field that makes no sense.
     pub fn to_engine(&self, name: &str) -> Result<Policy, InvalidSpec> {
-        let targets = &self.targets;
-        let scope = match (&targets.nodes, &targets.workloads) {
-            (Some(nodes), None) => Scope::Nodes {
-                selector: selector(nodes.selector.as_ref(), "spec.targets.nodes.selector")?,
-                pool_label: nodes.pool_label.clone(),
-            },
-            (None, Some(workloads)) => Scope::Workloads {
-                namespaces: workloads
-                    .namespace_selector
-                    .as_ref()
-                    .map(|s| selector(Some(s), "spec.targets.workloads.namespaceSelector"))
-                    .transpose()?,
-                selector: selector(
-                    workloads.selector.as_ref(),
-                    "spec.targets.workloads.selector",
-                )?,
-                kinds: workloads.kinds.clone().map_or_else(
-                    || WorkloadKind::ALL.into_iter().collect(),
-                    |kinds| kinds.into_iter().collect::<BTreeSet<_>>(),
-                ),
-            },
-            _ => {
-                return Err(InvalidSpec::new(
-                    "spec.targets",
-                    "exactly one of nodes or workloads is required",
-                ));
-            }
-        };
-        let exclude = targets
-            .exclude
-            .as_ref()
-            .map(|s| selector(Some(s), "spec.targets.exclude"))
-            .transpose()?;
-        let rules = TargetRules { scope, exclude };
-        self.patch
-            .to_engine("spec.patch")?
-            .fits(&rules, "spec.patch")?;
-        let strategy = self.strategy_to_engine()?;
+        self.to_engine_reporting_all(name).map_err(first)
+    }
+
+    /// The policy as the engine works with it, or every field that makes no sense, in the
+    /// order they are written (targets, patch, strategy, drain, health, approval). A check that
+    /// needs an earlier part (a health check's kind needs the targets) is left out when that
+    /// part is itself wrong, so that one mistake is not reported twice.
+    pub fn to_engine_reporting_all(&self, name: &str) -> Result<Policy, Vec<InvalidSpec>> {
+        let mut problems = Problems::default();
+        let rules = self.target_rules(&mut problems);
+        let patch = self.patch.checked("spec.patch", &mut problems);
+        if let (Some(rules), Some(patch)) = (&rules, &patch) {
+            problems.take(patch.fits(rules, "spec.patch"));
+        }
+        let strategy = self.strategy_to_engine(&mut problems);
         let drain = self.drain.clone().unwrap_or_default();
-        if self.drain.is_some() && !matches!(rules.scope, Scope::Nodes { .. }) {
-            return Err(InvalidSpec::new("spec.drain", "goes with targets.nodes"));
+        let nodes = rules
+            .as_ref()
+            .map(|r| matches!(r.scope, Scope::Nodes { .. }));
+        if self.drain.is_some() && nodes == Some(false) {
+            problems.push("spec.drain", "goes with targets.nodes");
         }
         let health = self.health.clone().unwrap_or_default();
         for (i, check) in health.checks.iter().enumerate() {
-            check_health(check, &rules, &format!("spec.health.checks[{i}]"))?;
+            check_health(
+                check,
+                nodes,
+                &format!("spec.health.checks[{i}]"),
+                &mut problems,
+            );
         }
         let active = health
             .checks
@@ -108,12 +133,9 @@ impl PatchPolicySpec {
             .any(|c| c.http.is_some() || c.prometheus.is_some() || c.job.is_some());
         let approval = self.approval.clone().unwrap_or_default();
         if approval.delay.is_some() && approval.mode != policy::ApprovalMode::Automatic {
-            return Err(InvalidSpec::new(
-                "spec.approval.delay",
-                "goes with mode Automatic",
-            ));
+            problems.push("spec.approval.delay", "goes with mode Automatic");
         }
-        Ok(Policy {
+        let policy = rules.zip(strategy).map(|(rules, strategy)| Policy {
             name: name.to_owned(),
             targets: rules,
             strategy,
@@ -134,33 +156,92 @@ impl PatchPolicySpec {
             window: self.maintenance_window.clone(),
             deadline: self.compliance.as_ref().and_then(|c| c.deadline),
             suspend: self.suspend,
-        })
+        });
+        problems.or(policy)
     }
 
-    fn strategy_to_engine(&self) -> Result<policy::Strategy, InvalidSpec> {
+    /// Which targets the policy selects and excludes.
+    fn target_rules(&self, problems: &mut Problems) -> Option<TargetRules> {
+        let targets = &self.targets;
+        let scope = match (&targets.nodes, &targets.workloads) {
+            (Some(nodes), None) => problems
+                .take(selector(
+                    nodes.selector.as_ref(),
+                    "spec.targets.nodes.selector",
+                ))
+                .map(|selector| Scope::Nodes {
+                    selector,
+                    pool_label: nodes.pool_label.clone(),
+                }),
+            (None, Some(workloads)) => {
+                let namespaces = workloads
+                    .namespace_selector
+                    .as_ref()
+                    .map(|s| selector(Some(s), "spec.targets.workloads.namespaceSelector"))
+                    .transpose();
+                let namespaces = problems.take(namespaces);
+                let selector = problems.take(selector(
+                    workloads.selector.as_ref(),
+                    "spec.targets.workloads.selector",
+                ));
+                namespaces
+                    .zip(selector)
+                    .map(|(namespaces, selector)| Scope::Workloads {
+                        namespaces,
+                        selector,
+                        kinds: workloads.kinds.clone().map_or_else(
+                            || WorkloadKind::ALL.into_iter().collect(),
+                            |kinds| kinds.into_iter().collect::<BTreeSet<_>>(),
+                        ),
+                    })
+            }
+            _ => {
+                problems.push(
+                    "spec.targets",
+                    "exactly one of nodes or workloads is required",
+                );
+                None
+            }
+        };
+        let exclude = targets
+            .exclude
+            .as_ref()
+            .map(|s| selector(Some(s), "spec.targets.exclude"))
+            .transpose();
+        let exclude = problems.take(exclude);
+        scope
+            .zip(exclude)
+            .map(|(scope, exclude)| TargetRules { scope, exclude })
+    }
+
+    fn strategy_to_engine(&self, problems: &mut Problems) -> Option<policy::Strategy> {
         let strategy = &self.strategy;
         let canary = strategy.canary.clone().unwrap_or_default();
         let size = match (canary.targets, canary.percent) {
             (Some(_), Some(_)) => {
-                return Err(InvalidSpec::new(
-                    "spec.strategy.canary",
-                    "takes targets or percent, not both",
-                ));
+                problems.push("spec.strategy.canary", "takes targets or percent, not both");
+                None
             }
-            (_, Some(p)) => CanarySize::Percent(percent(p, "spec.strategy.canary.percent")?),
-            (Some(targets), None) => CanarySize::Targets(targets),
-            (None, None) => CanarySize::Targets(1),
+            (_, Some(p)) => problems
+                .take(percent(p, "spec.strategy.canary.percent"))
+                .map(CanarySize::Percent),
+            (Some(targets), None) => Some(CanarySize::Targets(targets)),
+            (None, None) => Some(CanarySize::Targets(1)),
         };
         let mut stages = Vec::with_capacity(strategy.stages.len());
+        let mut previous = None;
         for (i, stage) in strategy.stages.iter().enumerate() {
             let field = format!("spec.strategy.stages[{i}].percent");
-            let percent = percent(stage.percent, &field)?;
-            if let Some(previous) = stages.last().map(|s: &Stage| s.percent)
+            let Some(percent) = problems.take(percent(stage.percent, &field)) else {
+                continue;
+            };
+            if let Some(previous) = previous
                 && percent <= previous
             {
                 let message = format!("must be greater than the previous stage's {previous}");
-                return Err(InvalidSpec::new(field, message));
+                problems.push(field, message);
             }
+            previous = Some(percent);
             stages.push(Stage {
                 percent,
                 soak: stage.soak.unwrap_or(Duration::ZERO),
@@ -168,9 +249,9 @@ impl PatchPolicySpec {
         }
         if strategy.max_unavailable == IntOrPercent::Count(0) {
             let message = "must be at least 1 (or a percent): with 0 no target could ever start";
-            return Err(InvalidSpec::new("spec.strategy.maxUnavailable", message));
+            problems.push("spec.strategy.maxUnavailable", message);
         }
-        Ok(policy::Strategy {
+        size.map(|size| policy::Strategy {
             canary: size,
             canary_soak: canary.soak.unwrap_or(Duration::ZERO),
             stages,
@@ -182,7 +263,9 @@ impl PatchPolicySpec {
     }
 }
 
-fn check_health(check: &HealthCheck, rules: &TargetRules, field: &str) -> Result<(), InvalidSpec> {
+/// Checks one health check; `nodes` is whether the policy patches nodes, `None` when its
+/// targets are themselves wrong.
+fn check_health(check: &HealthCheck, nodes: Option<bool>, field: &str, problems: &mut Problems) {
     let set = [
         check.node_ready.is_some(),
         check.pods_ready.is_some(),
@@ -191,30 +274,27 @@ fn check_health(check: &HealthCheck, rules: &TargetRules, field: &str) -> Result
         check.job.is_some(),
     ];
     if set.iter().filter(|s| **s).count() != 1 {
-        return Err(InvalidSpec::new(
+        problems.push(
             field,
             "exactly one of nodeReady, podsReady, http, prometheus or job is required",
-        ));
+        );
+        return;
     }
-    if check.node_ready.is_some() && !matches!(rules.scope, Scope::Nodes { .. }) {
-        return Err(InvalidSpec::new(
-            format!("{field}.nodeReady"),
-            "goes with targets.nodes",
-        ));
+    if check.node_ready.is_some() && nodes == Some(false) {
+        problems.push(format!("{field}.nodeReady"), "goes with targets.nodes");
     }
     if let Some(prometheus) = &check.prometheus
         && prometheus.min.is_none()
         && prometheus.max.is_none()
     {
-        return Err(InvalidSpec::new(
-            format!("{field}.prometheus"),
-            "needs min, max or both",
-        ));
+        problems.push(format!("{field}.prometheus"), "needs min, max or both");
     }
     if let Some(job) = &check.job {
-        check_template(&job.template, &format!("{field}.job.template"))?;
+        problems.take(check_template(
+            &job.template,
+            &format!("{field}.job.template"),
+        ));
     }
-    Ok(())
 }
 
 fn check_template(template: &super::PodTemplate, field: &str) -> Result<(), InvalidSpec> {
@@ -235,46 +315,54 @@ fn check_template(template: &super::PodTemplate, field: &str) -> Result<(), Inva
 impl PatchSpec {
     /// The patch as the engine works with it; `field` is where it sits in its object.
     pub fn to_engine(&self, field: &str) -> Result<machine::Patch, InvalidSpec> {
+        let mut problems = Problems::default();
+        let patch = self.checked(field, &mut problems);
+        problems.or(patch).map_err(first)
+    }
+
+    /// The patch as the engine works with it, with every mistake noted in `problems`.
+    fn checked(&self, field: &str, problems: &mut Problems) -> Option<machine::Patch> {
         let change = match (&self.updater, &self.images) {
-            (Some(updater), None) => {
-                check_template(&updater.template, &format!("{field}.updater.template"))?;
-                Change::Updater(Updater {
-                    expect_reboot: updater.expect_reboot,
-                    timeout: updater.timeout,
-                    reboot_timeout: updater.reboot_timeout,
-                })
-            }
+            (Some(updater), None) => problems
+                .take(check_template(
+                    &updater.template,
+                    &format!("{field}.updater.template"),
+                ))
+                .map(|()| {
+                    Change::Updater(Updater {
+                        expect_reboot: updater.expect_reboot,
+                        timeout: updater.timeout,
+                        reboot_timeout: updater.reboot_timeout,
+                    })
+                }),
             (None, Some(images)) if !images.is_empty() => {
                 let mut patches = Vec::with_capacity(images.len());
                 for (i, image) in images.iter().enumerate() {
-                    if !has_tag_or_digest(&image.image) {
+                    if has_tag_or_digest(&image.image) {
+                        patches.push(ImagePatch {
+                            image: image.image.clone(),
+                            container: image.container.clone(),
+                        });
+                    } else {
                         let message = format!("{:?} needs a tag or a digest", image.image);
-                        return Err(InvalidSpec::new(
-                            format!("{field}.images[{i}].image"),
-                            message,
-                        ));
+                        problems.push(format!("{field}.images[{i}].image"), message);
                     }
-                    patches.push(ImagePatch {
-                        image: image.image.clone(),
-                        container: image.container.clone(),
-                    });
                 }
-                Change::Images(patches)
+                (patches.len() == images.len()).then_some(Change::Images(patches))
             }
             (Some(_), Some(_)) => {
-                return Err(InvalidSpec::new(
+                problems.push(
                     field,
                     "has either updater (nodes) or images (workloads), not both",
-                ));
+                );
+                None
             }
             (None, _) => {
-                return Err(InvalidSpec::new(
-                    field,
-                    "needs updater (nodes) or images (workloads)",
-                ));
+                problems.push(field, "needs updater (nodes) or images (workloads)");
+                None
             }
         };
-        Ok(machine::Patch {
+        change.map(|change| machine::Patch {
             version: self.version.clone(),
             classification: self.classification,
             released_at: self.released_at.as_ref().map(|t| t.0),
@@ -891,6 +979,104 @@ mod tests {
         assert_eq!(
             condition_from_api(&condition_to_api(&condition)),
             Some(condition)
+        );
+    }
+
+    fn policy_spec(text: &str) -> PatchPolicySpec {
+        serde_yaml_ng::from_str(text).unwrap()
+    }
+
+    fn problems(spec: &PatchPolicySpec) -> Vec<String> {
+        let problems = spec.to_engine_reporting_all("p").unwrap_err();
+        problems.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_policy_reports_every_mistake_in_the_order_written() {
+        let spec = policy_spec(
+            "
+targets: {workloads: {selector: {matchExpressions: [{key: app, operator: Exist}]}}}
+patch:
+  version: v2
+  images: [{image: nginx}, {image: 'nginx:1.27'}, {image: redis}]
+strategy:
+  canary: {targets: 1, percent: 10}
+  stages: [{percent: 50}, {percent: 25}, {percent: 0}]
+  maxUnavailable: 0
+drain: {timeout: 5m}
+health: {checks: [{nodeReady: {}, podsReady: {}}, {prometheus: {url: 'http://p', query: up}}]}
+approval: {mode: Manual, delay: 1h}
+",
+        );
+        assert_eq!(
+            problems(&spec),
+            [
+                "spec.targets.workloads.selector.matchExpressions[0]: operator \"Exist\" is not one of In, NotIn, Exists, \
+                 DoesNotExist",
+                "spec.patch.images[0].image: \"nginx\" needs a tag or a digest",
+                "spec.patch.images[2].image: \"redis\" needs a tag or a digest",
+                "spec.strategy.canary: takes targets or percent, not both",
+                "spec.strategy.stages[1].percent: must be greater than the previous stage's 50%",
+                "spec.strategy.stages[2].percent: 0 is not a percent from 1 to 100",
+                "spec.strategy.maxUnavailable: must be at least 1 (or a percent): \
+                 with 0 no target could ever start",
+                "spec.health.checks[0]: exactly one of nodeReady, podsReady, http, prometheus \
+                 or job is required",
+                "spec.health.checks[1].prometheus: needs min, max or both",
+                "spec.approval.delay: goes with mode Automatic",
+            ]
+        );
+        // The first is what `to_engine` reports alone.
+        assert_eq!(
+            spec.to_engine("p").unwrap_err().field,
+            "spec.targets.workloads.selector.matchExpressions[0]"
+        );
+    }
+
+    #[test]
+    fn a_check_that_needs_the_targets_is_left_out_when_they_are_wrong() {
+        // Neither nodes nor workloads: whether drain and nodeReady fit cannot be judged, and
+        // saying they do not would blame the wrong field.
+        let spec = policy_spec(
+            "
+targets: {}
+patch: {version: v2, updater: {template: {spec: {containers: [{name: u, image: 'u:1'}]}}}}
+strategy: {maxUnavailable: 1}
+drain: {timeout: 5m}
+health: {checks: [{nodeReady: {}}]}
+",
+        );
+        assert_eq!(
+            problems(&spec),
+            ["spec.targets: exactly one of nodes or workloads is required"]
+        );
+        // On workloads they are judged, and both named.
+        let spec = policy_spec(
+            "
+targets: {workloads: {}}
+patch: {version: v2, images: [{image: 'nginx:1.27'}]}
+strategy: {maxUnavailable: 1}
+drain: {timeout: 5m}
+health: {checks: [{podsReady: {}}, {nodeReady: {}}]}
+",
+        );
+        assert_eq!(
+            problems(&spec),
+            [
+                "spec.drain: goes with targets.nodes",
+                "spec.health.checks[1].nodeReady: goes with targets.nodes",
+            ]
+        );
+        let spec = policy_spec(
+            "
+targets: {nodes: {}}
+patch: {version: v2, images: [{image: 'nginx:1.27'}]}
+strategy: {maxUnavailable: 1}
+",
+        );
+        assert_eq!(
+            problems(&spec),
+            ["spec.patch.images: go with workload targets; this policy patches nodes"]
         );
     }
 }

@@ -81,12 +81,8 @@ fn utc() -> String {
 impl MaintenanceWindowSpec {
     /// The window as the engine evaluates it, or the first field that makes no sense.
     pub fn to_engine(&self) -> Result<engine::Window, InvalidSpec> {
-        self.to_engine_reporting_all().map_err(|errors| {
-            errors
-                .into_iter()
-                .next()
-                .unwrap_or_else(|| InvalidSpec::new("spec", "is invalid"))
-        })
+        self.to_engine_reporting_all()
+            .map_err(crate::convert::first)
     }
 
     /// The window as the engine evaluates it, or every field that makes no sense — the time

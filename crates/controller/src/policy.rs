@@ -35,7 +35,7 @@ use super::{
 };
 use patchpilot_api::{
     PatchPolicy, PatchPolicyStatus, PatchRollout,
-    convert::{condition_from_api, condition_to_api, image_patches},
+    convert::{condition_from_api, condition_to_api, image_patches, one_line},
 };
 
 /// The name of the rollout of a policy's current patch: `<policy>-<8 hex>`.
@@ -63,12 +63,12 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
         .flat_map(|s| s.conditions.iter())
         .filter_map(condition_from_api)
         .collect();
-    let engine = match policy.spec.to_engine(&name) {
+    let engine = match policy.spec.to_engine_reporting_all(&name) {
         Ok(engine) => engine,
-        Err(invalid) => {
+        Err(problems) => {
             let conditions = compute_conditions(
                 &previous,
-                stalled_conditions("InvalidSpec", invalid.to_string()),
+                stalled_conditions("InvalidSpec", one_line(&problems)),
                 generation,
                 now,
             );

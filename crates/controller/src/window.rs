@@ -15,7 +15,7 @@ use super::{
 };
 use patchpilot_api::{
     Interval, MaintenanceWindow, MaintenanceWindowStatus,
-    convert::{condition_from_api, condition_to_api},
+    convert::{condition_from_api, condition_to_api, one_line},
 };
 
 fn interval(i: &patchpilot_engine::window::Interval) -> Interval {
@@ -40,10 +40,10 @@ pub async fn reconcile(window: Arc<MaintenanceWindow>, ctx: Arc<Context>) -> Res
         .flat_map(|s| s.conditions.iter())
         .filter_map(condition_from_api)
         .collect();
-    let (status, wake) = match window.spec.to_engine() {
-        Err(invalid) => {
+    let (status, wake) = match window.spec.to_engine_reporting_all() {
+        Err(problems) => {
             // A window changes nothing in the cluster: it has no `Reconciling` condition.
-            let mut wanted = stalled_conditions("InvalidSpec", invalid.to_string());
+            let mut wanted = stalled_conditions("InvalidSpec", one_line(&problems));
             wanted.retain(|(kind, ..)| *kind != CT::Reconciling);
             let conditions = compute_conditions(&previous, wanted, generation, now);
             (
