@@ -258,7 +258,7 @@ pub async fn some(client: &Client, verb: Verb, some: &SomeRollouts) -> Outcome {
 
 /// Judges and makes the change, judging again (up to three times) when the rollout moved
 /// on in between.
-async fn apply(client: &Client, verb: Verb, mut rollout: PatchRollout) -> Result<(), PluginError> {
+async fn apply(client: &Client, verb: Verb, rollout: PatchRollout) -> Result<(), PluginError> {
     let api = Api::<PatchRollout>::all(client.clone());
     let name = rollout.metadata.name.clone().unwrap_or_default();
     // Who approved is remembered beside spec.approved, for `history`.
@@ -266,40 +266,65 @@ async fn apply(client: &Client, verb: Verb, mut rollout: PatchRollout) -> Result
         Verb::Approve => super::whoami(client).await,
         _ => None,
     };
+    let params = PatchParams {
+        field_manager: Some(MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    let change = steer(
+        verb,
+        rollout,
+        approver.as_deref(),
+        async || super::get_rollout(client, &name).await,
+        async |patch: &Value| match api.patch(&name, &params, &Patch::Merge(patch)).await {
+            Ok(_) => Ok(Written::Done),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(Written::Stale),
+            Err(error) => Err(PluginError::api(format!("PatchRollout {name}"), error)),
+        },
+    )
+    .await?;
+    println!(
+        "patchrollout.patchpilot.dev/{name} {}: {}",
+        verb.past(),
+        change.says
+    );
+    Ok(())
+}
+
+/// What writing a change came to.
+#[derive(Debug)]
+enum Written {
+    Done,
+    /// The rollout changed since it was read (409 Conflict).
+    Stale,
+}
+
+/// The judge-and-write loop of [`apply`], with the reads and writes given: judges `verb`
+/// against `rollout`, writes the change on the resource version it was judged on, and when
+/// that version is stale reads the rollout again and judges anew, so that a rollout that
+/// ended or was approved by someone else in between is refused with a sentence, not changed
+/// blindly. Gives up after three stale writes.
+async fn steer(
+    verb: Verb,
+    mut rollout: PatchRollout,
+    approver: Option<&str>,
+    mut read: impl AsyncFnMut() -> Result<PatchRollout, PluginError>,
+    mut write: impl AsyncFnMut(&Value) -> Result<Written, PluginError>,
+) -> Result<Change, PluginError> {
     for _ in 0..3 {
         let change = judge(verb, &rollout).map_err(PluginError::Refused)?;
         let mut patch = json!({
             "metadata": {"resourceVersion": rollout.metadata.resource_version},
             "spec": change.spec,
         });
-        if let Some(user) = &approver {
+        if let Some(user) = approver {
             patch["metadata"]["annotations"] = json!({crate::api::APPROVED_BY: user});
         }
-        match api
-            .patch(
-                &name,
-                &PatchParams {
-                    field_manager: Some(MANAGER.to_owned()),
-                    ..PatchParams::default()
-                },
-                &Patch::Merge(&patch),
-            )
-            .await
-        {
-            Ok(_) => {
-                println!(
-                    "patchrollout.patchpilot.dev/{name} {}: {}",
-                    verb.past(),
-                    change.says
-                );
-                return Ok(());
-            }
-            Err(kube::Error::Api(status)) if status.code == 409 => {
-                rollout = super::get_rollout(client, &name).await?;
-            }
-            Err(error) => return Err(PluginError::api(format!("PatchRollout {name}"), error)),
+        match write(&patch).await? {
+            Written::Done => return Ok(change),
+            Written::Stale => rollout = read().await?,
         }
     }
+    let name = rollout.metadata.name.unwrap_or_default();
     Err(PluginError::Cluster(format!(
         "PatchRollout {name} kept changing while it was being {}; try again",
         verb.past()
@@ -309,9 +334,9 @@ async fn apply(client: &Client, verb: Verb, mut rollout: PatchRollout) -> Result
 #[cfg(test)]
 mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-    use serde_json::json;
+    use serde_json::{Value, json};
 
-    use super::{Verb, judge};
+    use super::{PluginError, Verb, Written, judge, steer};
     use crate::{
         api::{PatchRollout, PatchRolloutStatus},
         engine::rollout::Phase,
@@ -474,5 +499,89 @@ mod tests {
             change.says
         );
         assert!(judge(Verb::Retry, &rollout(Phase::Superseded)).is_err());
+    }
+
+    /// A rollout at `version` of its resource, in `phase`.
+    fn at(version: &str, phase: Phase) -> PatchRollout {
+        let mut rollout = rollout(phase);
+        rollout.metadata.resource_version = Some(version.into());
+        rollout
+    }
+
+    #[tokio::test]
+    async fn a_stale_write_is_judged_again_on_the_rollout_as_it_now_stands() {
+        // Approved by someone else between the read and the write: the second judgement
+        // refuses, and nothing more is written.
+        let mut approved = at("8", Phase::Progressing);
+        approved.spec.approved = true;
+        let mut writes = Vec::new();
+        let refused = steer(
+            Verb::Approve,
+            at("7", Phase::AwaitingApproval),
+            Some("jane"),
+            async || Ok(approved.clone()),
+            async |patch: &Value| {
+                writes.push(patch.clone());
+                Ok(Written::Stale)
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&refused, PluginError::Refused(m) if m.contains("already approved")),
+            "{refused:?}"
+        );
+        assert_eq!(
+            writes,
+            [json!({
+                "metadata": {"resourceVersion": "7", "annotations": {"patchpilot.dev/approved-by": "jane"}},
+                "spec": {"approved": true},
+            })]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rollout_still_open_to_the_change_gets_it_on_its_new_version() {
+        let mut writes = Vec::new();
+        let change = steer(
+            Verb::Pause,
+            at("7", Phase::Progressing),
+            None,
+            async || Ok(at("9", Phase::Progressing)),
+            async |patch: &Value| {
+                writes.push(patch["metadata"]["resourceVersion"].clone());
+                Ok(if writes.len() == 1 {
+                    Written::Stale
+                } else {
+                    Written::Done
+                })
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(change.spec, json!({"paused": true}));
+        assert_eq!(writes, [json!("7"), json!("9")]);
+    }
+
+    #[tokio::test]
+    async fn a_rollout_that_keeps_changing_is_given_up_after_three_writes() {
+        let mut writes = 0;
+        let error = steer(
+            Verb::Pause,
+            at("7", Phase::Progressing),
+            None,
+            async || Ok(at("8", Phase::Progressing)),
+            async |_: &Value| {
+                writes += 1;
+                Ok(Written::Stale)
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(writes, 3);
+        assert!(
+            matches!(&error, PluginError::Cluster(m) if m.contains("kept changing while it was being paused")),
+            "{error:?}"
+        );
     }
 }

@@ -9,7 +9,7 @@ use patchpilot_testkit::audit::Rules;
 
 use crate::{
     nodes::{NodePolicy, VERSION, assert_released, budget},
-    support::{Cluster, kstatus, mins, plugin},
+    support::{Cluster, kstatus, kubectl, mins, plugin},
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,6 +112,18 @@ async fn a_person_approves_and_promotes_with_kubectl() {
         Some(nodes.len() as u64),
         "{report}"
     );
+    // The policy's history names the rollout, its version, who approved it and how it ended.
+    let (code, out, err) = plugin(&["history", &policy, "-o", "json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let history: serde_json::Value = serde_json::from_str(&out).expect("history JSON");
+    let entry = history
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["rollout"] == name.as_str()))
+        .unwrap_or_else(|| panic!("{history}"));
+    assert_eq!(entry["version"], VERSION, "{entry}");
+    assert_eq!(entry["approvedBy"], approver.as_str(), "{entry}");
+    assert_eq!(entry["outcome"], "Succeeded", "{entry}");
+    assert_eq!(entry["kept"], true, "{entry}");
     cluster
         .finish(&[Rules::new(policy.clone(), 1).per_pool("pool")])
         .await;
@@ -223,4 +235,84 @@ spec:
     cluster
         .finish(&[Rules::new(policy.clone(), 1).per_pool("pool")])
         .await;
+}
+
+/// A lock left by a rollout that is gone (its finalizer removed by hand, say) is broken with
+/// `kubectl patchpilot unlock`, against the real API server: said first, a dry run changes
+/// nothing, then the lock goes in one patch, the node is uncordoned because that rollout
+/// cordoned it, and an Event on the node says so. The node is selected by no policy, so the
+/// operator's own orphan clearing leaves it to the person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: KUBECONFIG=... cargo test --test e2e -- --ignored"]
+async fn a_person_breaks_a_lock_whose_rollout_is_gone() {
+    let mut cluster = Cluster::start().await;
+    let node = format!("e2e-stranded-{}", cluster.suffix);
+    let gone = format!("e2e-gone-{}", cluster.suffix);
+    cluster.forget_at_end("v1", "nodes", &node);
+    let record = format!(
+        r#"{{"rollout":"{gone}-1","attempt":0,"state":"Applying","started":"2026-11-27T22:00:00Z","since":"2026-11-27T22:00:00Z","cordoned":true}}"#
+    );
+    cluster.apply(&format!(
+        "apiVersion: v1
+kind: Node
+metadata:
+  name: {node}
+  labels: {{patchpilot.dev/locked: \"true\"}}
+  annotations:
+    patchpilot.dev/lock: {gone}-1
+    patch.patchpilot.dev/{gone}.rollout: '{record}'
+spec: {{unschedulable: true}}
+"
+    ));
+
+    let (code, said, err) = plugin(&["unlock", &format!("node/{node}"), "--dry-run"]);
+    assert_eq!(code, 0, "{said}{err}");
+    assert!(
+        said.starts_with(&format!(
+            "Node/{node} is locked by PatchRollout {gone}-1, which no longer exists."
+        )),
+        "{said}"
+    );
+    assert!(said.ends_with("Dry run: nothing changed.\n"), "{said}");
+    let cordoned = kubectl(&["get", "node", &node, "-o", "jsonpath={.spec.unschedulable}"]);
+    assert_eq!(cordoned, "true");
+
+    let (code, done, err) = plugin(&["unlock", &node]);
+    assert_eq!(code, 0, "{done}{err}");
+    assert!(
+        done.ends_with(&format!("Node/{node} unlocked and uncordoned\n")),
+        "{done}"
+    );
+    let after: serde_json::Value =
+        serde_json::from_str(&kubectl(&["get", "node", &node, "-o", "json"])).unwrap();
+    assert_ne!(after["spec"]["unschedulable"], true, "{after}");
+    assert!(
+        after["metadata"]["annotations"].get(keys::LOCK).is_none(),
+        "{after}"
+    );
+    assert!(
+        after["metadata"]["labels"]
+            .get("patchpilot.dev/locked")
+            .is_none(),
+        "{after}"
+    );
+    let record = after["metadata"]["annotations"][format!("patch.patchpilot.dev/{gone}.rollout")]
+        .as_str()
+        .unwrap_or_default();
+    assert!(record.contains("\"reason\":\"Abandoned\""), "{record}");
+    let events = kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        &format!("involvedObject.name={node}"),
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ]);
+    assert!(events.split(' ').any(|r| r == "LockCleared"), "{events}");
+    let (code, again, err) = plugin(&["unlock", &node]);
+    assert_eq!(code, 0, "{again}{err}");
+    assert_eq!(
+        again.trim(),
+        format!("Node/{node} is not locked by patchpilot: nothing to do")
+    );
 }
