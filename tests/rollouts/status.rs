@@ -152,3 +152,34 @@ async fn a_halted_rollout_keeps_its_counts_when_an_emergency_goes_over_its_nodes
     assert_eq!(after["targets"], halted["targets"], "{after}");
     assert_eq!(after["failures"], halted["failures"]);
 }
+
+/// Going into the soak is one status write, not two: the end of the soak is said from the
+/// instant as the API keeps it (whole seconds), so reading it back changes nothing.
+#[tokio::test(start_paused = true)]
+async fn a_target_going_into_its_soak_is_written_once() {
+    let outcome = Case::new().node_policy("os", "").run().await;
+    outcome.check(&[Rules::new("os", 1)]);
+    assert_eq!(outcome.phase("os"), "Succeeded");
+    let mut soaking: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for write in outcome
+        .operator_writes()
+        .filter(|e| e["objectRef"]["resource"] == "patchrollouts")
+        .filter(|e| e["objectRef"]["subresource"] == "status")
+    {
+        for entry in write["requestObject"]["status"]["inProgress"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["step"] == "Soaking")
+        {
+            let target = entry["target"].as_str().unwrap_or_default().to_owned();
+            let message = entry["message"].as_str().unwrap_or_default().to_owned();
+            soaking.entry(target).or_default().push(message);
+        }
+    }
+    assert!(!soaking.is_empty(), "no target soaked");
+    for (target, messages) in &soaking {
+        assert_eq!(messages.len(), 1, "{target}: {messages:#?}");
+        assert!(!messages[0].contains('.'), "{target}: {messages:?}");
+    }
+}

@@ -389,7 +389,9 @@ fn verify(
         return finish(ctx, target, record, fatal_end(fatal), uncordon);
     }
     if health.is_healthy() {
-        let start = soaking_since.unwrap_or(now);
+        // The soak starts now, as the status will keep it (whole seconds): its end, said in
+        // the message, is then the same when it is computed again from the status.
+        let start = soaking_since.unwrap_or_else(|| to_the_second(now));
         let end = ctx.after(start, policy.health.soak);
         if now >= end {
             return finish(ctx, target, record, End::Success, uncordon);
@@ -561,6 +563,11 @@ fn next_retry(since: Timestamp, now: Timestamp) -> Timestamp {
         interval = Duration::from_millis((interval.as_millis() * 2).min(60_000));
     }
     at
+}
+
+/// `instant` to the whole second, as `metav1.Time` keeps it.
+fn to_the_second(instant: Timestamp) -> Timestamp {
+    Timestamp::from_second(instant.as_second()).unwrap_or(instant)
 }
 
 #[cfg(test)]
