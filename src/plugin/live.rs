@@ -2,6 +2,8 @@
 //! rules (`plan::inventory`), as the operator sorts them, and its window evaluated on the
 //! API server's clock. `plan` and `report` print what this reads.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 use k8s_openapi::{
     api::core::v1::{Namespace, Node},
@@ -47,6 +49,53 @@ pub struct Live {
     pub now: Timestamp,
 }
 
+/// The nodes, namespaces and workloads of each kind, each read once when first asked for.
+#[derive(Default)]
+pub struct Reads {
+    nodes: Option<Vec<Candidate>>,
+    namespaces: Option<Namespaces>,
+    workloads: BTreeMap<WorkloadKind, Vec<Candidate>>,
+}
+
+impl Reads {
+    async fn nodes(&mut self, client: &Client) -> Result<&[Candidate], PluginError> {
+        if self.nodes.is_none() {
+            let mut nodes = Vec::new();
+            for meta in list_metadata::<Node>(client, "nodes").await? {
+                let meta = TargetMeta::<Node>::of(meta);
+                nodes.extend(candidates::candidate(ObjectKind::Node, &meta));
+            }
+            self.nodes = Some(nodes);
+        }
+        Ok(self.nodes.get_or_insert_default())
+    }
+
+    async fn namespaces(&mut self, client: &Client) -> Result<&Namespaces, PluginError> {
+        if self.namespaces.is_none() {
+            let mut namespaces = Namespaces::new();
+            for meta in list_metadata::<Namespace>(client, "namespaces").await? {
+                candidates::add_namespace(&mut namespaces, &TargetMeta::<Namespace>::of(meta));
+            }
+            self.namespaces = Some(namespaces);
+        }
+        Ok(self.namespaces.get_or_insert_default())
+    }
+
+    async fn workloads(
+        &mut self,
+        client: &Client,
+        kind: WorkloadKind,
+    ) -> Result<&[Candidate], PluginError> {
+        let read = match self.workloads.entry(kind) {
+            std::collections::btree_map::Entry::Occupied(read) => read.into_mut(),
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(workloads(client, kind).await?)
+            }
+        };
+        Ok(read)
+    }
+}
+
 impl Live {
     /// Reads the policy `name` and the objects it may target.
     pub async fn read(client: &Client, name: &str) -> Result<Self, PluginError> {
@@ -56,6 +105,16 @@ impl Live {
 
     /// Reads the objects `policy` may target.
     pub async fn of(client: &Client, policy: PatchPolicy) -> Result<Self, PluginError> {
+        Self::sharing(client, policy, &mut Reads::default()).await
+    }
+
+    /// The objects `policy` may target, read through `reads`: policies that target the same
+    /// kinds (`report` over every policy) read them from the API server once.
+    pub async fn sharing(
+        client: &Client,
+        policy: PatchPolicy,
+        reads: &mut Reads,
+    ) -> Result<Self, PluginError> {
         let name = policy.metadata.name.clone().unwrap_or_default();
         let engine = policy
             .spec
@@ -67,18 +126,11 @@ impl Live {
         let mut candidates = Vec::new();
         let mut namespaces = Namespaces::new();
         match &engine.targets.scope {
-            Scope::Nodes { .. } => {
-                for meta in list_metadata::<Node>(client, "nodes").await? {
-                    let meta = TargetMeta::<Node>::of(meta);
-                    candidates.extend(candidates::candidate(ObjectKind::Node, &meta));
-                }
-            }
+            Scope::Nodes { .. } => candidates.extend_from_slice(reads.nodes(client).await?),
             Scope::Workloads { kinds, .. } => {
-                for meta in list_metadata::<Namespace>(client, "namespaces").await? {
-                    candidates::add_namespace(&mut namespaces, &TargetMeta::<Namespace>::of(meta));
-                }
+                namespaces.clone_from(reads.namespaces(client).await?);
                 for kind in kinds {
-                    candidates.extend(workloads(client, *kind).await?);
+                    candidates.extend_from_slice(reads.workloads(client, *kind).await?);
                 }
             }
         }

@@ -8,7 +8,11 @@ use jiff::Timestamp;
 use kube::{Api, Client, api::ListParams};
 use serde::Serialize;
 
-use super::{Outcome, PluginError, ReportFormat, live::Live, text};
+use super::{
+    Outcome, PluginError, ReportFormat,
+    live::{Live, Reads},
+    text,
+};
 use crate::{
     api::{PatchPolicy, PatchRollout},
     controller::policy::{compliance_deadline, released},
@@ -111,9 +115,11 @@ pub async fn run(client: &Client, policies: &[String], format: Option<ReportForm
         generated_at: super::server_now(client).await,
         policies: Vec::new(),
     };
+    // Policies that target the same kinds read them once.
+    let mut reads = Reads::default();
     for policy in chosen {
         // An invalid policy has no targets to report; say so and go on with the others.
-        let live = match Live::of(client, policy).await {
+        let live = match Live::sharing(client, policy, &mut reads).await {
             Ok(live) => live,
             Err(PluginError::Refused(why)) => {
                 eprintln!("warning: {why}");

@@ -501,3 +501,69 @@ metadata:
         "Node/stranded-1 is not locked by patchpilot: nothing to do"
     );
 }
+
+/// `report` over several policies reads each kind of target once, however many policies
+/// select it: a big cluster is not listed once per policy.
+#[test]
+fn a_report_over_several_policies_lists_each_kind_once() {
+    let audit = tempfile::tempdir().unwrap();
+    let audit_log = audit.path().join("audit.log");
+    let sandbox = Sandbox::start_with(&[
+        "--without-operator",
+        "--audit-log",
+        audit_log.to_str().unwrap(),
+    ]);
+    let plugin = Plugin::new(&sandbox);
+    let policies = sandbox.dir.path().join("policies.yaml");
+    let node_policy = |name: &str, pool: &str| {
+        format!(
+            "apiVersion: patchpilot.dev/v1alpha1
+kind: PatchPolicy
+metadata: {{name: {name}}}
+spec:
+  targets: {{nodes: {{selector: {{matchLabels: {{pool: {pool}}}}}}}}}
+  patch:
+    version: v2
+    updater: {{template: {{spec: {{containers: [{{name: u, image: 'u:1'}}]}}}}}}
+  strategy: {{maxUnavailable: 1}}
+---
+"
+        )
+    };
+    let workloads = "apiVersion: patchpilot.dev/v1alpha1
+kind: PatchPolicy
+metadata: {name: web}
+spec:
+  targets: {workloads: {kinds: [Deployment]}}
+  patch: {version: v2, images: [{image: 'docker.io/library/nginx:1.27.4'}]}
+  strategy: {maxUnavailable: 1}
+";
+    std::fs::write(
+        &policies,
+        node_policy("general", "general") + &node_policy("gpu", "gpu") + workloads,
+    )
+    .unwrap();
+    sandbox.ok(&["apply", "-f", &policies.display().to_string()]);
+    let before = std::fs::read_to_string(&audit_log).unwrap().lines().count();
+    let report = plugin.ok(&["report", "-o", "json"]);
+    let report: Value = serde_json::from_str(&report).unwrap();
+    let names: Vec<&str> = report["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["policy"].as_str())
+        .collect();
+    assert_eq!(names, ["general", "gpu", "web"], "{report}");
+    let lists: Vec<String> = std::fs::read_to_string(&audit_log)
+        .unwrap()
+        .lines()
+        .skip(before)
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|e| e["verb"] == "list")
+        .filter_map(|e| e["objectRef"]["resource"].as_str().map(str::to_owned))
+        .collect();
+    let count = |resource: &str| lists.iter().filter(|r| *r == resource).count();
+    assert_eq!(count("nodes"), 1, "{lists:?}");
+    assert_eq!(count("deployments"), 1, "{lists:?}");
+    assert_eq!(count("namespaces"), 1, "{lists:?}");
+}
