@@ -14,6 +14,7 @@ use patchpilot_engine::{
     compliance::Compliance,
     image::ImagePatch,
     machine::{self, Change, Condition, ConditionStatus, ConditionType, Updater},
+    notify,
     plan::{Scope, TargetRules},
     policy::{self, CanarySize, Drain, Health, Policy, Stage, WorkloadKind},
     selector::Selector,
@@ -22,9 +23,10 @@ use patchpilot_engine::{
 };
 
 use super::{
-    ActionName, CheckHistory, CheckObservation, CheckResultName, ComplianceStatus, HaltReasonName,
-    HaltStatus, HealthCheck, Interval, LabelSelector, PatchPolicySpec, PatchRollout,
-    PatchRolloutStatus, PatchSpec, TargetCounts, TargetFailure, TargetProgress, WaveStatus,
+    ActionName, Announced, CheckHistory, CheckObservation, CheckResultName, ComplianceStatus,
+    HaltReasonName, HaltStatus, HealthCheck, Interval, LabelSelector, Notice, PatchPolicySpec,
+    PatchRollout, PatchRolloutStatus, PatchSpec, RolloutNotifications, TargetCounts, TargetFailure,
+    TargetProgress, WaveStatus,
 };
 
 /// How often HTTP, Prometheus and Job health checks run again while a target is verified.
@@ -156,8 +158,29 @@ impl PatchPolicySpec {
             window: self.maintenance_window.clone(),
             deadline: self.compliance.as_ref().and_then(|c| c.deadline),
             suspend: self.suspend,
+            notices: self.notices(),
         });
         problems.or(policy)
+    }
+
+    /// What the policy's rollouts record as notices: the kinds asked for (all by default)
+    /// when some notifier receives them, none otherwise; and the announcement's lead.
+    fn notices(&self) -> notify::Notices {
+        let Some(notifications) = &self.notifications else {
+            return notify::Notices::default();
+        };
+        let on = if notifications.notifiers.is_empty() {
+            BTreeSet::new()
+        } else {
+            notifications.on.as_ref().map_or_else(
+                || notify::NoticeKind::ALL.into_iter().collect(),
+                |on| on.iter().copied().collect(),
+            )
+        };
+        notify::Notices {
+            on,
+            announce_before: notifications.announce_before,
+        }
     }
 
     /// Which targets the policy selects and excludes.
@@ -581,8 +604,69 @@ impl From<&PatchRolloutStatus> for machine::Status {
                 ),
                 failed: history_from_api(status.failures.iter().map(|f| (&f.target, &f.health))),
             },
+            outbox: status
+                .notifications
+                .as_ref()
+                .map(outbox_from_api)
+                .unwrap_or_default(),
         }
     }
+}
+
+fn span(interval: &Interval) -> patchpilot_engine::window::Interval {
+    patchpilot_engine::window::Interval {
+        start: interval.start.0,
+        end: interval.end.0,
+    }
+}
+
+/// A rollout's notices as the engine keeps them; a notice naming no valid target keeps no
+/// target rather than being dropped (its sequence number must stay taken).
+fn outbox_from_api(notifications: &RolloutNotifications) -> notify::Outbox {
+    notify::Outbox {
+        seq: notifications.seq,
+        notices: notifications
+            .notices
+            .iter()
+            .map(|n| notify::Notice {
+                seq: n.seq,
+                kind: n.kind,
+                at: n.time.0,
+                message: n.message.clone(),
+                target: n.target.as_deref().and_then(target_id),
+                opening: n.opening.as_ref().map(span),
+            })
+            .collect(),
+        announced: notifications.announced.as_ref().map(|a| notify::Announced {
+            opening: span(&a.opening),
+            approval_needed: a.approval_needed,
+        }),
+        overdue_told: notifications.overdue_told,
+    }
+}
+
+/// The notices of a rollout as the API keeps them; none recorded yet is no field at all.
+fn outbox_to_api(outbox: &notify::Outbox) -> Option<RolloutNotifications> {
+    (*outbox != notify::Outbox::default()).then(|| RolloutNotifications {
+        seq: outbox.seq,
+        notices: outbox
+            .notices
+            .iter()
+            .map(|n| Notice {
+                seq: n.seq,
+                kind: n.kind,
+                time: Time(n.at),
+                message: n.message.chars().take(1024).collect(),
+                target: n.target.as_ref().map(ToString::to_string),
+                opening: n.opening.as_ref().map(interval_to_api),
+            })
+            .collect(),
+        announced: outbox.announced.as_ref().map(|a| Announced {
+            opening: interval_to_api(&a.opening),
+            approval_needed: a.approval_needed,
+        }),
+        overdue_told: outbox.overdue_told,
+    })
 }
 
 /// The health history of the entries (target, checks) of a status, by target.
@@ -747,6 +831,7 @@ pub fn rollout_status_to_api(status: &machine::Status, generation: i64) -> Patch
             since: Time(h.since),
             pause_seen: h.pause_seen,
         }),
+        notifications: outbox_to_api(&status.outbox),
     }
 }
 
@@ -856,6 +941,38 @@ mod tests {
                     }],
                 )]
                 .into(),
+            },
+            outbox: notify::Outbox {
+                seq: 7,
+                notices: vec![
+                    notify::Notice {
+                        seq: 6,
+                        kind: notify::NoticeKind::Announcement,
+                        at: at("2026-11-27T00:00:00Z"),
+                        message: "os-1 v2 will start at 00:00".into(),
+                        target: None,
+                        opening: Some(Span {
+                            start: at("2026-11-28T00:00:00Z"),
+                            end: at("2026-11-28T04:00:00Z"),
+                        }),
+                    },
+                    notify::Notice {
+                        seq: 7,
+                        kind: notify::NoticeKind::TargetFailed,
+                        at: at("2026-11-28T00:04:00Z"),
+                        message: "os-1: Node/general-2 failed".into(),
+                        target: Some(TargetId::node("general-2")),
+                        opening: None,
+                    },
+                ],
+                announced: Some(notify::Announced {
+                    opening: Span {
+                        start: at("2026-11-28T00:00:00Z"),
+                        end: at("2026-11-28T04:00:00Z"),
+                    },
+                    approval_needed: true,
+                }),
+                overdue_told: true,
             },
         }
     }

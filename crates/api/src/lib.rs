@@ -7,22 +7,26 @@
 mod common;
 pub mod convert;
 mod cron;
+mod notifier;
 mod patch;
 mod policy;
 mod rollout;
 mod window;
 
 pub use common::{Interval, LabelSelector, PodTemplate};
+pub use notifier::{
+    Delivered, Failing, Notifier, NotifierSpec, NotifierStatus, NotifierType, SecretRef,
+};
 pub use patch::{ImagePatch, PatchSpec, Updater};
 pub use policy::{
     Approval, Canary, Compliance, ComplianceStatus, DrainSpec, HISTORY_KEPT, HealthCheck,
-    HealthSpec, HttpCheck, JobCheck, NodeTargets, PatchPolicy, PatchPolicySpec, PatchPolicyStatus,
-    PrometheusCheck, RolloutHistory, Stage, Strategy, Targets, WorkloadTargets,
+    HealthSpec, HttpCheck, JobCheck, NodeTargets, Notifications, PatchPolicy, PatchPolicySpec,
+    PatchPolicyStatus, PrometheusCheck, RolloutHistory, Stage, Strategy, Targets, WorkloadTargets,
 };
 pub use rollout::{
-    APPROVED_BY, ActionName, CheckHistory, CheckObservation, CheckResultName, HaltReasonName,
-    HaltStatus, PatchRollout, PatchRolloutSpec, PatchRolloutStatus, TargetCounts, TargetFailure,
-    TargetProgress, WaveStatus,
+    APPROVED_BY, ActionName, Announced, CheckHistory, CheckObservation, CheckResultName,
+    HaltReasonName, HaltStatus, Notice, PatchRollout, PatchRolloutSpec, PatchRolloutStatus,
+    RolloutNotifications, TargetCounts, TargetFailure, TargetProgress, WaveStatus,
 };
 pub use window::{
     Exclusion, MaintenanceWindow, MaintenanceWindowSpec, MaintenanceWindowStatus, Recurrence,
@@ -44,6 +48,7 @@ pub use patchpilot_engine::keys;
 pub fn crds() -> Vec<CustomResourceDefinition> {
     [
         MaintenanceWindow::crd(),
+        Notifier::crd(),
         PatchPolicy::crd(),
         PatchRollout::crd(),
     ]

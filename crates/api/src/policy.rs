@@ -3,6 +3,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use patchpilot_engine::{
+    notify::NoticeKind,
     policy::{ApprovalMode, OnFailure, WorkloadKind},
     rollout::Phase,
     units::{Duration, IntOrPercent},
@@ -92,6 +93,33 @@ pub struct PatchPolicySpec {
     /// Start no new targets in this policy's rollouts; targets in progress finish.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suspend: bool,
+
+    /// Who is told of this policy's rollouts, of what, and how long ahead they are
+    /// announced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Notifications>,
+}
+
+/// What people are told of a policy's rollouts, and where (docs/notifications.md).
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notifications {
+    /// The Notifiers (cluster-scoped destinations a cluster administrator configures) that
+    /// receive the notices. Without any, notices are only Kubernetes Events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), extend("x-kubernetes-list-type" = "set"))]
+    pub notifiers: Vec<String>,
+
+    /// The kinds of notice sent; omitted: all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 16), extend("x-kubernetes-list-type" = "set"))]
+    pub on: Option<Vec<NoticeKind>>,
+
+    /// Announce each rollout this long before the window opening it will start in, such as
+    /// `24h`; omitted: no announcement. Emergency rollouts are not announced: they are told
+    /// when they start (`Started`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announce_before: Option<Duration>,
 }
 
 fn default_history_limit() -> u32 {

@@ -2,7 +2,10 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
-use patchpilot_engine::rollout::{Phase, Step};
+use patchpilot_engine::{
+    notify::NoticeKind,
+    rollout::{Phase, Step},
+};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -164,6 +167,11 @@ pub struct PatchRolloutStatus {
     /// Why the rollout halted, while it is halted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub halt: Option<HaltStatus>,
+
+    /// The notices of the rollout for the policy's notifiers: the outbox the operator
+    /// delivers from, and what it remembers to tell changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<RolloutNotifications>,
 }
 
 /// Why and when a rollout halted.
@@ -335,4 +343,55 @@ pub enum CheckResultName {
     /// Failing, and it will not pass however long one waits (a crash loop, an image that
     /// cannot be pulled): the target fails at once.
     Fatal,
+}
+
+/// A rollout's notices (docs/notifications.md).
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutNotifications {
+    /// The last sequence number given to a notice.
+    #[serde(default)]
+    pub seq: u32,
+    /// The recent notices, oldest first: at most 50.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub notices: Vec<Notice>,
+    /// What the last announcement said, to tell a change of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announced: Option<Announced>,
+    /// Compliance overdue has been told.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overdue_told: bool,
+}
+
+/// One notice of a rollout: its id is `<rollout>/<seq>`.
+#[derive(KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notice {
+    /// Its number in the rollout, from 1.
+    pub seq: u32,
+    /// What it tells.
+    pub kind: NoticeKind,
+    /// When it happened.
+    pub time: Time,
+    /// What happened, in one sentence.
+    #[schemars(length(max = 1024))]
+    pub message: String,
+    /// The target it is about, like `Node/general-1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The window opening an announcement is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opening: Option<Interval>,
+}
+
+/// What an announcement said.
+#[derive(KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Announced {
+    /// The window opening the rollout was to start in.
+    pub opening: Interval,
+    /// Approval was still needed.
+    #[serde(default)]
+    pub approval_needed: bool,
 }

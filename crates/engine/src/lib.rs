@@ -17,6 +17,7 @@ pub mod image;
 pub mod keys;
 pub mod machine;
 pub mod naming;
+pub mod notify;
 pub mod plan;
 pub mod policy;
 pub mod rollout;

@@ -118,6 +118,8 @@ pub struct Policy {
     pub deadline: Option<Duration>,
     /// Start no new targets.
     pub suspend: bool,
+    /// What people are told, and how long ahead a rollout is announced.
+    pub notices: crate::notify::Notices,
 }
 
 /// How the patch moves through the targets.

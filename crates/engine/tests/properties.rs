@@ -167,6 +167,12 @@ fn world(case: &Case) -> World {
     world.policy.strategy.max_unavailable = case.max_unavailable;
     world.policy.strategy.failure_budget = IntOrPercent::Count(case.failure_budget);
     world.policy.strategy.on_failure = case.on_failure;
+    world.policy.notices = patchpilot_engine::notify::Notices {
+        on: patchpilot_engine::notify::NoticeKind::ALL
+            .into_iter()
+            .collect(),
+        announce_before: Some(Duration::from_hours(1)),
+    };
     if let patchpilot_engine::machine::Change::Updater(updater) = &mut world.rollout.patch.change {
         updater.expect_reboot = case.expect_reboot;
     }
@@ -319,6 +325,7 @@ fn check(case: Case) -> Result<(), TestCaseError> {
 
 fn final_checks(case: &Case, world: &World) -> Result<(), TestCaseError> {
     let phase = world.status.phase;
+    notice_checks(world)?;
     if std::env::var_os("PATCHPILOT_TRACE").is_some() {
         eprintln!(
             "FINAL paused={} abort={}",
@@ -463,6 +470,40 @@ fn final_checks(case: &Case, world: &World) -> Result<(), TestCaseError> {
         ),
         other => prop_assert!(false, "ended in {other:?}"),
     }
+    Ok(())
+}
+
+/// The outbox numbers each notice once, in order, and tells one outcome, the one the
+/// rollout ended with.
+fn notice_checks(world: &World) -> Result<(), TestCaseError> {
+    use patchpilot_engine::notify::NoticeKind as K;
+    let outbox = &world.status.outbox;
+    let seqs: Vec<u32> = outbox.notices.iter().map(|n| n.seq).collect();
+    prop_assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "numbered one by one: {seqs:?}"
+    );
+    prop_assert_eq!(seqs.last().copied().unwrap_or(0), outbox.seq);
+    prop_assert!(outbox.notices.windows(2).all(|w| w[0].at <= w[1].at));
+    let outcomes: Vec<K> = outbox
+        .notices
+        .iter()
+        .map(|n| n.kind)
+        .filter(|k| matches!(k, K::Succeeded | K::Failed | K::RollbackFinished))
+        .collect();
+    let expected = match world.status.phase {
+        Phase::Succeeded => vec![K::Succeeded],
+        Phase::RolledBack => vec![K::RollbackFinished],
+        Phase::Failed => vec![K::Failed],
+        _ => Vec::new(),
+    };
+    prop_assert_eq!(outcomes, expected);
+    let started = outbox
+        .notices
+        .iter()
+        .filter(|n| n.kind == K::Started)
+        .count();
+    prop_assert!(started <= 1, "started {started} times");
     Ok(())
 }
 

@@ -10,6 +10,7 @@
 mod conditions;
 mod facts;
 pub mod history;
+mod notices;
 mod record;
 mod report;
 mod rollout;
@@ -206,6 +207,8 @@ pub struct Status {
     pub halt: Option<Halt>,
     /// The recent observations of the health checks of the targets in progress and failed.
     pub health: HealthHistory,
+    /// The notices told so far, for the operator to deliver.
+    pub outbox: crate::notify::Outbox,
 }
 
 /// At most this many failures are listed in the status; the counts include them all.

@@ -126,6 +126,8 @@ pub(super) fn status(
         halt,
         // Recorded once the status is complete (`history::record`).
         health: Default::default(),
+        // Likewise (`notices::record`).
+        outbox: Default::default(),
     }
 }
 

@@ -13,7 +13,7 @@ use jiff::Timestamp;
 
 use super::{
     Action, Decision, Event, Halt, HaltReason, InProgress, Input, Live, Record, RecordState,
-    Sibling, TargetAction, history,
+    Sibling, TargetAction, history, notices,
     report::{self, Findings, target_event, transition_events},
     situation::{
         Capacity, Entry, Situation, State, WavePosition, exclusion_expiries, lock_of, situation,
@@ -268,6 +268,14 @@ pub fn decide(input: &Input<'_>) -> Decision {
     let mut status = report::status(input, &situation, in_progress, findings);
     status.health = history::record(input.status, &status, input.observed, now);
     events.splice(0..0, transition_events(input.status, &status));
+    let facts = notices::Facts {
+        waves: &situation.waves,
+        approved: gates.approved,
+        approval_at: gates.approval_at,
+    };
+    let (told, notice_wake) = notices::record(input, input.status, &mut status, &events, &facts);
+    events.extend(told);
+    wakes.extend(notice_wake);
     let story = story::target_story(&input.rollout.name, input.status, &status, &events);
     events.extend(story);
     if !status.phase.is_finished() || !status.in_progress.is_empty() {

@@ -73,6 +73,7 @@ impl Policy {
             window: None,
             deadline: None,
             suspend: false,
+            notices: Default::default(),
         }
     }
 
