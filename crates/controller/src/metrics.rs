@@ -71,6 +71,22 @@ pub struct ErrorLabels {
     pub error: String,
 }
 
+/// Labels of a delivery attempt.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NoticeLabels {
+    /// The Notifier.
+    pub notifier: String,
+    /// `delivered`, `refused` (4xx, not retried) or `failed` (retried).
+    pub outcome: String,
+}
+
+/// Labels naming a notifier.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotifierLabel {
+    /// The Notifier.
+    pub notifier: String,
+}
+
 /// The operator's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -82,6 +98,9 @@ pub struct Metrics {
     window_open: Family<WindowLabel, Gauge>,
     reconcile_duration: Family<ControllerLabel, Histogram>,
     reconcile_errors: Family<ErrorLabels, Counter>,
+    notices: Family<NoticeLabels, Counter>,
+    notifier_failing: Family<NotifierLabel, Gauge>,
+    notice_delay: Histogram,
     ready: AtomicBool,
 }
 
@@ -137,8 +156,30 @@ impl Metrics {
             "Reconciles that failed",
             reconcile_errors.clone(),
         );
+        let notices = Family::<NoticeLabels, Counter>::default();
+        registry.register(
+            "notices",
+            "Attempts to deliver a rollout's notice, by Notifier and outcome",
+            notices.clone(),
+        );
+        let notifier_failing = Family::<NotifierLabel, Gauge>::default();
+        registry.register(
+            "notifier_failing",
+            "Whether a Notifier's deliveries fail and are being retried (1) or not (0)",
+            notifier_failing.clone(),
+        );
+        let notice_delay =
+            Histogram::new([0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0]);
+        registry.register(
+            "notice_delay_seconds",
+            "Time from what a notice tells to its delivery",
+            notice_delay.clone(),
+        );
         Metrics {
             registry,
+            notices,
+            notifier_failing,
+            notice_delay,
             rollouts,
             phases: Mutex::new(BTreeMap::new()),
             targets,
@@ -225,6 +266,29 @@ impl Metrics {
                 error: error.to_owned(),
             })
             .inc();
+    }
+
+    /// Counts an attempt to deliver a notice to `notifier`; `delay` is the time from what it
+    /// tells to its delivery, for a delivered one.
+    pub fn notice(&self, notifier: &str, outcome: &str, delay: Option<f64>) {
+        self.notices
+            .get_or_create(&NoticeLabels {
+                notifier: notifier.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        if let Some(seconds) = delay {
+            self.notice_delay.observe(seconds.max(0.0));
+        }
+    }
+
+    /// Records whether `notifier`'s deliveries are failing.
+    pub fn notifier_failing(&self, notifier: &str, failing: bool) {
+        self.notifier_failing
+            .get_or_create(&NotifierLabel {
+                notifier: notifier.to_owned(),
+            })
+            .set(i64::from(failing));
     }
 
     /// Marks the operator ready (its caches are filled).
