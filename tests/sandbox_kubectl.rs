@@ -12,6 +12,8 @@
 //! Each test starts its own sandbox on a free port, with its own kubectl cache, and stops it
 //! when done. kubectl is found on the `PATH` or at `$KUBECTL`.
 
+#[path = "sandbox_kubectl/calendar.rs"]
+mod calendar;
 #[path = "sandbox_kubectl/plugin.rs"]
 mod plugin;
 

@@ -55,7 +55,8 @@ enum Command {
 /// Flags of `patchpilot run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Address serving /metrics, /healthz and /readyz.
+    /// Address serving /metrics, /healthz, /readyz and the calendar of planned patching,
+    /// /calendar.ics.
     #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
     pub metrics_addr: std::net::SocketAddr,
     /// Take part in leader election on a coordination.k8s.io Lease; only the leader acts.

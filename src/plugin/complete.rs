@@ -3,8 +3,8 @@
 //! `kubectl patchpilot`, the last being the one to complete, and reads one completion a line
 //! (`value<TAB>description`) and last a line `:<directive>` (cobra's shell directives).
 //!
-//! Commands and flags come from the command line's own definition; rollout, policy and
-//! context names from the cluster and the kubeconfig.
+//! Commands and flags come from the command line's own definition; rollout, policy, window
+//! and context names from the cluster and the kubeconfig.
 
 use std::process::ExitCode;
 
@@ -12,7 +12,7 @@ use clap::CommandFactory;
 use kube::{Api, api::ListParams};
 
 use super::{Cli, Connection};
-use crate::api::{PatchPolicy, PatchRollout};
+use crate::api::{MaintenanceWindow, PatchPolicy, PatchRollout};
 
 /// cobra's `ShellCompDirectiveNoFileComp`: complete nothing but what is printed.
 const NO_FILES: u8 = 4;
@@ -20,13 +20,14 @@ const NO_FILES: u8 = 4;
 const FILES: u8 = 0;
 
 /// The flags followed by a value.
-const VALUED: [&str; 6] = [
+const VALUED: [&str; 7] = [
     "--policy",
     "--context",
     "--kubeconfig",
     "-o",
     "--output",
     "--timeout",
+    "--days",
 ];
 
 /// What to complete the last word with.
@@ -40,6 +41,8 @@ enum Wanted {
     Rollouts,
     /// The policies of the cluster.
     Policies,
+    /// The maintenance windows of the cluster.
+    Windows,
     /// The contexts of the kubeconfig.
     Contexts,
 }
@@ -55,6 +58,7 @@ fn wanted(words: &[String]) -> Wanted {
         Some("--policy") => return Wanted::Policies,
         Some("--context") => return Wanted::Contexts,
         Some("--kubeconfig") => return Wanted::Files,
+        Some("--timeout" | "--days") => return Wanted::Words(Vec::new()),
         Some("-o" | "--output") => {
             return Wanted::Words(
                 ["json", "yaml", "wide"]
@@ -87,6 +91,13 @@ fn wanted(words: &[String]) -> Wanted {
         let mut words = flags(subcommand, current);
         words.extend(flags(&command, current));
         return Wanted::Words(words);
+    }
+    // Windows, as many as wanted.
+    if subcommand
+        .get_positionals()
+        .any(|p| p.get_id() == "windows")
+    {
+        return Wanted::Windows;
     }
     let named = subcommand
         .get_positionals()
@@ -151,10 +162,9 @@ pub fn main() -> ExitCode {
         Wanted::Words(words) => (words, NO_FILES),
         Wanted::Files => (Vec::new(), FILES),
         Wanted::Contexts => (contexts(&connection(&words)), NO_FILES),
-        found @ (Wanted::Rollouts | Wanted::Policies) => (
-            names(&connection(&words), found == Wanted::Policies),
-            NO_FILES,
-        ),
+        found @ (Wanted::Rollouts | Wanted::Policies | Wanted::Windows) => {
+            (names(&connection(&words), &found), NO_FILES)
+        }
     };
     for (value, description) in completions {
         if !value.starts_with(&current) {
@@ -185,9 +195,10 @@ fn contexts(connection: &Connection) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// The names of the rollouts (with their policy and phase) or the policies; none when the
-/// cluster cannot be read, as completion should never print an error.
-fn names(connection: &Connection, policies: bool) -> Vec<(String, String)> {
+/// The names of the rollouts (with their policy and phase), the policies (with their
+/// version) or the windows (with their time zone); none when the cluster cannot be read, as
+/// completion should never print an error.
+fn names(connection: &Connection, wanted: &Wanted) -> Vec<(String, String)> {
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -198,18 +209,27 @@ fn names(connection: &Connection, policies: bool) -> Vec<(String, String)> {
         let Ok(client) = super::client(connection).await else {
             return Vec::new();
         };
-        if policies {
-            listed(client, |p: PatchPolicy| {
-                (p.metadata.name.unwrap_or_default(), p.spec.patch.version)
-            })
-            .await
-        } else {
-            listed(client, |r: PatchRollout| {
-                let phase = r.status.map(|s| s.phase).unwrap_or_default();
-                let about = format!("{} {} {phase:?}", r.spec.policy, r.spec.patch.version);
-                (r.metadata.name.unwrap_or_default(), about)
-            })
-            .await
+        match wanted {
+            Wanted::Policies => {
+                listed(client, |p: PatchPolicy| {
+                    (p.metadata.name.unwrap_or_default(), p.spec.patch.version)
+                })
+                .await
+            }
+            Wanted::Windows => {
+                listed(client, |w: MaintenanceWindow| {
+                    (w.metadata.name.unwrap_or_default(), w.spec.time_zone)
+                })
+                .await
+            }
+            _ => {
+                listed(client, |r: PatchRollout| {
+                    let phase = r.status.map(|s| s.phase).unwrap_or_default();
+                    let about = format!("{} {} {phase:?}", r.spec.policy, r.spec.patch.version);
+                    (r.metadata.name.unwrap_or_default(), about)
+                })
+                .await
+            }
         }
     })
 }
@@ -273,5 +293,15 @@ mod tests {
         assert_eq!(formats.len(), 3);
         assert_eq!(wanted(&words("pause --all ")), Wanted::Words(vec![]));
         assert_eq!(wanted(&words("status --context prod ")), Wanted::Rollouts);
+        assert_eq!(wanted(&words("calendar ")), Wanted::Windows);
+        assert_eq!(wanted(&words("calendar nights ")), Wanted::Windows);
+        assert_eq!(wanted(&words("calendar --days ")), Wanted::Words(vec![]));
+        let Wanted::Words(flags) = wanted(&words("calendar --d")) else {
+            panic!("flags")
+        };
+        assert_eq!(
+            flags.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(),
+            ["--days"]
+        );
     }
 }

@@ -9,6 +9,7 @@
 //! input (a bad flag, a rollout or policy that does not exist, a request that makes no sense
 //! in the rollout's phase); 1 when the cluster cannot be reached or refuses a change.
 
+mod calendar;
 mod complete;
 mod health;
 mod history;
@@ -26,11 +27,15 @@ use std::{io, path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kube::{Api, Client, api::ListParams};
 
-use crate::api::{PatchPolicy, PatchRollout};
+use crate::{
+    api::{PatchPolicy, PatchRollout},
+    engine::calendar::Horizon,
+};
 
 /// Follow and steer patchpilot's rollouts: see where each target stands and what holds it,
 /// approve, promote, pause, resume, abort and retry; plan a policy against the cluster,
-/// report its compliance, read its history, and break a lock left by a rollout that is gone.
+/// report its compliance, read its history, export the calendar of planned patching, and
+/// break a lock left by a rollout that is gone.
 #[derive(Debug, Parser)]
 #[command(
     name = "kubectl patchpilot",
@@ -84,6 +89,9 @@ enum Command {
     /// Compliance per policy: up to date, pending, in progress, failed, excluded (with the
     /// justification and its expiry), not applicable, overdue against the deadline.
     Report(ReportArgs),
+    /// The upcoming openings of each maintenance window with the rollouts planned in them,
+    /// and the freezes, as iCalendar (RFC 5545) to subscribe a calendar to.
+    Calendar(CalendarArgs),
     /// Break a lock whose rollout is gone, after saying what it will do; a node is
     /// uncordoned only if patchpilot cordoned it.
     Unlock(UnlockArgs),
@@ -170,6 +178,23 @@ struct ReportArgs {
     /// with one row a target, for auditors.
     #[arg(short, long, value_enum, value_name = "FORMAT")]
     output: Option<ReportFormat>,
+}
+
+/// Flags of `calendar`.
+#[derive(Debug, Args)]
+struct CalendarArgs {
+    /// The MaintenanceWindows to show (default: every one).
+    #[arg(value_name = "WINDOW")]
+    windows: Vec<String>,
+    /// How many days ahead, from 1 to 400: the openings starting within them (at most 50 a
+    /// window), and the freezes overlapping them.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = Horizon::DEFAULT_DAYS,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(Horizon::MAX_DAYS))
+    )]
+    days: u32,
 }
 
 /// Flags of `unlock`.
@@ -308,6 +333,7 @@ async fn run(cli: Cli) -> Outcome {
         Command::Plan(args) => plan::run(&client, &args.policy, args.output).await,
         Command::History(args) => history::run(&client, &args.policy, args.output).await,
         Command::Report(args) => report::run(&client, &args.policies, args.output).await,
+        Command::Calendar(args) => calendar::run(&client, &args.windows, args.days).await,
         Command::Unlock(args) => unlock::run(&client, &args).await,
     }
 }
@@ -506,5 +532,28 @@ mod tests {
             Cli::try_parse_from(["kubectl-patchpilot", "status", "a", "--timeout", "soon"])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn the_calendar_takes_windows_and_a_number_of_days() {
+        let cli =
+            Cli::try_parse_from(["kubectl-patchpilot", "calendar", "nights", "weekends"]).unwrap();
+        let Command::Calendar(args) = cli.command else {
+            panic!("calendar")
+        };
+        assert_eq!(args.windows, ["nights", "weekends"]);
+        assert_eq!(args.days, 30);
+        let cli = Cli::try_parse_from(["kubectl-patchpilot", "calendar", "--days", "400"]).unwrap();
+        let Command::Calendar(args) = cli.command else {
+            panic!("calendar")
+        };
+        assert!(args.windows.is_empty());
+        assert_eq!(args.days, 400);
+        for bad in ["0", "401", "soon"] {
+            assert!(
+                Cli::try_parse_from(["kubectl-patchpilot", "calendar", "--days", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

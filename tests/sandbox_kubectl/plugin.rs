@@ -15,13 +15,13 @@ use serde_json::Value;
 use super::Sandbox;
 
 /// The sandbox's kubectl with the plugin's executables on its `PATH`.
-struct Plugin<'a> {
+pub(crate) struct Plugin<'a> {
     sandbox: &'a Sandbox,
     path: String,
 }
 
 impl<'a> Plugin<'a> {
-    fn new(sandbox: &'a Sandbox) -> Self {
+    pub(crate) fn new(sandbox: &'a Sandbox) -> Self {
         let bin = sandbox.dir.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         for (name, built) in [
@@ -45,7 +45,7 @@ impl<'a> Plugin<'a> {
 
     /// `kubectl ARGS…`, with the kubeconfig in `KUBECONFIG` (kubectl hands a plugin the
     /// words after its name, and takes no flags of its own before them).
-    fn kubectl(&self, args: &[&str]) -> Output {
+    pub(crate) fn kubectl(&self, args: &[&str]) -> Output {
         let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_owned());
         Command::new(kubectl)
             .args(args)
@@ -58,7 +58,7 @@ impl<'a> Plugin<'a> {
     }
 
     /// `kubectl patchpilot ARGS…`: its exit status, standard output and standard error.
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
+    pub(crate) fn run(&self, args: &[&str]) -> (i32, String, String) {
         let output = self.kubectl(&[&["patchpilot"], args].concat());
         (
             output.status.code().unwrap_or(-1),
@@ -69,7 +69,7 @@ impl<'a> Plugin<'a> {
 
     /// `kubectl patchpilot ARGS…`, which must succeed; its standard output.
     #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let (code, out, err) = self.run(args);
         assert_eq!(code, 0, "kubectl patchpilot {args:?}: {out}{err}");
         out
@@ -78,7 +78,7 @@ impl<'a> Plugin<'a> {
     /// `kubectl patchpilot ARGS…`, which must be refused with exit status 2 and a one-line
     /// error saying `why`.
     #[track_caller]
-    fn refused(&self, args: &[&str], why: &str) {
+    pub(crate) fn refused(&self, args: &[&str], why: &str) {
         let (code, out, err) = self.run(args);
         assert_eq!(code, 2, "kubectl patchpilot {args:?}: {out}{err}");
         assert_eq!(err.lines().count(), 1, "one line: {err}");

@@ -5,6 +5,7 @@
 //! events; time-driven work is requeued for the instant the engine names.
 
 pub mod caches;
+pub mod calendar;
 pub mod candidates;
 pub mod context;
 pub mod error;
@@ -48,7 +49,7 @@ pub const USER_AGENT: &str = concat!("patchpilot/", env!("CARGO_PKG_VERSION"));
 /// How the operator runs.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
-    /// Serve metrics, `/healthz` and `/readyz` here.
+    /// Serve metrics, `/healthz`, `/readyz` and `/calendar.ics` here.
     pub metrics_addr: Option<SocketAddr>,
     /// Take part in leader election.
     pub leader_election: Option<LeaderElection>,
@@ -206,6 +207,7 @@ async fn controllers(
     let (triggers, triggered) = mpsc::unbounded_channel();
     let (set_ready, ready) = tokio::sync::watch::channel(false);
     let stores = Stores::of(&caches);
+    let calendar = calendar::feed(stores.clone(), clock.clone());
     let reporter = Reporter {
         controller: "patchpilot".into(),
         instance: Some(options.instance.clone()),
@@ -317,6 +319,7 @@ async fn controllers(
     let ready = async move {
         caches.ready().await;
         let _ = set_ready.send(true);
+        metrics.serve_calendar(calendar);
         metrics.set_ready();
         tracing::info!("caches filled; reconciling");
     };

@@ -1,12 +1,13 @@
 //! Prometheus metrics (SPEC 6), prefixed `patchpilot_`, and the HTTP endpoint serving them
-//! with `/healthz` and `/readyz`.
+//! with `/healthz`, `/readyz` and the calendar of planned patching, `/calendar.ics`. The
+//! endpoint is read-only: it answers `GET` and `HEAD`, and `405` to anything else.
 
 use std::{
     collections::BTreeMap,
     convert::Infallible,
     net::SocketAddr,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
     time::Instant,
@@ -16,12 +17,17 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use patchpilot_engine::calendar::Horizon;
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 use tokio::net::TcpListener;
+
+/// The calendar of planned patching within a horizon, as iCalendar text, made afresh for
+/// each request (see `crate::calendar::feed`).
+pub type CalendarFeed = Arc<dyn Fn(Horizon) -> String + Send + Sync>;
 
 /// Labels naming a phase.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -102,6 +108,7 @@ pub struct Metrics {
     notifier_failing: Family<NotifierLabel, Gauge>,
     notice_delay: Histogram,
     ready: AtomicBool,
+    calendar: OnceLock<CalendarFeed>,
 }
 
 impl Default for Metrics {
@@ -189,6 +196,7 @@ impl Metrics {
             reconcile_duration,
             reconcile_errors,
             ready: AtomicBool::new(false),
+            calendar: OnceLock::new(),
         }
     }
 
@@ -296,6 +304,12 @@ impl Metrics {
         self.ready.store(true, Ordering::Relaxed);
     }
 
+    /// Serves the calendar at `/calendar.ics` from now on (once the caches it is built from
+    /// are filled); until then it answers 503. A second feed is ignored.
+    pub fn serve_calendar(&self, feed: CalendarFeed) {
+        let _ = self.calendar.set(feed);
+    }
+
     /// The metrics in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut text = String::new();
@@ -324,7 +338,7 @@ impl Drop for ReconcileTimer<'_> {
     }
 }
 
-/// Serves `/metrics`, `/healthz` and `/readyz` on `address`.
+/// Serves `/metrics`, `/healthz`, `/readyz` and `/calendar.ics` on `address`.
 pub async fn serve(metrics: Arc<Metrics>, address: SocketAddr) -> std::io::Result<()> {
     let listener = TcpListener::bind(address).await?;
     loop {
@@ -333,7 +347,10 @@ pub async fn serve(metrics: Arc<Metrics>, address: SocketAddr) -> std::io::Resul
         tokio::spawn(async move {
             let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
                 let metrics = metrics.clone();
-                async move { Ok::<_, Infallible>(answer(&metrics, request.uri().path())) }
+                async move {
+                    let uri = request.uri();
+                    Ok::<_, Infallible>(answer(&metrics, request.method(), uri.path(), uri.query()))
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -342,25 +359,72 @@ pub async fn serve(metrics: Arc<Metrics>, address: SocketAddr) -> std::io::Resul
     }
 }
 
-fn answer(metrics: &Metrics, path: &str) -> http::Response<Full<Bytes>> {
+/// The answer to `method path?query`. The body of a `HEAD` is left out by hyper, which
+/// keeps its `Content-Length`.
+fn answer(
+    metrics: &Metrics,
+    method: &http::Method,
+    path: &str,
+    query: Option<&str>,
+) -> http::Response<Full<Bytes>> {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    if method != http::Method::GET && method != http::Method::HEAD {
+        let mut refused = response(405, TEXT, "only GET and HEAD are served\n".to_owned());
+        refused.headers_mut().insert(
+            http::header::ALLOW,
+            http::HeaderValue::from_static("GET, HEAD"),
+        );
+        return refused;
+    }
+    let ready = metrics.ready.load(Ordering::Relaxed);
     let (code, content_type, body) = match path {
         "/metrics" => (
             200,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             metrics.render(),
         ),
-        "/healthz" | "/livez" => (200, "text/plain", "ok\n".to_owned()),
-        "/readyz" if metrics.ready.load(Ordering::Relaxed) => {
-            (200, "text/plain", "ok\n".to_owned())
-        }
-        "/readyz" => (503, "text/plain", "caches not synced yet\n".to_owned()),
-        _ => (404, "text/plain", "not found\n".to_owned()),
+        "/healthz" | "/livez" => (200, TEXT, "ok\n".to_owned()),
+        "/readyz" if ready => (200, TEXT, "ok\n".to_owned()),
+        "/readyz" => (503, TEXT, "caches not synced yet\n".to_owned()),
+        "/calendar.ics" => match (metrics.calendar.get(), horizon(query)) {
+            (_, Err(why)) => (400, TEXT, why),
+            (Some(feed), Ok(horizon)) if ready => {
+                (200, "text/calendar; charset=utf-8", feed(horizon))
+            }
+            _ => (503, TEXT, "caches not synced yet\n".to_owned()),
+        },
+        _ => (404, TEXT, "not found\n".to_owned()),
     };
+    response(code, content_type, body)
+}
+
+fn response(code: u16, content_type: &str, body: String) -> http::Response<Full<Bytes>> {
     http::Response::builder()
         .status(code)
         .header(http::header::CONTENT_TYPE, content_type)
         .body(Full::new(Bytes::from(body)))
         .unwrap_or_else(|_| http::Response::new(Full::new(Bytes::new())))
+}
+
+/// The horizon of `/calendar.ics?days=N`: [`Horizon::DEFAULT_DAYS`] without `days`.
+fn horizon(query: Option<&str>) -> Result<Horizon, String> {
+    let mut horizon = Horizon::default();
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if key == "days" {
+            horizon = value
+                .parse::<u32>()
+                .ok()
+                .filter(|days| (1..=Horizon::MAX_DAYS).contains(days))
+                .map(Horizon::days)
+                .ok_or_else(|| {
+                    format!(
+                        "days must be a whole number from 1 to {}, not {value:?}\n",
+                        Horizon::MAX_DAYS
+                    )
+                })?;
+        }
+    }
+    Ok(horizon)
 }
 
 #[cfg(test)]
@@ -392,5 +456,73 @@ mod tests {
         ] {
             assert!(text.contains(expected), "{expected} missing in:\n{text}");
         }
+    }
+
+    fn get(metrics: &Metrics, method: http::Method, target: &str) -> (u16, String, String) {
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (target, None),
+        };
+        let response = answer(metrics, &method, path, query);
+        let content_type = response.headers()[http::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = response.body().clone();
+        let body = futures::executor::block_on(http_body_util::BodyExt::collect(body))
+            .unwrap()
+            .to_bytes();
+        (
+            response.status().as_u16(),
+            content_type,
+            String::from_utf8(body.to_vec()).unwrap(),
+        )
+    }
+
+    #[test]
+    fn the_calendar_is_served_once_the_caches_are_filled() {
+        let metrics = Metrics::new();
+        let feed: CalendarFeed = Arc::new(|horizon: Horizon| format!("days={}", horizon.days));
+        assert_eq!(get(&metrics, http::Method::GET, "/calendar.ics").0, 503);
+        metrics.serve_calendar(feed);
+        assert_eq!(get(&metrics, http::Method::GET, "/calendar.ics").0, 503);
+        metrics.set_ready();
+        assert_eq!(
+            get(&metrics, http::Method::GET, "/calendar.ics"),
+            (
+                200,
+                "text/calendar; charset=utf-8".to_owned(),
+                "days=30".to_owned()
+            )
+        );
+        assert_eq!(
+            get(&metrics, http::Method::HEAD, "/calendar.ics?days=7").2,
+            "days=7"
+        );
+        for bad in ["0", "401", "soon", "-1"] {
+            let (code, _, body) = get(
+                &metrics,
+                http::Method::GET,
+                &format!("/calendar.ics?days={bad}"),
+            );
+            assert_eq!(code, 400, "{bad}");
+            assert!(
+                body.contains("days must be a whole number from 1 to 400"),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_endpoint_is_read_only() {
+        let metrics = Metrics::new();
+        metrics.set_ready();
+        for method in [http::Method::POST, http::Method::PUT, http::Method::DELETE] {
+            let response = answer(&metrics, &method, "/calendar.ics", None);
+            assert_eq!(response.status(), 405, "{method}");
+            assert_eq!(response.headers()[http::header::ALLOW], "GET, HEAD");
+        }
+        assert_eq!(get(&metrics, http::Method::GET, "/readyz").0, 200);
+        assert_eq!(get(&metrics, http::Method::GET, "/nothing").0, 404);
     }
 }
