@@ -2,3 +2,4 @@
 //! (`payload`) and one delivery attempt of it (`send`).
 
 pub mod payload;
+pub mod send;
