@@ -14,6 +14,7 @@ pub mod finalizer;
 pub mod history;
 pub mod leader;
 pub mod metrics;
+pub mod notify;
 pub mod orphans;
 pub mod podwatch;
 pub mod policy;
