@@ -19,6 +19,7 @@ mod api;
 mod conformance;
 mod kubectl;
 mod nodes;
+mod notifications;
 mod operators;
 mod parity;
 mod people;

@@ -20,8 +20,9 @@ pub use notifier::{
 pub use patch::{ImagePatch, PatchSpec, Updater};
 pub use policy::{
     Approval, Canary, Compliance, ComplianceStatus, DrainSpec, HISTORY_KEPT, HealthCheck,
-    HealthSpec, HttpCheck, JobCheck, NodeTargets, Notifications, PatchPolicy, PatchPolicySpec,
-    PatchPolicyStatus, PrometheusCheck, RolloutHistory, Stage, Strategy, Targets, WorkloadTargets,
+    HealthSpec, HttpCheck, JobCheck, NodeTargets, Notifications, NotifierHealth, PatchPolicy,
+    PatchPolicySpec, PatchPolicyStatus, PrometheusCheck, RolloutHistory, Stage, Strategy, Targets,
+    WorkloadTargets,
 };
 pub use rollout::{
     APPROVED_BY, ActionName, Announced, CheckHistory, CheckObservation, CheckResultName,

@@ -501,6 +501,24 @@ pub struct PatchPolicyStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 50))]
     pub history: Vec<RolloutHistory>,
+
+    /// The Notifiers of `spec.notifications`, and whether each delivers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub notifiers: Vec<NotifierHealth>,
+}
+
+/// Whether a Notifier a policy names delivers its notices.
+#[derive(KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotifierHealth {
+    /// The Notifier.
+    pub name: String,
+    /// It exists and delivers.
+    pub ready: bool,
+    /// Why not, or how it goes: its Ready condition's message.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
 }
 
 /// How many finished rollouts a policy's `status.history` remembers.

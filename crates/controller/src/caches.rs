@@ -34,7 +34,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use super::{candidates::TargetMeta, rollout::budgets::Spent};
-use patchpilot_api::{MaintenanceWindow, PatchPolicy, PatchRollout};
+use patchpilot_api::{MaintenanceWindow, Notifier, PatchPolicy, PatchRollout};
 
 /// A shared cache: the store, and the controllers told of its changes.
 ///
@@ -250,6 +250,8 @@ pub struct Caches {
     pub rollouts: Shared<PatchRollout>,
     /// MaintenanceWindows.
     pub windows: Shared<MaintenanceWindow>,
+    /// Notifiers.
+    pub notifiers: Shared<Notifier>,
     /// Every node's metadata.
     pub nodes: Shared<TargetMeta<Node>>,
     /// Every namespace's metadata.
@@ -297,6 +299,7 @@ impl Caches {
             policies: cache!(full, Api::all(client.clone()), all.clone()),
             rollouts: cache!(full, Api::all(client.clone()), all.clone()),
             windows: cache!(full, Api::all(client.clone()), all.clone()),
+            notifiers: cache!(full, Api::all(client.clone()), all.clone()),
             nodes: cache!(
                 metadata,
                 Api::<TargetMeta<Node>>::all(client.clone()),
@@ -346,6 +349,7 @@ impl Caches {
             self.policies.store.wait_until_ready(),
             self.rollouts.store.wait_until_ready(),
             self.windows.store.wait_until_ready(),
+            self.notifiers.store.wait_until_ready(),
             self.nodes.store.wait_until_ready(),
             self.namespaces.store.wait_until_ready(),
             self.deployments.store.wait_until_ready(),

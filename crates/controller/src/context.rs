@@ -19,7 +19,7 @@ use super::{
     caches::Caches, candidates::TargetMeta, events::Recorder, metrics::Metrics,
     podwatch::PodWatches,
 };
-use patchpilot_api::{MaintenanceWindow, PatchPolicy, PatchRollout};
+use patchpilot_api::{MaintenanceWindow, Notifier, PatchPolicy, PatchRollout};
 use patchpilot_clock::SharedClock;
 
 /// The field manager of every write the operator makes.
@@ -127,6 +127,7 @@ with_status!(
     PatchPolicy => patchpilot_api::PatchPolicyStatus,
     PatchRollout => patchpilot_api::PatchRolloutStatus,
     MaintenanceWindow => patchpilot_api::MaintenanceWindowStatus,
+    Notifier => patchpilot_api::NotifierStatus,
 );
 
 /// What the operator did to objects that its caches have not seen yet: a value per object,
@@ -317,6 +318,8 @@ pub struct Stores {
     pub rollouts: Store<PatchRollout>,
     /// MaintenanceWindows.
     pub windows: Store<MaintenanceWindow>,
+    /// Notifiers.
+    pub notifiers: Store<Notifier>,
     /// Every node's metadata.
     pub nodes: Store<TargetMeta<Node>>,
     /// Every namespace's metadata.
@@ -348,6 +351,7 @@ impl Stores {
             policies: caches.policies.store.clone(),
             rollouts: caches.rollouts.store.clone(),
             windows: caches.windows.store.clone(),
+            notifiers: caches.notifiers.store.clone(),
             nodes: caches.nodes.store.clone(),
             namespaces: caches.namespaces.store.clone(),
             deployments: caches.deployments.store.clone(),

@@ -38,7 +38,7 @@ use caches::Caches;
 use context::{Context, Stores};
 use events::{Recorder, Reporter};
 use metrics::Metrics;
-use patchpilot_api::{MaintenanceWindow, PatchPolicy, PatchRollout};
+use patchpilot_api::{MaintenanceWindow, Notifier, PatchPolicy, PatchRollout};
 use patchpilot_clock::SharedClock;
 use podwatch::PodWatches;
 
@@ -307,8 +307,34 @@ async fn controllers(
             .watches_shared_stream(caches.deployments.changes(), move |_| {
                 policies_of_scope(&s3, false)
             })
+            .watches_shared_stream(caches.notifiers.changes(), {
+                let s = stores.clone();
+                move |n: Arc<Notifier>| policies_naming(&s, &n.name_any())
+            })
             .graceful_shutdown_on(shutdown.clone())
             .run(policy::reconcile, policy::error_policy, ctx.clone())
+            .for_each(|_| async {})
+    };
+    let notifiers = {
+        let s = stores.clone();
+        Controller::for_shared_stream(caches.notifiers.applied(), stores.notifiers.clone())
+            .watches_shared_stream(caches.rollouts.changes(), move |r: Arc<PatchRollout>| {
+                notifiers_of_policy(&s, &r.spec.policy)
+            })
+            .watches_shared_stream(caches.policies.changes(), |p: Arc<PatchPolicy>| {
+                p.spec
+                    .notifications
+                    .iter()
+                    .flat_map(|n| n.notifiers.iter())
+                    .map(|name| ObjectRef::<Notifier>::new(name))
+                    .collect::<Vec<_>>()
+            })
+            .graceful_shutdown_on(shutdown.clone())
+            .run(
+                notify::deliver::reconcile,
+                notify::deliver::error_policy,
+                ctx.clone(),
+            )
             .for_each(|_| async {})
     };
     let windows = Controller::for_shared_stream(caches.windows.applied(), stores.windows.clone())
@@ -324,11 +350,34 @@ async fn controllers(
         metrics.set_ready();
         tracing::info!("caches filled; reconciling");
     };
-    let _ = tokio::join!(ready, rollouts, policies, windows);
+    let _ = tokio::join!(ready, rollouts, policies, windows, notifiers);
     for task in driver_tasks {
         task.abort();
     }
     Ok(())
+}
+
+/// The Notifiers that `policy` sends its notices to.
+fn notifiers_of_policy(stores: &Stores, policy: &str) -> Refs<Notifier> {
+    stores
+        .policies
+        .get(&ObjectRef::new(policy))
+        .iter()
+        .flat_map(|p| p.spec.notifications.iter())
+        .flat_map(|n| n.notifiers.iter())
+        .map(|name| ObjectRef::new(name))
+        .collect()
+}
+
+/// The policies that send their notices to `notifier`.
+fn policies_naming(stores: &Stores, notifier: &str) -> Refs<PatchPolicy> {
+    stores
+        .policies
+        .state()
+        .iter()
+        .filter(|p| notify::ledger::names(p, notifier))
+        .map(|p| ObjectRef::from_obj(p.as_ref()))
+        .collect()
 }
 
 fn rollouts_of_policy(rollouts: &Store<PatchRollout>, policy: &str) -> Refs<PatchRollout> {

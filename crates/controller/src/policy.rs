@@ -34,7 +34,7 @@ use super::{
     rollout::{name_for, observe},
 };
 use patchpilot_api::{
-    PatchPolicy, PatchPolicyStatus, PatchRollout,
+    NotifierHealth, PatchPolicy, PatchPolicyStatus, PatchRollout,
     convert::{condition_from_api, condition_to_api, image_patches, one_line},
 };
 
@@ -185,9 +185,47 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
                 .filter(|r| r.spec.policy == name)
                 .map(AsRef::as_ref),
         ),
+        notifiers: notifiers(&ctx, &policy),
     };
     ctx.write_status(policy.as_ref(), &status).await?;
     Ok(ctx.requeue_at(compliance.due))
+}
+
+/// The Notifiers `policy` names, and whether each delivers: one that does not exist, is
+/// suspended or fails to deliver shows here, beside the policy whose notices wait.
+fn notifiers(ctx: &Context, policy: &PatchPolicy) -> Vec<NotifierHealth> {
+    let names = policy
+        .spec
+        .notifications
+        .as_ref()
+        .map_or(&[][..], |n| n.notifiers.as_slice());
+    names
+        .iter()
+        .map(|name| {
+            let found = ctx.stores.notifiers.get(&ObjectRef::new(name));
+            let ready = found
+                .as_ref()
+                .and_then(|n| n.status.as_ref())
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+            match (found.as_ref(), ready) {
+                (None, _) => NotifierHealth {
+                    name: name.clone(),
+                    ready: false,
+                    message: format!("Notifier {name} does not exist: notices wait for it"),
+                },
+                (Some(_), Some(ready)) => NotifierHealth {
+                    name: name.clone(),
+                    ready: ready.status == "True",
+                    message: ready.message.clone(),
+                },
+                (Some(_), None) => NotifierHealth {
+                    name: name.clone(),
+                    ready: true,
+                    message: String::new(),
+                },
+            }
+        })
+        .collect()
 }
 
 /// When a policy's patch was released, for its compliance deadline: its `releasedAt`, else

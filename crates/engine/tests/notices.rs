@@ -274,3 +274,25 @@ fn compliance_overdue_is_told_once_when_the_deadline_passes() {
         overdue[0].message
     );
 }
+
+#[test]
+fn a_newer_version_withdraws_the_announcement_of_the_older_one() {
+    let mut world = World::new(at("2026-11-20T21:00:00Z"), 2, 1);
+    world.policy.notices = Notices {
+        announce_before: Some(Duration::from_hours(6)),
+        ..all()
+    };
+    world.window = Some(daily(2, 2));
+    world.reconcile();
+    assert_eq!(kinds(&world), [K::Announcement]);
+    world.superseded = true;
+    world.now += mins(5);
+    world.reconcile();
+    assert_eq!(kinds(&world), [K::Announcement, K::Superseded]);
+    let withdrawn = &world.status.outbox.notices[1].message;
+    assert!(
+        withdrawn.contains("its announcement of v2 at 02:00 UTC on Sat 2026-11-21")
+            && withdrawn.contains("no longer holds"),
+        "{withdrawn}"
+    );
+}

@@ -13,6 +13,7 @@ pub mod chart;
 pub mod cli;
 pub mod conformance;
 pub mod poll;
+pub mod receiver;
 pub mod refusals;
 pub mod repo;
 pub mod trace;

@@ -312,7 +312,22 @@ fn transitions(
         (Phase::Superseded, NoticeKind::Superseded),
     ] {
         if entered(phase) {
-            told.push(Told::new(kind, format!("{name}: {}", next.message)));
+            let mut message = format!("{name}: {}", next.message);
+            // A newer version replaces a rollout that was announced and has not started:
+            // the announcement no longer holds (the newer rollout announces itself).
+            if let (Phase::Superseded, Some(said), None) =
+                (phase, previous.outbox.announced, next.started_at)
+            {
+                let zone = input
+                    .window
+                    .map_or(TimeZone::UTC, |w| w.time_zone().clone());
+                message.push_str(&format!(
+                    "; its announcement of {} {} no longer holds",
+                    input.rollout.patch.version,
+                    at_opening(said.opening, &zone)
+                ));
+            }
+            told.push(Told::new(kind, message));
         }
     }
     if let Some(due) = overdue_at(input)
