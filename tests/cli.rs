@@ -133,13 +133,18 @@ fn a_bad_flag_is_one_line_and_exit_2() {
 }
 
 #[test]
-fn crd_prints_three_documents() {
+fn crd_prints_a_document_for_each_kind() {
     let output = patchpilot(&["crd"]);
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
     assert_eq!(
         text.matches("\nkind: CustomResourceDefinition\n").count(),
-        3
+        patchpilot::api::crds().len()
+    );
+    assert_eq!(
+        patchpilot::api::crds().len(),
+        4,
+        "MaintenanceWindow, Notifier, PatchPolicy, PatchRollout"
     );
 }
 

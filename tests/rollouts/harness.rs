@@ -14,6 +14,7 @@ use jiff::{SignedDuration, Timestamp};
 use patchpilot::sandbox::{
     Options, Sandbox,
     apiserver::{Audit as AuditSink, MemoryLog},
+    network::receiver::Receivers,
     run::{RunOptions, run},
     scenario::Scenario,
     store::{Filter, Store, WatchFrom, WatchItem},
@@ -32,6 +33,7 @@ pub struct Outcome {
     /// was written: what the kubelets reported, which the audit log does not show.
     pub pod_history: Vec<(Timestamp, Arc<Value>)>,
     store: Arc<Store>,
+    receivers: Arc<Receivers>,
 }
 
 /// Something a person does to the cluster during a run, with kubectl's requests (as the
@@ -128,6 +130,7 @@ async fn run_to_end(scenario: Scenario, acts: &[(SignedDuration, Act)]) -> Outco
     };
     let sandbox = Sandbox::new(scenario, options).unwrap();
     let store = sandbox.store().clone();
+    let receivers = sandbox.receivers().clone();
     let admin = sandbox.client(patchpilot::sandbox::run::ADMIN_USER);
     let start = store.clock().now();
     for (after, act) in acts.iter().cloned() {
@@ -168,6 +171,7 @@ async fn run_to_end(scenario: Scenario, acts: &[(SignedDuration, Act)]) -> Outco
         log,
         pod_history,
         store,
+        receivers,
     }
 }
 
@@ -194,6 +198,18 @@ impl Outcome {
     ) -> Value {
         let resource = self.store.resource(group, version, plural).unwrap();
         (*self.store.get(&resource, namespace, name).unwrap()).clone()
+    }
+
+    /// Every request sent to the scenario's receiver `name`, in order, as JSON: `time`
+    /// (virtual), `method`, `path`, `headers` (lower-case names), `body` (parsed when JSON),
+    /// `bytes`, and how it was answered: `status` (`null` when it was not), `error`
+    /// (`Refused` or `Timeout` while the receiver was down that way).
+    pub fn received(&self, name: &str) -> Vec<Value> {
+        self.receivers
+            .received(name)
+            .iter()
+            .map(|r| r.to_json())
+            .collect()
     }
 
     /// The final nodes.

@@ -363,3 +363,165 @@ spec:
     let message = failure["message"].as_str().unwrap();
     assert!(message.contains("= 2, above the maximum 0"), "{message}");
 }
+
+/// The operator's HTTP reaches a scenario's receiver, which records each request on the
+/// virtual clock and answers 503 while the scenario says it is down: the health check of
+/// every node goes to it, and the canary's waits for it to come back.
+#[tokio::test(start_paused = true)]
+async fn a_receiver_records_the_operators_requests_and_is_down_when_told() {
+    let outcome = Case::new()
+        .scenario("receivers: [{name: probe, down: [{status: 503, before: 8m}]}]")
+        .node_policy(
+            "os",
+            r#"
+spec:
+  health:
+    checks:
+      - nodeReady: {}
+      - http: {url: "http://probe.receiver.sandbox/healthz/${TARGET_NAME}", expectStatus: [200]}
+"#,
+        )
+        .run()
+        .await;
+    outcome.check(&[Rules::new("os", 1)]);
+    assert_eq!(outcome.phase("os"), "Succeeded");
+    let received = outcome.received("probe");
+    let back: Timestamp = "2026-11-28T00:08:00Z".parse().unwrap();
+    let mut checked = std::collections::BTreeSet::new();
+    for request in &received {
+        let at: Timestamp = request["time"].as_str().unwrap().parse().unwrap();
+        let expected = if at < back { 503 } else { 200 };
+        assert_eq!(request["status"], expected, "{request:#}");
+        assert_eq!(request["method"], "GET");
+        let path = request["path"].as_str().unwrap();
+        checked.insert(path.strip_prefix("/healthz/").unwrap().to_owned());
+    }
+    assert!(
+        received.iter().any(|r| r["status"] == 503),
+        "the canary was checked while the receiver was down: {received:#?}"
+    );
+    let nodes: std::collections::BTreeSet<String> = outcome
+        .nodes()
+        .iter()
+        .map(|n| n["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(checked, nodes, "every node was checked");
+}
+
+/// What the operator's notifiers send, through the sandbox's network to its receiver: each
+/// notifier type's request arrives whole, with the notice's id, and a receiver that is down
+/// makes the attempt fail (to be retried) the way a real destination would.
+#[tokio::test(start_paused = true)]
+async fn notices_sent_through_the_sandbox_reach_its_receiver() {
+    use patchpilot::{
+        api::{Notice, NotifierType, PatchRollout},
+        controller::{
+            notify::{
+                payload::{Message, request},
+                send::{Attempt, post},
+            },
+            rollout::health::HttpClient,
+        },
+        sandbox::{Sandbox, scenario::Scenario},
+    };
+    use serde_json::json;
+    use std::time::Duration;
+
+    let scenario = Scenario::parse(
+        std::path::Path::new("receivers.yaml"),
+        "apiVersion: sandbox.patchpilot.dev/v1alpha1\nkind: Scenario\nmetadata: {name: r}\n\
+         spec:\n  start: \"2026-11-28T00:00:00Z\"\n  receivers:\n    - name: chat\n      \
+         down: [{status: 503, after: 1h, before: 2h}, {error: Refused, after: 2h, before: 3h}, \
+         {error: Timeout, after: 3h, before: 4h}]\n",
+    )
+    .unwrap();
+    let sandbox = Sandbox::new(scenario, patchpilot::sandboxed::options()).unwrap();
+    let http = HttpClient::new(sandbox.network());
+    let rollout: PatchRollout = serde_json::from_value(json!({
+        "apiVersion": "patchpilot.dev/v1alpha1",
+        "kind": "PatchRollout",
+        "metadata": {"name": "os-1234"},
+        "spec": {"policy": "os", "patch": {"version": "v2"}, "changeRef": "CHG-7"},
+    }))
+    .unwrap();
+    let notice: Notice = serde_json::from_value(json!({
+        "seq": 3, "kind": "WaveStarted", "time": "2026-11-28T00:00:00Z",
+        "message": "os-1234: wave canary (1 of 3) started",
+    }))
+    .unwrap();
+    let message = Message {
+        notifier: "chat",
+        rollout: &rollout,
+        notice: &notice,
+    };
+    let address = "https://chat.receiver.sandbox/services/T0/B0/secret";
+    let timeout = Duration::from_secs(10);
+    let kinds = [
+        NotifierType::Webhook,
+        NotifierType::Slack,
+        NotifierType::Teams,
+        NotifierType::CloudEvents,
+    ];
+    for kind in kinds {
+        let attempt = post(
+            &http,
+            address,
+            Some("t0ken"),
+            &request(kind, &message),
+            timeout,
+        )
+        .await;
+        assert_eq!(attempt, Attempt::Delivered { code: 200 }, "{kind:?}");
+    }
+    let received = sandbox.receivers().received("chat");
+    assert_eq!(received.len(), 4);
+    for (got, kind) in received.iter().zip(kinds) {
+        assert_eq!(
+            got.headers["x-patchpilot-notice-id"], "os-1234/3",
+            "{kind:?}"
+        );
+        assert_eq!(got.headers["idempotency-key"], "os-1234/3", "{kind:?}");
+        assert_eq!(got.headers["authorization"], "Bearer t0ken", "{kind:?}");
+        assert_eq!(got.path, "/services/T0/B0/secret");
+        assert_eq!(
+            got.body,
+            serde_json::from_slice::<serde_json::Value>(&request(kind, &message).body).unwrap()
+        );
+    }
+    assert_eq!(
+        received[0].line(),
+        "notice to chat: WaveStarted os-1234/3: os-1234: wave canary (1 of 3) started"
+    );
+    assert_eq!(
+        received[3].line(),
+        "notice to chat: WaveStarted os-1234/3: os-1234: wave canary (1 of 3) started"
+    );
+
+    // Down for an hour each way: 503, then refused, then silent.
+    let webhook = request(NotifierType::Webhook, &message);
+    let mut reasons = Vec::new();
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        match post(&http, address, None, &webhook, timeout).await {
+            Attempt::Failed { reason, .. } => reasons.push(reason),
+            other => panic!("a receiver that is down fails the attempt: {other:?}"),
+        }
+    }
+    assert_eq!(
+        reasons[0],
+        "POST https://chat.receiver.sandbox/… answered 503 Service Unavailable"
+    );
+    assert!(reasons[1].contains("Connection refused"), "{}", reasons[1]);
+    assert_eq!(
+        reasons[2],
+        "POST https://chat.receiver.sandbox/… got no answer within 10s"
+    );
+    for reason in &reasons {
+        assert!(!reason.contains("secret"), "{reason}");
+    }
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(
+        post(&http, address, None, &webhook, timeout).await,
+        Attempt::Delivered { code: 200 }
+    );
+}

@@ -7,7 +7,8 @@
 //!   server-side apply ([`patch`]), schema checks of custom resources
 //!   ([`patchpilot_schema`]), evictions, the audit log and injected faults;
 //! - [`cluster`]: what the scheduler, the controllers and the kubelets would do;
-//! - [`network`]: what the operator's HTTP and Prometheus health checks reach;
+//! - [`network`]: what the operator's HTTP and Prometheus health checks reach, and the
+//!   receivers its notices go to;
 //! - [`scenario`]: what to simulate.
 
 pub mod apiserver;
@@ -83,6 +84,7 @@ impl Sandbox {
             start,
             scenario.spec.faults.http.clone(),
             scenario.spec.prometheus.as_ref(),
+            &scenario.spec.receivers,
         ));
         store.set_watch_list(scenario.spec.api_server.watch_list);
         let faults = scenario
@@ -216,7 +218,7 @@ impl Sandbox {
     }
 
     /// The simulated network as an HTTP transport: what the operator's `http` and
-    /// `prometheus` health checks send their requests through here.
+    /// `prometheus` health checks, and its notices, send their requests through here.
     pub fn network(
         &self,
     ) -> impl tower::Service<
@@ -229,6 +231,11 @@ impl Sandbox {
     + Sync
     + 'static {
         self.network.transport()
+    }
+
+    /// The scenario's receivers, and what they got: keep it to read them after a run.
+    pub fn receivers(&self) -> &Arc<network::receiver::Receivers> {
+        self.network.receivers()
     }
 
     /// A `kube::Client` acting as `user`, talking to the API server in-process. Its requests

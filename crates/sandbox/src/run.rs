@@ -103,7 +103,12 @@ pub enum RunError {
 
 /// Prints a progress line stamped with the sandbox's time, as [`stamp`] writes it.
 fn say(store: &Store, line: &str) {
-    let at = stamp(store.clock().now());
+    say_at(store.clock().now(), line);
+}
+
+/// Prints a progress line stamped with the instant `at`, as [`stamp`] writes it.
+fn say_at(at: Timestamp, line: &str) {
+    let at = stamp(at);
     let mut out = std::io::stdout().lock();
     // Progress output is best effort: a closed pipe must not stop the simulation.
     let _ = writeln!(out, "[{at}] {line}");
@@ -130,7 +135,11 @@ pub async fn run(sandbox: Sandbox, options: RunOptions) -> Result<Value, RunErro
     for step in sandbox.scenario().spec.steps.clone() {
         tokio::spawn(steps::run_step(sandbox.clone(), step));
     }
-    let progress = tokio::spawn(progress::follow(store.clone(), options.verbose));
+    let progress = tokio::spawn(progress::follow(
+        store.clone(),
+        sandbox.receivers().subscribe(),
+        options.verbose,
+    ));
     let operator = options
         .operator
         .clone()

@@ -12,7 +12,7 @@
 //!   when the notice is sent (a notice delivered late shows the rollout as it is then). A
 //!   field that does not apply is `null`, so every body has the same keys.
 //! - `Slack`: an incoming webhook's message: `text` (the fallback that notifications show:
-//!   title and message) and Block Kit `blocks`: a `header` with the title, a `section` with
+//!   the kind, the rollout and the message) and Block Kit `blocks`: a `header` with the title, a `section` with
 //!   the message, a `section` of `fields` (the facts), and a `context` naming the notice.
 //!   Text in `mrkdwn` has Slack's control characters `&`, `<` and `>` escaped, so that a
 //!   message never turns into a link or a mention.
@@ -197,10 +197,13 @@ fn slack(message: &Message<'_>) -> Value {
             json!({"type": "mrkdwn", "text": text})
         })
         .collect();
-    let text = mrkdwn(
-        &format!("{title}: {}", message.notice.message),
-        SLACK_SECTION_MAX,
-    );
+    // The fallback names the rollout once: most messages start with its name.
+    let said = &message.notice.message;
+    let fallback = match said.starts_with(&message.rollout.name_any()) {
+        true => format!("{}: {said}", in_words(message.notice.kind.as_str())),
+        false => format!("{title}: {said}"),
+    };
+    let text = mrkdwn(&fallback, SLACK_SECTION_MAX);
     json!({
         "text": text,
         "blocks": [
@@ -511,7 +514,7 @@ mod tests {
         let text = body["text"].as_str().unwrap();
         assert_eq!(
             text,
-            "Target failed: workers-os-1a2b: workers-os-1a2b: Node/general-3 failed: \
+            "Target failed: workers-os-1a2b: Node/general-3 failed: \
              updater exited 1 &lt;oom&gt; &amp; gone"
         );
         let blocks = body["blocks"].as_array().unwrap();
@@ -568,6 +571,13 @@ mod tests {
         let section = body["blocks"][1]["text"]["text"].as_str().unwrap();
         assert!(section.chars().count() <= SLACK_SECTION_MAX);
         assert!(section.ends_with('…'));
+        // A message that does not name the rollout gets it from the title.
+        let text = body["text"].as_str().unwrap();
+        assert!(
+            text.starts_with("Paused: workers-os-1a2b: &lt;&amp;&gt;"),
+            "{text}"
+        );
+        assert!(text.chars().count() <= SLACK_SECTION_MAX);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The simulated network that the operator's `http` and `prometheus` health checks reach,
-//! in place of the real one.
+//! The simulated network that the operator's `http` and `prometheus` health checks and its
+//! notices reach, in place of the real one.
 //!
 //! - A URL naming a Service of the simulated cluster (`http://web.shop.svc.cluster.local/…`,
 //!   `web.shop.svc`, `web.shop`, or `web` for one in `patchpilot-system`, as cluster DNS
@@ -13,11 +13,14 @@
 //!   connection or no answer.
 //! - The scenario's `prometheus.url` reaches a Prometheus answering instant queries with the
 //!   values `prometheus.answers` gives ([`prometheus`]).
+//! - `http://<name>.receiver.sandbox/…` reaches the scenario's receiver `<name>`, which
+//!   records what it is sent and answers `200`, or as its `down` entries say ([`receiver`]).
 //! - Any other name does not resolve (`dns error`). HTTPS is answered as HTTP: the
 //!   simulated pods have no certificates to check.
 
 pub mod dns;
 pub mod prometheus;
+pub mod receiver;
 
 use std::{convert::Infallible, sync::Arc};
 
@@ -27,10 +30,11 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use super::{
-    scenario::network::{ConnectFailure, HttpFault, PrometheusAnswer, within},
+    scenario::network::{ConnectFailure, HttpFault, PrometheusAnswer, ReceiverSpec, within},
     store::{Filter, Store},
 };
 use dns::Name;
+use receiver::Receivers;
 
 /// Why a request got no answer: the connection failed, or the body could not be read.
 pub type HttpError = Box<dyn std::error::Error + Send + Sync>;
@@ -46,6 +50,8 @@ enum Reached {
     Service(String, String),
     /// The scenario's Prometheus.
     Prometheus,
+    /// One of the scenario's receivers.
+    Receiver(String),
     /// Nothing: the packets are dropped, and the request waits until the client gives up.
     Nothing,
 }
@@ -78,6 +84,7 @@ pub struct Network {
     faults: Vec<HttpFault>,
     /// The Prometheus: where it answers, the path its API is under, and its values.
     prometheus: Option<(Address, String, Vec<PrometheusAnswer>)>,
+    receivers: Arc<Receivers>,
 }
 
 impl Network {
@@ -87,6 +94,7 @@ impl Network {
         start: Timestamp,
         faults: Vec<HttpFault>,
         prometheus: Option<&super::scenario::network::PrometheusSpec>,
+        receivers: &[ReceiverSpec],
     ) -> Self {
         let prometheus = prometheus.and_then(|p| {
             let uri: http::Uri = p.url.parse().ok()?;
@@ -98,11 +106,18 @@ impl Network {
             start,
             faults,
             prometheus,
+            receivers: Arc::new(Receivers::new(receivers, start)),
         }
     }
 
+    /// The scenario's receivers, and what they got.
+    pub fn receivers(&self) -> &Arc<Receivers> {
+        &self.receivers
+    }
+
     /// This network as an HTTP transport (a tower service), for clients such as the
-    /// operator's health checks: each request is answered as [`Network::answer`] does.
+    /// operator's health checks and notifiers: each request is answered as
+    /// [`Network::answer`] does.
     pub fn transport(
         self: &Arc<Self>,
     ) -> impl tower::Service<
@@ -138,6 +153,7 @@ impl Network {
         let path = parts.uri.path().to_owned();
         match self.reach(&host, &address)? {
             Reached::Nothing => never().await,
+            Reached::Receiver(name) => self.receivers.answer(&name, now, &parts, &body).await,
             Reached::Prometheus => {
                 let Some((_, prefix, answers)) = &self.prometheus else {
                     unreachable!("reached only when configured")
@@ -189,6 +205,9 @@ impl Network {
             && prometheus == address
         {
             return Ok(Reached::Prometheus);
+        }
+        if let Some(name) = self.receivers.named(host) {
+            return Ok(Reached::Receiver(name.to_owned()));
         }
         let no_such_host = || {
             ConnectError(format!(
@@ -440,5 +459,148 @@ spec:
                 .starts_with("dns error")
         );
         cluster.abort();
+    }
+
+    const RECEIVERS: &str = r#"
+apiVersion: sandbox.patchpilot.dev/v1alpha1
+kind: Scenario
+metadata: {name: receivers}
+spec:
+  start: "2026-11-28T00:00:00Z"
+  receivers:
+    - name: chat
+      down:
+        - {status: 503, after: 10m, before: 20m}
+        - {error: Refused, after: 20m, before: 30m}
+        - {error: Timeout, after: 30m, before: 40m}
+    - name: hooks
+"#;
+
+    /// POSTs `body` with a notice's id; like [`get`].
+    async fn post<T>(client: &T, url: &str, body: &str) -> Option<Result<(u16, String), String>>
+    where
+        T: tower::Service<
+                http::Request<Full<Bytes>>,
+                Response = http::Response<Full<Bytes>>,
+                Error = HttpError,
+            > + Clone,
+    {
+        use tower::ServiceExt;
+        let request = http::Request::post(url)
+            .header("content-type", "application/json")
+            .header("x-patchpilot-notice-id", "os-1/3")
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        let answer =
+            tokio::time::timeout(StdDuration::from_secs(60), client.clone().oneshot(request));
+        Some(match answer.await.ok()? {
+            Ok(response) => {
+                let code = response.status().as_u16();
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                Ok((code, String::from_utf8_lossy(&body).into_owned()))
+            }
+            Err(error) => Err(error.to_string()),
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn receivers_record_what_they_are_sent_and_are_down_when_the_scenario_says() {
+        let scenario = Scenario::parse(std::path::Path::new("r.yaml"), RECEIVERS).unwrap();
+        let sandbox = Sandbox::new(scenario, Options::default()).unwrap();
+        let client = sandbox.network();
+        let receivers = sandbox.receivers().clone();
+        let mut told = receivers.subscribe();
+        let notice = r#"{"id": "os-1/3", "kind": "WaveStarted", "message": "os-1: wave canary (1 of 3) started"}"#;
+
+        let answer = post(&client, "http://chat.receiver.sandbox/hooks/T1?x=1", notice).await;
+        assert_eq!(status(answer), 200);
+        assert_eq!(
+            status(
+                post(
+                    &client,
+                    "https://HOOKS.receiver.sandbox:8443/",
+                    "plain text"
+                )
+                .await
+            ),
+            200
+        );
+        assert!(
+            error(post(&client, "http://mail.receiver.sandbox/", notice).await)
+                .starts_with("dns error")
+        );
+        let chat = receivers.received("chat");
+        assert_eq!(chat.len(), 1);
+        let first = chat[0].to_json();
+        assert_eq!(first["time"], "2026-11-28T00:00:00Z");
+        assert_eq!(first["method"], "POST");
+        assert_eq!(first["path"], "/hooks/T1?x=1");
+        assert_eq!(first["headers"]["x-patchpilot-notice-id"], "os-1/3");
+        assert_eq!(first["headers"]["content-type"], "application/json");
+        assert_eq!(first["body"]["kind"], "WaveStarted");
+        assert_eq!(first["status"], 200);
+        assert_eq!(
+            told.recv().await.unwrap().line(),
+            "notice to chat: WaveStarted os-1/3: os-1: wave canary (1 of 3) started"
+        );
+        let hooks = receivers.received("hooks");
+        assert_eq!(hooks[0].body, json!("plain text"));
+        assert_eq!(hooks[0].path, "/");
+
+        // Down: 503 from 10m, refused from 20m, no answer from 30m, back at 40m.
+        tokio::time::sleep(StdDuration::from_secs(600)).await;
+        let answer = post(&client, "http://chat.receiver.sandbox/hooks/T1", notice).await;
+        assert_eq!(status(answer), 503);
+        assert_eq!(
+            status(post(&client, "http://hooks.receiver.sandbox/", notice).await),
+            200,
+            "the other receiver is up"
+        );
+        tokio::time::sleep(StdDuration::from_secs(600)).await;
+        let refused = error(post(&client, "http://chat.receiver.sandbox/hooks/T1", notice).await);
+        assert!(refused.contains("Connection refused"), "{refused}");
+        tokio::time::sleep(StdDuration::from_secs(600)).await;
+        assert_eq!(
+            post(&client, "http://chat.receiver.sandbox/hooks/T1", notice).await,
+            None
+        );
+        tokio::time::sleep(StdDuration::from_secs(600)).await;
+        assert_eq!(
+            status(post(&client, "http://chat.receiver.sandbox/hooks/T1", notice).await),
+            200
+        );
+
+        let answers: Vec<(String, Value, Value)> = receivers
+            .received("chat")
+            .iter()
+            .map(|r| {
+                let r = r.to_json();
+                (
+                    r["time"].as_str().unwrap().to_owned(),
+                    r["status"].clone(),
+                    r["error"].clone(),
+                )
+            })
+            .collect();
+        let at = |t: &str| format!("2026-11-28T00:{t}Z");
+        assert_eq!(
+            answers,
+            [
+                (at("00:00"), json!(200), Value::Null),
+                (at("10:00"), json!(503), Value::Null),
+                (at("20:00"), Value::Null, json!("Refused")),
+                (at("30:00"), Value::Null, json!("Timeout")),
+                // The client gave up on that one after a minute.
+                (at("41:00"), json!(200), Value::Null),
+            ]
+        );
+        assert_eq!(
+            receivers
+                .received("chat")
+                .iter()
+                .filter(|r| r.accepted())
+                .count(),
+            2
+        );
     }
 }

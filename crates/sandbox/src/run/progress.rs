@@ -10,15 +10,24 @@
 //! holds it, the updater started and finished, rebooting, back Ready, uncordoned, verified,
 //! updated, failed, rolled back). A repeated occurrence of an event (its series growing) is
 //! not said again.
+//!
+//! Every notice sent to one of the scenario's receivers is said too, verbose or not, stamped
+//! with the instant it arrived: it is what would have been sent to a chat or a webhook
+//! (`notice to chat: WaveStarted os-1234/3: os-1234: wave canary (1 of 3) started`), a few
+//! lines a rollout; a retry is said again, with how the receiver answered when it was down.
+//! Other requests to a receiver (a health check pointed at one, every few seconds) are said
+//! only with `verbose`.
 
 use std::{collections::BTreeMap, sync::Arc};
 
 use jiff::Timestamp;
 use patchpilot_engine::rollout::Phase;
 use serde_json::Value;
+use tokio::sync::broadcast::error::RecvError;
 
-use super::say;
+use super::{say, say_at};
 use crate::{
+    network::receiver::Received,
     resources::ResourceType,
     store::{Filter, Store, WatchFrom, WatchItem},
 };
@@ -256,9 +265,14 @@ pub fn summary(report: &Value) -> String {
     line
 }
 
-/// Says the changes of rollouts and windows as they happen, and with `verbose` the targets'
-/// stories, until the store goes.
-pub(super) async fn follow(store: Arc<Store>, verbose: bool) {
+/// Says the changes of rollouts and windows and the requests to receivers as they happen,
+/// and with `verbose` the targets' stories, until the store goes.
+pub(super) async fn follow(
+    store: Arc<Store>,
+    received: tokio::sync::broadcast::Receiver<Received>,
+    verbose: bool,
+) {
+    let mut received = Some(received);
     let watch = |resource: Option<Arc<ResourceType>>| {
         resource.and_then(|r| store.watch(&r, Filter::default(), WatchFrom::Current).ok())
     };
@@ -291,10 +305,30 @@ pub(super) async fn follow(store: Arc<Store>, verbose: bool) {
                 None => std::future::pending().await,
             }
         };
+        let to_receivers = async {
+            match &mut received {
+                Some(received) => received.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         let next = tokio::select! {
             item = rollouts.rx.recv() => item,
             item = windows.rx.recv() => item,
             item = from_events => item,
+            request = to_receivers => {
+                match request {
+                    Ok(request) if verbose || request.is_notice() => {
+                        say_at(request.time, &request.line());
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(missed)) => {
+                        say(&store, &format!("({missed} requests to receivers not said)"));
+                    }
+                    // The sandbox is going, and its receivers with it.
+                    Err(RecvError::Closed) => received = None,
+                }
+                continue;
+            }
         };
         match next {
             Some(item) => pending.push(item),

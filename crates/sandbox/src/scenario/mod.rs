@@ -83,6 +83,10 @@ pub struct ScenarioSpec {
     /// A Prometheus that `prometheus` health checks can query.
     #[serde(default)]
     pub prometheus: Option<network::PrometheusSpec>,
+    /// HTTP endpoints that record what they are sent, such as notifiers' webhooks:
+    /// `http://<name>.receiver.sandbox/…`.
+    #[serde(default)]
+    pub receivers: Vec<network::ReceiverSpec>,
     /// Files of objects to create too (paths relative to the scenario file), such as the
     /// shipped examples. The scenario file's own objects come first; an object already
     /// created is skipped.
@@ -481,12 +485,28 @@ fn problem(spec: &ScenarioSpec) -> Option<String> {
             .problem()
             .map(|p| format!("spec.faults.http[{i}]: {p}"))
     });
-    faults.or_else(|| {
-        spec.prometheus
-            .as_ref()
-            .and_then(|p| p.problem())
-            .map(|p| format!("spec.prometheus.{p}"))
-    })
+    let receivers = || {
+        spec.receivers.iter().enumerate().find_map(|(i, receiver)| {
+            let again = spec.receivers[..i].iter().any(|r| r.name == receiver.name);
+            match again {
+                true => Some(format!(
+                    "spec.receivers[{i}].name: {:?}: named twice",
+                    receiver.name
+                )),
+                false => receiver
+                    .problem()
+                    .map(|p| format!("spec.receivers[{i}].{p}")),
+            }
+        })
+    };
+    faults
+        .or_else(|| {
+            spec.prometheus
+                .as_ref()
+                .and_then(|p| p.problem())
+                .map(|p| format!("spec.prometheus.{p}"))
+        })
+        .or_else(receivers)
 }
 
 #[cfg(test)]
@@ -547,16 +567,41 @@ mod tests {
                 "{prometheus: {url: 'http://p:9090', answers: [{value: many}]}}",
                 "spec.prometheus.answers[0].value",
             ),
+            (
+                "{receivers: [{name: Chat}]}",
+                "spec.receivers[0].name: \"Chat\": expected a DNS label",
+            ),
+            (
+                "{receivers: [{name: chat}, {name: chat}]}",
+                "spec.receivers[1].name: \"chat\": named twice",
+            ),
+            (
+                "{receivers: [{name: chat, down: [{after: 1h}]}]}",
+                "spec.receivers[0].down[0]: exactly one of status or error",
+            ),
+            (
+                "{receivers: [{name: chat, down: [{status: 42}]}]}",
+                "spec.receivers[0].down[0].status: 42",
+            ),
+            (
+                "{receivers: [{name: chat, down: [{refuse: true}]}]}",
+                "spec.receivers[0].down[0].refuse: unknown field `refuse`",
+            ),
         ] {
             let error = Scenario::parse(path, &scenario(spec))
                 .unwrap_err()
                 .to_string();
             assert!(error.contains(words), "{spec}: {error}");
         }
-        let fine = "{faults: {http: [{service: shop/web, path: /healthz, status: 503, after: 1h, before: 2h}]}, prometheus: {url: 'http://p.monitoring:9090', answers: [{contains: up, value: 1}, {query: 'x', value: NaN}]}, updaters: {reboot: true}}";
+        let fine = "{faults: {http: [{service: shop/web, path: /healthz, status: 503, after: 1h, before: 2h}]}, prometheus: {url: 'http://p.monitoring:9090', answers: [{contains: up, value: 1}, {query: 'x', value: NaN}]}, updaters: {reboot: true}, receivers: [{name: chat, down: [{status: 503, after: 2h, before: 3h}, {error: Timeout, after: 4h}]}, {name: cloud-events}]}";
         let spec = Scenario::parse(path, &scenario(fine)).unwrap().spec;
         assert_eq!(spec.faults.http[0].status, Some(503));
         assert!(spec.updaters.reboot);
+        assert_eq!(
+            spec.receivers[0].down[1].error,
+            Some(network::ConnectFailure::Timeout)
+        );
+        assert_eq!(spec.receivers[1].name, "cloud-events");
     }
 
     #[test]

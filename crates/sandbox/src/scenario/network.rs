@@ -1,5 +1,6 @@
 //! What a scenario says about the simulated network: HTTP answers of Services other than
-//! the healthy default (`faults.http`), and the values a Prometheus answers (`prometheus`).
+//! the healthy default (`faults.http`), the values a Prometheus answers (`prometheus`), and
+//! the receivers that record what is sent to them (`receivers`).
 
 use jiff::Timestamp;
 use patchpilot_engine::units::Duration;
@@ -74,6 +75,71 @@ pub struct PrometheusAnswer {
     /// Until this long after the start (default: to the end).
     #[serde(default)]
     pub before: Option<Duration>,
+}
+
+/// The DNS domain of receivers: a receiver `chat` answers at `chat.receiver.sandbox`.
+pub const RECEIVER_DOMAIN: &str = "receiver.sandbox";
+
+/// A receiver: an HTTP endpoint, such as the one a Notifier's address names, that answers
+/// `200` to every request to `http://<name>.receiver.sandbox/<any path>` (HTTPS and any
+/// port too) and records it, unless it is down.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReceiverSpec {
+    /// Its name: a DNS label.
+    pub name: String,
+    /// While it answers otherwise: the first entry whose time the request falls in says how.
+    #[serde(default)]
+    pub down: Vec<ReceiverDown>,
+}
+
+/// A receiver answering otherwise than `200`, for a while.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReceiverDown {
+    /// Answer with this status code…
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// …or fail to connect: `Refused` (nothing listens) or `Timeout` (no answer at all).
+    #[serde(default)]
+    pub error: Option<ConnectFailure>,
+    /// From this long after the start (default: from the start).
+    #[serde(default)]
+    pub after: Option<Duration>,
+    /// Until this long after the start (default: to the end).
+    #[serde(default)]
+    pub before: Option<Duration>,
+}
+
+impl ReceiverSpec {
+    /// What is wrong with it, if anything, as `field: message`.
+    pub fn problem(&self) -> Option<String> {
+        let label = &self.name;
+        let valid = !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-');
+        if !valid {
+            return Some(format!(
+                "name: {label:?}: expected a DNS label (lower case letters, digits and '-')"
+            ));
+        }
+        self.down
+            .iter()
+            .enumerate()
+            .find_map(|(i, down)| match (down.status, down.error) {
+                (Some(_), Some(_)) | (None, None) => Some(format!(
+                    "down[{i}]: exactly one of status or error is required"
+                )),
+                (Some(code), None) if !(100..=599).contains(&code) => Some(format!(
+                    "down[{i}].status: {code}: expected a status code, 100 to 599"
+                )),
+                _ => None,
+            })
+    }
 }
 
 /// Whether `at` lies in `[start + after, start + before)`.
