@@ -3,11 +3,13 @@
 //! 1. API traffic per node updated, from the audit log of a 100-node rollout ([`traffic`]);
 //! 2. the time from a failing health observation to the first rollback write, at real speed
 //!    ([`rollback`]);
-//! 3. the size of a PatchRollout status at 5,000 targets ([`status`]).
+//! 3. the size of a PatchRollout status at 5,000 targets ([`status`]);
+//! 4. the delay from a notice's fact to its delivery, at real speed ([`notices`]).
 //!
 //! Run with `cargo bench --bench operator`; `cargo bench --bench operator -- traffic` (or
-//! `rollback`, `status`) runs one figure. Every figure is measured; none is assumed.
+//! `rollback`, `status`, `notices`) runs one figure. Every figure is measured; none is assumed.
 
+mod notices;
 mod rollback;
 mod status;
 mod traffic;
@@ -236,6 +238,11 @@ fn main() {
     if runs("status") {
         let started = Instant::now();
         status::run();
-        println!("(figure 3 took {:.1?})", started.elapsed());
+        println!("(figure 3 took {:.1?})\n", started.elapsed());
+    }
+    if runs("notices") {
+        let started = Instant::now();
+        notices::run();
+        println!("(figure 4 took {:.1?})", started.elapsed());
     }
 }

@@ -14,6 +14,7 @@ mod examples;
 mod failures;
 mod history;
 mod lifecycle;
+mod notifications;
 mod operator;
 mod resilience;
 mod safety;

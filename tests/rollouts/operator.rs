@@ -106,7 +106,9 @@ fn chart_rules() -> Vec<Rule> {
     let cluster = static_part(&chart_file("templates/clusterrole.yaml"));
     let leader = chart_file("templates/leader-election-role.yaml");
     let role = static_part(leader.split("\n---\n").next().unwrap());
-    [cluster, role]
+    let secrets = chart_file("templates/notifier-secrets-role.yaml");
+    let secrets = static_part(secrets.split("\n---\n").next().unwrap());
+    [cluster, role, secrets]
         .iter()
         .flat_map(|r| r["rules"].as_array().unwrap().clone())
         .map(|r| Rule {
@@ -184,7 +186,11 @@ steps:
     ];
     let orphan =
         serde_json::json!({"metadata": {"annotations": {"patchpilot.dev/lock": "os-gone"}}});
-    let cases = cases.into_iter().chain([Case::new()
+    // A notifier: its Secret read, its status written.
+    let cases = cases
+        .into_iter()
+        .chain([crate::notifications::case("{mode: Automatic}")]);
+    let cases = cases.chain([Case::new()
         .node_policy("os", "")
         .at(
             "0s",

@@ -126,7 +126,7 @@ fn approval_and_promotion_are_asked_for_once_each() {
     assert!(
         world.status.outbox.notices[0]
             .message
-            .contains("needs approval: kubectl patchpilot approve")
+            .contains("waits for approval: kubectl patchpilot approve os-")
     );
     world.rollout.approved = true;
     assert_eq!(world.run(500), Phase::Paused);
@@ -191,7 +191,7 @@ fn a_rollout_is_announced_ahead_of_its_opening_and_told_of_changes() {
     assert!(
         world.status.outbox.notices[2]
             .message
-            .contains("is approved and will start"),
+            .contains("is approved: it starts"),
         "{:?}",
         world.status.outbox.notices[2]
     );
@@ -294,5 +294,27 @@ fn a_newer_version_withdraws_the_announcement_of_the_older_one() {
         withdrawn.contains("its announcement of v2 at 02:00 UTC on Sat 2026-11-21")
             && withdrawn.contains("no longer holds"),
         "{withdrawn}"
+    );
+}
+
+#[test]
+fn an_opening_is_told_in_the_windows_zone_and_utc() {
+    let mut world = World::new(at("2026-11-20T21:00:00Z"), 2, 1);
+    world.policy.notices = Notices {
+        announce_before: Some(Duration::from_hours(6)),
+        ..all()
+    };
+    let daily = daily(2, 2);
+    world.window = Some(Window::new(
+        TimeZone::get("Europe/Berlin").unwrap(),
+        daily.recurrences().to_vec(),
+        vec![],
+        Duration::ZERO,
+    ));
+    world.reconcile();
+    let told = &world.status.outbox.notices[0].message;
+    assert!(
+        told.contains("at 02:00 CET on Sat 2026-11-21 (01:00 UTC), until 04:00 CET"),
+        "{told}"
     );
 }

@@ -219,16 +219,30 @@ async fn wait_for_end(sandbox: &Sandbox) {
     let Ok(mut watch) = store.watch(&rollouts, Filter::default(), WatchFrom::Current) else {
         return;
     };
+    let notifiers = store.resource("patchpilot.dev", "v1alpha1", "notifiers");
+    let mut deliveries = notifiers
+        .as_ref()
+        .and_then(|n| store.watch(n, Filter::default(), WatchFrom::Current).ok());
     loop {
-        if spec.end.rollouts_finished
-            && all_finished(&store.list(&rollouts, &Filter::default(), 0, None).items)
-        {
+        let listed = store.list(&rollouts, &Filter::default(), 0, None).items;
+        if spec.end.rollouts_finished && all_finished(&listed) && all_told(store, &listed) {
+            // What the operator does after its last write (the events of its last decision,
+            // the last notice) lands before the end: under paused time this sleep ends only
+            // once every task is idle.
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             say(store, "every rollout has finished");
             return;
         }
+        let delivered = async {
+            match deliveries.as_mut() {
+                Some(watch) => watch.rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         let sleep = tokio::time::sleep(store.clock().sleep_for(deadline));
         tokio::select! {
             item = watch.rx.recv() => if item.is_none() { return },
+            _ = delivered => {}
             () = sleep => {
                 say(store, &format!("the scenario's time is up ({})", spec.end.after));
                 return;
@@ -245,6 +259,49 @@ fn all_finished(rollouts: &[Arc<Value>]) -> bool {
                 Some("Succeeded" | "RolledBack" | "Failed" | "Superseded")
             )
         })
+}
+
+/// Whether every notice of `rollouts` went out: each Notifier their policy names, that
+/// exists and is not failing, has delivered up to the rollout's last notice (a run does not
+/// end with the outcome's notice still on its way; a destination that is down does not hold
+/// it up).
+fn all_told(store: &Store, rollouts: &[Arc<Value>]) -> bool {
+    let list = |plural: &str| {
+        store
+            .resource("patchpilot.dev", "v1alpha1", plural)
+            .map(|r| store.list(&r, &Filter::default(), 0, None).items)
+            .unwrap_or_default()
+    };
+    let (policies, notifiers) = (list("patchpolicies"), list("notifiers"));
+    rollouts.iter().all(|rollout| {
+        let name = rollout["metadata"]["name"].as_str().unwrap_or_default();
+        let Some(last) = rollout["status"]["notifications"]["notices"]
+            .as_array()
+            .and_then(|n| n.last())
+        else {
+            return true;
+        };
+        let named = policies
+            .iter()
+            .find(|p| p["metadata"]["name"] == rollout["spec"]["policy"])
+            .and_then(|p| p["spec"]["notifications"]["notifiers"].as_array().cloned())
+            .unwrap_or_default();
+        notifiers
+            .iter()
+            .filter(|n| named.contains(&n["metadata"]["name"]))
+            .filter(|n| n["status"]["failing"].is_null())
+            .filter(|n| {
+                // A notifier is owed only what came after its creation.
+                n["metadata"]["creationTimestamp"].as_str() <= last["time"].as_str()
+            })
+            .all(|n| {
+                n["status"]["delivered"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|d| d["rollout"] == name && d["through"].as_u64() >= last["seq"].as_u64())
+            })
+    })
 }
 
 /// The report: each rollout's final phase and target counts.

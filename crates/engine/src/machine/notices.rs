@@ -154,7 +154,7 @@ fn announcement(
         Some(_) => (
             NoticeKind::AnnouncementChanged,
             format!(
-                "{} is approved and will start {when} without waiting for anyone",
+                "{} is approved: it starts {when} without waiting for anyone",
                 input.rollout.name
             ),
         ),
@@ -166,19 +166,28 @@ fn announcement(
     None
 }
 
-/// `at 01:00 CET on Sat 2026-11-28 (00:00 UTC)`: an opening in the window's zone and UTC.
+/// An opening in the window's zone, and in UTC when that is another:
+/// `at 01:00 CET on Sat 2026-11-28 (00:00 UTC), until 05:00 CET`.
 fn at_opening(opening: Interval, zone: &TimeZone) -> String {
-    let local = opening.start.to_zoned(zone.clone());
-    let utc = opening.start.to_zoned(TimeZone::UTC);
+    let start = opening.start.to_zoned(zone.clone());
+    let end = opening.end.to_zoned(zone.clone());
+    let utc = if zone.iana_name() == Some("UTC") {
+        String::new()
+    } else {
+        format!(
+            " ({} UTC)",
+            opening.start.to_zoned(TimeZone::UTC).strftime("%H:%M")
+        )
+    };
+    let until = if end.date() == start.date() {
+        end.strftime("%H:%M %Z").to_string()
+    } else {
+        end.strftime("%a %Y-%m-%d %H:%M %Z").to_string()
+    };
     format!(
-        "at {} on {} ({} UTC, until {} UTC)",
-        local.strftime("%H:%M %Z"),
-        local.strftime("%a %Y-%m-%d"),
-        utc.strftime("%H:%M"),
-        opening
-            .end
-            .to_zoned(TimeZone::UTC)
-            .strftime("%Y-%m-%d %H:%M"),
+        "at {} on {}{utc}, until {until}",
+        start.strftime("%H:%M %Z"),
+        start.strftime("%a %Y-%m-%d"),
     )
 }
 
@@ -226,9 +235,15 @@ fn transitions(
     let mut told = Vec::new();
     let entered = |phase: Phase| previous.phase != phase && next.phase == phase;
     if entered(Phase::AwaitingApproval) {
+        let how = match facts.approval_at {
+            Some(at) => format!(
+                "approved automatically at {at}, or now with: kubectl patchpilot approve {name}"
+            ),
+            None => format!("kubectl patchpilot approve {name}"),
+        };
         told.push(Told::new(
             NoticeKind::ApprovalNeeded,
-            format!("{name} waits for approval{}", approval(input, facts)),
+            format!("{name} waits for approval: {how}"),
         ));
     }
     if previous.started_at.is_none() && next.started_at.is_some() {

@@ -173,7 +173,8 @@ pub struct End {
     /// At the latest this long after the start. Default 7d.
     #[serde(default = "a_week")]
     pub after: Duration,
-    /// As soon as every PatchRollout has finished (and there is at least one). Default true.
+    /// As soon as every PatchRollout has finished (and there is at least one), and its
+    /// notices went out to every Notifier that is not failing. Default true.
     #[serde(default = "yes")]
     pub rollouts_finished: bool,
 }
