@@ -37,6 +37,18 @@ fn daily(hour: u8, hours: u64) -> Window {
     Window::new(TimeZone::UTC, vec![recurrence], vec![], Duration::ZERO)
 }
 
+/// Two nodes from `start`, every notice asked for, announced `hours` ahead of the daily
+/// window at 02:00 UTC.
+fn announcing(start: &str, hours: u64) -> World {
+    let mut world = World::new(at(start), 2, 1);
+    world.policy.notices = Notices {
+        announce_before: Some(Duration::from_hours(hours)),
+        ..all()
+    };
+    world.window = Some(daily(2, 2));
+    world
+}
+
 #[test]
 fn a_rollout_tells_its_waves_and_outcome_in_order_numbered_once() {
     let mut world = World::new(at("2026-11-21T01:00:00Z"), 6, 1);
@@ -206,12 +218,7 @@ fn a_rollout_is_announced_ahead_of_its_opening_and_told_of_changes() {
 
 #[test]
 fn a_window_that_moves_after_the_announcement_is_told() {
-    let mut world = World::new(at("2026-11-20T21:00:00Z"), 2, 1);
-    world.policy.notices = Notices {
-        announce_before: Some(Duration::from_hours(6)),
-        ..all()
-    };
-    world.window = Some(daily(2, 2));
+    let mut world = announcing("2026-11-20T21:00:00Z", 6);
     world.reconcile();
     assert_eq!(kinds(&world), [K::Announcement]);
     // The window now opens at 03:00 instead.
@@ -228,12 +235,7 @@ fn a_window_that_moves_after_the_announcement_is_told() {
 
 #[test]
 fn an_emergency_is_not_announced_but_told_when_it_starts() {
-    let mut world = World::new(at("2026-11-21T12:00:00Z"), 2, 1);
-    world.policy.notices = Notices {
-        announce_before: Some(Duration::from_hours(24)),
-        ..all()
-    };
-    world.window = Some(daily(2, 2));
+    let mut world = announcing("2026-11-21T12:00:00Z", 24);
     world.rollout.patch.emergency = true;
     assert_eq!(world.run(500), Phase::Succeeded);
     let kinds = kinds(&world);
@@ -277,12 +279,7 @@ fn compliance_overdue_is_told_once_when_the_deadline_passes() {
 
 #[test]
 fn a_newer_version_withdraws_the_announcement_of_the_older_one() {
-    let mut world = World::new(at("2026-11-20T21:00:00Z"), 2, 1);
-    world.policy.notices = Notices {
-        announce_before: Some(Duration::from_hours(6)),
-        ..all()
-    };
-    world.window = Some(daily(2, 2));
+    let mut world = announcing("2026-11-20T21:00:00Z", 6);
     world.reconcile();
     assert_eq!(kinds(&world), [K::Announcement]);
     world.superseded = true;

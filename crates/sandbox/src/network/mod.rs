@@ -372,10 +372,25 @@ spec:
                 Error = HttpError,
             > + Clone,
     {
-        use tower::ServiceExt;
         let request = http::Request::get(url)
             .body(Full::new(Bytes::new()))
             .unwrap();
+        send(client, request).await
+    }
+
+    /// Sends `request`; like [`get`].
+    async fn send<T>(
+        client: &T,
+        request: http::Request<Full<Bytes>>,
+    ) -> Option<Result<(u16, String), String>>
+    where
+        T: tower::Service<
+                http::Request<Full<Bytes>>,
+                Response = http::Response<Full<Bytes>>,
+                Error = HttpError,
+            > + Clone,
+    {
+        use tower::ServiceExt;
         let answer =
             tokio::time::timeout(StdDuration::from_secs(60), client.clone().oneshot(request));
         Some(match answer.await.ok()? {
@@ -485,22 +500,12 @@ spec:
                 Error = HttpError,
             > + Clone,
     {
-        use tower::ServiceExt;
         let request = http::Request::post(url)
             .header("content-type", "application/json")
             .header("x-patchpilot-notice-id", "os-1/3")
             .body(Full::new(Bytes::from(body.to_owned())))
             .unwrap();
-        let answer =
-            tokio::time::timeout(StdDuration::from_secs(60), client.clone().oneshot(request));
-        Some(match answer.await.ok()? {
-            Ok(response) => {
-                let code = response.status().as_u16();
-                let body = response.into_body().collect().await.unwrap().to_bytes();
-                Ok((code, String::from_utf8_lossy(&body).into_owned()))
-            }
-            Err(error) => Err(error.to_string()),
-        })
+        send(client, request).await
     }
 
     #[tokio::test(start_paused = true)]
