@@ -38,6 +38,11 @@ spec: {type: Webhook, secretRef: {name: chat-webhook}}
 
 /// The base node policy in the Monday window, announced a day ahead to `chat`.
 pub(crate) fn case(approval: &str) -> Case {
+    case_to(approval, "[chat]")
+}
+
+/// The same, told to `notifiers`.
+fn case_to(approval: &str, notifiers: &str) -> Case {
     let mut case = Case::new()
         .scenario("receivers: [{name: chat}]")
         .object(MONDAYS);
@@ -51,7 +56,7 @@ pub(crate) fn case(approval: &str) -> Case {
 spec:
   maintenanceWindow: mondays
   approval: {approval}
-  notifications: {{notifiers: [chat], announceBefore: 24h}}
+  notifications: {{notifiers: {notifiers}, announceBefore: 24h}}
 "
         ),
     )
@@ -324,4 +329,51 @@ end: {after: 51h, rolloutsFinished: false}
         .filter(|e| e["objectRef"]["resource"] == "notifiers")
         .any(|e| e["requestObject"]["status"]["failing"].is_object());
     assert!(failing, "the Notifier's status said it was failing");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_destination_that_keeps_failing_holds_up_no_other() {
+    let alone = case("{mode: Automatic}").run().await;
+    let pager = "
+apiVersion: v1
+kind: Secret
+metadata: {name: pager-webhook, namespace: patchpilot-system}
+stringData: {address: 'http://pager.receiver.sandbox/alert'}
+---
+apiVersion: patchpilot.dev/v1alpha1
+kind: Notifier
+metadata: {name: pager}
+spec: {type: CloudEvents, secretRef: {name: pager-webhook}}
+";
+    let mut both = case_to("{mode: Automatic}", "[chat, pager]").scenario(
+        "receivers: [{name: chat}, {name: pager, down: [{status: 500, after: 0s, before: 100h}]}]",
+    );
+    for object in pager.split("---") {
+        both = both.object(object);
+    }
+    let outcome = both.run().await;
+    outcome.check(&[Rules::new("os", 1)]);
+    // The chat got the same notices at the same instants as when it was alone.
+    let times = |o: &Outcome| -> Vec<(Timestamp, String)> {
+        accepted(o).into_iter().map(|(t, id, ..)| (t, id)).collect()
+    };
+    assert_eq!(times(&outcome), times(&alone));
+    let paged = outcome.received("pager");
+    assert!(
+        paged.len() >= 3 && paged.iter().all(|r| r["status"] == 500),
+        "the pager was tried, and never up: {paged:?}"
+    );
+    // The policy says which of its Notifiers fails.
+    let policy = outcome.object("patchpilot.dev", "v1alpha1", "patchpolicies", "", "os");
+    let notifiers = &policy["status"]["notifiers"];
+    assert_eq!(notifiers[0]["name"], "chat");
+    assert_eq!(notifiers[0]["ready"], true, "{notifiers}");
+    assert_eq!(notifiers[1]["name"], "pager");
+    assert_eq!(notifiers[1]["ready"], false, "{notifiers}");
+    assert!(
+        notifiers[1]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("failing since ") && m.contains("answered 500")),
+        "{notifiers}"
+    );
 }
