@@ -377,3 +377,36 @@ spec: {type: CloudEvents, secretRef: {name: pager-webhook}}
         "{notifiers}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_notifier_without_its_secret_says_so_and_the_rollout_goes_on() {
+    let outcome = Case::new()
+        .scenario("receivers: [{name: chat}]\nend: {after: 3d}")
+        .object(MONDAYS)
+        .object(CHAT.split("---").nth(1).unwrap())
+        .node_policy(
+            "os",
+            "spec: {maintenanceWindow: mondays, notifications: {notifiers: [chat]}}",
+        )
+        .run()
+        .await;
+    assert_eq!(outcome.phase("os"), "Succeeded");
+    assert!(outcome.received("chat").is_empty());
+    let notifier = outcome.object("patchpilot.dev", "v1alpha1", "notifiers", "", "chat");
+    let ready = notifier["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+        .cloned()
+        .unwrap_or_else(|| panic!("{notifier}"));
+    assert_eq!(ready["status"], "False", "{ready}");
+    assert_eq!(ready["reason"], "SecretMissing", "{ready}");
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("Secret patchpilot-system/chat-webhook does not exist"),
+        "{ready}"
+    );
+    let policy = outcome.object("patchpilot.dev", "v1alpha1", "patchpolicies", "", "os");
+    assert_eq!(policy["status"]["notifiers"][0]["ready"], false, "{policy}");
+}

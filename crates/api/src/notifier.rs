@@ -133,6 +133,10 @@ pub struct Delivered {
 #[derive(KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Failing {
+    /// `DeliveryFailing` (the destination did not take the notice) or `SecretMissing`
+    /// (its address could not be read): the reason of the `Ready` condition.
+    #[serde(default = "delivery_failing")]
+    pub reason: String,
     /// The first failed attempt of this run of failures.
     pub since: Time,
     /// Attempts failed in a row.
@@ -142,4 +146,8 @@ pub struct Failing {
     pub last_error: String,
     /// When the next attempt is made.
     pub next_attempt: Time,
+}
+
+fn delivery_failing() -> String {
+    "DeliveryFailing".to_owned()
 }

@@ -122,6 +122,15 @@ pub struct Notifications {
     pub announce_before: Option<Duration>,
 }
 
+impl PatchPolicySpec {
+    /// The Notifiers the policy sends its notices to (none without `notifications`).
+    pub fn notifiers(&self) -> &[String] {
+        self.notifications
+            .as_ref()
+            .map_or(&[], |n| n.notifiers.as_slice())
+    }
+}
+
 fn default_history_limit() -> u32 {
     10
 }

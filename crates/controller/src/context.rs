@@ -22,6 +22,12 @@ use super::{
 use patchpilot_api::{MaintenanceWindow, Notifier, PatchPolicy, PatchRollout};
 use patchpilot_clock::SharedClock;
 
+/// The operator's own namespace (`POD_NAMESPACE`): where updater and health-check Jobs run
+/// and where Notifiers' Secrets are read.
+pub fn operator_namespace() -> String {
+    std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "patchpilot-system".into())
+}
+
 /// The field manager of every write the operator makes.
 pub const MANAGER: &str = "patchpilot";
 

@@ -323,9 +323,8 @@ async fn controllers(
             })
             .watches_shared_stream(caches.policies.changes(), |p: Arc<PatchPolicy>| {
                 p.spec
-                    .notifications
+                    .notifiers()
                     .iter()
-                    .flat_map(|n| n.notifiers.iter())
                     .map(|name| ObjectRef::<Notifier>::new(name))
                     .collect::<Vec<_>>()
             })
@@ -363,8 +362,7 @@ fn notifiers_of_policy(stores: &Stores, policy: &str) -> Refs<Notifier> {
         .policies
         .get(&ObjectRef::new(policy))
         .iter()
-        .flat_map(|p| p.spec.notifications.iter())
-        .flat_map(|n| n.notifiers.iter())
+        .flat_map(|p| p.spec.notifiers().iter())
         .map(|name| ObjectRef::new(name))
         .collect()
 }

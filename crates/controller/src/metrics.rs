@@ -443,6 +443,9 @@ mod tests {
         metrics.window("weekend-nights", true);
         drop(metrics.reconcile("rollout"));
         metrics.reconcile_error("rollout", "api");
+        metrics.notice("chat", "delivered", Some(0.006));
+        metrics.notice("chat", "failed", None);
+        metrics.notifier_failing("chat", true);
         let text = metrics.render();
         for expected in [
             "patchpilot_rollouts{phase=\"Progressing\"} 1",
@@ -453,6 +456,10 @@ mod tests {
             "patchpilot_window_open{window=\"weekend-nights\"} 1",
             "patchpilot_reconcile_duration_seconds_count{controller=\"rollout\"} 1",
             "patchpilot_reconcile_errors_total{controller=\"rollout\",error=\"api\"} 1",
+            "patchpilot_notices_total{notifier=\"chat\",outcome=\"delivered\"} 1",
+            "patchpilot_notices_total{notifier=\"chat\",outcome=\"failed\"} 1",
+            "patchpilot_notifier_failing{notifier=\"chat\"} 1",
+            "patchpilot_notice_delay_seconds_count 1",
         ] {
             assert!(text.contains(expected), "{expected} missing in:\n{text}");
         }

@@ -194,12 +194,9 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Re
 /// The Notifiers `policy` names, and whether each delivers: one that does not exist, is
 /// suspended or fails to deliver shows here, beside the policy whose notices wait.
 fn notifiers(ctx: &Context, policy: &PatchPolicy) -> Vec<NotifierHealth> {
-    let names = policy
+    policy
         .spec
-        .notifications
-        .as_ref()
-        .map_or(&[][..], |n| n.notifiers.as_slice());
-    names
+        .notifiers()
         .iter()
         .map(|name| {
             let found = ctx.stores.notifiers.get(&ObjectRef::new(name));
@@ -243,9 +240,7 @@ pub fn released(policy: &PatchPolicy, rollout: Option<&PatchRollout>) -> Option<
 /// How long after the release a policy's targets must carry its version: its own
 /// `compliance.deadline`, else the default of the patch's classification.
 pub fn compliance_deadline(policy: &PatchPolicy, engine: &EnginePolicy) -> Duration {
-    engine
-        .deadline
-        .unwrap_or_else(|| policy.spec.patch.classification.default_deadline())
+    engine.deadline_for(policy.spec.patch.classification)
 }
 
 /// A policy being deleted: its rollouts let go of their targets (they start nothing and

@@ -122,6 +122,15 @@ pub struct Policy {
     pub notices: crate::notify::Notices,
 }
 
+impl Policy {
+    /// How long after its release a patch of `classification` may stay off a target: the
+    /// policy's `compliance.deadline`, else the classification's default.
+    pub fn deadline_for(&self, classification: Classification) -> Duration {
+        self.deadline
+            .unwrap_or_else(|| classification.default_deadline())
+    }
+}
+
 /// How the patch moves through the targets.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Strategy {

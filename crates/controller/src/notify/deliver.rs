@@ -36,9 +36,8 @@ use super::{
     send::{self, Attempt},
 };
 use crate::{
-    context::Context,
+    context::{Context, operator_namespace},
     error::{Error, Result},
-    rollout::observe::job_namespace,
 };
 
 /// How many notices one reconcile delivers before it writes how far it got.
@@ -110,11 +109,7 @@ pub async fn reconcile(notifier: Arc<Notifier>, ctx: Arc<Context>) -> Result<Req
         ),
         (_, Some(failing)) => (
             CS::False,
-            if failing.last_error.starts_with("Secret ") {
-                "SecretMissing"
-            } else {
-                "DeliveryFailing"
-            },
+            failing.reason.as_str(),
             format!(
                 "failing since {} ({} attempt(s)): {}; next attempt at {}",
                 failing.since.0, failing.attempts, failing.last_error, failing.next_attempt.0
@@ -159,7 +154,7 @@ async fn destination(
     ctx: &Context,
     notifier: &Notifier,
 ) -> Result<std::result::Result<Destination, String>> {
-    let namespace = job_namespace();
+    let namespace = operator_namespace();
     let secret_name = &notifier.spec.secret_ref.name;
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let secret = api
@@ -212,7 +207,10 @@ async fn deliver(
     let name = notifier.name_any();
     let destination = match destination(ctx, notifier).await? {
         Ok(destination) => destination,
-        Err(missing) => return Ok(failed(ctx, notifier, status, now, missing, None).await),
+        Err(missing) => {
+            let why = Failure::SecretMissing(missing);
+            return Ok(failed(ctx, notifier, status, now, why, None).await);
+        }
     };
     let timeout = notifier.spec.timeout.map_or(TIMEOUT, |t| t.std());
     for owed in due.iter().take(BATCH) {
@@ -263,7 +261,8 @@ async fn deliver(
                 retry_after,
             } => {
                 ctx.metrics.notice(&name, "failed", None);
-                return Ok(failed(ctx, notifier, status, at, reason, retry_after).await);
+                let why = Failure::Delivery(reason);
+                return Ok(failed(ctx, notifier, status, at, why, retry_after).await);
             }
         }
     }
@@ -272,15 +271,27 @@ async fn deliver(
     })
 }
 
+/// Why an attempt failed.
+enum Failure {
+    /// The destination did not take the notice.
+    Delivery(String),
+    /// The notifier's Secret or its address is missing.
+    SecretMissing(String),
+}
+
 /// Notes a failed attempt at `now`: the next one after the back-off (or `retry_after`).
 async fn failed(
     ctx: &Context,
     notifier: &Notifier,
     status: &mut NotifierStatus,
     now: Timestamp,
-    reason: String,
+    why: Failure,
     retry_after: Option<std::time::Duration>,
 ) -> Standing {
+    let (condition, reason) = match why {
+        Failure::Delivery(reason) => ("DeliveryFailing", reason),
+        Failure::SecretMissing(reason) => ("SecretMissing", reason),
+    };
     let attempts = status.failing.as_ref().map_or(0, |f| f.attempts) + 1;
     let wait = retry_after.unwrap_or_else(|| send::backoff(attempts));
     let next = now
@@ -299,6 +310,7 @@ async fn failed(
         .await;
     }
     status.failing = Some(Failing {
+        reason: condition.to_owned(),
         since: status
             .failing
             .as_ref()

@@ -30,11 +30,7 @@ impl Due<'_> {
 
 /// Whether `policy` sends its notices to `notifier`.
 pub fn names(policy: &PatchPolicy, notifier: &str) -> bool {
-    policy
-        .spec
-        .notifications
-        .as_ref()
-        .is_some_and(|n| n.notifiers.iter().any(|name| name == notifier))
+    policy.spec.notifiers().iter().any(|name| name == notifier)
 }
 
 /// How far the notices of `rollout` were delivered.

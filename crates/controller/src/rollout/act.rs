@@ -41,8 +41,7 @@ use super::{
         context::{Context, EvictionState, MANAGER, TargetWrite, create_once},
         error::{Error, Result},
     },
-    budgets,
-    observe::{self, job_namespace},
+    budgets, observe,
     read::{eviction_obstacle, must_leave},
 };
 use crate::podwatch::PodScope;
@@ -585,7 +584,7 @@ async fn run_updater(
         "kind": "Job",
         "metadata": {
             "name": job,
-            "namespace": job_namespace(),
+            "namespace": crate::context::operator_namespace(),
             "labels": {keys::ROLLOUT_LABEL: rollout, "app.kubernetes.io/managed-by": "patchpilot", "app.kubernetes.io/component": "updater"},
             "annotations": {"patchpilot.dev/target": target.to_string(), "patchpilot.dev/action": action.as_str()},
             // Owned by the rollout, so that deleting it (once it has let go of its targets)
@@ -606,7 +605,7 @@ async fn run_updater(
     });
     let job_object: Job = serde_json::from_value(body)
         .map_err(|e| Error::Conflict(format!("the updater template is not a pod template: {e}")))?;
-    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &job_namespace());
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &crate::context::operator_namespace());
     // A Job of this name that exists already was made for this very lock (its name says
     // so); the cache will show it.
     if create_once(&jobs, &job_object, &format!("the updater Job of {target}")).await? {

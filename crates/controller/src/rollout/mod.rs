@@ -34,7 +34,7 @@ use super::{
     finalizer,
 };
 use act::Scene;
-use observe::{Observation, job_namespace};
+use observe::Observation;
 use patchpilot_api::{
     HealthCheck, PatchPolicy, PatchRollout,
     convert::{Fits, condition_to_api, rollout_status_to_api},
@@ -603,7 +603,7 @@ async fn start_check_jobs(
             template["metadata"]["labels"][keys::ROLLOUT_LABEL] = json!(name);
             let body = json!({
                 "apiVersion": "batch/v1", "kind": "Job",
-                "metadata": {"name": job_name, "namespace": job_namespace(), "labels": {keys::ROLLOUT_LABEL: name, "app.kubernetes.io/managed-by": "patchpilot", "app.kubernetes.io/component": "health-check"}},
+                "metadata": {"name": job_name, "namespace": crate::context::operator_namespace(), "labels": {keys::ROLLOUT_LABEL: name, "app.kubernetes.io/managed-by": "patchpilot", "app.kubernetes.io/component": "health-check"}},
                 "spec": {
                     "backoffLimit": 0,
                     "activeDeadlineSeconds": health_timeout.as_millis().div_ceil(1000).max(1),
@@ -614,7 +614,8 @@ async fn start_check_jobs(
             let job: Job = serde_json::from_value(body).map_err(|e| {
                 InvalidSpec::new(format!("spec.health.checks[{index}].job.template"), e)
             })?;
-            let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &job_namespace());
+            let jobs: Api<Job> =
+                Api::namespaced(ctx.client.clone(), &crate::context::operator_namespace());
             let what = format!("a health-check Job for {target}");
             if create_once(&jobs, &job, &what).await? {
                 ctx.note_job(&job_name, true);

@@ -278,11 +278,6 @@ fn version<K: kube::Resource>(object: &K) -> Option<String> {
     object.meta().resource_version.clone()
 }
 
-/// Where updater and health-check Jobs run.
-pub fn job_namespace() -> String {
-    std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "patchpilot-system".into())
-}
-
 /// The pod watches the targets in progress need.
 pub fn pod_scopes(ctx: &Context, targets: &[TargetId]) -> Vec<PodScope> {
     targets
@@ -305,7 +300,7 @@ pub fn pod_scopes(ctx: &Context, targets: &[TargetId]) -> Vec<PodScope> {
 pub fn job(ctx: &Context, name: &str) -> Option<Arc<Job>> {
     ctx.stores
         .jobs
-        .get(&ObjectRef::new(name).within(&job_namespace()))
+        .get(&ObjectRef::new(name).within(&crate::context::operator_namespace()))
 }
 
 /// Everything needed to observe the targets of one rollout.

@@ -354,10 +354,7 @@ fn transitions(
     {
         let behind = next.counts.pending + next.counts.in_progress + next.counts.failed;
         let class = input.rollout.patch.classification;
-        let deadline = input
-            .policy
-            .deadline
-            .unwrap_or_else(|| class.default_deadline());
+        let deadline = input.policy.deadline_for(class);
         told.push(Told::new(
             NoticeKind::ComplianceOverdue,
             format!(
@@ -381,7 +378,6 @@ pub(super) fn overdue_at(input: &Input<'_>) -> Option<Timestamp> {
         .unwrap_or(input.rollout.created);
     let deadline = input
         .policy
-        .deadline
-        .unwrap_or_else(|| input.rollout.patch.classification.default_deadline());
+        .deadline_for(input.rollout.patch.classification);
     released.checked_add(deadline.signed()).ok()
 }
