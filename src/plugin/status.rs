@@ -507,6 +507,17 @@ pub fn draw(scene: &Scene, now: Timestamp, paint: Paint) -> String {
             branches(&mut out, "     ", &checks);
         }
     }
+    if !status.annotation_problems.is_empty() {
+        out.push_str("\nAnnotations patchpilot cannot use:\n");
+        for problem in &status.annotation_problems {
+            out.push_str(&format!(
+                "  {} {}  {}\n",
+                paint.yellow("⚠"),
+                problem.target,
+                problem.problem
+            ));
+        }
+    }
     out
 }
 
@@ -717,6 +728,31 @@ mod tests {
             "{tree}"
         );
         assert_eq!(verdict(&scene.rollout), Some(1));
+    }
+
+    #[test]
+    fn annotations_patchpilot_cannot_use_are_listed_last() {
+        let now: Timestamp = "2026-11-28T12:00:00Z".parse().unwrap();
+        let problem = "patchpilot.dev/lock \"\" is not a rollout's name: the target is left alone until the annotation is removed";
+        let scene = Scene {
+            rollout: rollout(json!({
+                "phase": "Progressing",
+                "wave": {"index": 1, "name": "canary", "total": 3},
+                "progress": "0/5",
+                "targets": {"total": 6, "excluded": 1, "upToDate": 0, "pending": 5, "inProgress": 0, "updated": 0, "failed": 0, "rolledBack": 0},
+                "annotationProblems": [{"target": "Node/general-2", "annotation": "patchpilot.dev/lock", "problem": problem}],
+            })),
+            waves: vec![],
+            policy: None,
+            targets: BTreeMap::new(),
+        };
+        let tree = draw(&scene, now, Paint::plain());
+        assert!(
+            tree.ends_with(&format!(
+                "\nAnnotations patchpilot cannot use:\n  ⚠ Node/general-2  {problem}\n"
+            )),
+            "{tree}"
+        );
     }
 
     #[test]

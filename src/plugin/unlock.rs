@@ -25,9 +25,10 @@ use crate::{
         orphans::{self, Release},
     },
     engine::{
-        keys,
+        keys, naming,
         policy::WorkloadKind,
         target::{TargetId, TargetKind},
+        untrusted,
     },
 };
 
@@ -47,10 +48,14 @@ pub async fn run(client: &Client, args: &UnlockArgs) -> Outcome {
         println!("{target} is not locked by patchpilot: nothing to do");
         return Ok(0);
     };
-    let rollout = Api::<PatchRollout>::all(client.clone())
-        .get_opt(&holder)
-        .await
-        .map_err(|e| PluginError::api(format!("PatchRollout {holder}"), e))?;
+    // A lock that is no rollout's name was written by someone else; no rollout to ask about.
+    let rollout = match naming::is_object_name(&holder) {
+        true => Api::<PatchRollout>::all(client.clone())
+            .get_opt(&holder)
+            .await
+            .map_err(|e| PluginError::api(format!("PatchRollout {holder}"), e))?,
+        false => None,
+    };
     if let Some(rollout) = rollout {
         let phase = rollout.status.map(|s| s.phase).unwrap_or_default();
         return Err(PluginError::Refused(format!(
@@ -84,8 +89,15 @@ pub async fn run(client: &Client, args: &UnlockArgs) -> Outcome {
 
 /// What unlocking will do, a line each.
 fn plan(target: &TargetId, holder: &str, release: &Release, unschedulable: bool) -> String {
+    let whose = match naming::is_object_name(holder) {
+        true => format!("is locked by PatchRollout {holder}, which no longer exists"),
+        false => format!(
+            "carries the lock {}, which is no rollout's name",
+            untrusted::shown(holder)
+        ),
+    };
     let mut out = format!(
-        "{target} is locked by PatchRollout {holder}, which no longer exists. Unlocking it will:\n  \
+        "{target} {whose}. Unlocking it will:\n  \
          - remove the lock ({} and the label {})\n",
         keys::LOCK,
         keys::LOCKED_LABEL

@@ -13,6 +13,7 @@ mod events;
 mod examples;
 mod failures;
 mod history;
+mod hostile;
 mod lifecycle;
 mod notifications;
 mod operator;

@@ -184,8 +184,13 @@ steps:
 ",
             ),
     ];
-    let orphan =
-        serde_json::json!({"metadata": {"annotations": {"patchpilot.dev/lock": "os-gone"}}});
+    // A lock its rollout took (with its record) and left behind when it went.
+    let record = serde_json::json!({"rollout": "os-gone", "attempt": 0, "state": "Applying",
+        "started": "2026-11-27T10:00:00Z", "since": "2026-11-27T10:00:00Z"});
+    let orphan = serde_json::json!({"metadata": {"annotations": {
+        "patchpilot.dev/lock": "os-gone",
+        "patch.patchpilot.dev/os.rollout": record.to_string(),
+    }}});
     // A notifier: its Secret read, its status written.
     let cases = cases
         .into_iter()

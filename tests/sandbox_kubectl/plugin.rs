@@ -500,6 +500,24 @@ metadata:
         again.trim(),
         "Node/stranded-1 is not locked by patchpilot: nothing to do"
     );
+
+    // A lock that is no rollout's name is someone else's garbage: unlock removes it too,
+    // without asking the API server for a rollout no name can hold.
+    sandbox.ok(&[
+        "annotate",
+        "node",
+        "held-1",
+        "--overwrite",
+        "patchpilot.dev/lock=Not A Name!",
+    ]);
+    let said = plugin.ok(&["unlock", "held-1"]);
+    assert!(
+        said.starts_with(
+            "Node/held-1 carries the lock \"Not A Name!\", which is no rollout's name. Unlocking it will:"
+        ),
+        "{said}"
+    );
+    assert!(said.ends_with("Node/held-1 unlocked\n"), "{said}");
 }
 
 /// `report` over several policies reads each kind of target once, however many policies

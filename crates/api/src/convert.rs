@@ -23,10 +23,10 @@ use patchpilot_engine::{
 };
 
 use super::{
-    ActionName, Announced, CheckHistory, CheckObservation, CheckResultName, ComplianceStatus,
-    HaltReasonName, HaltStatus, HealthCheck, Interval, LabelSelector, Notice, PatchPolicySpec,
-    PatchRollout, PatchRolloutStatus, PatchSpec, RolloutNotifications, TargetCounts, TargetFailure,
-    TargetProgress, WaveStatus,
+    ActionName, AnnotationProblem, Announced, CheckHistory, CheckObservation, CheckResultName,
+    ComplianceStatus, HaltReasonName, HaltStatus, HealthCheck, Interval, LabelSelector, Notice,
+    PatchPolicySpec, PatchRollout, PatchRolloutStatus, PatchSpec, RolloutNotifications,
+    TargetCounts, TargetFailure, TargetProgress, WaveStatus,
 };
 
 /// How often HTTP, Prometheus and Job health checks run again while a target is verified.
@@ -570,6 +570,17 @@ impl From<&PatchRolloutStatus> for machine::Status {
                     })
                 })
                 .collect(),
+            annotation_problems: status
+                .annotation_problems
+                .iter()
+                .filter_map(|p| {
+                    Some(machine::AnnotationProblem {
+                        target: target_id(&p.target)?,
+                        annotation: p.annotation.clone(),
+                        problem: p.problem.clone(),
+                    })
+                })
+                .collect(),
             next_window: status
                 .next_window
                 .as_ref()
@@ -814,6 +825,15 @@ pub fn rollout_status_to_api(status: &machine::Status, generation: i64) -> Patch
                 health: history_to_api(status.health.failed.get(&f.target)),
             })
             .collect(),
+        annotation_problems: status
+            .annotation_problems
+            .iter()
+            .map(|p| AnnotationProblem {
+                target: p.target.to_string(),
+                annotation: p.annotation.clone(),
+                problem: p.problem.clone(),
+            })
+            .collect(),
         next_window: status.next_window.as_ref().map(interval_to_api),
         started_at: status.started_at.map(Time),
         completed_at: status.completed_at.map(Time),
@@ -890,6 +910,11 @@ mod tests {
                 target: TargetId::node("general-2"),
                 reason: "DrainTimeout".into(),
                 message: "pods still on the node after 10m".into(),
+            }],
+            annotation_problems: vec![machine::AnnotationProblem {
+                target: TargetId::node("general-3"),
+                annotation: "patchpilot.dev/lock".into(),
+                problem: "patchpilot.dev/lock \"\" is not a rollout's name".into(),
             }],
             next_window: Some(Span {
                 start: at("2026-11-28T00:00:00Z"),

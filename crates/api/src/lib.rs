@@ -25,9 +25,10 @@ pub use policy::{
     WorkloadTargets,
 };
 pub use rollout::{
-    APPROVED_BY, ActionName, Announced, CheckHistory, CheckObservation, CheckResultName,
-    HaltReasonName, HaltStatus, Notice, PatchRollout, PatchRolloutSpec, PatchRolloutStatus,
-    RolloutNotifications, TargetCounts, TargetFailure, TargetProgress, WaveStatus,
+    APPROVED_BY, ActionName, AnnotationProblem, Announced, CheckHistory, CheckObservation,
+    CheckResultName, HaltReasonName, HaltStatus, Notice, PatchRollout, PatchRolloutSpec,
+    PatchRolloutStatus, RolloutNotifications, TargetCounts, TargetFailure, TargetProgress,
+    WaveStatus,
 };
 pub use window::{
     Exclusion, MaintenanceWindow, MaintenanceWindowSpec, MaintenanceWindowStatus, Recurrence,

@@ -130,6 +130,14 @@ pub struct PatchRolloutStatus {
     #[schemars(length(max = 20), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["target"]))]
     pub failures: Vec<TargetFailure>,
 
+    /// Annotations on the targets that patchpilot cannot use, such as a lock that is not a
+    /// rollout's name or an `exclude-until` that is not an instant, and what it does about
+    /// each (at most 20; the message counts them all). Each is also told once, by a
+    /// `BadAnnotation` Warning Event on its target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["target", "annotation"]))]
+    pub annotation_problems: Vec<AnnotationProblem>,
+
     /// The next window interval in which targets may start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_window: Option<Interval>,
@@ -290,6 +298,18 @@ pub struct TargetFailure {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub health: Vec<CheckHistory>,
+}
+
+/// An annotation on a target that patchpilot cannot use.
+#[derive(KubeSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnnotationProblem {
+    /// The target: `Node/<name>` or `<Kind>/<namespace>/<name>`.
+    pub target: String,
+    /// The annotation's key, such as `patchpilot.dev/lock`.
+    pub annotation: String,
+    /// What is wrong with its value, and what patchpilot does about it.
+    #[schemars(length(max = 512))]
+    pub problem: String,
 }
 
 /// The recent observations of one health check of a target.

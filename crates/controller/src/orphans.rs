@@ -23,6 +23,7 @@ use patchpilot_engine::{
     machine::{RecordState, Records},
     policy::WorkloadKind,
     target::{Candidate, TargetId, TargetKind},
+    untrusted,
 };
 use serde_json::json;
 
@@ -34,7 +35,10 @@ use super::{
 use patchpilot_api::PatchRollout;
 
 /// The targets among `candidates` locked by a rollout the cache does not know, with the
-/// holder's name: candidates for [`clear`], which asks the API server before acting.
+/// holder's name: candidates for [`clear`], which asks the API server before acting. Only
+/// locks patchpilot took are: one that is not a rollout's name, or that no record on the
+/// target says its rollout took, was written by someone else and is not patchpilot's to
+/// clear (the rollouts leave such a target alone and say so, [`untrusted`]).
 pub fn suspects(
     candidates: &[Candidate],
     exists: impl Fn(&str) -> bool,
@@ -43,7 +47,8 @@ pub fn suspects(
         .iter()
         .filter_map(|c| {
             let holder = c.annotations.get(keys::LOCK)?;
-            (!exists(holder)).then_some((c, holder.as_str()))
+            let taken = untrusted::lock_problem(&c.annotations).is_none();
+            (taken && !exists(holder)).then_some((c, holder.as_str()))
         })
         .collect()
 }

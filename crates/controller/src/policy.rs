@@ -292,10 +292,15 @@ async fn clear_orphaned_locks(
         return Ok(());
     }
     let reporter = policy.object_ref(&());
+    // One target the API server will not answer for holds up none of the others.
+    let mut first_error = None;
     for (candidate, holder) in suspects {
-        orphans::clear(ctx, &candidate.id, holder, &reporter).await?;
+        if let Err(error) = orphans::clear(ctx, &candidate.id, holder, &reporter).await {
+            tracing::warn!(target = %candidate.id, %holder, %error, "could not clear an orphaned lock");
+            first_error.get_or_insert(error);
+        }
     }
-    Ok(())
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Whether the policy's current rollout `current`, missing from the cache, was made and

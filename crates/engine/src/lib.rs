@@ -27,6 +27,7 @@ pub mod target;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod units;
+pub mod untrusted;
 pub mod window;
 
 pub use error::InvalidSpec;

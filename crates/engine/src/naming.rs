@@ -65,6 +65,20 @@ pub fn legacy_updater_job_name(
     )
 }
 
+/// Whether `name` can name an object such as a rollout: a DNS-1123 subdomain, at most 253
+/// characters of lowercase letters, digits, `-` and `.`, each dot-separated part beginning
+/// and ending with a letter or digit.
+pub fn is_object_name(name: &str) -> bool {
+    let part = |p: &str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !p.starts_with('-')
+            && !p.ends_with('-')
+    };
+    name.len() <= 253 && name.split('.').all(part)
+}
+
 fn job_hash(rollout: &str, node: &str, action: &str, attempt: u32, lock: i64) -> String {
     let key = format!("{rollout}\n{node}\n{action}\n{attempt}\n{lock}");
     format!("{:012x}", fnv1a(key.as_bytes()) & 0xffff_ffff_ffff)
@@ -73,6 +87,27 @@ fn job_hash(rollout: &str, node: &str, action: &str, attempt: u32, lock: i64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_names_are_dns_subdomains() {
+        for good in ["os-1a2b3c4d", "a", "a.b-c.d", &"a".repeat(253)] {
+            assert!(is_object_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "Os",
+            "a..b",
+            "-a",
+            "a-",
+            ".a",
+            "a b",
+            "a_b",
+            "été",
+            &"a".repeat(254),
+        ] {
+            assert!(!is_object_name(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn fnv1a_matches_the_reference_values() {

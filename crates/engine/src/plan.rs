@@ -1,7 +1,9 @@
 //! Which objects a rollout targets, which of them are excluded, not applicable or already up
 //! to date, the order of the eligible ones and the waves they go in. SPEC 3.1, to the letter,
-//! with one rule added for workloads: after the exclusions, a workload none of whose
-//! containers the patch's images replace is *not applicable* (nodes never are).
+//! with two rules added: after the exclusions, a workload none of whose containers the
+//! patch's images replace is *not applicable* (nodes never are); and a target that is not up
+//! to date but carries a lock patchpilot did not take ([`untrusted::lock_problem`]) is
+//! *excluded*, with the problem as the reason.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,6 +16,7 @@ use crate::{
     selector::{Labels, Selector},
     target::{Candidate, TargetKind},
     units::Duration,
+    untrusted,
 };
 
 /// Which objects a policy selects.
@@ -50,7 +53,7 @@ pub enum Scope {
 pub type Namespaces = BTreeMap<String, Labels>;
 
 /// How a selected target stands, by the first rule of SPEC 3.1 that holds (with not
-/// applicable after the exclusions).
+/// applicable after the exclusions, and a lock patchpilot did not take before eligible).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Standing {
     /// Left out, with the reason reported.
@@ -142,6 +145,10 @@ impl TargetRules {
             .is_some_and(|v| v == version)
         {
             return Standing::UpToDate;
+        }
+        // A lock patchpilot did not take: the target is left alone, and the reason says why.
+        if let Some(problem) = untrusted::lock_problem(&candidate.annotations) {
+            return Standing::Excluded(problem);
         }
         Standing::Eligible
     }

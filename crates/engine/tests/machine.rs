@@ -7,7 +7,9 @@ use patchpilot_engine::testkit::{
     world::{What, World},
 };
 use patchpilot_engine::{
-    machine::{Action, ConditionStatus, ConditionType, FatalReason, HealthFacts, RecordState},
+    machine::{
+        Action, ConditionStatus, ConditionType, FatalReason, HealthFacts, Record, RecordState,
+    },
     rollout::Phase,
     units::Duration,
 };
@@ -457,14 +459,39 @@ fn a_superseded_rollout_finishes_in_flight_targets_and_starts_none() {
     assert!(world.cordoned().is_empty());
 }
 
+/// A lock as `rollout` of `policy` takes it: the lock, and its record in the same write.
+fn lock_as(world: &mut World, node: &str, policy: &str, rollout: &str, state: RecordState) {
+    let record = Record {
+        rollout: rollout.into(),
+        attempt: 0,
+        state,
+        started: start(),
+        since: start(),
+        cordoned: false,
+        boot_id: None,
+        previous_version: None,
+        images: Vec::new(),
+        applied: false,
+        reason: None,
+        message: None,
+        uid: None,
+    };
+    let annotations = &mut world.node(node).annotations;
+    annotations.insert(keys::LOCK.into(), rollout.into());
+    annotations.insert(keys::record(policy), record.to_annotation());
+}
+
 #[test]
 fn a_node_locked_by_another_rollout_is_waited_for() {
     let mut world = World::new(start(), 2, 1);
     world.policy.strategy.canary = CanarySize::Targets(0);
-    world
-        .node("node-00")
-        .annotations
-        .insert(keys::LOCK.into(), "firmware-1234abcd".into());
+    lock_as(
+        &mut world,
+        "node-00",
+        "firmware",
+        "firmware-1234abcd",
+        RecordState::Applying,
+    );
     world.reconcile();
     assert_eq!(
         world.locked(Action::Apply),
@@ -475,6 +502,47 @@ fn a_node_locked_by_another_rollout_is_waited_for() {
     assert_eq!(world.status.phase, Phase::Progressing, "still owes node-00");
     world.node("node-00").annotations.remove(keys::LOCK);
     assert_eq!(world.run(500), Phase::Succeeded);
+}
+
+#[test]
+fn a_lock_no_rollout_took_is_told_once_and_left_alone() {
+    let mut world = World::new(start(), 3, 1);
+    world.policy.strategy.canary = CanarySize::Targets(0);
+    // A lock no record says its rollout took, one that is no rollout's name, and one
+    // naming this very rollout.
+    let name = world.rollout.name.clone();
+    for (node, lock) in [
+        ("node-00", "firmware-1234abcd"),
+        ("node-01", "Oops!"),
+        ("node-02", &name),
+    ] {
+        world
+            .node(node)
+            .annotations
+            .insert(keys::LOCK.into(), lock.into());
+    }
+    let decision = world.reconcile();
+    assert_eq!(decision.status.counts.excluded, 3);
+    let listed: Vec<&str> = decision
+        .status
+        .annotation_problems
+        .iter()
+        .map(|p| p.target.as_str())
+        .collect();
+    assert_eq!(listed, ["Node/node-00", "Node/node-01", "Node/node-02"]);
+    let told: Vec<_> = decision
+        .events
+        .iter()
+        .filter(|e| e.reason == "BadAnnotation")
+        .collect();
+    assert_eq!(told.len(), 3);
+    assert!(told.iter().all(|e| e.warning && e.on_target));
+    assert_eq!(world.run(500), Phase::Succeeded);
+    // Told once; never locked, released or cleared.
+    assert!(world.logged(|w| *w == What::Unlocked).is_empty());
+    assert!(world.locked(Action::Apply).is_empty());
+    assert_eq!(world.node("node-02").annotations[keys::LOCK], name);
+    assert_eq!(world.status.annotation_problems.len(), 3);
 }
 
 #[test]
@@ -508,10 +576,14 @@ fn an_orphaned_lock_of_this_rollout_is_released() {
     let mut world = World::new(start(), 2, 1);
     world.rollout.approved = false;
     let name = world.rollout.name.clone();
-    world
-        .node("node-01")
-        .annotations
-        .insert(keys::LOCK.into(), name);
+    let policy = world.policy.name.clone();
+    lock_as(
+        &mut world,
+        "node-01",
+        &policy,
+        &name,
+        RecordState::RolledBack,
+    );
     world.reconcile();
     assert_eq!(world.logged(|w| *w == What::Unlocked).len(), 1);
     assert!(!world.node("node-01").annotations.contains_key(keys::LOCK));

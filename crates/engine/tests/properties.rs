@@ -43,6 +43,27 @@ struct Case {
     /// and whether to crash (with how many actions carried out).
     steps: Vec<(u8, Option<u8>)>,
     abort_at: Option<usize>,
+    /// A person writes garbage on a node: at which reconcile, on which node (modulo the
+    /// fleet), what, and for how many reconciles, until they see what patchpilot told and
+    /// remove it.
+    vandal: Option<(usize, usize, Garbage, usize)>,
+}
+
+/// Garbage a person may write on a node's annotations.
+#[derive(Clone, Copy, Debug)]
+enum Garbage {
+    /// An empty lock.
+    EmptyLock,
+    /// A lock naming a rollout that never took it.
+    ForgedLock,
+    /// A lock naming this rollout, written by hand.
+    OurNameByHand,
+    /// An unreadable record of the policy (written only on a node nobody holds).
+    Record,
+    /// An exclusion whose `exclude-until` is not an instant.
+    ExcludeUntil,
+    /// The lock of a node the rollout is at work on, removed.
+    RemovedLock,
 }
 
 fn script() -> impl Strategy<Value = Script> {
@@ -127,12 +148,21 @@ fn case() -> impl Strategy<Value = Case> {
                 window,
                 emergency,
             )| {
+                let garbage = prop_oneof![
+                    Just(Garbage::EmptyLock),
+                    Just(Garbage::ForgedLock),
+                    Just(Garbage::OurNameByHand),
+                    Just(Garbage::Record),
+                    Just(Garbage::ExcludeUntil),
+                    Just(Garbage::RemovedLock),
+                ];
                 (
                     prop::collection::vec(script(), nodes),
                     prop::collection::vec((0u8..40, prop::option::weighted(0.15, 0u8..6)), 600),
                     prop::option::weighted(0.15, 0usize..120),
+                    prop::option::weighted(0.3, (0usize..60, 0usize..20, garbage, 1usize..150)),
                 )
-                    .prop_map(move |(scripts, steps, abort_at)| Case {
+                    .prop_map(move |(scripts, steps, abort_at, vandal)| Case {
                         nodes,
                         pools,
                         canary,
@@ -150,6 +180,7 @@ fn case() -> impl Strategy<Value = Case> {
                         scripts,
                         steps,
                         abort_at,
+                        vandal,
                     })
             },
         )
@@ -211,13 +242,18 @@ fn capacity(world: &World) -> BTreeMap<String, usize> {
         .collect()
 }
 
+/// The nodes in progress in each pool: locked by the rollout (a lock it took: its record is
+/// beside it), or at work under a lock a person removed or overwrote (its record says so).
+/// A lock a person wrote with the rollout's name on a node it never took is not one.
 fn locked_per_pool(world: &World) -> BTreeMap<String, usize> {
     let mut locked = BTreeMap::new();
-    for node in world
-        .nodes
-        .iter()
-        .filter(|n| n.annotations.get(keys::LOCK) == Some(&world.rollout.name))
-    {
+    let name = &world.rollout.name;
+    for node in world.nodes.iter().filter(|n| {
+        world.record(&n.name).is_some_and(|r| {
+            &r.rollout == name
+                && (n.annotations.get(keys::LOCK) == Some(name) || r.state.in_progress().is_some())
+        })
+    }) {
         *locked.entry(node.labels["pool"].clone()).or_default() += 1;
     }
     locked
@@ -233,9 +269,23 @@ fn check(case: Case) -> Result<(), TestCaseError> {
     let capacity = capacity(&world);
     let mut halted_at: Option<Timestamp> = None;
     let mut steps = case.steps.iter().cycle();
+    let mut written = Vec::new();
     for round in 0..3000 {
         if case.abort_at == Some(round) {
             world.rollout.abort = true;
+        }
+        if let Some((at, index, garbage, lasts)) = case.vandal {
+            if at == round {
+                written = vandalise(&mut world, index % case.nodes, garbage);
+            }
+            if at + lasts == round {
+                let annotations = &mut world.nodes[index % case.nodes].annotations;
+                for (key, value) in written.drain(..) {
+                    if annotations.get(&key) == Some(&value) {
+                        annotations.remove(&key);
+                    }
+                }
+            }
         }
         let (extra, crash) = *steps.next().unwrap();
         let keep = crash.map(|n| n as usize);
@@ -312,6 +362,8 @@ fn check(case: Case) -> Result<(), TestCaseError> {
             }
             Some(next) => next + mins(extra as i64 % 7),
             None if progress => world.now,
+            // Waiting for the person to remove their garbage.
+            None if !written.is_empty() => world.now + mins(1),
             None => return final_checks(&case, &world),
         };
     }
@@ -321,6 +373,61 @@ fn check(case: Case) -> Result<(), TestCaseError> {
         world.status.phase
     );
     Ok(())
+}
+
+/// A person writes `garbage` on the node at `index`. A lock is overwritten only where the
+/// rollout is not holding a finished target for its rollback (a record cannot tell such a
+/// target from one it released: docs/rollouts.md), and a record only on a node never
+/// started.
+/// Returns what it wrote.
+fn vandalise(world: &mut World, index: usize, garbage: Garbage) -> Vec<(String, String)> {
+    let name = world.nodes[index].name.clone();
+    let record = world.record(&name);
+    let locked = world.nodes[index].annotations.contains_key(keys::LOCK);
+    let held = locked
+        && record
+            .as_ref()
+            .is_some_and(|r| r.state.in_progress().is_none());
+    let rollout = world.rollout.name.clone();
+    let record_key = keys::record(&world.policy.name);
+    let written: Vec<(String, String)> = match garbage {
+        Garbage::EmptyLock if !held => vec![(keys::LOCK.into(), String::new())],
+        Garbage::ForgedLock if !held => vec![(keys::LOCK.into(), "firmware-1234abcd".into())],
+        Garbage::OurNameByHand if !locked && record.is_none() => vec![(keys::LOCK.into(), rollout)],
+        Garbage::Record if !locked && record.is_none() => {
+            vec![(record_key, r#"{"rollout":"x","state":"Exploding"}"#.into())]
+        }
+        Garbage::ExcludeUntil => vec![
+            (keys::EXCLUDE.into(), "frozen".into()),
+            (keys::EXCLUDE_UNTIL.into(), "next tuesday".into()),
+        ],
+        Garbage::RemovedLock if !held => {
+            world.nodes[index].annotations.remove(keys::LOCK);
+            Vec::new()
+        }
+        _ => Vec::new(),
+    };
+    world.nodes[index].annotations.extend(written.clone());
+    written
+}
+
+/// Whether the node carries garbage that keeps the rollout off it: a lock it did not take
+/// on a node it never worked on, or an exclusion it cannot lift.
+fn left_alone(world: &World, name: &str) -> bool {
+    let annotations = &world
+        .nodes
+        .iter()
+        .find(|n| n.name == name)
+        .unwrap()
+        .annotations;
+    let foreign_lock = annotations
+        .get(keys::LOCK)
+        .is_some_and(|holder| *holder != world.rollout.name || world.record(name).is_none());
+    let never_started = world
+        .log
+        .iter()
+        .all(|l| !(l.what == What::Locked(Action::Apply) && l.target == format!("Node/{name}")));
+    never_started && (foreign_lock || annotations.contains_key(keys::EXCLUDE))
 }
 
 fn final_checks(case: &Case, world: &World) -> Result<(), TestCaseError> {
@@ -371,6 +478,10 @@ fn final_checks(case: &Case, world: &World) -> Result<(), TestCaseError> {
         Phase::Succeeded => {
             let mut failed = 0;
             for name in &names {
+                if left_alone(world, name.trim_start_matches("Node/")) {
+                    prop_assert_eq!(count(What::Locked(Action::Apply), name), 0);
+                    continue;
+                }
                 let record = world.record(name.trim_start_matches("Node/")).unwrap();
                 prop_assert_eq!(
                     count(What::Locked(Action::Apply), name),

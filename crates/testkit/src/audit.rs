@@ -393,6 +393,16 @@ impl<'a> Audit<'a> {
                     )
             })
         };
+        // Locks a person wrote (garbage the operator must leave alone) are not the
+        // operator's to release: only those it took count.
+        let taken: BTreeSet<(&str, &str)> = self
+            .operator_writes()
+            .filter_map(|w| {
+                let holder = w["requestObject"]["metadata"]["annotations"]["patchpilot.dev/lock"]
+                    .as_str()?;
+                Some((w["objectRef"]["name"].as_str()?, holder))
+            })
+            .collect();
         let kinds = [
             ("", "v1", "nodes"),
             ("apps", "v1", "deployments"),
@@ -401,8 +411,10 @@ impl<'a> Audit<'a> {
         ];
         for (group, version, plural) in kinds {
             for object in self.state.objects(group, version, plural) {
+                let name = object["metadata"]["name"].as_str().unwrap_or("");
                 if let Some(holder) =
                     object["metadata"]["annotations"]["patchpilot.dev/lock"].as_str()
+                    && taken.contains(&(name, holder))
                 {
                     assert!(
                         running(holder),

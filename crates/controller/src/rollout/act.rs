@@ -144,7 +144,15 @@ pub async fn carry_out(ctx: &Context, scene: &Scene<'_>, action: &TargetAction) 
             version,
             uncordon,
         } => release(ctx, scene, target, record, version.as_deref(), *uncordon).await,
-        TargetAction::Hold { target, record } | TargetAction::MarkFailed { target, record } => {
+        TargetAction::Hold { target, record } => {
+            // The lock is written again with the record: one a person overwrote while the
+            // work went on is the rollout's once more, so the record beside it says the
+            // rollout still holds the target (and what it cordoned) until its rollback.
+            let records = scene.with(scene.records(target), record);
+            let body = json!({"metadata": {"annotations": {record_key: records, keys::LOCK: scene.name()}}});
+            patch_target(ctx, target, Patch::Merge(body), None).await
+        }
+        TargetAction::MarkFailed { target, record } => {
             let records = scene.with(scene.records(target), record);
             let body = json!({"metadata": {"annotations": {record_key: records}}});
             patch_target(ctx, target, Patch::Merge(body), None).await
@@ -260,7 +268,7 @@ async fn lock(ctx: &Context, scene: &Scene<'_>, target: &TargetId, record: &Reco
                 .get(name)
                 .await
                 .map_err(|e| Error::api(format!("read {target}"), e))?;
-            let in_place = held_by(&node.metadata, target, &rollout)?;
+            let in_place = held_by(&node.metadata, target, &rollout, scene.policy)?;
             let unschedulable = node
                 .spec
                 .as_ref()
@@ -315,7 +323,7 @@ async fn lock(ctx: &Context, scene: &Scene<'_>, target: &TargetId, record: &Reco
                     .await?
                 }
             };
-            held_by(&meta, target, &rollout)?;
+            held_by(&meta, target, &rollout, scene.policy)?;
             let desired = match record.state {
                 RecordState::Applying => {
                     record.previous_version = meta
@@ -350,13 +358,24 @@ async fn lock(ctx: &Context, scene: &Scene<'_>, target: &TargetId, record: &Reco
 }
 
 /// Whether the rollout `rollout` holds the target's lock already; an error if another does.
-fn held_by(meta: &ObjectMeta, target: &TargetId, rollout: &str) -> Result<bool> {
-    match meta.annotations.as_ref().and_then(|a| a.get(keys::LOCK)) {
+/// A lock a person removed, or overwrote with one patchpilot did not take, is still the
+/// rollout's while `policy`'s current record on the target says it is at work there.
+fn held_by(meta: &ObjectMeta, target: &TargetId, rollout: &str, policy: &str) -> Result<bool> {
+    let annotations = meta.annotations.as_ref();
+    let at_work = || {
+        records_of(meta, policy).is_some_and(|r| {
+            r.current.rollout == rollout && r.current.state.in_progress().is_some()
+        })
+    };
+    let taken_by_patchpilot =
+        || annotations.is_some_and(|a| patchpilot_engine::untrusted::lock_problem(a).is_none());
+    match annotations.and_then(|a| a.get(keys::LOCK)) {
         Some(holder) if holder == rollout => Ok(true),
+        Some(_) if !taken_by_patchpilot() && at_work() => Ok(true),
         Some(holder) => Err(Error::Conflict(format!(
             "{target} is locked by rollout {holder}"
         ))),
-        None => Ok(false),
+        None => Ok(at_work()),
     }
 }
 

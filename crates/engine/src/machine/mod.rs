@@ -34,6 +34,8 @@ pub use history::{CheckHistory, CheckObservation, CheckOutcome, CheckResult, Hea
 pub use record::{Action, Record, RecordState, Records};
 pub use rollout::{decide, wanted};
 
+pub use crate::untrusted::AnnotationProblem;
+
 use crate::{
     image::{ContainerImage, ImagePatch},
     plan::Namespaces,
@@ -209,10 +211,16 @@ pub struct Status {
     pub health: HealthHistory,
     /// The notices told so far, for the operator to deliver.
     pub outbox: crate::notify::Outbox,
+    /// Annotations on the rollout's targets that patchpilot cannot use, by target, at most
+    /// [`MAX_ANNOTATION_PROBLEMS`]; the message counts them all.
+    pub annotation_problems: Vec<AnnotationProblem>,
 }
 
 /// At most this many failures are listed in the status; the counts include them all.
 pub const MAX_FAILURES: usize = 20;
+
+/// At most this many annotation problems are listed in the status.
+pub const MAX_ANNOTATION_PROBLEMS: usize = 20;
 
 /// The wave in progress.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -399,7 +407,8 @@ pub enum TargetAction {
     /// keeping its lock and leaving its version annotation and cordon as they are: it waits
     /// for its turn to be rolled back, under the same lock.
     Hold {
-        /// The target.
+        /// The target. Its lock is written again with the record (a lock a person
+        /// overwrote while the work went on is the rollout's once more).
         target: TargetId,
         /// The record to write.
         record: Record,

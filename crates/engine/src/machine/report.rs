@@ -4,11 +4,12 @@
 use jiff::Timestamp;
 
 use super::{
-    Action, ConditionStatus as CS, ConditionType as CT, Counts, Event, Failure, Halt, HaltReason,
-    InProgress, Input, MAX_FAILURES, RecordState, Status, WaveStatus, compute_conditions,
+    Action, AnnotationProblem, ConditionStatus as CS, ConditionType as CT, Counts, Event, Failure,
+    Halt, HaltReason, InProgress, Input, MAX_ANNOTATION_PROBLEMS, MAX_FAILURES, RecordState,
+    Status, WaveStatus, compute_conditions,
     situation::{Situation, State, WavePosition, counts},
 };
-use crate::{rollout::Phase, target::TargetId, window::Interval};
+use crate::{rollout::Phase, target::TargetId, untrusted, window::Interval};
 
 /// What the decision found, for the status to report.
 pub(super) struct Findings<'a> {
@@ -93,11 +94,21 @@ pub(super) fn status(
         budget: input.policy.strategy.failure_budget.floor_of(eligible),
         first_failure: failures.last(),
     };
+    let (annotation_problems, unusable) = annotation_problems(situation);
     let message = match message(phase, &wait) {
         message if stopping => {
             format!("being deleted: finishing the targets in progress; {message}")
         }
         message => message,
+    };
+    let message = match unusable {
+        0 => message,
+        1 => format!(
+            "{message}; 1 annotation patchpilot cannot use on its targets (status.annotationProblems)"
+        ),
+        n => format!(
+            "{message}; {n} annotations patchpilot cannot use on its targets (status.annotationProblems)"
+        ),
     };
     let desired = conditions(
         phase,
@@ -128,6 +139,47 @@ pub(super) fn status(
         health: Default::default(),
         // Likewise (`notices::record`).
         outbox: Default::default(),
+        annotation_problems,
+    }
+}
+
+/// The annotations on the rollout's targets patchpilot cannot use (the first
+/// [`MAX_ANNOTATION_PROBLEMS`] by target), and how many there are in all. Only the targets
+/// left out for them and those the rollout works on can carry one.
+fn annotation_problems(situation: &Situation<'_>) -> (Vec<AnnotationProblem>, usize) {
+    let mut problems: Vec<AnnotationProblem> = situation
+        .inventory
+        .excluded
+        .iter()
+        .map(|(candidate, _)| *candidate)
+        .chain(situation.entries.iter().map(|e| e.candidate))
+        .flat_map(|c| untrusted::problems(&c.id, &c.annotations))
+        .collect();
+    let all = problems.len();
+    problems.sort();
+    problems.truncate(MAX_ANNOTATION_PROBLEMS);
+    (problems, all)
+}
+
+/// A Warning Event on the target for each annotation problem the status lists that the
+/// previous one did not: each is told once, however often the rollout is decided again.
+pub(super) fn annotation_events(previous: &Status, next: &Status) -> Vec<Event> {
+    next.annotation_problems
+        .iter()
+        .filter(|p| !previous.annotation_problems.contains(p))
+        .map(|p| bad_annotation(&p.target, &p.problem))
+        .collect()
+}
+
+/// The Event telling an annotation problem of a target.
+pub(super) fn bad_annotation(target: &TargetId, problem: &str) -> Event {
+    Event {
+        target: Some(target.clone()),
+        on_target: true,
+        warning: true,
+        reason: "BadAnnotation".into(),
+        action: "BadAnnotation".into(),
+        message: format!("{target}: {problem}"),
     }
 }
 

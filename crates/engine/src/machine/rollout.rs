@@ -14,9 +14,9 @@ use jiff::Timestamp;
 use super::{
     Action, Decision, Event, Halt, HaltReason, InProgress, Input, Live, Record, RecordState,
     Sibling, TargetAction, history, notices,
-    report::{self, Findings, target_event, transition_events},
+    report::{self, Findings, annotation_events, bad_annotation, target_event, transition_events},
     situation::{
-        Capacity, Entry, Situation, State, WavePosition, exclusion_expiries, lock_of, situation,
+        Capacity, Entry, Situation, State, WavePosition, exclusion_expiries, holds, situation,
         wave_position,
     },
     step::{self, Context},
@@ -27,6 +27,7 @@ use crate::{
     policy::{ApprovalMode, OnFailure},
     rollout::{Phase, Step},
     target::TargetId,
+    untrusted,
 };
 
 /// The targets whose live state and health [`decide`] needs: those the rollout holds, and
@@ -120,7 +121,7 @@ fn frozen(input: &Input<'_>, situation: &Situation<'_>) -> Option<Decision> {
         || input
             .candidates
             .iter()
-            .any(|c| lock_of(c) == Some(input.rollout.name.as_str()));
+            .any(|c| holds(c, &input.rollout.name));
     if !previous.phase.is_finished() || reopened || holding {
         return None;
     }
@@ -268,6 +269,7 @@ pub fn decide(input: &Input<'_>) -> Decision {
     let mut status = report::status(input, &situation, in_progress, findings);
     status.health = history::record(input.status, &status, input.observed, now);
     events.splice(0..0, transition_events(input.status, &status));
+    events.extend(annotation_events(input.status, &status));
     let facts = notices::Facts {
         waves: &situation.waves,
         approved: gates.approved,
@@ -526,8 +528,10 @@ fn release_orphaned_locks(input: &Input<'_>, situation: &Situation<'_>, draft: &
         .collect();
     let released: BTreeSet<TargetId> = draft.released().into_iter().cloned().collect();
     for candidate in input.candidates {
-        let ours = lock_of(candidate) == Some(name.as_str());
-        if ours && !working.contains(&candidate.id) && !released.contains(&candidate.id) {
+        if holds(candidate, name)
+            && !working.contains(&candidate.id)
+            && !released.contains(&candidate.id)
+        {
             draft.actions.push(TargetAction::Unlock {
                 target: candidate.id.clone(),
             });
@@ -873,6 +877,14 @@ fn start_targets(
             uid: (!rollout.uid.is_empty()).then(|| rollout.uid.clone()),
         };
         *busy.entry(entry.pool).or_default() += 1;
+        // A record it cannot read is replaced by the one written with the lock: say so.
+        if let Some(problem) =
+            untrusted::record_problem(&entry.candidate.annotations, &input.policy.name)
+        {
+            draft
+                .events
+                .push(bad_annotation(&entry.candidate.id, &problem));
+        }
         draft.lock(&entry.candidate.id, record);
         started += 1;
     }

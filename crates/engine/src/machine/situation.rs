@@ -10,6 +10,7 @@ use crate::{
     keys,
     plan::{self, Inventory, Wave},
     target::{Candidate, TargetId},
+    untrusted,
 };
 
 /// Where one eligible target stands with this rollout.
@@ -75,6 +76,13 @@ pub(super) fn lock_of(candidate: &Candidate) -> Option<&str> {
     candidate.annotations.get(keys::LOCK).map(String::as_str)
 }
 
+/// Whether the target carries a lock the rollout `rollout` took: one naming it that a record
+/// says it took. A lock naming it that it did not take is not its own, to work under or to
+/// release ([`untrusted::lock_problem`]).
+pub(super) fn holds(candidate: &Candidate, rollout: &str) -> bool {
+    lock_of(candidate) == Some(rollout) && untrusted::lock_problem(&candidate.annotations).is_none()
+}
+
 /// This rollout's record on a target, and whether it is the current one.
 fn own_record(
     input: &Input<'_>,
@@ -104,8 +112,7 @@ pub(super) fn situation<'a>(input: &'a Input<'a>) -> Situation<'a> {
         .iter()
         .filter_map(|c| own_record(input, &record_key, c).map(|r| (&c.id, r)))
         .collect();
-    let touched =
-        |c: &Candidate| records.contains_key(&c.id) || lock_of(c) == Some(rollout.name.as_str());
+    let touched = |c: &Candidate| records.contains_key(&c.id) || holds(c, &rollout.name);
     let query = plan::Query {
         policy: &policy.name,
         version: &rollout.patch.version,
@@ -147,10 +154,17 @@ pub(super) fn situation<'a>(input: &'a Input<'a>) -> Situation<'a> {
                 None => (None, false),
             };
             let ours = lock == Some(rollout.name.as_str());
+            // The rollout's work in progress whose lock a person overwrote with one
+            // patchpilot did not take: still its own, as its current record says. (A
+            // finished target's record cannot tell whether the rollout kept its lock.)
+            let overwritten =
+                || current && untrusted::lock_problem(&candidate.annotations).is_some();
             let stale = |r: &Record| r.attempt < rollout.retry;
             let state = match &record {
                 Some(r) => match r.state.in_progress() {
-                    Some(action) if ours || lock.is_none() => State::InProgress(action),
+                    Some(action) if ours || lock.is_none() || overwritten() => {
+                        State::InProgress(action)
+                    }
                     Some(_) => State::LockedElsewhere,
                     None => match r.state {
                         RecordState::Updated | RecordState::Failed if ours && current => {
@@ -288,19 +302,33 @@ impl<'a> Capacity<'a> {
         let mut busy = BTreeMap::new();
         let record_key = keys::record(&input.policy.name);
         for candidate in input.candidates {
-            let Some(holder) = lock_of(candidate) else {
-                continue;
-            };
             if released.contains(&candidate.id) {
                 continue;
             }
-            let of_policy = holder == input.rollout.name
-                || input.siblings.iter().any(|s| s.name == holder)
-                || candidate
+            let record = || {
+                candidate
                     .annotations
                     .get(&record_key)
                     .and_then(|v| Records::parse(v))
-                    .is_some_and(|r| r.current.rollout == holder);
+            };
+            let of_policy = match lock_of(candidate) {
+                Some(holder) if untrusted::lock_problem(&candidate.annotations).is_none() => {
+                    holder == input.rollout.name
+                        || input.siblings.iter().any(|s| s.name == holder)
+                        || record().is_some_and(|r| r.current.rollout == holder)
+                }
+                // A lock a person removed, or overwrote with one patchpilot did not take,
+                // while the policy's record says a rollout is at work on the target. (Most
+                // targets carry a finished record: those are not parsed.)
+                _ => {
+                    let at_work = |v: &String| {
+                        v.contains(r#""state":"Applying""#)
+                            || v.contains(r#""state":"RollingBack""#)
+                    };
+                    candidate.annotations.get(&record_key).is_some_and(at_work)
+                        && record().is_some_and(|r| r.current.state.in_progress().is_some())
+                }
+            };
             if of_policy {
                 *busy
                     .entry(input.policy.targets.pool(candidate))
