@@ -8,7 +8,8 @@ use http::{StatusCode, header};
 use serde_json::{Value, json};
 
 use super::{
-    Reply, Request, events, eviction, partial, protobuf, route::Target, scale, table, watch,
+    Reply, Request, decode, events, eviction, partial, protobuf, query, route::Target, scale,
+    table, watch,
 };
 use crate::{
     patch::{self, ApplyRequest, PatchError},
@@ -113,8 +114,10 @@ pub(super) async fn handle(
         }
         "list" => list(store, &target, &storage, request),
         "watch" => {
+            let options = query::list_options(request, true, store.watch_list())?;
             let filter = filter(&target, &storage, request)?;
             watch::watch(
+                options,
                 store.clone(),
                 target.resource.clone(),
                 storage.resource.clone(),
@@ -157,19 +160,23 @@ fn list(
     storage: &Storage,
     request: &Request,
 ) -> Result<Reply, ApiError> {
+    let options = query::list_options(request, false, store.watch_list())?;
     let filter = filter(target, storage, request)?;
-    let limit = request
-        .params
-        .get("limit")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(0);
-    let after = request
-        .params
-        .get("continue")
-        .filter(|c| !c.is_empty())
-        .map(|token| store.continue_from(token))
-        .transpose()?;
-    let page = store.list(&storage.resource, &filter, limit, after.as_ref());
+    let after = match request.params.get("continue").filter(|c| !c.is_empty()) {
+        Some(token) => {
+            query::check_continue(token)?;
+            Some(store.continue_from(token)?)
+        }
+        None => None,
+    };
+    if let Some(rv) = options.resource_version {
+        // The sandbox has no writes in flight to wait for, as the watch cache waits for 3 s.
+        let current = store.resource_version();
+        if rv > current {
+            return Err(query::too_large(rv, current));
+        }
+    }
+    let page = store.list(&storage.resource, &filter, options.limit, after.as_ref());
     let items: Vec<Value> = page.items.iter().map(|o| storage.outgoing(o)).collect();
     let mut metadata = json!({"resourceVersion": page.rv.to_string()});
     if let Some(next) = &page.next {
@@ -242,12 +249,8 @@ pub(super) fn body(request: &Request, kind: &str) -> Result<Value, ApiError> {
         ))
     };
     match media_type.as_str() {
-        "" | "application/json" | "*/*" => {
-            serde_json::from_slice(&request.body).map_err(|e| unrecognized(e.to_string()))
-        }
-        "application/yaml" => {
-            serde_yaml_ng::from_slice(&request.body).map_err(|e| unrecognized(e.to_string()))
-        }
+        "" | "application/json" | "*/*" => decode::json_object(&request.body).map_err(unrecognized),
+        "application/yaml" => decode::yaml(&request.body).map_err(unrecognized),
         protobuf::MEDIA_TYPE => protobuf::decode(&request.body).map_err(|e| match e {
             protobuf::Undecodable::Malformed(why) => unrecognized(why),
             // Custom resources have no protobuf form.
@@ -424,8 +427,14 @@ fn patch(
                     "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
                 ));
             };
-            let config: Value = serde_yaml_ng::from_slice(&request.body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+            let config = decode::yaml(&request.body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "error decoding patch: error converting YAML to JSON: {e}"
+                ))
+            })?;
+            if !config.is_object() {
+                return Err(ApiError::bad_request("invalid object type: /, Kind="));
+            }
             let config = storage.incoming(config);
             check_applied_identity(resource, &config, &name)?;
             options.applied = true;
@@ -455,8 +464,9 @@ fn patch(
             if content_type == "application/strategic-merge-patch+json" && resource.is_custom() {
                 return Err(ApiError::unsupported_media_type(&content_type));
             }
-            let document: Value = serde_json::from_slice(&request.body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            // The API server says no more of a patch it cannot read.
+            let document = decode::json(&request.body)
+                .map_err(|_| ApiError::bad_request("invalid JSON patch"))?;
             let document = if storage.events_v1 && content_type != "application/json-patch+json" {
                 events::to_core(&document)
             } else {
@@ -478,7 +488,15 @@ fn patch(
                 Ok(patched)
             })?
         }
-        other => return Err(ApiError::unsupported_media_type(other)),
+        // Refused by the API server's router, which knows the patch types a route consumes.
+        _ => {
+            return Err(ApiError {
+                code: 415,
+                reason: "UnsupportedMediaType",
+                message: "415: Unsupported Media Type".into(),
+                details: None,
+            });
+        }
     };
     let code = if out.created {
         StatusCode::CREATED
