@@ -19,7 +19,7 @@ use kube::{
 };
 use patchpilot_sandbox::{Options, Sandbox, apiserver::Audit, scenario::Scenario};
 use patchpilot_testkit::conformance::{
-    Backend, BudgetStatus, code, config_map, evictions, objects, watches,
+    Backend, BudgetStatus, code, config_map, evictions, hostile, objects, watches,
 };
 use serde_json::{Value, json};
 
@@ -199,4 +199,67 @@ async fn every_request_is_audited_and_faults_hit_their_client() {
     assert!(events[1].get("requestObject").is_none());
     assert_eq!(events[2]["responseStatus"]["code"], 500);
     assert_eq!(events[2]["user"]["username"], "flaky");
+}
+
+/// A watch whose client never reads it costs the sandbox a bounded queue: once the bound is
+/// reached the watcher is closed, and its stream ends after what was queued.
+#[tokio::test]
+async fn a_watch_nobody_reads_is_closed_at_its_bound() {
+    use futures::{StreamExt, TryStreamExt};
+    use kube::client::Body;
+
+    let backend = InProcess::new().await;
+    let store = backend.sandbox.store().clone();
+    let bound = 50;
+    store.set_watch_queue(bound);
+    let client = backend.client();
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), NAMESPACE);
+    maps.create(&PostParams::default(), &config_map("first", &[]))
+        .await
+        .unwrap();
+    let request = http::Request::get(format!(
+        "/api/v1/namespaces/{NAMESPACE}/configmaps?watch=true"
+    ))
+    .body(Body::from(Vec::new()))
+    .unwrap();
+    let stuck = client.send(request).await.unwrap();
+    let watchers = store.watch_backlogs().len();
+    assert_eq!(watchers, 1);
+    for i in 0..bound {
+        maps.create(&PostParams::default(), &config_map(&format!("m{i}"), &[]))
+            .await
+            .unwrap();
+        assert!(store.watch_backlogs().iter().all(|&queued| queued <= bound));
+    }
+    assert_eq!(store.watch_backlogs(), [bound], "the bound is reached");
+    for i in 0..3 * bound {
+        maps.create(&PostParams::default(), &config_map(&format!("n{i}"), &[]))
+            .await
+            .unwrap();
+    }
+    assert!(
+        store.watch_backlogs().is_empty(),
+        "the stuck watcher is closed"
+    );
+
+    // Its stream holds the initial event and the bound, then ends.
+    let text = stuck.into_body().collect_bytes().await.unwrap();
+    let lines: Vec<Value> = text
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1 + bound);
+    assert_eq!(
+        lines[bound]["object"]["metadata"]["name"],
+        format!("m{}", bound - 1)
+    );
+
+    // Other watches go on.
+    let mut events = maps
+        .watch(&kube::api::WatchParams::default().timeout(5), "0")
+        .await
+        .unwrap()
+        .boxed();
+    assert!(events.try_next().await.unwrap().is_some());
 }
