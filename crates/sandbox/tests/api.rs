@@ -263,3 +263,91 @@ async fn a_watch_nobody_reads_is_closed_at_its_bound() {
         .boxed();
     assert!(events.try_next().await.unwrap().is_some());
 }
+
+/// Served over HTTP, the sandbox reads no more of a body than it needs to refuse it, and a
+/// client that sends a watch request and never reads its socket is closed at the bound while
+/// others are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http_big_bodies_and_unread_sockets_cost_a_bounded_amount() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let backend = InProcess::new().await;
+    let store = backend.sandbox.store().clone();
+    let bound = 50;
+    store.set_watch_queue(bound);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(patchpilot_sandbox::apiserver::serve(
+        backend.sandbox.server().clone(),
+        listener,
+        Default::default(),
+    ));
+
+    // A body announced as 64 MiB: refused once 3 MiB are read.
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST /api/v1/namespaces/{NAMESPACE}/configmaps HTTP/1.1\r\nHost: sandbox\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        64 << 20
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let (mut reader, mut writer) = socket.into_split();
+    let sender = tokio::spawn(async move {
+        let chunk = vec![b' '; 1 << 20];
+        for _ in 0..64 {
+            if writer.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut answer = vec![0; 4096];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(30), reader.read(&mut answer))
+        .await
+        .expect("an answer before the whole body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer.contains("Request entity too large: limit is 3145728"),
+        "{answer}"
+    );
+    drop(reader);
+    sender.abort();
+
+    // A watch whose socket is never read, while big ConfigMaps are written.
+    let mut stuck = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!(
+        "GET /api/v1/namespaces/{NAMESPACE}/configmaps?watch=true HTTP/1.1\r\nHost: sandbox\r\n\r\n"
+    );
+    stuck.write_all(request.as_bytes()).await.unwrap();
+    let maps: Api<ConfigMap> = Api::namespaced(backend.client(), NAMESPACE);
+    eventually_one_watcher(&store).await;
+    let data = "x".repeat(256 << 10);
+    for i in 0..200 {
+        let mut map = config_map(&format!("big-{i}"), &[]);
+        map.data = Some([("data".to_owned(), data.clone())].into());
+        maps.create(&PostParams::default(), &map).await.unwrap();
+        assert!(store.watch_backlogs().iter().all(|&queued| queued <= bound));
+    }
+    assert!(
+        store.watch_backlogs().is_empty(),
+        "the watcher whose socket is full is closed"
+    );
+    let listed = maps
+        .list_metadata(&kube::api::ListParams::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 200);
+    drop(stuck);
+}
+
+/// Waits until the store has one client watch.
+async fn eventually_one_watcher(store: &patchpilot_sandbox::store::Store) {
+    for _ in 0..100 {
+        if store.watch_backlogs().len() == 1 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the watch never started");
+}
