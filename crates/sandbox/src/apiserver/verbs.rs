@@ -141,7 +141,8 @@ pub(super) async fn handle(
 fn filter(target: &Target, storage: &Storage, request: &Request) -> Result<Filter, ApiError> {
     let labels = selector::labels(request.params.get("labelSelector").unwrap_or(""))?;
     let field_query = request.params.get("fieldSelector").unwrap_or("");
-    let mut fields = selector::fields(field_query, &target.resource.selectable_fields)?;
+    let mut fields = selector::fields(field_query, &target.resource.selectable_fields)
+        .map_err(|error| unknown_field_selector(&target.resource, error))?;
     if storage.events_v1 {
         for term in &mut fields {
             term.field = events::core_field(&term.field);
@@ -152,6 +153,29 @@ fn filter(target: &Target, storage: &Storage, request: &Request) -> Result<Filte
         labels,
         fields,
     })
+}
+
+/// A field selector on a field the resource does not select by, refused in the API server's
+/// words for its kind: custom resources and the built-in kinds with field selectors of their
+/// own (pods, nodes, Services, …) say `field label not supported`, Jobs say it their way, and
+/// the kinds that select by no field of their own (ConfigMaps, Deployments, …) are refused
+/// by the generic check, which names the two it knows.
+fn unknown_field_selector(resource: &ResourceType, error: ApiError) -> ApiError {
+    let Some(field) = error.message.strip_prefix("field label not supported: ") else {
+        return error;
+    };
+    if resource.is_custom()
+        || !resource.selectable_fields.is_empty()
+        || (resource.group.is_empty() && resource.plural == "services")
+    {
+        return error;
+    }
+    if resource.group == "batch" && resource.plural == "jobs" {
+        return ApiError::bad_request(format!("field label \"{field}\" not supported for Job"));
+    }
+    ApiError::bad_request(format!(
+        "\"{field}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+    ))
 }
 
 fn list(
@@ -534,9 +558,11 @@ fn check_applied_identity(
     let api_version = config["apiVersion"].as_str().unwrap_or("");
     let kind = config["kind"].as_str().unwrap_or("");
     if api_version.is_empty() || kind.is_empty() {
-        return Err(ApiError::bad_request(
-            "invalid object type: apiVersion and kind are required for apply",
-        ));
+        // As Go prints the group, version and kind it read.
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        return Err(ApiError::bad_request(format!(
+            "invalid object type: {group}/{version}, Kind={kind}"
+        )));
     }
     if api_version != resource.api_version() || kind != resource.kind {
         return Err(ApiError::bad_request(format!(
@@ -558,8 +584,20 @@ fn check_applied_identity(
 
 /// Delete options from the query and the body, as clients send either.
 fn delete_options(request: &Request) -> Result<DeleteOptions, ApiError> {
+    let json = matches!(
+        request
+            .header(header::CONTENT_TYPE)
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim(),
+        "" | "application/json"
+    );
     let body: Value = if request.body.is_empty() {
         Value::Null
+    } else if json {
+        // The API server reads DeleteOptions without saying what it expected.
+        decode::json_object(&request.body).map_err(ApiError::bad_request)?
     } else {
         body(request, "DeleteOptions")?
     };

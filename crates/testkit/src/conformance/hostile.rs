@@ -256,6 +256,27 @@ pub async fn malformed_bodies_are_refused_as_the_api_server_words_it(backend: &i
             .check(&client)
             .await;
     }
+    // DeleteOptions are refused without saying what was expected.
+    for (body, why) in [
+        (&b"{\"metadata\":"[..], "unexpected end of JSON input"),
+        (
+            b"[]",
+            "json: cannot unmarshal array into Go value of type struct { APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }",
+        ),
+    ] {
+        let message = format!("{no_kind} {why}");
+        refused_body(
+            Method::DELETE,
+            &object,
+            JSON,
+            body,
+            "BadRequest",
+            400,
+            message,
+        )
+        .check(&client)
+        .await;
+    }
     for content_type in [JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH] {
         for body in [&b"{\"metadata\":"[..], b"", b"{\"a\":tru}"] {
             let uri = format!("{object}?fieldManager=tester");
@@ -284,17 +305,27 @@ pub async fn malformed_bodies_are_refused_as_the_api_server_words_it(backend: &i
     )
     .check(&client)
     .await;
-    refused_body(
-        Method::PATCH,
-        &apply,
-        APPLY_PATCH,
-        b"",
-        "BadRequest",
-        400,
-        "invalid object type: /, Kind=",
-    )
-    .check(&client)
-    .await;
+    let untyped = [
+        (&b""[..], "/, Kind="),
+        (b"{}", "/, Kind="),
+        (b"apiVersion: v1", "/v1, Kind="),
+        (b"apiVersion: apps/v1", "apps/v1, Kind="),
+        (b"kind: ConfigMap", "/, Kind=ConfigMap"),
+    ];
+    for (body, read) in untyped {
+        let message = format!("invalid object type: {read}");
+        refused_body(
+            Method::PATCH,
+            &apply,
+            APPLY_PATCH,
+            body,
+            "BadRequest",
+            400,
+            message,
+        )
+        .check(&client)
+        .await;
+    }
 }
 
 /// The API server reads no body over 3 MiB (3,145,728 bytes): 413, whatever the verb.
@@ -705,6 +736,35 @@ pub async fn absurd_list_and_watch_parameters_get_the_api_server_s_answers(backe
     ];
     for case in cases {
         case.check(&client).await;
+    }
+
+    // A field selector on a field the kind is not selected by, in the words of its kind.
+    let namespace = backend.namespace();
+    let generic =
+        "\"foo\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\"";
+    let selectors = [
+        (collection.clone(), generic),
+        (
+            format!("/apis/apps/v1/namespaces/{namespace}/deployments"),
+            generic,
+        ),
+        (
+            format!("/api/v1/namespaces/{namespace}/pods"),
+            "field label not supported: foo",
+        ),
+        (
+            format!("/api/v1/namespaces/{namespace}/services"),
+            "field label not supported: foo",
+        ),
+        (
+            format!("/apis/batch/v1/namespaces/{namespace}/jobs"),
+            "field label \"foo\" not supported for Job",
+        ),
+    ];
+    for (uri, message) in selectors {
+        refused_get(format!("{uri}?fieldSelector=foo%3Dbar"), 400, bad, message)
+            .check(&client)
+            .await;
     }
 
     // A resource version the server has not reached: 504 with a retry, for every match.
