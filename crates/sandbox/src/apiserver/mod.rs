@@ -18,6 +18,7 @@ mod query;
 mod route;
 mod scale;
 mod service;
+mod sizes;
 mod table;
 mod verbs;
 mod watch;
@@ -392,7 +393,9 @@ fn body_json(request: &Request) -> Option<Value> {
     if request.body.is_empty() || request.body.len() > MAX_BODY {
         return None;
     }
-    decode::json(&request.body)
-        .ok()
-        .or_else(|| decode::yaml(&request.body).ok())
+    if request.header(header::CONTENT_TYPE).contains("yaml") {
+        decode::yaml(&request.body).ok()
+    } else {
+        decode::json(&request.body).ok()
+    }
 }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{
     Reply, Request, decode, events, eviction, partial, protobuf, query, route::Target, scale,
-    table, watch,
+    sizes, table, watch,
 };
 use crate::{
     patch::{self, ApplyRequest, PatchError},
@@ -356,7 +356,7 @@ fn create(
     }
     let manager = manager(request);
     let object = storage.incoming(body(request, &storage.resource.kind)?);
-    check_event(&storage.resource, &object, target.namespace.as_deref())?;
+    check_write(&storage.resource, &object, target.namespace.as_deref())?;
     let out = store.create(
         &storage.resource,
         target.namespace.as_deref().unwrap_or(""),
@@ -382,7 +382,7 @@ fn update(
     let name = target.name.as_deref().unwrap_or("");
     let manager = manager(request);
     let object = storage.incoming(body(request, &storage.resource.kind)?);
-    check_event(&storage.resource, &object, target.namespace.as_deref())?;
+    check_write(&storage.resource, &object, target.namespace.as_deref())?;
     let out = store.replace(
         &storage.resource,
         target.namespace.as_deref().unwrap_or(""),
@@ -478,7 +478,7 @@ fn patch(
             store.modify(resource, &namespace, &name, &options, |old| {
                 let applied = patch::apply(old, &apply, resource.types.as_ref())
                     .map_err(|e| patch_error(resource, &name, e))?;
-                check_event(resource, &applied, Some(&namespace))?;
+                check_write(resource, &applied, Some(&namespace))?;
                 Ok(applied)
             })?
         }
@@ -508,7 +508,7 @@ fn patch(
                     _ => patch::strategic_merge_patch(old, &document, resource.types.as_ref()),
                 };
                 let patched = patched.map_err(|e| patch_error(resource, &name, e))?;
-                check_event(resource, &patched, Some(&namespace))?;
+                check_write(resource, &patched, Some(&namespace))?;
                 Ok(patched)
             })?
         }
@@ -530,13 +530,15 @@ fn patch(
     written(target, storage, request, code, &out.object, out.warnings)
 }
 
-/// A core Event written in the namespace of the object it is about (or `default` for a
-/// cluster-scoped one), as the API server checks on every write.
-fn check_event(
+/// What the API server checks of some kinds on every write: a ConfigMap's or Secret's data
+/// within 1 MiB, and a core Event written in the namespace of the object it is about (or
+/// `default` for a cluster-scoped one).
+fn check_write(
     resource: &ResourceType,
     event: &Value,
     namespace: Option<&str>,
 ) -> Result<(), ApiError> {
+    sizes::check(resource, event)?;
     if !(resource.group.is_empty() && resource.plural == "events") {
         return Ok(());
     }

@@ -364,6 +364,63 @@ pub async fn bodies_over_3_mib_are_refused_with_413(backend: &impl Backend) {
         .check(&client)
         .await;
     }
+
+    // Within the limit, a ConfigMap's or Secret's data is held to 1 MiB, on every write.
+    let two_mib = "x".repeat(2 << 20);
+    let too_long = "Too long: may not be more than 1048576 bytes";
+    let map = json!({"metadata": {"name": "c2"}, "data": {"k": two_mib}}).to_string();
+    let message = format!("ConfigMap \"c2\" is invalid: []: {too_long}");
+    refused_body(
+        Method::POST,
+        &collection,
+        JSON,
+        map.as_bytes(),
+        "Invalid",
+        422,
+        message,
+    )
+    .check(&client)
+    .await;
+    let map = json!({"metadata": {"name": "c1"}, "data": {"k": two_mib}}).to_string();
+    let message = format!("ConfigMap \"c1\" is invalid: []: {too_long}");
+    refused_body(
+        Method::PUT,
+        &object,
+        JSON,
+        map.as_bytes(),
+        "Invalid",
+        422,
+        &message,
+    )
+    .check(&client)
+    .await;
+    let patch = json!({"data": {"k": two_mib}}).to_string();
+    refused_body(
+        Method::PATCH,
+        &object,
+        MERGE_PATCH,
+        patch.as_bytes(),
+        "Invalid",
+        422,
+        &message,
+    )
+    .check(&client)
+    .await;
+    let secrets = format!("/api/v1/namespaces/{}/secrets", backend.namespace());
+    let secret = json!({"metadata": {"name": "s1"}, "stringData": {"k": two_mib}}).to_string();
+    let message = format!("Secret \"s1\" is invalid: data: {too_long}");
+    refused_body(
+        Method::POST,
+        &secrets,
+        JSON,
+        secret.as_bytes(),
+        "Invalid",
+        422,
+        message,
+    )
+    .check(&client)
+    .await;
+
     // Whoever sent them, the server goes on serving.
     let maps: Api<ConfigMap> = Api::namespaced(client, backend.namespace());
     assert_eq!(maps.get("c1").await.unwrap().data.unwrap()["key"], "value");
