@@ -491,6 +491,7 @@ fn patch(
             // The API server says no more of a patch it cannot read.
             let document = decode::json(&request.body)
                 .map_err(|_| ApiError::bad_request("invalid JSON patch"))?;
+            check_patch_shape(&content_type, &document)?;
             let document = if storage.events_v1 && content_type != "application/json-patch+json" {
                 events::to_core(&document)
             } else {
@@ -528,6 +529,60 @@ fn patch(
         StatusCode::OK
     };
     written(target, storage, request, code, &out.object, out.warnings)
+}
+
+/// The most operations the API server applies of one JSON patch.
+const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
+
+/// Refuses a patch document of the wrong shape as the API server's decoder does (a JSON
+/// patch is a list of objects, other patches an object), and a JSON patch of more than
+/// 10,000 operations with its 413.
+fn check_patch_shape(content_type: &str, document: &Value) -> Result<(), ApiError> {
+    let cannot = |value: &Value, go_type: &str| {
+        let kind = match value {
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+            Value::String(_) => "string",
+            Value::Number(_) => "number",
+            Value::Bool(_) => "bool",
+            Value::Null => "null",
+        };
+        // A strategic merge patch is decoded later, by code that does not say so.
+        let decoding = if content_type == "application/strategic-merge-patch+json" {
+            ""
+        } else {
+            "error decoding patch: "
+        };
+        ApiError::bad_request(format!(
+            "{decoding}json: cannot unmarshal {kind} into Go value of type {go_type}"
+        ))
+    };
+    if content_type != "application/json-patch+json" {
+        return match document {
+            Value::Object(_) | Value::Null => Ok(()),
+            other => Err(cannot(other, "map[string]interface {}")),
+        };
+    }
+    let operations = match document {
+        Value::Array(operations) => operations,
+        Value::Null => return Ok(()),
+        other => return Err(cannot(other, "[]handlers.jsonPatchOp")),
+    };
+    if let Some(other) = operations.iter().find(|o| !(o.is_object() || o.is_null())) {
+        return Err(cannot(other, "handlers.jsonPatchOp"));
+    }
+    if operations.len() > MAX_JSON_PATCH_OPERATIONS {
+        return Err(ApiError {
+            code: 413,
+            reason: "RequestEntityTooLarge",
+            message: format!(
+                "Request entity too large: The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, got {}",
+                operations.len()
+            ),
+            details: None,
+        });
+    }
+    Ok(())
 }
 
 /// What the API server checks of some kinds on every write: a ConfigMap's or Secret's data

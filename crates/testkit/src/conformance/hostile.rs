@@ -293,6 +293,74 @@ pub async fn malformed_bodies_are_refused_as_the_api_server_words_it(backend: &i
             .await;
         }
     }
+    // Patches of the wrong shape, as the API server's decoder refuses them.
+    let shapes = [
+        (
+            JSON_PATCH,
+            &b"{\"op\":\"add\"}"[..],
+            "cannot unmarshal object into Go value of type []handlers.jsonPatchOp",
+        ),
+        (
+            JSON_PATCH,
+            b"[1]",
+            "cannot unmarshal number into Go value of type handlers.jsonPatchOp",
+        ),
+        (
+            MERGE_PATCH,
+            b"[]",
+            "cannot unmarshal array into Go value of type map[string]interface {}",
+        ),
+        (
+            MERGE_PATCH,
+            b"\"x\"",
+            "cannot unmarshal string into Go value of type map[string]interface {}",
+        ),
+    ];
+    for (content_type, body, why) in shapes {
+        let message = format!("error decoding patch: json: {why}");
+        refused_body(
+            Method::PATCH,
+            &object,
+            content_type,
+            body,
+            "BadRequest",
+            400,
+            message,
+        )
+        .check(&client)
+        .await;
+    }
+    // A strategic merge patch is decoded later, by code that does not say so.
+    for (body, why) in [(&b"[]"[..], "array"), (b"\"x\"", "string")] {
+        let message =
+            format!("json: cannot unmarshal {why} into Go value of type map[string]interface {{}}");
+        refused_body(
+            Method::PATCH,
+            &object,
+            STRATEGIC_PATCH,
+            body,
+            "BadRequest",
+            400,
+            message,
+        )
+        .check(&client)
+        .await;
+    }
+    let test = json!({"op": "test", "path": "/metadata/name", "value": "c1"});
+    let operations = serde_json::to_vec(&vec![test; 10_001]).unwrap();
+    let message = "Request entity too large: The allowed maximum operations in a JSON patch is 10000, got 10001";
+    refused_body(
+        Method::PATCH,
+        &object,
+        JSON_PATCH,
+        &operations,
+        "RequestEntityTooLarge",
+        413,
+        message,
+    )
+    .check(&client)
+    .await;
+
     let apply = format!("{object}?fieldManager=tester");
     refused_body(
         Method::PATCH,
