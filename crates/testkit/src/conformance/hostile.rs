@@ -256,6 +256,21 @@ pub async fn malformed_bodies_are_refused_as_the_api_server_words_it(backend: &i
             .check(&client)
             .await;
     }
+    // Bodies that read as an empty object: an object without a name.
+    let nameless = "ConfigMap \"\" is invalid: metadata.name: Required value: name or generateName is required";
+    for (content_type, body) in [(YAML, &b""[..]), (JSON, b"null"), (JSON, b"{}")] {
+        refused_body(
+            Method::POST,
+            &collection,
+            content_type,
+            body,
+            "Invalid",
+            422,
+            nameless,
+        )
+        .check(&client)
+        .await;
+    }
     // DeleteOptions are refused without saying what was expected.
     for (body, why) in [
         (&b"{\"metadata\":"[..], "unexpected end of JSON input"),
