@@ -4,8 +4,9 @@
 //! API server too: CRUD, selectors, pagination, watches with resumption and 410, every patch
 //! type, server-side apply conflicts, the status subresource, generation, optimistic
 //! concurrency, finalizers, garbage collection, schema validation of custom resources,
-//! evictions under PodDisruptionBudgets, events and metadata-only requests. The audit log and
-//! faults are the sandbox's own, and tested here only.
+//! evictions under PodDisruptionBudgets, events and metadata-only requests, and clients that
+//! send what no well-behaved client sends (`conformance::hostile`). The audit log, faults and
+//! the bound on what an unread watch may queue are the sandbox's own, and tested here only.
 
 use std::sync::Arc;
 
