@@ -986,7 +986,7 @@ async fn watch_lines(client: &Client, uri: &str) -> Vec<Value> {
         .unwrap()
 }
 
-/// A watch whose timeout has passed before it begins gets one `ERROR` event; one from a
+/// A watch whose timeout has passed before it begins ends at once; one from a
 /// resource version the server has not reached sends nothing up to it; `watch` is on for
 /// any value but `0`, `f` or `false`.
 pub async fn odd_watches_get_the_api_server_s_answers(backend: &impl Backend) {
@@ -997,11 +997,15 @@ pub async fn odd_watches_get_the_api_server_s_answers(backend: &impl Backend) {
         &format!("{collection}?watch=true&timeoutSeconds=-1"),
     )
     .await;
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    assert_eq!(lines[0]["type"], "ERROR");
-    assert_eq!(lines[0]["object"]["code"], 500);
-    assert_eq!(lines[0]["object"]["reason"], "InternalError");
-    assert_eq!(lines[0]["object"]["message"], "context deadline exceeded");
+    // The API server's watch ends at once, with that event or, as a race inside it goes,
+    // with nothing at all; never with the objects.
+    assert!(lines.len() <= 1, "{lines:?}");
+    if let Some(error) = lines.first() {
+        assert_eq!(error["type"], "ERROR");
+        assert_eq!(error["object"]["code"], 500);
+        assert_eq!(error["object"]["reason"], "InternalError");
+        assert_eq!(error["object"]["message"], "context deadline exceeded");
+    }
 
     let future = format!("{collection}?watch=true&timeoutSeconds=2&resourceVersion=99999999999");
     let request = http::Request::get(&future).body(Vec::new()).unwrap();
