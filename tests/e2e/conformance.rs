@@ -10,7 +10,7 @@ use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::{Api, Client};
 use patchpilot_testkit::conformance::{
-    Backend, BudgetStatus, eventually, evictions, namespace_config_maps, objects, watches,
+    Backend, BudgetStatus, eventually, evictions, hostile, namespace_config_maps, objects, watches,
 };
 
 use serde_json::Value;

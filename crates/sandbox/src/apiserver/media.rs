@@ -3,13 +3,14 @@
 //! winning. Besides plain JSON the server produces two of `meta.k8s.io`'s kinds: a `Table`
 //! ([`super::table`]) and metadata only ([`super::partial`]).
 //!
-//! The sandbox speaks JSON only; a header naming nothing it can produce (protobuf alone,
-//! say) gets plain JSON objects, where the API server would answer in protobuf or with
-//! `406 Not Acceptable`.
+//! The sandbox speaks JSON only; a header asking for YAML or protobuf gets JSON, where the
+//! API server would answer in those; one naming nothing the API server serves is refused
+//! with its `406 Not Acceptable` ([`check_acceptable`]).
 
 use http::header::ACCEPT;
 
 use super::Request;
+use crate::status::ApiError;
 
 /// The group of `Table` and `PartialObjectMetadata`.
 const META_GROUP: &str = "meta.k8s.io";
@@ -34,6 +35,61 @@ pub enum Form {
 /// The form a request asks for.
 pub fn negotiate(request: &Request) -> Form {
     form(request.header(ACCEPT))
+}
+
+/// The media types the API server serves objects in.
+const SERVED: &str = "application/json, application/yaml, application/vnd.kubernetes.protobuf";
+
+/// Refuses a request whose `Accept` header names nothing the API server serves, with its
+/// `406 Not Acceptable`: from its router when no media type is served at all (`collection`:
+/// a GET of a collection, which serves watch streams too), from its handler when one is but
+/// not in the form asked (`as=Pod`). The sandbox answers YAML and protobuf in JSON.
+pub fn check_acceptable(request: &Request, collection: bool) -> Result<(), ApiError> {
+    let accept = request.header(ACCEPT);
+    if accept.trim().is_empty() {
+        return Ok(());
+    }
+    let mut served_type = false;
+    for range in accept.split(',') {
+        let media = range
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let json_like = match media.as_str() {
+            "application/json" | "application/*" | "*/*" => range,
+            // The same forms, in a media type the sandbox writes as JSON.
+            "application/yaml" | "application/vnd.kubernetes.protobuf" => {
+                &range[range.find(';').unwrap_or(range.len())..]
+            }
+            _ => continue,
+        };
+        served_type = true;
+        let json_like = if json_like.starts_with(';') || json_like.is_empty() {
+            format!("application/json{json_like}")
+        } else {
+            json_like.to_owned()
+        };
+        if self::range(&json_like).is_some() {
+            return Ok(());
+        }
+    }
+    let message = if served_type {
+        format!("only the following media types are accepted: {SERVED}")
+    } else if collection {
+        format!(
+            "406: Not Acceptable\n\nAvailable representations: {SERVED}, application/json;stream=watch, application/vnd.kubernetes.protobuf;stream=watch"
+        )
+    } else {
+        format!("406: Not Acceptable\n\nAvailable representations: {SERVED}")
+    };
+    Err(ApiError {
+        code: 406,
+        reason: "NotAcceptable",
+        message,
+        details: None,
+    })
 }
 
 /// The form an `Accept` header asks for: that of its first media range the server can

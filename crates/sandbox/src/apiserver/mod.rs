@@ -3,6 +3,7 @@
 //! kubectl ([`service`]).
 
 mod audit;
+mod decode;
 mod discovery;
 mod events;
 mod eviction;
@@ -13,9 +14,11 @@ mod openapi;
 mod partial;
 mod printers;
 mod protobuf;
+mod query;
 mod route;
 mod scale;
 mod service;
+mod sizes;
 mod table;
 mod verbs;
 mod watch;
@@ -33,6 +36,10 @@ pub use service::{Client as SandboxService, serve};
 
 use super::{status::ApiError, store::Store};
 use route::{Route, Target};
+
+/// The largest request body the API server reads (its `--max-request-bytes`' default):
+/// a longer one is refused with `413`.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
 
 /// A response body: a whole document, or a watch stream.
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -58,9 +65,12 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Whether a boolean parameter is set.
+    /// Whether a boolean parameter is set, as the API server reads one: present with any
+    /// value but `0`, `f` or `false` (in any case).
     pub fn flag(&self, name: &str) -> bool {
-        matches!(self.get(name), Some("true" | "1"))
+        self.get(name).is_some_and(|v| {
+            !(v == "0" || v.eq_ignore_ascii_case("f") || v.eq_ignore_ascii_case("false"))
+        })
     }
 }
 
@@ -300,7 +310,19 @@ impl ApiServer {
             Route::Version => Ok(Reply::ok(discovery::version())),
             Route::Discovery(which) => discovery::discovery(&self.store, &which, request),
             Route::OpenApi(path) => openapi::openapi(&self.store, &path, request),
-            Route::Resource(target) => verbs::handle(&self.store, target, request, verb).await,
+            Route::Resource(target) => {
+                let collection = target.name.is_none() && request.method == Method::GET;
+                media::check_acceptable(request, collection)?;
+                if request.body.len() > MAX_BODY {
+                    return Err(ApiError {
+                        code: 413,
+                        reason: "RequestEntityTooLarge",
+                        message: format!("Request entity too large: limit is {MAX_BODY}"),
+                        details: None,
+                    });
+                }
+                verbs::handle(&self.store, target, request, verb).await
+            }
             Route::SelfSubjectReview => self_subject_review(request),
         }
     }
@@ -368,10 +390,12 @@ fn object_ref(target: &Target) -> Value {
 
 /// The request body as JSON (YAML for server-side apply), for the audit log.
 fn body_json(request: &Request) -> Option<Value> {
-    if request.body.is_empty() {
+    if request.body.is_empty() || request.body.len() > MAX_BODY {
         return None;
     }
-    serde_json::from_slice(&request.body)
-        .ok()
-        .or_else(|| serde_yaml_ng::from_slice(&request.body).ok())
+    if request.header(header::CONTENT_TYPE).contains("yaml") {
+        decode::yaml(&request.body).ok()
+    } else {
+        decode::json(&request.body).ok()
+    }
 }

@@ -9,7 +9,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use super::{ApiServer, Body, Request, full};
+use super::{ApiServer, Body, MAX_BODY, Request, full};
 use crate::run::ADMIN_USER;
 
 /// A client of the API server in the same process, acting as one user.
@@ -114,9 +114,25 @@ async fn answer(
             .unwrap_or_else(|_| http::Response::new(full("")));
     };
     let (parts, body) = request.into_parts();
-    let body = match body.collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(_) => Bytes::new(),
-    };
-    server.handle(Request::new(&user, parts, body)).await
+    server
+        .handle(Request::new(&user, parts, read_body(body).await))
+        .await
+}
+
+/// A request body, read until it is known to be over [`MAX_BODY`]: the API server then
+/// refuses it whole, and the rest is never read.
+async fn read_body(mut body: hyper::body::Incoming) -> Bytes {
+    let mut read = bytes::BytesMut::new();
+    while read.len() <= MAX_BODY {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    read.extend_from_slice(&data);
+                }
+            }
+            // A client hanging up mid-request gets what it sent so far.
+            Some(Err(_)) | None => break,
+        }
+    }
+    read.freeze()
 }

@@ -8,7 +8,8 @@ use http::{StatusCode, header};
 use serde_json::{Value, json};
 
 use super::{
-    Reply, Request, events, eviction, partial, protobuf, route::Target, scale, table, watch,
+    Reply, Request, decode, events, eviction, partial, protobuf, query, route::Target, scale,
+    sizes, table, watch,
 };
 use crate::{
     patch::{self, ApplyRequest, PatchError},
@@ -113,8 +114,10 @@ pub(super) async fn handle(
         }
         "list" => list(store, &target, &storage, request),
         "watch" => {
+            let options = query::list_options(request, true, store.watch_list())?;
             let filter = filter(&target, &storage, request)?;
             watch::watch(
+                options,
                 store.clone(),
                 target.resource.clone(),
                 storage.resource.clone(),
@@ -138,7 +141,8 @@ pub(super) async fn handle(
 fn filter(target: &Target, storage: &Storage, request: &Request) -> Result<Filter, ApiError> {
     let labels = selector::labels(request.params.get("labelSelector").unwrap_or(""))?;
     let field_query = request.params.get("fieldSelector").unwrap_or("");
-    let mut fields = selector::fields(field_query, &target.resource.selectable_fields)?;
+    let mut fields = selector::fields(field_query, &target.resource.selectable_fields)
+        .map_err(|error| unknown_field_selector(&target.resource, error))?;
     if storage.events_v1 {
         for term in &mut fields {
             term.field = events::core_field(&term.field);
@@ -151,25 +155,52 @@ fn filter(target: &Target, storage: &Storage, request: &Request) -> Result<Filte
     })
 }
 
+/// A field selector on a field the resource does not select by, refused in the API server's
+/// words for its kind: custom resources and the built-in kinds with field selectors of their
+/// own (pods, nodes, Services, …) say `field label not supported`, Jobs say it their way, and
+/// the kinds that select by no field of their own (ConfigMaps, Deployments, …) are refused
+/// by the generic check, which names the two it knows.
+fn unknown_field_selector(resource: &ResourceType, error: ApiError) -> ApiError {
+    let Some(field) = error.message.strip_prefix("field label not supported: ") else {
+        return error;
+    };
+    if resource.is_custom()
+        || !resource.selectable_fields.is_empty()
+        || (resource.group.is_empty() && resource.plural == "services")
+    {
+        return error;
+    }
+    if resource.group == "batch" && resource.plural == "jobs" {
+        return ApiError::bad_request(format!("field label \"{field}\" not supported for Job"));
+    }
+    ApiError::bad_request(format!(
+        "\"{field}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+    ))
+}
+
 fn list(
     store: &Store,
     target: &Target,
     storage: &Storage,
     request: &Request,
 ) -> Result<Reply, ApiError> {
+    let options = query::list_options(request, false, store.watch_list())?;
     let filter = filter(target, storage, request)?;
-    let limit = request
-        .params
-        .get("limit")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(0);
-    let after = request
-        .params
-        .get("continue")
-        .filter(|c| !c.is_empty())
-        .map(|token| store.continue_from(token))
-        .transpose()?;
-    let page = store.list(&storage.resource, &filter, limit, after.as_ref());
+    let after = match request.params.get("continue").filter(|c| !c.is_empty()) {
+        Some(token) => {
+            query::check_continue(token)?;
+            Some(store.continue_from(token)?)
+        }
+        None => None,
+    };
+    if let Some(rv) = options.resource_version {
+        // The sandbox has no writes in flight to wait for, as the watch cache waits for 3 s.
+        let current = store.resource_version();
+        if rv > current {
+            return Err(query::too_large(rv, current));
+        }
+    }
+    let page = store.list(&storage.resource, &filter, options.limit, after.as_ref());
     let items: Vec<Value> = page.items.iter().map(|o| storage.outgoing(o)).collect();
     let mut metadata = json!({"resourceVersion": page.rv.to_string()});
     if let Some(next) = &page.next {
@@ -242,12 +273,8 @@ pub(super) fn body(request: &Request, kind: &str) -> Result<Value, ApiError> {
         ))
     };
     match media_type.as_str() {
-        "" | "application/json" | "*/*" => {
-            serde_json::from_slice(&request.body).map_err(|e| unrecognized(e.to_string()))
-        }
-        "application/yaml" => {
-            serde_yaml_ng::from_slice(&request.body).map_err(|e| unrecognized(e.to_string()))
-        }
+        "" | "application/json" | "*/*" => decode::json_object(&request.body).map_err(unrecognized),
+        "application/yaml" => decode::yaml(&request.body).map_err(unrecognized),
         protobuf::MEDIA_TYPE => protobuf::decode(&request.body).map_err(|e| match e {
             protobuf::Undecodable::Malformed(why) => unrecognized(why),
             // Custom resources have no protobuf form.
@@ -329,7 +356,7 @@ fn create(
     }
     let manager = manager(request);
     let object = storage.incoming(body(request, &storage.resource.kind)?);
-    check_event(&storage.resource, &object, target.namespace.as_deref())?;
+    check_write(&storage.resource, &object, target.namespace.as_deref())?;
     let out = store.create(
         &storage.resource,
         target.namespace.as_deref().unwrap_or(""),
@@ -355,7 +382,7 @@ fn update(
     let name = target.name.as_deref().unwrap_or("");
     let manager = manager(request);
     let object = storage.incoming(body(request, &storage.resource.kind)?);
-    check_event(&storage.resource, &object, target.namespace.as_deref())?;
+    check_write(&storage.resource, &object, target.namespace.as_deref())?;
     let out = store.replace(
         &storage.resource,
         target.namespace.as_deref().unwrap_or(""),
@@ -424,8 +451,14 @@ fn patch(
                     "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
                 ));
             };
-            let config: Value = serde_yaml_ng::from_slice(&request.body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+            let config = decode::yaml(&request.body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "error decoding patch: error converting YAML to JSON: {e}"
+                ))
+            })?;
+            if !config.is_object() {
+                return Err(ApiError::bad_request("invalid object type: /, Kind="));
+            }
             let config = storage.incoming(config);
             check_applied_identity(resource, &config, &name)?;
             options.applied = true;
@@ -445,7 +478,7 @@ fn patch(
             store.modify(resource, &namespace, &name, &options, |old| {
                 let applied = patch::apply(old, &apply, resource.types.as_ref())
                     .map_err(|e| patch_error(resource, &name, e))?;
-                check_event(resource, &applied, Some(&namespace))?;
+                check_write(resource, &applied, Some(&namespace))?;
                 Ok(applied)
             })?
         }
@@ -455,8 +488,10 @@ fn patch(
             if content_type == "application/strategic-merge-patch+json" && resource.is_custom() {
                 return Err(ApiError::unsupported_media_type(&content_type));
             }
-            let document: Value = serde_json::from_slice(&request.body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            // The API server says no more of a patch it cannot read.
+            let document = decode::json(&request.body)
+                .map_err(|_| ApiError::bad_request("invalid JSON patch"))?;
+            check_patch_shape(&content_type, &document)?;
             let document = if storage.events_v1 && content_type != "application/json-patch+json" {
                 events::to_core(&document)
             } else {
@@ -474,11 +509,19 @@ fn patch(
                     _ => patch::strategic_merge_patch(old, &document, resource.types.as_ref()),
                 };
                 let patched = patched.map_err(|e| patch_error(resource, &name, e))?;
-                check_event(resource, &patched, Some(&namespace))?;
+                check_write(resource, &patched, Some(&namespace))?;
                 Ok(patched)
             })?
         }
-        other => return Err(ApiError::unsupported_media_type(other)),
+        // Refused by the API server's router, which knows the patch types a route consumes.
+        _ => {
+            return Err(ApiError {
+                code: 415,
+                reason: "UnsupportedMediaType",
+                message: "415: Unsupported Media Type".into(),
+                details: None,
+            });
+        }
     };
     let code = if out.created {
         StatusCode::CREATED
@@ -488,13 +531,69 @@ fn patch(
     written(target, storage, request, code, &out.object, out.warnings)
 }
 
-/// A core Event written in the namespace of the object it is about (or `default` for a
-/// cluster-scoped one), as the API server checks on every write.
-fn check_event(
+/// The most operations the API server applies of one JSON patch.
+const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
+
+/// Refuses a patch document of the wrong shape as the API server's decoder does (a JSON
+/// patch is a list of objects, other patches an object), and a JSON patch of more than
+/// 10,000 operations with its 413.
+fn check_patch_shape(content_type: &str, document: &Value) -> Result<(), ApiError> {
+    let cannot = |value: &Value, go_type: &str| {
+        let kind = match value {
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+            Value::String(_) => "string",
+            Value::Number(_) => "number",
+            Value::Bool(_) => "bool",
+            Value::Null => "null",
+        };
+        // A strategic merge patch is decoded later, by code that does not say so.
+        let decoding = if content_type == "application/strategic-merge-patch+json" {
+            ""
+        } else {
+            "error decoding patch: "
+        };
+        ApiError::bad_request(format!(
+            "{decoding}json: cannot unmarshal {kind} into Go value of type {go_type}"
+        ))
+    };
+    if content_type != "application/json-patch+json" {
+        return match document {
+            Value::Object(_) | Value::Null => Ok(()),
+            other => Err(cannot(other, "map[string]interface {}")),
+        };
+    }
+    let operations = match document {
+        Value::Array(operations) => operations,
+        Value::Null => return Ok(()),
+        other => return Err(cannot(other, "[]handlers.jsonPatchOp")),
+    };
+    if let Some(other) = operations.iter().find(|o| !(o.is_object() || o.is_null())) {
+        return Err(cannot(other, "handlers.jsonPatchOp"));
+    }
+    if operations.len() > MAX_JSON_PATCH_OPERATIONS {
+        return Err(ApiError {
+            code: 413,
+            reason: "RequestEntityTooLarge",
+            message: format!(
+                "Request entity too large: The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, got {}",
+                operations.len()
+            ),
+            details: None,
+        });
+    }
+    Ok(())
+}
+
+/// What the API server checks of some kinds on every write: a ConfigMap's or Secret's data
+/// within 1 MiB, and a core Event written in the namespace of the object it is about (or
+/// `default` for a cluster-scoped one).
+fn check_write(
     resource: &ResourceType,
     event: &Value,
     namespace: Option<&str>,
 ) -> Result<(), ApiError> {
+    sizes::check(resource, event)?;
     if !(resource.group.is_empty() && resource.plural == "events") {
         return Ok(());
     }
@@ -516,9 +615,11 @@ fn check_applied_identity(
     let api_version = config["apiVersion"].as_str().unwrap_or("");
     let kind = config["kind"].as_str().unwrap_or("");
     if api_version.is_empty() || kind.is_empty() {
-        return Err(ApiError::bad_request(
-            "invalid object type: apiVersion and kind are required for apply",
-        ));
+        // As Go prints the group, version and kind it read.
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        return Err(ApiError::bad_request(format!(
+            "invalid object type: {group}/{version}, Kind={kind}"
+        )));
     }
     if api_version != resource.api_version() || kind != resource.kind {
         return Err(ApiError::bad_request(format!(
@@ -540,8 +641,20 @@ fn check_applied_identity(
 
 /// Delete options from the query and the body, as clients send either.
 fn delete_options(request: &Request) -> Result<DeleteOptions, ApiError> {
+    let json = matches!(
+        request
+            .header(header::CONTENT_TYPE)
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim(),
+        "" | "application/json"
+    );
     let body: Value = if request.body.is_empty() {
         Value::Null
+    } else if json {
+        // The API server reads DeleteOptions without saying what it expected.
+        decode::json_object(&request.body).map_err(ApiError::bad_request)?
     } else {
         body(request, "DeleteOptions")?
     };

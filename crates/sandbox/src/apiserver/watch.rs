@@ -11,12 +11,16 @@ use http_body_util::{BodyExt, StreamBody};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
-use super::{Body, Reply, Request, partial, table, verbs};
+use super::{Body, Reply, Request, partial, query::ListOptions, table, verbs};
 use crate::{
     resources::ResourceType,
     status::ApiError,
     store::{Filter, Store, WatchFrom, WatchItem, WatchStream},
 };
+
+/// How long a watch lasts without `timeoutSeconds` (or with `0`); the API server picks
+/// between 30 and 60 minutes.
+const DEFAULT_TIMEOUT: i64 = 1800;
 
 /// How often a watch that allows bookmarks gets one, in the sandbox's time.
 const BOOKMARK_EVERY: SignedDuration = SignedDuration::from_secs(60);
@@ -31,6 +35,8 @@ struct State {
     /// Send each event's object (bookmarks too) as its metadata only.
     partial: Option<partial::Partial>,
     pending: VecDeque<WatchItem>,
+    /// Items up to this resource version are not sent.
+    after: u64,
     stream: WatchStream,
     bookmarks: bool,
     deadline: Timestamp,
@@ -45,6 +51,7 @@ impl Drop for State {
 
 /// Starts a watch response.
 pub(super) fn watch(
+    options: ListOptions,
     store: Arc<Store>,
     resource: Arc<ResourceType>,
     storage: Arc<ResourceType>,
@@ -52,36 +59,36 @@ pub(super) fn watch(
     filter: Filter,
     request: &Request,
 ) -> Result<Reply, ApiError> {
-    if request.params.flag("sendInitialEvents") && !store.watch_list() {
-        // As an API server with the WatchList feature off answers.
-        return Err(ApiError::invalid_options(
-            "sendInitialEvents",
-            "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
-        ));
-    }
-    let from =
-        if request.params.flag("sendInitialEvents") {
-            WatchFrom::InitialEvents
-        } else {
-            match request.params.get("resourceVersion") {
-                None | Some("" | "0") => WatchFrom::Current,
-                Some(rv) => WatchFrom::After(rv.parse().map_err(|_| {
-                    ApiError::bad_request(format!("invalid resource version: {rv}"))
-                })?),
-            }
-        };
+    let from = if request.params.flag("sendInitialEvents") {
+        WatchFrom::InitialEvents
+    } else {
+        match options.resource_version {
+            None | Some(0) => WatchFrom::Current,
+            Some(rv) => WatchFrom::After(rv),
+        }
+    };
+    // A watch from a resource version the server has not reached yet waits for it: it
+    // sends nothing up to it.
+    let after = match from {
+        WatchFrom::After(rv) => rv,
+        _ => 0,
+    };
+    let timeout = match options.timeout {
+        None | Some(0) => DEFAULT_TIMEOUT,
+        Some(seconds) if seconds < 0 => {
+            // The request's context ends before the watch begins.
+            let error = ApiError::internal("context deadline exceeded");
+            return Ok(Reply::Stream(error_body(&error)));
+        }
+        Some(seconds) => seconds,
+    };
     let table = table::options(request)?;
-    let mut stream = match store.watch(&storage, filter, from) {
+    let mut stream = match store.client_watch(&storage, filter, from) {
         Ok(stream) => stream,
         Err(error) if error.code == 410 => return Ok(Reply::Stream(error_body(&error))),
         Err(error) => return Err(error),
     };
     let now = store.clock().now();
-    let timeout = request
-        .params
-        .get("timeoutSeconds")
-        .and_then(|t| t.parse::<i64>().ok())
-        .unwrap_or(1800);
     let state = State {
         store,
         resource,
@@ -89,6 +96,7 @@ pub(super) fn watch(
         table,
         partial: partial::wanted(request),
         pending: std::mem::take(&mut stream.initial).into(),
+        after,
         stream,
         bookmarks: request.params.flag("allowWatchBookmarks"),
         deadline: now
@@ -115,6 +123,9 @@ fn error_body(error: &ApiError) -> Body {
 async fn next_line(mut state: State) -> Option<(Result<Frame<Bytes>, Infallible>, State)> {
     loop {
         if let Some(item) = state.pending.pop_front() {
+            if item_rv(&item) <= state.after {
+                continue;
+            }
             let line = render(&state, item);
             return Some((Ok(Frame::data(Bytes::from(line))), state));
         }
@@ -129,7 +140,7 @@ async fn next_line(mut state: State) -> Option<(Result<Frame<Bytes>, Infallible>
         };
         let sleep = tokio::time::sleep(state.store.clock().sleep_for(wake));
         tokio::select! {
-            item = state.stream.rx.recv() => match item {
+            item = state.stream.recv() => match item {
                 Some(item) => state.pending.push_back(item),
                 None => return None,
             },
@@ -141,6 +152,17 @@ async fn next_line(mut state: State) -> Option<(Result<Frame<Bytes>, Infallible>
                 }
             }
         }
+    }
+}
+
+/// The resource version of an event or a bookmark.
+fn item_rv(item: &WatchItem) -> u64 {
+    match item {
+        WatchItem::Event(_, object) => object["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|rv| rv.parse().ok())
+            .unwrap_or(u64::MAX),
+        WatchItem::Bookmark { rv, .. } => *rv,
     }
 }
 

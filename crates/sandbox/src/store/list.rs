@@ -93,7 +93,7 @@ impl Store {
     /// Where a continue token says its list goes on, or 410 if the log was compacted past
     /// the list's resource version.
     pub fn continue_from(&self, token: &str) -> Result<Continue, ApiError> {
-        let (rv, after) = read_continue_token(token).ok_or_else(|| ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
+        let (rv, after) = read_continue_token(token).ok_or_else(|| ApiError::bad_request("invalid continue token: continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
         if rv < self.lock().log.compacted() {
             return Err(ApiError::gone(
                 "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",

@@ -30,7 +30,7 @@ pub use delete::{DeleteOptions, Deleted, Propagation};
 pub use list::{Continue, Page};
 use log::Log;
 use watch::{Change, Watcher};
-pub use watch::{ChangeKind, Filter, WatchFrom, WatchItem, WatchStream};
+pub use watch::{ChangeKind, DEFAULT_WATCH_QUEUE, Filter, WatchFrom, WatchItem, WatchStream};
 pub use write::{FieldValidation, Write, Written};
 
 use super::{
@@ -52,6 +52,8 @@ struct Inner {
     clock: SharedClock,
     watchers: Vec<Watcher>,
     next_watcher: u64,
+    /// How many items an API client's watch may leave unread.
+    watch_queue: usize,
 }
 
 /// Every object of the simulated cluster.
@@ -116,6 +118,7 @@ impl Store {
                 clock: clock.clone(),
                 watchers: Vec::new(),
                 next_watcher: 0,
+                watch_queue: DEFAULT_WATCH_QUEUE,
             }),
             clock,
             watch_list: std::sync::atomic::AtomicBool::new(true),
@@ -276,7 +279,7 @@ impl Inner {
 
     fn publish(&mut self, change: Change) {
         self.watchers.retain(|w| match w.event_for(&change) {
-            Some(item) => w.tx.send(item).is_ok(),
+            Some(item) => w.send(item),
             None => !w.tx.is_closed(),
         });
         let live = change.kind != ChangeKind::Deleted;

@@ -1,6 +1,9 @@
 //! The watchers that follow the changes, and how a watch starts.
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
 
 use patchpilot_engine::selector::Selector;
 use serde_json::Value;
@@ -92,15 +95,50 @@ pub enum WatchItem {
     },
 }
 
+/// How many items an API client's watch may leave unread before the store closes it, by
+/// default: a client that stops reading its watch (or reads it slower than the changes come)
+/// costs the sandbox a bounded queue, and then sees its watch end, as the real API server
+/// closes a watcher whose buffer stays full. The sandbox's own watchers (its simulated
+/// controllers and kubelets) are not bounded.
+pub const DEFAULT_WATCH_QUEUE: usize = 10_000;
+
+/// The items a bounded watcher has queued and its consumer not yet taken.
+#[derive(Debug)]
+pub(super) struct Backlog {
+    queued: Arc<AtomicUsize>,
+    limit: usize,
+}
+
 /// A registered watcher.
 pub(super) struct Watcher {
     pub id: u64,
     pub resource: ResourceKey,
     pub filter: Filter,
     pub tx: mpsc::UnboundedSender<WatchItem>,
+    /// The bound of an API client's watch; `None` for the sandbox's own watchers.
+    pub backlog: Option<Backlog>,
 }
 
 impl Watcher {
+    /// Queues an item; `false` when the watcher is to be dropped: its consumer went away,
+    /// or left its whole bound unread (its stream then ends after what is queued).
+    pub fn send(&self, item: WatchItem) -> bool {
+        if let Some(backlog) = &self.backlog {
+            if backlog.queued.load(Ordering::Relaxed) >= backlog.limit {
+                return false;
+            }
+            backlog.queued.fetch_add(1, Ordering::Relaxed);
+        }
+        self.tx.send(item).is_ok()
+    }
+
+    /// How many items wait for the consumer of a bounded watcher.
+    pub fn queued(&self) -> Option<usize> {
+        self.backlog
+            .as_ref()
+            .map(|b| b.queued.load(Ordering::Relaxed))
+    }
+
     /// The event this watcher sees for a change, if any: with a selector, an object that
     /// starts matching is `ADDED` and one that stops matching is `DELETED`.
     pub fn event_for(&self, change: &Change) -> Option<WatchItem> {
@@ -145,17 +183,68 @@ pub struct WatchStream {
     pub id: u64,
     /// Sent before anything else.
     pub initial: Vec<WatchItem>,
-    /// What arrives later.
+    /// What arrives later. Consumers of a bounded watch ([`Store::client_watch`]) take it
+    /// with [`WatchStream::recv`], which counts what they took.
     pub rx: mpsc::UnboundedReceiver<WatchItem>,
+    /// What a bounded watch has queued.
+    queued: Option<Arc<AtomicUsize>>,
+}
+
+impl WatchStream {
+    /// The next item that arrives; `None` once the watcher is closed and its queue empty.
+    pub async fn recv(&mut self) -> Option<WatchItem> {
+        let item = self.rx.recv().await?;
+        if let Some(queued) = &self.queued {
+            queued.fetch_sub(1, Ordering::Relaxed);
+        }
+        Some(item)
+    }
 }
 
 impl Store {
-    /// Starts a watch of `resource` objects `filter` wants.
+    /// Starts a watch of `resource` objects `filter` wants, for the sandbox's own use: it
+    /// queues whatever its consumer leaves unread.
     pub fn watch(
         &self,
         resource: &ResourceType,
         filter: Filter,
         from: WatchFrom,
+    ) -> Result<WatchStream, ApiError> {
+        self.start_watch(resource, filter, from, false)
+    }
+
+    /// Starts a watch of an API client: closed once it leaves the store's bound
+    /// ([`Store::set_watch_queue`]) of items unread.
+    pub fn client_watch(
+        &self,
+        resource: &ResourceType,
+        filter: Filter,
+        from: WatchFrom,
+    ) -> Result<WatchStream, ApiError> {
+        self.start_watch(resource, filter, from, true)
+    }
+
+    /// How many items an API client's watch may leave unread before it is closed
+    /// ([`DEFAULT_WATCH_QUEUE`] unless set); applies to the watches started after.
+    pub fn set_watch_queue(&self, limit: usize) {
+        self.lock().watch_queue = limit.max(1);
+    }
+
+    /// How many items each API client's watch has queued unread.
+    pub fn watch_backlogs(&self) -> Vec<usize> {
+        self.lock()
+            .watchers
+            .iter()
+            .filter_map(Watcher::queued)
+            .collect()
+    }
+
+    fn start_watch(
+        &self,
+        resource: &ResourceType,
+        filter: Filter,
+        from: WatchFrom,
+        bounded: bool,
     ) -> Result<WatchStream, ApiError> {
         let mut inner = self.lock();
         let mut initial = Vec::new();
@@ -169,6 +258,7 @@ impl Store {
                     resource: resource.storage.clone(),
                     filter: filter.clone(),
                     tx: mpsc::unbounded_channel().0,
+                    backlog: None,
                 };
                 initial.extend(changes.iter().filter_map(|c| watcher.event_for(c)));
             }
@@ -192,25 +282,38 @@ impl Store {
         let (tx, rx) = mpsc::unbounded_channel();
         inner.next_watcher += 1;
         let id = inner.next_watcher;
+        let queued = bounded.then(|| Arc::new(AtomicUsize::new(0)));
+        let limit = inner.watch_queue;
         inner.watchers.push(Watcher {
             id,
             resource: resource.storage.clone(),
             filter,
             tx,
+            backlog: queued.as_ref().map(|queued| Backlog {
+                queued: queued.clone(),
+                limit,
+            }),
         });
-        Ok(WatchStream { id, initial, rx })
+        Ok(WatchStream {
+            id,
+            initial,
+            rx,
+            queued,
+        })
     }
 
     /// Sends a bookmark at the current resource version to one watcher, in order with its
     /// events.
     pub fn bookmark(&self, watcher: u64) {
-        let inner = self.lock();
-        if let Some(w) = inner.watchers.iter().find(|w| w.id == watcher) {
-            let _ = w.tx.send(WatchItem::Bookmark {
-                rv: inner.rv,
-                initial_events_end: false,
-            });
-        }
+        let mut inner = self.lock();
+        let rv = inner.rv;
+        inner.watchers.retain(|w| {
+            w.id != watcher
+                || w.send(WatchItem::Bookmark {
+                    rv,
+                    initial_events_end: false,
+                })
+        });
     }
 
     /// Ends a watcher's registration.

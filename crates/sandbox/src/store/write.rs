@@ -150,16 +150,7 @@ impl Store {
                     meta_mut(&mut object).insert("name".into(), json!(name));
                     name
                 }
-                None => {
-                    return Err(ApiError::invalid(
-                        resource,
-                        "",
-                        &[patchpilot_schema::FieldError {
-                            path: "metadata.name".into(),
-                            kind: patchpilot_schema::FieldErrorKind::Required,
-                        }],
-                    ));
-                }
+                None => return Err(nameless(resource)),
             },
         };
         check_namespace(resource, namespace, &mut object)?;
@@ -517,6 +508,27 @@ fn uid(counter: u64) -> String {
         (counter >> 12) & 0xfff,
         counter & 0xffff_ffff_ffff
     )
+}
+
+/// `422` for an object created with neither a name nor `generateName`, in the API server's
+/// words (which say more than a plain `Required value`, and give no empty name).
+fn nameless(resource: &ResourceType) -> ApiError {
+    let cause = "Required value: name or generateName is required";
+    let mut details = json!({
+        "kind": resource.kind,
+        "causes": [{"reason": "FieldValueRequired", "message": cause, "field": "metadata.name"}],
+    });
+    let mut kind = resource.kind.clone();
+    if !resource.group.is_empty() {
+        details["group"] = json!(resource.group);
+        kind = format!("{kind}.{}", resource.group);
+    }
+    ApiError {
+        code: 422,
+        reason: "Invalid",
+        message: format!("{kind} \"\" is invalid: metadata.name: {cause}"),
+        details: Some(details),
+    }
 }
 
 /// A five-character suffix for `generateName`, from the characters Kubernetes uses.

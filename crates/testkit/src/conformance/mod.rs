@@ -15,6 +15,7 @@
 //! itself, with a backend of their own ([`kubectl::Kubectl`]).
 
 pub mod evictions;
+pub mod hostile;
 pub mod kubectl;
 pub mod objects;
 pub mod watches;
@@ -40,6 +41,13 @@ macro_rules! every_conformance_test {
             watches::metadata_watches_send_metadata_only_bookmarks_included,
             evictions::evictions_respect_pod_disruption_budgets,
             evictions::events_written_as_events_k8s_io_are_read_as_core_events,
+            hostile::malformed_bodies_are_refused_as_the_api_server_words_it,
+            hostile::bodies_over_3_mib_are_refused_with_413,
+            hostile::nesting_past_10000_levels_is_refused,
+            hostile::unknown_content_types_and_accepts_are_refused,
+            hostile::absurd_list_and_watch_parameters_get_the_api_server_s_answers,
+            hostile::odd_watches_get_the_api_server_s_answers,
+            hostile::a_watch_nobody_reads_holds_up_no_one,
         );
     };
 }
