@@ -284,3 +284,46 @@ fn a_policy_with_several_mistakes_gets_them_all_one_a_line() {
         assert!(line.trim().starts_with(cause), "{cause}\n{err}");
     }
 }
+
+/// Issue 16, bounded work: a selector past the schema's 32 requirements is refused with the
+/// field, before any target is matched against it.
+#[test]
+fn a_selector_past_the_schema_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let terms: String = (0..1_000)
+        .map(|i| format!("        - {{key: example.com/k{i}, operator: Exists}}\n"))
+        .collect();
+    let policy = dir.path().join("wide.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "apiVersion: patchpilot.dev/v1alpha1
+kind: PatchPolicy
+metadata: {{name: wide}}
+spec:
+  targets:
+    nodes:
+      selector:
+        matchExpressions:
+{terms}  patch:
+    version: v2
+    updater: {{template: {{spec: {{containers: [{{name: u, image: busybox}}]}}}}}}
+"
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = plan(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "--cluster",
+        &root("tests/fixtures/cluster.yaml"),
+    ]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert_eq!(
+        err,
+        format!(
+            "error: {}: PatchPolicy/wide: spec.targets.nodes.selector.matchExpressions: Too many: 1000: must have at most 32 items\n",
+            policy.display()
+        )
+    );
+}

@@ -343,3 +343,70 @@ fn fewer_openings_than_asked_within_the_horizon_are_said() {
     let output = patchpilot(&["window", file, "--at", at, "--next", "1"]);
     assert_eq!(output.stderr, b"");
 }
+
+/// Issue 16, bounded work: a window past the schema's limits is refused before it is
+/// evaluated, and a cron that matches once in years answers at once, within the horizon.
+#[test]
+fn windows_past_the_limits_are_refused_and_rare_crons_answer_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let exclusions: String = (0..10_000)
+        .map(|i| {
+            format!(
+                "    - {{start: '2027-01-01T{:02}:00:00Z', end: '2027-01-01T{:02}:30:00Z'}}\n",
+                i % 24,
+                i % 24
+            )
+        })
+        .collect();
+    let busy = dir.path().join("busy.yaml");
+    std::fs::write(
+        &busy,
+        format!(
+            "apiVersion: patchpilot.dev/v1alpha1
+kind: MaintenanceWindow
+metadata: {{name: busy}}
+spec:
+  recurrences: [{{cron: '0 2 * * *', duration: 2h}}]
+  exclusions:
+{exclusions}"
+        ),
+    )
+    .unwrap();
+    assert_exact_error(
+        &patchpilot(&["window", busy.to_str().unwrap()]),
+        &busy,
+        "MaintenanceWindow/busy: spec.exclusions: Too many: 10000: must have at most 64 items",
+    );
+
+    let leap = dir.path().join("leap.yaml");
+    std::fs::write(
+        &leap,
+        "apiVersion: patchpilot.dev/v1alpha1
+kind: MaintenanceWindow
+metadata: {name: leap}
+spec:
+  recurrences: [{cron: '0 0 29 2 *', duration: 1h}]
+",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let text = stdout(&[
+        "window",
+        leap.to_str().unwrap(),
+        "--at",
+        "2026-12-06T00:00:00Z",
+        "-o",
+        "text",
+    ]);
+    assert!(text.contains("Opens:     not within 400 days"), "{text}");
+    let found = stdout(&[
+        "window",
+        leap.to_str().unwrap(),
+        "--at",
+        "2027-12-06T00:00:00Z",
+    ]);
+    assert!(found.contains("2028-02-29T00:00:00Z"), "{found}");
+    // Measured at a tenth of a second each (BENCHMARKS.md); the bound leaves room for a
+    // loaded machine.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}

@@ -2,8 +2,9 @@
 //! ordering, waves) and one decision in the middle of the rollout (2,000 targets updated,
 //! 10 in progress, pools, zones and a maintenance window).
 //!
-//! Run with `cargo bench -p patchpilot-engine`; it prints the median and the 99th
-//! percentile of many runs.
+//! Run with `cargo bench -p patchpilot-engine --bench engine`; it prints the median and the
+//! 99th percentile of many runs. `PATCHPILOT_BENCH_TARGETS=50000` runs it over 50,000 targets
+//! (20,000 updated), with the peak memory of the process.
 
 use std::{
     collections::BTreeMap,
@@ -26,8 +27,17 @@ use patchpilot_engine::{
     window::{Recurrence, Schedule, WallClock, Window},
 };
 
-const TARGETS: usize = 5_000;
-const UPDATED: usize = 2_000;
+/// How many targets: 5,000, or `PATCHPILOT_BENCH_TARGETS` (such as 50000).
+fn targets() -> usize {
+    std::env::var("PATCHPILOT_BENCH_TARGETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000)
+}
+/// Updated so far: two fifths of them.
+fn updated() -> usize {
+    targets() * 2 / 5
+}
 const IN_PROGRESS: usize = 10;
 
 /// The benchmarks' `workers-os` policy, with a hold label, at most 1 % of a pool in
@@ -40,11 +50,11 @@ fn policy() -> Policy {
         .window("weekend-nights")
 }
 
-/// 5,000 worker nodes in 10 pools and 3 zones; a few excluded, a few already up to date;
-/// the first `UPDATED` in rollout order updated by the rollout and the next `IN_PROGRESS`
+/// [`targets`] worker nodes in 10 pools and 3 zones; a few excluded, a few already up to date;
+/// the first [`updated`] in rollout order updated by the rollout and the next `IN_PROGRESS`
 /// locked, draining or updating.
 fn cluster(now: Timestamp, rollout: &Rollout) -> (Vec<Candidate>, BTreeMap<TargetId, Observed>) {
-    let mut candidates = Fleet::workers(TARGETS).candidates();
+    let mut candidates = Fleet::workers(targets()).candidates();
     for (i, candidate) in candidates.iter_mut().enumerate() {
         if i % 500 == 7 {
             std::sync::Arc::make_mut(&mut candidate.annotations).insert(
@@ -56,8 +66,8 @@ fn cluster(now: Timestamp, rollout: &Rollout) -> (Vec<Candidate>, BTreeMap<Targe
     let mut observed = BTreeMap::new();
     // Rollout order is zone, then name: find it once, and mark the work done so far.
     let order = Fleet::order(&candidates, &policy(), rollout, now);
-    for (rank, &index) in order.iter().enumerate().take(UPDATED + IN_PROGRESS) {
-        let state = if rank < UPDATED {
+    for (rank, &index) in order.iter().enumerate().take(updated() + IN_PROGRESS) {
+        let state = if rank < updated() {
             RecordState::Updated
         } else {
             RecordState::Applying
@@ -175,7 +185,8 @@ fn main() {
         );
         black_box(plan::waves(&policy.strategy, inventory.eligible.len()));
     });
-    println!("plan {TARGETS} targets: median {median:.2?}, p99 {p99:.2?} ({runs} runs)");
+    let (targets, updated) = (targets(), updated());
+    println!("plan {targets} targets: median {median:.2?}, p99 {p99:.2?} ({runs} runs)");
 
     let status = Status::default();
     let input = Input {
@@ -193,7 +204,7 @@ fn main() {
     };
     let decision = machine::decide(&input);
     let started = decision.actions.iter().filter(|a| matches!(a, machine::TargetAction::Lock { record, .. } if record.state.in_progress() == Some(Action::Apply))).count();
-    assert_eq!(decision.status.counts.updated as usize, UPDATED);
+    assert_eq!(decision.status.counts.updated as usize, updated);
     assert_eq!(
         decision.status.phase,
         patchpilot_engine::rollout::Phase::Progressing,
@@ -204,11 +215,20 @@ fn main() {
         black_box(machine::decide(black_box(&input)));
     });
     println!(
-        "decide over {TARGETS} targets ({UPDATED} updated, {IN_PROGRESS} in progress, {started} started, {} actions): median {median:.2?}, p99 {p99:.2?} ({runs} runs)",
+        "decide over {targets} targets ({updated} updated, {IN_PROGRESS} in progress, {started} started, {} actions): median {median:.2?}, p99 {p99:.2?} ({runs} runs)",
         decision.actions.len()
     );
     let (median, p99, runs) = measure(|| {
         black_box(machine::wanted(black_box(&input)));
     });
-    println!("wanted over {TARGETS} targets: median {median:.2?}, p99 {p99:.2?} ({runs} runs)");
+    println!("wanted over {targets} targets: median {median:.2?}, p99 {p99:.2?} ({runs} runs)");
+    let peak = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l["VmHWM:".len()..].trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    println!("peak resident memory of the benchmark: {peak}");
 }

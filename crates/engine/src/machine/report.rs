@@ -94,7 +94,7 @@ pub(super) fn status(
         budget: input.policy.strategy.failure_budget.floor_of(eligible),
         first_failure: failures.last(),
     };
-    let (annotation_problems, unusable) = annotation_problems(situation);
+    let (annotation_problems, unusable) = annotation_problems(input, situation);
     let message = match message(phase, &wait) {
         message if stopping => {
             format!("being deleted: finishing the targets in progress; {message}")
@@ -145,14 +145,25 @@ pub(super) fn status(
 
 /// The annotations on the rollout's targets patchpilot cannot use (the first
 /// [`MAX_ANNOTATION_PROBLEMS`] by target), and how many there are in all. Only the targets
-/// left out for them and those the rollout works on can carry one.
-fn annotation_problems(situation: &Situation<'_>) -> (Vec<AnnotationProblem>, usize) {
+/// left out for them can carry one, and those the rollout works on under a lock that is not
+/// its own.
+fn annotation_problems(
+    input: &Input<'_>,
+    situation: &Situation<'_>,
+) -> (Vec<AnnotationProblem>, usize) {
+    let name = input.rollout.name.as_str();
     let mut problems: Vec<AnnotationProblem> = situation
         .inventory
         .excluded
         .iter()
         .map(|(candidate, _)| *candidate)
-        .chain(situation.entries.iter().map(|e| e.candidate))
+        .chain(
+            situation
+                .entries
+                .iter()
+                .filter(|e| e.lock.is_some_and(|holder| holder != name))
+                .map(|e| e.candidate),
+        )
         .flat_map(|c| untrusted::problems(&c.id, &c.annotations))
         .collect();
     let all = problems.len();
