@@ -8,7 +8,9 @@ use patchpilot::{api::keys, engine::rollout::Phase};
 
 use patchpilot_testkit::audit::Rules;
 
-use crate::support::{Cluster, POOL, POOL_LABEL, kstatus, mins, unschedulable, wait_until};
+use crate::support::{
+    Cluster, POOL, POOL_LABEL, kstatus, kubectl, mins, unschedulable, wait_until,
+};
 
 /// The patch version the node tests roll out.
 pub const VERSION: &str = "e2e-1";
@@ -422,5 +424,127 @@ async fn a_budget_that_never_allows_an_eviction_fails_the_drain_unless_forced() 
             Rules::new(policy.clone(), 1).per_pool("pool"),
             Rules::new(forced.clone(), 1).per_pool("pool"),
         ])
+        .await;
+}
+
+/// Issue 16: annotations anyone can write, set to garbage on the real cluster. The rollout
+/// leaves the garbage-locked node alone, keeps the exclusion it cannot lift, replaces the
+/// record it cannot read, says each once in a `BadAnnotation` Event on the node and in its
+/// status, and finishes the other nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: KUBECONFIG=... cargo test --test e2e -- --ignored"]
+async fn garbage_annotations_are_told_and_the_other_nodes_are_patched() {
+    let mut cluster = Cluster::start().await;
+    let nodes = cluster.label_worker_nodes().await;
+    assert!(nodes.len() >= 4, "{nodes:?}");
+    let policy = format!("e2e-garbage-{}", cluster.suffix);
+    let (locked, frozen, garbled) = (&nodes[1], &nodes[2], &nodes[3]);
+    let annotate = |node: &str, pairs: &[String]| {
+        let mut args = vec!["annotate", "node", node, "--overwrite"];
+        args.extend(pairs.iter().map(String::as_str));
+        kubectl(&args);
+    };
+    annotate(locked, &[format!("{}=Not A Name!", keys::LOCK)]);
+    annotate(
+        frozen,
+        &[
+            format!("{}=frozen", keys::EXCLUDE),
+            format!("{}=next tuesday", keys::EXCLUDE_UNTIL),
+        ],
+    );
+    annotate(
+        garbled,
+        &[format!(
+            "{}={{\"rollout\":\"x\",\"state\":\"Exploding\"}}",
+            keys::record(&policy)
+        )],
+    );
+    cluster
+        .create_policy(&NodePolicy::default().yaml(&policy))
+        .await;
+    let rollout = cluster
+        .wait_for_rollout(&policy, Phase::Succeeded, budget(nodes.len()))
+        .await;
+    let status = rollout.status.clone().unwrap_or_default();
+    let patched = u32::try_from(nodes.len()).unwrap() - 2;
+    assert_eq!(
+        (status.targets.updated, status.targets.excluded),
+        (patched, 2),
+        "{status:?}"
+    );
+    let listed: Vec<(String, String)> = status
+        .annotation_problems
+        .iter()
+        .map(|p| (p.target.clone(), p.annotation.clone()))
+        .collect();
+    let mut expected = vec![
+        (format!("Node/{locked}"), keys::LOCK.to_owned()),
+        (format!("Node/{frozen}"), keys::EXCLUDE_UNTIL.to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(listed, expected, "{status:?}");
+
+    // Told once each, on the node, with the rollout as related object (events of earlier
+    // runs name other rollouts).
+    let events: serde_json::Value = serde_json::from_str(&kubectl(&[
+        "get",
+        "events",
+        "-A",
+        "--field-selector",
+        "reason=BadAnnotation,involvedObject.kind=Node",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let rollout_name = rollout.name_any();
+    let mut told: Vec<String> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["related"]["name"] == rollout_name.as_str())
+        .map(|e| {
+            format!(
+                "{}\t{}",
+                e["involvedObject"]["name"].as_str().unwrap(),
+                e["type"].as_str().unwrap()
+            )
+        })
+        .collect();
+    told.sort();
+    let mut expected: Vec<String> = [locked, frozen, garbled]
+        .iter()
+        .map(|n| format!("{n}\tWarning"))
+        .collect();
+    expected.sort();
+    assert_eq!(told, expected, "{events}");
+
+    let after = cluster.nodes(&nodes).await;
+    for node in &after {
+        let name = node.name_any();
+        let version = node.annotations().get(&keys::version(&policy)).cloned();
+        if &name == locked || &name == frozen {
+            assert_eq!(version, None, "{name} was left alone");
+            assert!(!unschedulable(node), "{name} was left alone");
+        } else {
+            assert_eq!(version.as_deref(), Some(VERSION), "{name}");
+            assert_released(node);
+        }
+    }
+    let garbled_node = after.iter().find(|n| &n.name_any() == garbled).unwrap();
+    let record = &garbled_node.annotations()[&keys::record(&policy)];
+    assert!(record.contains("\"state\":\"Updated\""), "{record}");
+    // Left as the person wrote it, for them to remove.
+    let locked_node = after.iter().find(|n| &n.name_any() == locked).unwrap();
+    assert_eq!(locked_node.annotations()[keys::LOCK], "Not A Name!");
+    annotate(locked, &[format!("{}-", keys::LOCK)]);
+    annotate(
+        frozen,
+        &[
+            format!("{}-", keys::EXCLUDE),
+            format!("{}-", keys::EXCLUDE_UNTIL),
+        ],
+    );
+    cluster
+        .finish(&[Rules::new(policy.clone(), 1).per_pool("pool")])
         .await;
 }
