@@ -133,6 +133,11 @@ impl FromStr for Duration {
     }
 }
 
+/// A day in milliseconds.
+const DAY_MS: u64 = 86_400_000;
+/// The largest number a duration's term may have: nine digits.
+const MAX_NUMBER: u64 = 999_999_999;
+
 impl fmt::Display for Duration {
     /// The canonical form: largest units first, zero parts left out (`0s` for nothing).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -140,8 +145,15 @@ impl fmt::Display for Duration {
             return f.write_str("0s");
         }
         let mut rest = self.millis;
+        // A number has at most nine digits, so that what is printed reads back: the days of a
+        // duration longer than 999,999,999 days (`999999999d1d` adds up to one) take several
+        // terms.
+        while rest / DAY_MS > MAX_NUMBER {
+            write!(f, "{MAX_NUMBER}d")?;
+            rest -= MAX_NUMBER * DAY_MS;
+        }
         for (unit, ms) in [
-            ("d", 86_400_000),
+            ("d", DAY_MS),
             ("h", 3_600_000),
             ("m", 60_000),
             ("s", 1000),
@@ -370,6 +382,32 @@ mod tests {
             assert_eq!(parsed.as_millis(), millis, "{input}");
             assert_eq!(parsed.to_string(), canonical, "{input}");
         }
+    }
+
+    /// Found by the `units` fuzz target: the sum of terms of at most nine digits may need ten
+    /// digits of days, which the parser refuses.
+    #[test]
+    fn durations_longer_than_999999999_days_print_as_they_read_back() {
+        let found =
+            "1d5d5d6d51d0631d5d5d6d999999999d5d6d51d0315d5d5d6d51d5d6d51d66635s1212635s12122121d";
+        for input in [
+            found,
+            "999999999d1d",
+            "999999999d999999999d23h",
+            &"999999999d".repeat(6),
+        ] {
+            let parsed: Duration = input.parse().unwrap();
+            let printed = parsed.to_string();
+            assert_eq!(
+                printed.parse::<Duration>(),
+                Ok(parsed),
+                "{input} printed {printed}"
+            );
+        }
+        let longest: Duration = "999999999d23h59m59s999ms".parse().unwrap();
+        assert_eq!(longest.to_string(), "999999999d23h59m59s999ms");
+        let one_more = Duration::from_millis(longest.as_millis() + 1);
+        assert_eq!(one_more.to_string(), "999999999d1d");
     }
 
     #[test]
