@@ -38,3 +38,28 @@ pub fn reread<T: serde::Serialize + serde::de::DeserializeOwned>(value: &T) -> T
     let text = serde_json::to_string(value).expect("serializes");
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text} does not read back: {e}"))
 }
+
+/// What a spec converts to, after checking that its two conversions agree: `first` (the
+/// `to_engine` that stops at the first mistake) and `all` (the `to_engine_reporting_all` that
+/// names every one). `None` when the spec has mistakes, the first of which `first` reported.
+pub fn converted<T, E>(first: Result<T, E>, all: Result<T, Vec<E>>) -> Option<T>
+where
+    T: PartialEq + std::fmt::Debug,
+    E: PartialEq + std::fmt::Debug,
+{
+    match all {
+        Ok(converted) => {
+            assert_eq!(first.as_ref(), Ok(&converted));
+            Some(converted)
+        }
+        Err(all) => {
+            assert!(!all.is_empty(), "an error without a mistake");
+            assert_eq!(
+                first.err().as_ref(),
+                all.first(),
+                "to_engine reports the first"
+            );
+            None
+        }
+    }
+}

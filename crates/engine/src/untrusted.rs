@@ -70,6 +70,28 @@ pub fn lock_problem(annotations: &BTreeMap<String, String>) -> Option<String> {
     })
 }
 
+/// Whether `rollout` of `policy` holds the target's lock already (`Ok(true)`), may take it
+/// (`Ok(false)`), or another holds it (`Err` with the holder). A lock a person removed, or
+/// overwrote with one patchpilot did not take, is still the rollout's while the policy's
+/// current record says it is at work there. How the operator and the test kit's world take
+/// a lock alike.
+pub fn lock_holder<'a>(
+    annotations: &'a BTreeMap<String, String>,
+    policy: &str,
+    rollout: &str,
+) -> Result<bool, &'a str> {
+    let at_work = || {
+        crate::machine::Record::read(annotations, policy)
+            .is_some_and(|r| r.rollout == rollout && r.state.in_progress().is_some())
+    };
+    match annotations.get(keys::LOCK) {
+        Some(holder) if holder == rollout => Ok(true),
+        Some(_) if lock_problem(annotations).is_some() && at_work() => Ok(true),
+        Some(holder) => Err(holder),
+        None => Ok(at_work()),
+    }
+}
+
 /// Why a target's `exclude-until` lifts nothing, if it carries one that is not an RFC 3339
 /// instant beside an exclusion.
 pub fn exclude_until_problem(annotations: &BTreeMap<String, String>) -> Option<String> {

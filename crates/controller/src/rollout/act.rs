@@ -357,26 +357,13 @@ async fn lock(ctx: &Context, scene: &Scene<'_>, target: &TargetId, record: &Reco
     patch_target(ctx, target, body, meta.resource_version.as_deref()).await
 }
 
-/// Whether the rollout `rollout` holds the target's lock already; an error if another does.
-/// A lock a person removed, or overwrote with one patchpilot did not take, is still the
-/// rollout's while `policy`'s current record on the target says it is at work there.
+/// Whether the rollout `rollout` holds the target's lock already; an error if another does
+/// ([`untrusted::lock_holder`](patchpilot_engine::untrusted::lock_holder)).
 fn held_by(meta: &ObjectMeta, target: &TargetId, rollout: &str, policy: &str) -> Result<bool> {
-    let annotations = meta.annotations.as_ref();
-    let at_work = || {
-        records_of(meta, policy).is_some_and(|r| {
-            r.current.rollout == rollout && r.current.state.in_progress().is_some()
-        })
-    };
-    let taken_by_patchpilot =
-        || annotations.is_some_and(|a| patchpilot_engine::untrusted::lock_problem(a).is_none());
-    match annotations.and_then(|a| a.get(keys::LOCK)) {
-        Some(holder) if holder == rollout => Ok(true),
-        Some(_) if !taken_by_patchpilot() && at_work() => Ok(true),
-        Some(holder) => Err(Error::Conflict(format!(
-            "{target} is locked by rollout {holder}"
-        ))),
-        None => Ok(at_work()),
-    }
+    let none = BTreeMap::new();
+    let annotations = meta.annotations.as_ref().unwrap_or(&none);
+    patchpilot_engine::untrusted::lock_holder(annotations, policy, rollout)
+        .map_err(|holder| Error::Conflict(format!("{target} is locked by rollout {holder}")))
 }
 
 /// A policy's records in an object's metadata.

@@ -451,17 +451,11 @@ impl World {
             TargetAction::Lock { target, record } => {
                 let name = node_of(target);
                 let node = self.node(&name);
-                // As the operator takes it (`act::held_by`): a lock a person removed or
-                // overwrote is still the rollout's while its current record says it is at
-                // work there.
-                let at_work = Record::read(&node.annotations, &policy)
-                    .is_some_and(|r| r.rollout == rollout_name && r.state.in_progress().is_some());
-                let foreign = crate::untrusted::lock_problem(&node.annotations).is_some();
-                let in_place = match node.annotations.get(keys::LOCK) {
-                    Some(holder) if *holder == rollout_name => true,
-                    Some(_) if foreign && at_work => true,
-                    Some(_) => return,
-                    None => at_work,
+                // As the operator takes it.
+                let Ok(in_place) =
+                    crate::untrusted::lock_holder(&node.annotations, &policy, &rollout_name)
+                else {
+                    return;
                 };
                 let mut record = record.clone();
                 // A node this rollout cordoned and still holds stays its to uncordon.
