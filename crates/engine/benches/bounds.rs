@@ -125,6 +125,50 @@ fn main() {
         "window: a cron that never matches (31 February)",
         evaluate(&never),
     );
+    // Windows that never close: every evaluation runs to the 400-day horizon on both sides.
+    // The first is the fuzzer's slow input: daily openings of 13.8 days over a 2 ms opening
+    // every minute, in Asia/Kathmandu.
+    let daily = |duration: Duration| Recurrence {
+        schedule: Schedule::Weekly {
+            days: None,
+            start: "00:00".parse().unwrap(),
+        },
+        duration,
+    };
+    let covered = Window::new(
+        TimeZone::get("Asia/Kathmandu").unwrap(),
+        vec![
+            cron("* * * * *", Duration::from_millis(2)),
+            daily(Duration::from_mins(19_872)),
+        ],
+        Vec::new(),
+        Duration::ZERO,
+    );
+    report(
+        "window: never closing, a 2 ms opening every minute under 13.8-day daily ones",
+        evaluate(&covered),
+    );
+    let crowded = window(
+        std::iter::once(daily(Duration::from_hours(25)))
+            .chain((1..32).map(|i| cron("* * * * *", Duration::from_millis(i))))
+            .collect(),
+        exclusions(now, 64),
+    );
+    report(
+        "window: never closing, 31 recurrences opening every minute under 25-hour daily ones, 64 exclusions",
+        evaluate(&crowded),
+    );
+    let gapped = window(
+        std::iter::once(daily(Duration::from_mins(1439)))
+            .chain((1..31).map(|i| cron("* * * * *", Duration::from_secs(60 - i))))
+            .chain(std::iter::once(cron("59 23 * * *", Duration::from_mins(1))))
+            .collect(),
+        Vec::new(),
+    );
+    report(
+        "window: never closing, daily openings a minute short of a day, the minute filled by one of 31 others",
+        evaluate(&gapped),
+    );
 
     // Selectors and planning over the largest fleets.
     let candidates = Fleet::workers(50_000).candidates();

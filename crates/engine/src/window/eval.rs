@@ -4,6 +4,10 @@
 //! interval is a maximal interval of the open set. Occurrences are generated lazily, a few days
 //! at a time around the instant asked about, so that a window opening a few times a week costs
 //! a handful of time zone conversions, and even a window open every minute stays cheap.
+//! Occurrences that lie within longer ones are never made, so that a window that never closes
+//! (and is therefore searched to the horizon on both sides) costs about one occurrence a day
+//! for each recurrence that covers the others, not one a minute for each that opens every
+//! minute.
 
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 use serde::Serialize;
@@ -11,7 +15,7 @@ use serde::Serialize;
 use super::{
     Interval, Recurrence,
     interval::{difference, push_merged, union},
-    schedule::occurrences,
+    schedule::union_of_occurrences,
 };
 use crate::units::Duration;
 
@@ -162,14 +166,15 @@ impl Window {
     /// because no recurrence is open then.
     pub fn in_occurrence(&self, at: Timestamp) -> bool {
         let from = minus(at, self.longest).max(minus(at, HORIZON));
-        occurrences(
+        union_of_occurrences(
             &self.time_zone,
             &self.recurrences,
             from,
             plus(at, SignedDuration::from_nanos(1)),
+            None,
         )
         .iter()
-        .any(|occurrence| occurrence.contains(at))
+        .any(|run| run.contains(at))
     }
 
     /// The window interval containing `at`, if the window is open then.
@@ -234,17 +239,20 @@ impl<'w> Coverage<'w> {
         coverage
     }
 
-    fn generate(&self, from: Timestamp, to: Timestamp) -> Vec<Interval> {
-        occurrences(&self.window.time_zone, &self.window.recurrences, from, to)
+    /// The union of `known` and the occurrences starting in `[from, to)`. Occurrences within
+    /// `known` are not even made: when the runs found so far reach into the new stretch, as
+    /// they do all the way in a window that never closes, they are passed as `known`.
+    fn generate(&self, from: Timestamp, to: Timestamp, known: Option<Interval>) -> Vec<Interval> {
+        let window = self.window;
+        union_of_occurrences(&window.time_zone, &window.recurrences, from, to, known)
     }
 
     /// Adds the occurrences starting in `[lo, self.lo)`.
     fn extend_back(&mut self, lo: Timestamp) {
-        let mut runs = Vec::new();
-        for occurrence in self.generate(lo, self.lo) {
-            push_merged(&mut runs, occurrence);
-        }
-        for run in self.runs.drain(..) {
+        let first = self.runs.first().copied();
+        let mut runs = self.generate(lo, self.lo, first);
+        // The first run is in `runs` already, grown by what was found before it.
+        for run in self.runs.drain(..).skip(usize::from(first.is_some())) {
             push_merged(&mut runs, run);
         }
         self.runs = runs;
@@ -253,8 +261,10 @@ impl<'w> Coverage<'w> {
 
     /// Adds the occurrences starting in `[self.hi, hi)`.
     fn extend_forward(&mut self, hi: Timestamp) {
-        for occurrence in self.generate(self.hi, hi) {
-            push_merged(&mut self.runs, occurrence);
+        // The last run is given back, grown by what follows it.
+        let last = self.runs.pop();
+        for run in self.generate(self.hi, hi, last) {
+            push_merged(&mut self.runs, run);
         }
         self.hi = self.hi.max(hi);
     }

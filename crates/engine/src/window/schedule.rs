@@ -8,7 +8,7 @@ use jiff::{
     tz::TimeZone,
 };
 
-use super::{Cron, Interval, WallClock, Weekday};
+use super::{Cron, Interval, WallClock, Weekday, interval::push_merged};
 use crate::units::Duration;
 
 /// When the occurrences of a recurrence start, in local wall-clock time.
@@ -69,6 +69,40 @@ impl<'a> LocalDay<'a> {
         }
     }
 
+    /// Instants between which every local time of this day starts: from local midnight for 24
+    /// hours, or, when a transition is near, a day either side of that, since real
+    /// transitions shift the clock by a day at most.
+    fn starts(&self) -> Option<Interval> {
+        let day = SignedDuration::from_hours(24);
+        let (first, last) = match self.steady_midnight {
+            Some(midnight) => (midnight, midnight.checked_add(day).ok()?),
+            None => {
+                let midnight = to_instant(self.time_zone, self.date.to_datetime(Time::midnight()))?;
+                (
+                    midnight.checked_sub(day).ok()?,
+                    midnight.checked_add(day * 2).ok()?,
+                )
+            }
+        };
+        Interval::new(first, last)
+    }
+
+    /// Whether no occurrence lasting `duration` starting on this day can add to `runs`
+    /// (sorted, disjoint): none starts within `span`, or one run holds them all.
+    fn adds_nothing(&self, span: &Span, runs: &[Interval], duration: Duration) -> bool {
+        let Some(starts) = self.starts() else {
+            return false;
+        };
+        let outside = starts.end <= span.from || starts.start >= span.to;
+        outside
+            || starts
+                .end
+                .checked_add(duration.signed())
+                .ok()
+                .and_then(|end| Interval::new(starts.start, end))
+                .is_some_and(|all| covers(runs, &all))
+    }
+
     /// The instant at which the local time `hour:minute` of this day starts: shifted forward by
     /// the length of a gap, and the earlier of the two in a fold.
     fn instant(&self, hour: i8, minute: i8) -> Option<Timestamp> {
@@ -107,50 +141,102 @@ fn weekday(date: Date) -> Weekday {
 /// time whose instant falls in the range is missed, however a transition moved it.
 const DATE_MARGIN: SignedDuration = SignedDuration::from_hours(48);
 
-/// Every occurrence of `recurrences` in `time_zone` whose start lies in `[from, to)`, sorted by
-/// start. Occurrences of zero length are left out; occurrences of one cron expression on one
-/// day may come already merged where they overlap or touch, which leaves their union the same.
-pub(super) fn occurrences(
+/// The union of `known` (a run of occurrences already found, if any) and the occurrences of
+/// `recurrences` in `time_zone` whose start lies in `[from, to)`, as sorted, disjoint,
+/// non-touching runs.
+///
+/// Recurrences are taken longest first, and an occurrence that lies within the union of those
+/// taken before it (and `known`) is skipped unmade, as is a whole day of a cron expression
+/// when one run covers it: a recurrence adds work only in the gaps the others leave. Without that, a window
+/// that never closes (a daily opening longer than a day over an opening every minute) would
+/// make every evaluation generate and merge every minute's occurrence up to the horizon on
+/// both sides, over a million of them for each such recurrence.
+pub(super) fn union_of_occurrences(
     time_zone: &TimeZone,
     recurrences: &[Recurrence],
     from: Timestamp,
     to: Timestamp,
+    known: Option<Interval>,
 ) -> Vec<Interval> {
-    let mut found = Vec::new();
+    let mut runs: Vec<Interval> = known.into_iter().collect();
     if from >= to {
-        return found;
+        return runs;
     }
     let span = Span { from, to };
     let first = local_date(time_zone, from, -DATE_MARGIN);
     let last = local_date(time_zone, to, DATE_MARGIN);
-    let mut next_date = Some(first);
-    while let Some(date) = next_date.filter(|date| *date <= last) {
-        next_date = date.tomorrow().ok();
-        let day = LocalDay::new(time_zone, date);
-        for recurrence in recurrences {
-            let duration = recurrence.duration;
+    let days: Vec<LocalDay> = std::iter::successors(Some(first), |date| date.tomorrow().ok())
+        .take_while(|date| *date <= last)
+        .map(|date| LocalDay::new(time_zone, date))
+        .collect();
+    let mut longest_first: Vec<&Recurrence> = recurrences.iter().collect();
+    longest_first.sort_by_key(|recurrence| std::cmp::Reverse(recurrence.duration));
+    for recurrence in longest_first {
+        let duration = recurrence.duration;
+        let mut found = Vec::new();
+        let mut add = |occurrence: Option<Interval>| {
+            if let Some(occurrence) = occurrence.filter(|o| !covers(&runs, o)) {
+                found.push(occurrence);
+            }
+        };
+        for day in &days {
             match &recurrence.schedule {
                 Schedule::Weekly { days, start } => {
                     if days
                         .as_ref()
-                        .is_none_or(|days| days.contains(&weekday(date)))
+                        .is_none_or(|days| days.contains(&weekday(day.date)))
                     {
-                        let instant = day.instant(start.hour() as i8, start.minute() as i8);
-                        found.extend(span.occurrence(instant, duration));
+                        add(span.occurrence(
+                            day.instant(start.hour() as i8, start.minute() as i8),
+                            duration,
+                        ));
                     }
                 }
-                Schedule::Cron(cron) if !cron.matches_date(date) => {}
+                Schedule::Cron(cron) if !cron.matches_date(day.date) => {}
+                Schedule::Cron(_) if day.adds_nothing(&span, &runs, duration) => {}
                 Schedule::Cron(cron) => match day.steady_midnight {
-                    Some(midnight) => found.extend(span.steady_runs(midnight, cron, duration)),
-                    None => found.extend(cron.times_of_day().filter_map(|(hour, minute)| {
-                        span.occurrence(day.instant(hour, minute), duration)
-                    })),
+                    Some(midnight) => {
+                        for run in span.steady_runs(midnight, cron, duration, &runs) {
+                            add(Some(run));
+                        }
+                    }
+                    None => {
+                        for (hour, minute) in cron.times_of_day() {
+                            add(span.occurrence(day.instant(hour, minute), duration));
+                        }
+                    }
                 },
             }
         }
+        runs = merged(&runs, found);
     }
-    found.sort_unstable();
-    found
+    runs
+}
+
+/// Whether one of `runs` (sorted, disjoint) holds the whole of `interval`.
+fn covers(runs: &[Interval], interval: &Interval) -> bool {
+    let after = runs.partition_point(|run| run.start <= interval.start);
+    after > 0 && runs[after - 1].end >= interval.end
+}
+
+/// The union of `runs` (sorted, disjoint, non-touching) and `more` (in any order).
+fn merged(runs: &[Interval], mut more: Vec<Interval>) -> Vec<Interval> {
+    if more.is_empty() {
+        return runs.to_vec();
+    }
+    more.sort_unstable();
+    let mut union = Vec::with_capacity(runs.len() + more.len());
+    let (mut a, mut b) = (runs.iter().peekable(), more.into_iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if **x <= *y => *a.next().unwrap(),
+            (Some(_), Some(_)) | (None, Some(_)) => b.next().unwrap(),
+            (Some(_), None) => *a.next().unwrap(),
+            (None, None) => break,
+        };
+        push_merged(&mut union, next);
+    }
+    union
 }
 
 /// The instants at which occurrences may start: `[from, to)`.
@@ -175,20 +261,36 @@ impl Span {
 
     /// The occurrences of `cron` starting in the span on a day whose local midnight is
     /// `midnight` and whose offset does not change, with those that overlap or touch already
-    /// merged. Counted in nanoseconds rather than through the time zone, so that a window open
-    /// every minute costs little.
-    fn steady_runs(&self, midnight: Timestamp, cron: &Cron, duration: Duration) -> Vec<Interval> {
+    /// merged, leaving out those that lie within one of the `covered` runs (sorted, disjoint).
+    /// Counted in nanoseconds rather than through the time zone, so that a window open every
+    /// minute costs little.
+    fn steady_runs(
+        &self,
+        midnight: Timestamp,
+        cron: &Cron,
+        duration: Duration,
+        covered: &[Interval],
+    ) -> Vec<Interval> {
         let (from, to) = (self.from.as_nanosecond(), self.to.as_nanosecond());
         let midnight = midnight.as_nanosecond();
         let length = i128::from(duration.as_millis()) * NANOS_PER_MILLI;
         let mut runs = Vec::new();
         let mut run: Option<(i128, i128)> = None;
+        // The first covered run that does not end before the current start: starts only grow.
+        let mut cover = covered.iter().peekable();
         for (hour, minute) in cron.times_of_day() {
             let start = midnight + (i128::from(hour) * 60 + i128::from(minute)) * NANOS_PER_MINUTE;
             if start < from || start >= to {
                 continue;
             }
             let end = start + length;
+            while cover.next_if(|c| c.end.as_nanosecond() < start).is_some() {}
+            if cover
+                .peek()
+                .is_some_and(|c| c.start.as_nanosecond() <= start && end <= c.end.as_nanosecond())
+            {
+                continue;
+            }
             run = match run {
                 Some((run_start, run_end)) if start <= run_end => {
                     Some((run_start, run_end.max(end)))
