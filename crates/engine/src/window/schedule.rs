@@ -8,7 +8,7 @@ use jiff::{
     tz::TimeZone,
 };
 
-use super::{Cron, Interval, WallClock, Weekday, interval::push_merged};
+use super::{Cron, Interval, WallClock, Weekday, interval::union};
 use crate::units::Duration;
 
 /// When the occurrences of a recurrence start, in local wall-clock time.
@@ -147,10 +147,10 @@ const DATE_MARGIN: SignedDuration = SignedDuration::from_hours(48);
 ///
 /// Recurrences are taken longest first, and an occurrence that lies within the union of those
 /// taken before it (and `known`) is skipped unmade, as is a whole day of a cron expression
-/// when one run covers it: a recurrence adds work only in the gaps the others leave. Without that, a window
-/// that never closes (a daily opening longer than a day over an opening every minute) would
-/// make every evaluation generate and merge every minute's occurrence up to the horizon on
-/// both sides, over a million of them for each such recurrence.
+/// when one run covers it: a recurrence adds work only in the gaps the others leave. Without
+/// that, a window that never closes (a daily opening longer than a day over an opening every
+/// minute) would make every evaluation generate and merge every minute's occurrence up to
+/// the horizon on both sides, over a million of them for each such recurrence.
 pub(super) fn union_of_occurrences(
     time_zone: &TimeZone,
     recurrences: &[Recurrence],
@@ -165,7 +165,7 @@ pub(super) fn union_of_occurrences(
     let span = Span { from, to };
     let first = local_date(time_zone, from, -DATE_MARGIN);
     let last = local_date(time_zone, to, DATE_MARGIN);
-    let days: Vec<LocalDay> = std::iter::successors(Some(first), |date| date.tomorrow().ok())
+    let local_days: Vec<LocalDay> = std::iter::successors(Some(first), |date| date.tomorrow().ok())
         .take_while(|date| *date <= last)
         .map(|date| LocalDay::new(time_zone, date))
         .collect();
@@ -179,7 +179,7 @@ pub(super) fn union_of_occurrences(
                 found.push(occurrence);
             }
         };
-        for day in &days {
+        for day in &local_days {
             match &recurrence.schedule {
                 Schedule::Weekly { days, start } => {
                     if days
@@ -208,7 +208,10 @@ pub(super) fn union_of_occurrences(
                 },
             }
         }
-        runs = merged(&runs, found);
+        if !found.is_empty() {
+            runs.append(&mut found);
+            runs = union(runs);
+        }
     }
     runs
 }
@@ -217,26 +220,6 @@ pub(super) fn union_of_occurrences(
 fn covers(runs: &[Interval], interval: &Interval) -> bool {
     let after = runs.partition_point(|run| run.start <= interval.start);
     after > 0 && runs[after - 1].end >= interval.end
-}
-
-/// The union of `runs` (sorted, disjoint, non-touching) and `more` (in any order).
-fn merged(runs: &[Interval], mut more: Vec<Interval>) -> Vec<Interval> {
-    if more.is_empty() {
-        return runs.to_vec();
-    }
-    more.sort_unstable();
-    let mut union = Vec::with_capacity(runs.len() + more.len());
-    let (mut a, mut b) = (runs.iter().peekable(), more.into_iter().peekable());
-    loop {
-        let next = match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) if **x <= *y => *a.next().unwrap(),
-            (Some(_), Some(_)) | (None, Some(_)) => b.next().unwrap(),
-            (Some(_), None) => *a.next().unwrap(),
-            (None, None) => break,
-        };
-        push_merged(&mut union, next);
-    }
-    union
 }
 
 /// The instants at which occurrences may start: `[from, to)`.
