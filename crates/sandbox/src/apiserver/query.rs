@@ -19,13 +19,18 @@ pub struct ListOptions {
     pub resource_version: Option<u64>,
 }
 
-/// Reads the options of a list (`watch` false) or a watch; `watch_list` says whether the
+/// Reads the options of a list (`watch` false) or a watch, in the API server's order: the
+/// numbers (`limit`, `timeoutSeconds`), then `selectors` (the query's label and field
+/// selectors, parsed), then `ListOptions`' rules, then `fields` (the field selector's fields
+/// checked against the kind), then the resource version. `watch_list` says whether the
 /// server serves streaming lists.
-pub fn list_options(
+pub fn list_options<S, F>(
     request: &Request,
     watch: bool,
     watch_list: bool,
-) -> Result<ListOptions, ApiError> {
+    selectors: impl FnOnce() -> Result<S, ApiError>,
+    fields: impl FnOnce(S) -> Result<F, ApiError>,
+) -> Result<(ListOptions, F), ApiError> {
     let params = &request.params;
     let int = |name: &str| -> Result<Option<i64>, ApiError> {
         match params.get(name).filter(|v| !v.is_empty()) {
@@ -35,6 +40,7 @@ pub fn list_options(
     };
     let limit = int("limit")?.unwrap_or(0);
     let timeout = int("timeoutSeconds")?;
+    let selected = selectors()?;
     let errors = if watch {
         watch_errors(request, watch_list)
     } else {
@@ -43,6 +49,7 @@ pub fn list_options(
     if !errors.is_empty() {
         return Err(invalid(&errors));
     }
+    let selected = fields(selected)?;
     let resource_version = match params.get("resourceVersion").filter(|v| !v.is_empty()) {
         None => None,
         Some(text) => Some(parse_uint(text).map_err(|e| {
@@ -60,11 +67,12 @@ pub fn list_options(
             }
         })?),
     };
-    Ok(ListOptions {
+    let options = ListOptions {
         limit: usize::try_from(limit).unwrap_or(0),
         timeout,
         resource_version,
-    })
+    };
+    Ok((options, selected))
 }
 
 /// A field error of `ListOptions`: the field, the cause's reason and its message.

@@ -14,7 +14,7 @@ use super::{
 use crate::{
     patch::{self, ApplyRequest, PatchError},
     resources::ResourceType,
-    selector,
+    selector::{self, FieldTerm, LabelSelector, go_quote},
     status::{self, ApiError},
     store::{self, DeleteOptions, FieldValidation, Filter, Propagation, Store, Write},
 };
@@ -114,8 +114,7 @@ pub(super) async fn handle(
         }
         "list" => list(store, &target, &storage, request),
         "watch" => {
-            let options = query::list_options(request, true, store.watch_list())?;
-            let filter = filter(&target, &storage, request)?;
+            let (options, filter) = list_query(store, &target, &storage, request, true)?;
             watch::watch(
                 options,
                 store.clone(),
@@ -137,11 +136,40 @@ pub(super) async fn handle(
     }
 }
 
-/// The list or watch filter of a request.
-fn filter(target: &Target, storage: &Storage, request: &Request) -> Result<Filter, ApiError> {
+/// The options and the filter of a list (`watch` false) or a watch, read in the API
+/// server's order (`query::list_options`).
+fn list_query(
+    store: &Store,
+    target: &Target,
+    storage: &Storage,
+    request: &Request,
+    watch: bool,
+) -> Result<(query::ListOptions, Filter), ApiError> {
+    query::list_options(
+        request,
+        watch,
+        store.watch_list(),
+        || selectors(request),
+        |(labels, fields)| filter(target, storage, labels, fields),
+    )
+}
+
+/// The label and field selectors of a request, parsed: the label selector first, as the API
+/// server reads them.
+fn selectors(request: &Request) -> Result<(LabelSelector, Vec<FieldTerm>), ApiError> {
     let labels = selector::labels(request.params.get("labelSelector").unwrap_or(""))?;
-    let field_query = request.params.get("fieldSelector").unwrap_or("");
-    let mut fields = selector::fields(field_query, &target.resource.selectable_fields)
+    let fields = selector::fields(request.params.get("fieldSelector").unwrap_or(""))?;
+    Ok((labels, fields))
+}
+
+/// The list or watch filter of a request, once the kind is known to select by the fields.
+fn filter(
+    target: &Target,
+    storage: &Storage,
+    labels: LabelSelector,
+    mut fields: Vec<FieldTerm>,
+) -> Result<Filter, ApiError> {
+    selector::check_fields(&fields, &target.resource.selectable_fields)
         .map_err(|error| unknown_field_selector(&target.resource, error))?;
     if storage.events_v1 {
         for term in &mut fields {
@@ -170,11 +198,12 @@ fn unknown_field_selector(resource: &ResourceType, error: ApiError) -> ApiError 
     {
         return error;
     }
+    let field = go_quote(field);
     if resource.group == "batch" && resource.plural == "jobs" {
-        return ApiError::bad_request(format!("field label \"{field}\" not supported for Job"));
+        return ApiError::bad_request(format!("field label {field} not supported for Job"));
     }
     ApiError::bad_request(format!(
-        "\"{field}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+        "{field} is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
     ))
 }
 
@@ -184,8 +213,7 @@ fn list(
     storage: &Storage,
     request: &Request,
 ) -> Result<Reply, ApiError> {
-    let options = query::list_options(request, false, store.watch_list())?;
-    let filter = filter(target, storage, request)?;
+    let (options, filter) = list_query(store, target, storage, request, false)?;
     let after = match request.params.get("continue").filter(|c| !c.is_empty()) {
         Some(token) => {
             query::check_continue(token)?;
@@ -734,7 +762,8 @@ fn delete_collection(
     storage: &Storage,
     request: &Request,
 ) -> Result<Reply, ApiError> {
-    let filter = filter(target, storage, request)?;
+    let (labels, fields) = selectors(request)?;
+    let filter = filter(target, storage, labels, fields)?;
     let options = delete_options(request)?;
     let page = store.list(&storage.resource, &filter, 0, None);
     let mut items = Vec::new();

@@ -277,7 +277,7 @@ impl Network {
         };
         let filter = Filter {
             namespace: Some(namespace.to_owned()),
-            labels: patchpilot_engine::selector::Selector::from_labels(&labels),
+            labels: patchpilot_engine::selector::Selector::from_labels(&labels).into(),
             ..Filter::default()
         };
         let not_ready_too = service["spec"]["publishNotReadyAddresses"] == true;

@@ -5,14 +5,13 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use patchpilot_engine::selector::Selector;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::Store;
 use crate::{
     resources::{ResourceKey, ResourceType},
-    selector::{FieldTerm, fields_match},
+    selector::{FieldTerm, LabelSelector, fields_match},
     status::ApiError,
 };
 
@@ -48,7 +47,7 @@ pub struct Filter {
     /// Only this namespace.
     pub namespace: Option<String>,
     /// The label selector.
-    pub labels: Selector,
+    pub labels: LabelSelector,
     /// The field selector.
     pub fields: Vec<FieldTerm>,
 }

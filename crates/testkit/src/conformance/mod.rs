@@ -47,6 +47,7 @@ macro_rules! every_conformance_test {
             hostile::unknown_content_types_and_accepts_are_refused,
             hostile::absurd_list_and_watch_parameters_get_the_api_server_s_answers,
             hostile::odd_watches_get_the_api_server_s_answers,
+            hostile::selectors_are_read_as_the_api_server_reads_them,
             hostile::a_watch_nobody_reads_holds_up_no_one,
         );
     };

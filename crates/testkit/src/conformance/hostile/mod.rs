@@ -1,6 +1,6 @@
 //! The API server facing any client: malformed bodies, bodies over its limit, nesting past
 //! any reason, content types and `Accept` headers nobody serves, absurd list and watch
-//! parameters, and a watch whose client never reads. Each gets the API server's status
+//! parameters, malformed label and field selectors, and a watch whose client never reads. Each gets the API server's status
 //! code, reason and message, and the server goes on serving every other client.
 
 use http::{Method, header};
@@ -13,6 +13,7 @@ use super::{Backend, config_map};
 mod bodies;
 mod limits;
 mod queries;
+mod selectors;
 mod stuck;
 
 pub use bodies::malformed_bodies_are_refused_as_the_api_server_words_it;
@@ -24,6 +25,7 @@ pub use queries::{
     absurd_list_and_watch_parameters_get_the_api_server_s_answers,
     odd_watches_get_the_api_server_s_answers,
 };
+pub use selectors::selectors_are_read_as_the_api_server_reads_them;
 pub use stuck::a_watch_nobody_reads_holds_up_no_one;
 
 /// What a raw request got: the status code and the body, as JSON where it is.
@@ -103,6 +105,25 @@ impl Refusal<'_> {
             (self.reason, self.message.as_str()),
             "{what}"
         );
+    }
+}
+
+/// A GET refused with `code`, `reason` and `message`.
+fn refused_get<'a>(
+    uri: String,
+    code: u16,
+    reason: Option<&'a str>,
+    message: impl Into<String>,
+) -> Refusal<'a> {
+    Refusal {
+        method: Method::GET,
+        uri,
+        content_type: None,
+        accept: None,
+        body: Vec::new(),
+        code,
+        reason,
+        message: message.into(),
     }
 }
 

@@ -6,27 +6,8 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, Client, api::PostParams};
 use serde_json::{Value, json};
 
-use super::{Refusal, ask, config_maps};
+use super::{ask, config_maps, refused_get};
 use crate::conformance::{Backend, config_map};
-
-/// A GET refused with `code`, `reason` and `message`.
-fn refused_get<'a>(
-    uri: String,
-    code: u16,
-    reason: Option<&'a str>,
-    message: impl Into<String>,
-) -> Refusal<'a> {
-    Refusal {
-        method: Method::GET,
-        uri,
-        content_type: None,
-        accept: None,
-        body: Vec::new(),
-        code,
-        reason,
-        message: message.into(),
-    }
-}
 
 /// `ListOptions`' 422 with one forbidden field.
 fn forbidden(field: &str, message: &str) -> String {
