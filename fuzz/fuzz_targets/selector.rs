@@ -55,26 +55,66 @@ fn reference(selector: &LabelSelector, labels: &Labels) -> bool {
     by_labels && by_expressions
 }
 
-/// Whether a key or value can be written in a query as it is.
-fn plain(text: &str) -> bool {
-    !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+/// A label key's name part, or a non-empty label value, as the API server takes them: at most
+/// 63 characters of letters, digits, `-`, `_` and `.`, starting and ending with a letter or
+/// digit.
+fn name(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    (1..=63).contains(&bytes.len())
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
 }
 
-/// The selector as a `labelSelector` query, if its keys and values can be written in one.
+/// A label key's prefix: a lowercase DNS subdomain.
+fn subdomain(text: &str) -> bool {
+    text.len() <= 253
+        && text.split('.').all(|label| {
+            let bytes = label.as_bytes();
+            (1..=63).contains(&bytes.len())
+                && bytes[0].is_ascii_alphanumeric()
+                && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        })
+}
+
+/// Whether a key can be written in a query as it is, and the API server takes it.
+fn plain_key(key: &str) -> bool {
+    match key.split_once('/') {
+        Some((prefix, rest)) => subdomain(prefix) && name(rest),
+        None => name(key),
+    }
+}
+
+/// Whether a value can be written in a query as it is, and the API server takes it.
+fn plain_value(value: &str) -> bool {
+    value.is_empty() || name(value)
+}
+
+/// The selector as a `labelSelector` query, if its keys and values can be written in one and
+/// the API server would take them (it refuses a key such as `-a` or `a/b/c`, which the
+/// operator's conversion does not look at). Sets with the empty value are left out too: the
+/// API server's parser reads empty places in a set its own way (`a in ()` is the set of the
+/// empty value, and `a in (x,,)` is refused), which the conformance tests check.
 fn as_query(selector: &LabelSelector) -> Option<String> {
     let mut parts = Vec::new();
     for (key, value) in selector.match_labels.iter().flatten() {
-        if !plain(key) || !(value.is_empty() || plain(value)) {
+        if !plain_key(key) || !plain_value(value) {
             return None;
         }
         parts.push(format!("{key}={value}"));
     }
     for e in selector.match_expressions.iter().flatten() {
         let values = e.values.clone().unwrap_or_default();
-        if !plain(&e.key) || !values.iter().all(|v| plain(v)) {
+        let sets = matches!(e.operator.as_str(), "In" | "NotIn");
+        if !plain_key(&e.key)
+            || !values.iter().all(|v| plain_value(v))
+            || (sets && (values.is_empty() || values.iter().any(String::is_empty)))
+        {
             return None;
         }
         parts.push(match e.operator.as_str() {
