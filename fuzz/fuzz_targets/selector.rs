@@ -55,30 +55,29 @@ fn reference(selector: &LabelSelector, labels: &Labels) -> bool {
     by_labels && by_expressions
 }
 
-/// A label key's name part, or a non-empty label value, as the API server takes them: at most
-/// 63 characters of letters, digits, `-`, `_` and `.`, starting and ending with a letter or
-/// digit.
-fn name(text: &str) -> bool {
+/// 1 to 63 bytes, each one `allowed`, starting and ending with a letter or digit: the shape of
+/// a label key's name part, a non-empty label value and a DNS label alike.
+fn word(text: &str, allowed: impl Fn(u8) -> bool) -> bool {
     let bytes = text.as_bytes();
     (1..=63).contains(&bytes.len())
         && bytes[0].is_ascii_alphanumeric()
         && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
+        && bytes.iter().all(|&b| allowed(b))
+}
+
+/// A label key's name part, or a non-empty label value, as the API server takes them: letters,
+/// digits, `-`, `_` and `.`.
+fn name(text: &str) -> bool {
+    word(text, |b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 /// A label key's prefix: a lowercase DNS subdomain.
 fn subdomain(text: &str) -> bool {
     text.len() <= 253
         && text.split('.').all(|label| {
-            let bytes = label.as_bytes();
-            (1..=63).contains(&bytes.len())
-                && bytes[0].is_ascii_alphanumeric()
-                && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-                && bytes
-                    .iter()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+            word(label, |b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'
+            })
         })
 }
 
