@@ -42,6 +42,10 @@ struct LocalDay<'a> {
     /// The instant of local midnight, when one offset holds all day and well around it, so that
     /// a local time maps to midnight plus the time since midnight.
     steady_midnight: Option<Timestamp>,
+    /// Instants between which every local time of this day starts: from local midnight for 24
+    /// hours, or, when a transition is near, a day either side of that, since real
+    /// transitions shift the clock by a day at most.
+    starts: Option<Interval>,
 }
 
 /// How far from a day a time zone transition may lie and still bear on that day's local times.
@@ -60,37 +64,31 @@ impl<'a> LocalDay<'a> {
             let next = time_zone.following(from).next();
             next.is_none_or(|transition| transition.timestamp() > until)
         };
-        let steady_midnight =
-            to_instant(time_zone, date.to_datetime(Time::midnight())).filter(steady);
+        let midnight = to_instant(time_zone, date.to_datetime(Time::midnight()));
+        let steady_midnight = midnight.filter(steady);
+        let day = SignedDuration::from_hours(24);
+        let starts = midnight.and_then(|midnight| {
+            let (before, after) = match steady_midnight {
+                Some(_) => (SignedDuration::ZERO, day),
+                None => (day, day * 2),
+            };
+            Interval::new(
+                midnight.checked_sub(before).ok()?,
+                midnight.checked_add(after).ok()?,
+            )
+        });
         LocalDay {
             time_zone,
             date,
             steady_midnight,
+            starts,
         }
-    }
-
-    /// Instants between which every local time of this day starts: from local midnight for 24
-    /// hours, or, when a transition is near, a day either side of that, since real
-    /// transitions shift the clock by a day at most.
-    fn starts(&self) -> Option<Interval> {
-        let day = SignedDuration::from_hours(24);
-        let (first, last) = match self.steady_midnight {
-            Some(midnight) => (midnight, midnight.checked_add(day).ok()?),
-            None => {
-                let midnight = to_instant(self.time_zone, self.date.to_datetime(Time::midnight()))?;
-                (
-                    midnight.checked_sub(day).ok()?,
-                    midnight.checked_add(day * 2).ok()?,
-                )
-            }
-        };
-        Interval::new(first, last)
     }
 
     /// Whether no occurrence lasting `duration` starting on this day can add to `runs`
     /// (sorted, disjoint): none starts within `span`, or one run holds them all.
     fn adds_nothing(&self, span: &Span, runs: &[Interval], duration: Duration) -> bool {
-        let Some(starts) = self.starts() else {
+        let Some(starts) = self.starts else {
             return false;
         };
         let outside = starts.end <= span.from || starts.start >= span.to;
