@@ -137,7 +137,7 @@ async fn fail_during_soak(
             .flat_map(|r| {
                 r["status"]["inProgress"]
                     .as_array()
-                    .cloned()
+                    .map(|a| a.to_vec())
                     .unwrap_or_default()
             })
             .find(|p| p["step"] == "Soaking")
@@ -162,7 +162,7 @@ async fn fail_during_soak(
         .patch("web", &PatchParams::default(), &Patch::Strategic(image))
         .await
         .ok()?;
-    let failing = |pod: &Value| {
+    let failing = |pod: &patchpilot::sandbox::json::Json| {
         let status = &pod["status"]["containerStatuses"][0];
         pod["spec"]["nodeName"] == node.as_str()
             && status["ready"] != true

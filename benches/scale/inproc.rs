@@ -19,9 +19,9 @@ use kube::{
     runtime::watcher::{self, Event},
 };
 use patchpilot::sandbox::{
-    Sandbox, apiserver::serve, run::tokens, scenario::Scenario, store::Filter,
+    Sandbox, apiserver::serve, json::Json, run::tokens, scenario::Scenario, store::Filter,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::{net::TcpListener, sync::mpsc, task::JoinHandle};
 
 use crate::{
@@ -44,7 +44,7 @@ impl Drop for Loaded {
     }
 }
 
-fn running_ready(pod: &Value) -> bool {
+fn running_ready(pod: &Json) -> bool {
     pod["status"]["phase"] == "Running"
         && pod["status"]["conditions"].as_array().is_some_and(|c| {
             c.iter()

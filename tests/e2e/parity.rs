@@ -267,7 +267,7 @@ fn listed(store: &Store, group: &str, version: &str, plural: &str) -> Vec<Value>
         .list(&resource, &Filter::default(), 0, None)
         .items
         .iter()
-        .map(|o| (**o).clone())
+        .map(|o| o.to_value())
         .collect()
 }
 

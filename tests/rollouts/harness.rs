@@ -14,6 +14,7 @@ use jiff::{SignedDuration, Timestamp};
 use patchpilot::sandbox::{
     Options, Sandbox,
     apiserver::{Audit as AuditSink, MemoryLog},
+    json::Json,
     network::receiver::Receivers,
     run::{RunOptions, run},
     scenario::Scenario,
@@ -31,7 +32,7 @@ pub struct Outcome {
     pub log: Vec<Value>,
     /// Every version of every pod the simulated cluster wrote, with the virtual instant it
     /// was written: what the kubelets reported, which the audit log does not show.
-    pub pod_history: Vec<(Timestamp, Arc<Value>)>,
+    pub pod_history: Vec<(Timestamp, Arc<Json>)>,
     store: Arc<Store>,
     receivers: Arc<Receivers>,
 }
@@ -183,7 +184,7 @@ impl Outcome {
             .list(&resource, &Filter::default(), 0, None)
             .items
             .iter()
-            .map(|o| (**o).clone())
+            .map(|o| o.to_value())
             .collect()
     }
 
@@ -197,7 +198,10 @@ impl Outcome {
         name: &str,
     ) -> Value {
         let resource = self.store.resource(group, version, plural).unwrap();
-        (*self.store.get(&resource, namespace, name).unwrap()).clone()
+        self.store
+            .get(&resource, namespace, name)
+            .unwrap()
+            .to_value()
     }
 
     /// Every request sent to the scenario's receiver `name`, in order, as JSON: `time`

@@ -13,6 +13,7 @@
 
 pub mod apiserver;
 pub mod cluster;
+pub mod json;
 pub mod network;
 pub mod patch;
 pub mod resources;

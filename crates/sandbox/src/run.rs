@@ -22,6 +22,7 @@ use super::{
     apiserver::serve,
     store::{Filter, WatchFrom},
 };
+use crate::json::Json;
 use crate::store::Store;
 
 /// The user of people's kubectl against a served sandbox.
@@ -251,7 +252,7 @@ async fn wait_for_end(sandbox: &Sandbox) {
     }
 }
 
-fn all_finished(rollouts: &[Arc<Value>]) -> bool {
+fn all_finished(rollouts: &[Arc<Json>]) -> bool {
     !rollouts.is_empty()
         && rollouts.iter().all(|r| {
             matches!(
@@ -265,7 +266,7 @@ fn all_finished(rollouts: &[Arc<Value>]) -> bool {
 /// exists and is not failing, has delivered up to the rollout's last notice (a run does not
 /// end with the outcome's notice still on its way; a destination that is down does not hold
 /// it up).
-fn all_told(store: &Store, rollouts: &[Arc<Value>]) -> bool {
+fn all_told(store: &Store, rollouts: &[Arc<Json>]) -> bool {
     let list = |plural: &str| {
         store
             .resource("patchpilot.dev", "v1alpha1", plural)
@@ -284,7 +285,11 @@ fn all_told(store: &Store, rollouts: &[Arc<Value>]) -> bool {
         let named = policies
             .iter()
             .find(|p| p["metadata"]["name"] == rollout["spec"]["policy"])
-            .and_then(|p| p["spec"]["notifications"]["notifiers"].as_array().cloned())
+            .and_then(|p| {
+                p["spec"]["notifications"]["notifiers"]
+                    .as_array()
+                    .map(|n| n.iter().cloned().collect::<Vec<Json>>())
+            })
             .unwrap_or_default();
         notifiers
             .iter()

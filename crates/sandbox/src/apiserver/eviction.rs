@@ -7,6 +7,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::{Reply, Request, route::Target, verbs::body};
+use crate::json::Json;
 use crate::{
     selector,
     status::ApiError,
@@ -44,7 +45,7 @@ pub(super) fn evict(store: &Store, target: &Target, request: &Request) -> Result
         .resource("policy", "v1", "poddisruptionbudgets")
         .ok_or_else(|| ApiError::internal("PodDisruptionBudgets are not served"))?;
     let pod_labels = selector::labels_of(&pod);
-    let budgets: Vec<Arc<Value>> = store
+    let budgets: Vec<Arc<Json>> = store
         .all(&budgets_resource.storage)
         .into_iter()
         .filter(|b| b["metadata"]["namespace"].as_str() == Some(namespace))
@@ -115,7 +116,7 @@ fn status_success() -> Value {
 /// has observed the budget's generation and a disruption allowed. `Ok` says whether the
 /// eviction takes one of the budget's disruptions; `Err` says why not, in the API server's
 /// words.
-fn judge(budget: &Value, pod: &Value) -> Result<bool, String> {
+fn judge(budget: &Json, pod: &Json) -> Result<bool, String> {
     let name = budget["metadata"]["name"].as_str().unwrap_or("");
     let status = &budget["status"];
     let number = |field: &str| status[field].as_i64().unwrap_or(0);
@@ -141,7 +142,7 @@ fn judge(budget: &Value, pod: &Value) -> Result<bool, String> {
 }
 
 /// Whether a pod's `Ready` condition is `True`.
-fn ready(pod: &Value) -> bool {
+fn ready(pod: &Json) -> bool {
     pod["status"]["conditions"]
         .as_array()
         .is_some_and(|conditions| {

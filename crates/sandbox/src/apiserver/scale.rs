@@ -29,7 +29,9 @@ pub(super) fn handle(
     let namespace = target.namespace.as_deref().unwrap_or("");
     let name = target.name.as_deref().unwrap_or("");
     match verb {
-        "get" => Ok(Reply::ok(scale_of(&*store.get(resource, namespace, name)?))),
+        "get" => Ok(Reply::ok(scale_of(
+            &store.get(resource, namespace, name)?.to_value(),
+        ))),
         "update" => {
             let sent = verbs::body(request, "Scale")?;
             let precondition = sent["metadata"]["resourceVersion"]
@@ -104,7 +106,7 @@ fn write(
     })?;
     Ok(Reply::Json(
         StatusCode::OK,
-        scale_of(&written.object),
+        scale_of(&written.object.to_value()),
         written.warnings,
     ))
 }

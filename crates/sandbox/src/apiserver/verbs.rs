@@ -12,6 +12,7 @@ use super::{
     sizes, table, watch,
 };
 use crate::{
+    json::Json,
     patch::{self, ApplyRequest, PatchError},
     resources::ResourceType,
     selector::{self, FieldTerm, LabelSelector, go_quote},
@@ -51,14 +52,14 @@ impl Storage {
         }
     }
 
-    fn outgoing(&self, object: &Value) -> Value {
+    fn outgoing(&self, object: &Json) -> Value {
         outgoing(object, self.events_v1)
     }
 }
 
 /// A stored object as a client gets it: `managedFields` parsed again, and as an
 /// `events.k8s.io/v1` Event when asked for through that API.
-pub(super) fn outgoing(object: &Value, events_v1: bool) -> Value {
+pub(super) fn outgoing(object: &Json, events_v1: bool) -> Value {
     let served = store::served(object);
     if events_v1 {
         events::from_core(&served)
@@ -361,7 +362,7 @@ fn written(
     storage: &Storage,
     request: &Request,
     code: StatusCode,
-    object: &Value,
+    object: &Json,
     warnings: Vec<String>,
 ) -> Result<Reply, ApiError> {
     let object = answer(target, request, storage.outgoing(object))?;
@@ -531,7 +532,7 @@ fn patch(
                     // A JSON patch may address the entries of `managedFields`, which the
                     // store keeps as text: it applies to the object as served.
                     "application/json-patch+json" => {
-                        patch::json_patch(&store::served(old), &document)
+                        patch::json_patch(&store::unpacked(old.clone()), &document)
                     }
                     "application/merge-patch+json" => patch::merge_patch(old, &document),
                     _ => patch::strategic_merge_patch(old, &document, resource.types.as_ref()),

@@ -19,9 +19,10 @@ use super::{
     work::Work,
     write::{CONTROLLERS, Part},
 };
+use crate::json::{Json, Object};
 
 /// The node a DaemonSet pod is for: where it runs, or the node its affinity names.
-fn target_node(pod: &Value) -> Option<&str> {
+fn target_node(pod: &Json) -> Option<&str> {
     if let Some(node) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
         return Some(node);
     }
@@ -49,9 +50,9 @@ fn daemon_spec(template: &Value) -> Value {
 #[derive(Debug, Default)]
 struct NodePods {
     /// Neither finished nor being deleted.
-    active: Vec<Arc<Value>>,
+    active: Vec<Arc<Json>>,
     /// Failed or succeeded, not yet deleted.
-    finished: Vec<Arc<Value>>,
+    finished: Vec<Arc<Json>>,
     /// Being deleted.
     terminating: usize,
 }
@@ -66,7 +67,7 @@ impl Sim {
             return;
         }
         let template = if set["spec"]["template"].is_object() {
-            set["spec"]["template"].clone()
+            set["spec"]["template"].to_value()
         } else {
             json!({})
         };
@@ -75,7 +76,8 @@ impl Sim {
             Some(set["status"]["collisionCount"].as_i64().unwrap_or(0)),
         );
         let spec = daemon_spec(&template);
-        let needs = Needs::of(&spec);
+        let read_spec = Json::from(&spec);
+        let needs = Needs::of(&read_spec);
         let mut by_node: BTreeMap<String, NodePods> = BTreeMap::new();
         let mut strays = Vec::new();
         for (pod_key, pod) in self.cache.pods_of(meta::uid(&set)) {
@@ -94,12 +96,12 @@ impl Sim {
         }
         let mut create = Vec::new();
         let mut delete: Vec<Key> = strays;
-        let mut eligible: Vec<(String, Arc<Value>)> = Vec::new();
+        let mut eligible: Vec<(String, Arc<Json>)> = Vec::new();
         for (node_key, node) in self.cache.all(Kind::Node) {
             let name = &node_key.1;
             let (run, stay) = daemon_fit(&needs, node);
             let pods = by_node.remove(name).unwrap_or_default();
-            delete.extend(pods.finished.iter().map(|p| meta::key_of(p)));
+            delete.extend(pods.finished.iter().map(meta::key_of));
             if run {
                 // One pod per node: the updated, Ready one stays, others go.
                 let mut active = pods.active;
@@ -112,21 +114,16 @@ impl Sim {
                 match active.split_first() {
                     None => create.push(name.clone()),
                     Some((kept, extra)) => {
-                        delete.extend(extra.iter().map(|p| meta::key_of(p)));
+                        delete.extend(extra.iter().map(meta::key_of));
                         eligible.push((name.clone(), kept.clone()));
                     }
                 }
             } else if !stay {
-                delete.extend(pods.active.iter().map(|p| meta::key_of(p)));
+                delete.extend(pods.active.iter().map(meta::key_of));
             }
         }
         for pods in by_node.values() {
-            delete.extend(
-                pods.active
-                    .iter()
-                    .chain(&pods.finished)
-                    .map(|p| meta::key_of(p)),
-            );
+            delete.extend(pods.active.iter().chain(&pods.finished).map(meta::key_of));
         }
         if set["spec"]["updateStrategy"]["type"] != "OnDelete" {
             let desired = (eligible.len() + create.len()) as i64;
@@ -145,8 +142,8 @@ impl Sim {
     /// while fewer than `maxUnavailable` nodes lack an available pod.
     fn replaceable(
         &self,
-        set: &Value,
-        eligible: &[(String, Arc<Value>)],
+        set: &Json,
+        eligible: &[(String, Arc<Json>)],
         missing: usize,
         hash: &str,
         desired: i64,
@@ -180,7 +177,7 @@ impl Sim {
     /// Creates the pod of a node.
     fn create_daemon_pod(
         &mut self,
-        set: &Value,
+        set: &Json,
         template: &Value,
         spec: &Value,
         node: &str,
@@ -225,14 +222,15 @@ impl Sim {
         let now = self.now();
         let min_ready = meta::count(&set["spec"]["minReadySeconds"], 0);
         let template = if set["spec"]["template"].is_object() {
-            set["spec"]["template"].clone()
+            set["spec"]["template"].to_value()
         } else {
             json!({})
         };
         let spec = daemon_spec(&template);
-        let needs = Needs::of(&spec);
-        let mut by_node: BTreeMap<&str, Vec<&Arc<Value>>> = BTreeMap::new();
-        let pods: Vec<Arc<Value>> = self
+        let read_spec = Json::from(&spec);
+        let needs = Needs::of(&read_spec);
+        let mut by_node: BTreeMap<&str, Vec<&Arc<Json>>> = BTreeMap::new();
+        let pods: Vec<Arc<Json>> = self
             .cache
             .pods_of(meta::uid(&set))
             .map(|(_, p)| p.clone())
@@ -271,7 +269,10 @@ impl Sim {
         if let Some(at) = next {
             self.timers.schedule(Work::DaemonSet(key.clone()), at);
         }
-        let mut status = set["status"].as_object().cloned().unwrap_or_default();
+        let mut status = set["status"]
+            .as_object()
+            .map(Object::to_map)
+            .unwrap_or_default();
         status.insert("observedGeneration".into(), json!(meta::generation(&set)));
         set_counts(
             &mut status,
@@ -296,23 +297,24 @@ impl Sim {
 
 /// Whether a pod tolerates the cordon taint (DaemonSet pods do).
 #[cfg(test)]
-fn tolerates_cordon(pod_spec: &Value) -> bool {
-    let taint = json!({"key": super::placement::UNSCHEDULABLE, "effect": "NoSchedule"});
-    pod_spec["tolerations"]
-        .as_array()
-        .is_some_and(|ts| ts.iter().any(|t| super::placement::tolerates(t, &taint)))
+fn tolerates_cordon(pod_spec: &Json) -> bool {
+    pod_spec["tolerations"].as_array().is_some_and(|ts| {
+        ts.iter()
+            .any(|t| super::placement::tolerates(t, &super::placement::CORDON))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cluster::placement::REQUIRED;
+    use serde_json::json;
 
     #[test]
     fn daemon_pods_tolerate_cordons_and_target_their_node() {
         let spec =
             daemon_spec(&json!({"spec": {"tolerations": [{"key": "own", "operator": "Exists"}]}}));
-        assert!(tolerates_cordon(&spec));
+        assert!(tolerates_cordon(&Json::from(&spec)));
         assert_eq!(spec["tolerations"][0]["key"], "own");
         let again = daemon_spec(&json!({"spec": spec.clone()}));
         assert_eq!(
@@ -322,12 +324,10 @@ mod tests {
         let terms = json!({"nodeSelectorTerms": [{"matchFields": [
             {"key": "metadata.name", "operator": "In", "values": ["n3"]}
         ]}]});
-        let pod = json!({"spec": {"affinity": {"nodeAffinity": {REQUIRED: terms}}}});
+        let pod = Json::from(json!({"spec": {"affinity": {"nodeAffinity": {REQUIRED: terms}}}}));
         assert_eq!(target_node(&pod), Some("n3"));
-        assert_eq!(
-            target_node(&json!({"spec": {"nodeName": "n1"}})),
-            Some("n1")
-        );
-        assert_eq!(target_node(&json!({})), None);
+        let bound = Json::from(json!({"spec": {"nodeName": "n1"}}));
+        assert_eq!(target_node(&bound), Some("n1"));
+        assert_eq!(target_node(&Json::from(json!({}))), None);
     }
 }

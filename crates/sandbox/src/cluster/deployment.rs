@@ -23,6 +23,7 @@ use super::{
     work::Work,
     write::{CONTROLLERS, Part},
 };
+use crate::json::Json;
 
 /// The label that tells a Deployment's ReplicaSets (and their pods) apart.
 pub(super) const HASH: &str = "pod-template-hash";
@@ -41,31 +42,31 @@ const NOT_COPIED: [&str; 6] = [
     "deprecated.deployment.rollback.to",
 ];
 
-fn revision(set: &Value) -> i64 {
+fn revision(set: &Json) -> i64 {
     meta::annotation(set, REVISION)
         .and_then(|r| r.parse().ok())
         .unwrap_or(0)
 }
 
-fn replicas_of(set: &Value) -> i64 {
+fn replicas_of(set: &Json) -> i64 {
     meta::count(&set["spec"]["replicas"], 1)
 }
 
-fn status_count(set: &Value, field: &str) -> i64 {
+fn status_count(set: &Json, field: &str) -> i64 {
     set["status"][field].as_i64().unwrap_or(0)
 }
 
 impl Sim {
     /// A Deployment's ReplicaSets that are not being deleted, oldest first.
-    fn sets_of(&self, deployment: &Value) -> Vec<Arc<Value>> {
-        let mut sets: Vec<Arc<Value>> = self
+    fn sets_of(&self, deployment: &Json) -> Vec<Arc<Json>> {
+        let mut sets: Vec<Arc<Json>> = self
             .cache
             .sets_of(meta::uid(deployment))
             .filter(|s| !meta::terminating(s))
             .cloned()
             .collect();
         sets.sort_by(|a, b| {
-            let created = |s: &Value| {
+            let created = |s: &Json| {
                 s["metadata"]["creationTimestamp"]
                     .as_str()
                     .unwrap_or("")
@@ -88,9 +89,9 @@ impl Sim {
         let replicas = meta::count(&spec["replicas"], 1);
         let strategy = Strategy::of(spec, replicas);
         let template = without_label(&spec["template"], HASH);
-        let is_new = |set: &Value| without_label(&set["spec"]["template"], HASH) == template;
+        let is_new = |set: &Json| without_label(&set["spec"]["template"], HASH) == template;
         let sets = self.sets_of(&deployment);
-        let mut new_key = sets.iter().find(|s| is_new(s)).map(|s| meta::key_of(s));
+        let mut new_key = sets.iter().find(|s| is_new(s)).map(meta::key_of);
         let mut conditions = meta::conditions_of(&deployment);
         let stamp = meta::time(self.now());
         if spec["paused"] == true {
@@ -151,7 +152,7 @@ impl Sim {
     /// collision count if another object holds its name.
     fn create_new_set(
         &mut self,
-        deployment: &Value,
+        deployment: &Json,
         strategy: Strategy,
         revision: i64,
         conditions: &mut Vec<Value>,
@@ -163,7 +164,7 @@ impl Sim {
         let name = format!("{}-{hash}", meta::name(deployment));
         meta::set_path(&mut template, &["metadata", "labels", HASH], json!(hash));
         let mut selector = if spec["selector"].is_object() {
-            spec["selector"].clone()
+            spec["selector"].to_value()
         } else {
             json!({})
         };
@@ -178,8 +179,8 @@ impl Sim {
             .as_object()
             .map(|a| {
                 a.iter()
-                    .filter(|(k, _)| !NOT_COPIED.contains(&k.as_str()))
-                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .filter(|(k, _)| !NOT_COPIED.contains(k))
+                    .map(|(k, v)| (k.to_owned(), v.to_value()))
                     .collect()
             })
             .unwrap_or_default();
@@ -256,7 +257,7 @@ impl Sim {
     }
 
     /// Sets a ReplicaSet's `spec.replicas`, with the Deployment's replica annotations.
-    fn scale_set(&mut self, set: &Key, to: i64, deployment: &Value, strategy: Strategy) {
+    fn scale_set(&mut self, set: &Key, to: i64, deployment: &Json, strategy: Strategy) {
         let replicas = meta::count(&deployment["spec"]["replicas"], 1);
         self.update(Kind::ReplicaSet, set, CONTROLLERS, Part::Main, |set| {
             meta::set_path(set, &["spec", "replicas"], json!(to));
@@ -274,7 +275,7 @@ impl Sim {
     }
 
     /// Grows (or trims) the new set towards `replicas`; whether it changed.
-    fn grow_new_set(&mut self, deployment: &Value, new: &Key, strategy: Strategy) -> bool {
+    fn grow_new_set(&mut self, deployment: &Json, new: &Key, strategy: Strategy) -> bool {
         let replicas = meta::count(&deployment["spec"]["replicas"], 1);
         let Some(set) = self.cache.get(Kind::ReplicaSet, new) else {
             return false;
@@ -298,12 +299,12 @@ impl Sim {
     }
 
     /// Shrinks the old sets as far as `maxUnavailable` allows.
-    fn shrink_old_sets(&mut self, deployment: &Value, new: &Key, strategy: Strategy) {
+    fn shrink_old_sets(&mut self, deployment: &Json, new: &Key, strategy: Strategy) {
         let replicas = meta::count(&deployment["spec"]["replicas"], 1);
         let sets = self.sets_of(deployment);
         let (new_sets, old_sets): (Vec<_>, Vec<_>) =
             sets.iter().partition(|s| meta::key_of(s) == *new);
-        let as_old = |s: &Value| OldSet {
+        let as_old = |s: &Json| OldSet {
             spec: replicas_of(s),
             available: status_count(s, "availableReplicas"),
         };
@@ -326,13 +327,13 @@ impl Sim {
     /// The Recreate strategy: every old pod gone before the new set grows.
     fn recreate(
         &mut self,
-        deployment: &Value,
+        deployment: &Json,
         new: Option<Key>,
         revision: i64,
         conditions: &mut Vec<Value>,
     ) -> Option<Key> {
         let strategy = Strategy::Recreate;
-        let old: Vec<Arc<Value>> = self
+        let old: Vec<Arc<Json>> = self
             .sets_of(deployment)
             .into_iter()
             .filter(|s| new.as_ref() != Some(&meta::key_of(s)))
@@ -364,7 +365,7 @@ impl Sim {
     }
 
     /// Deletes old, empty sets beyond `revisionHistoryLimit` (10) once the rollout is done.
-    fn clean_up_history(&mut self, deployment: &Value, new: Option<&Key>) {
+    fn clean_up_history(&mut self, deployment: &Json, new: Option<&Key>) {
         let status = &deployment["status"];
         let replicas = meta::count(&deployment["spec"]["replicas"], 1);
         let complete = ["updatedReplicas", "replicas", "availableReplicas"]
@@ -375,7 +376,7 @@ impl Sim {
             return;
         }
         let limit = meta::count(&deployment["spec"]["revisionHistoryLimit"], 10);
-        let mut old: Vec<Arc<Value>> = self
+        let mut old: Vec<Arc<Json>> = self
             .sets_of(deployment)
             .into_iter()
             .filter(|s| new != Some(&meta::key_of(s)))
@@ -399,7 +400,7 @@ impl Sim {
     fn write_deployment_status(
         &mut self,
         key: &Key,
-        deployment: &Value,
+        deployment: &Json,
         new: Option<&Key>,
         strategy: Strategy,
         conditions: Vec<Value>,

@@ -1,13 +1,12 @@
 //! What the scenario's faults change: updater pods that fail on given nodes, and workloads
 //! whose pods stop turning Ready once a patch changed their images.
 
-use serde_json::Value;
-
 use super::{
     informer::Kind,
     meta::{self, Key},
     sim::Sim,
 };
+use crate::json::Json;
 
 /// The annotation asking for a reboot after a successful updater run.
 pub(super) const REBOOT: &str = "sandbox.patchpilot.dev/reboot";
@@ -25,8 +24,8 @@ pub(super) struct Updater {
 
 impl Updater {
     /// The updater a pod is, if its containers carry `PATCHPILOT_ACTION`.
-    pub fn of(pod: &Value) -> Option<Self> {
-        let env: Vec<&Value> = pod["spec"]["containers"]
+    pub fn of(pod: &Json) -> Option<Self> {
+        let env: Vec<&Json> = pod["spec"]["containers"]
             .as_array()?
             .iter()
             .filter_map(|c| c["env"].as_array())
@@ -47,7 +46,7 @@ impl Updater {
 }
 
 /// The container images of a pod spec, by container name (init containers included).
-pub(super) fn images(spec: &Value) -> Vec<(String, String)> {
+pub(super) fn images(spec: &Json) -> Vec<(String, String)> {
     ["initContainers", "containers"]
         .iter()
         .flat_map(|field| spec[*field].as_array().into_iter().flatten())
@@ -65,7 +64,7 @@ fn target(kind: Kind, key: &Key) -> String {
 
 impl Sim {
     /// Remembers the images of a faulty workload's template the first time it is seen.
-    pub fn remember_original(&mut self, kind: Kind, key: &Key, object: Option<&Value>) {
+    pub fn remember_original(&mut self, kind: Kind, key: &Key, object: Option<&Json>) {
         let Some(object) = object else { return };
         if self.unhealthy.is_empty() || !self.unhealthy.contains(&target(kind, key)) {
             return;
@@ -77,7 +76,7 @@ impl Sim {
 
     /// Whether a pod belongs to a faulty workload and runs other images than the workload
     /// had at first: it then never turns Ready.
-    pub fn pod_unhealthy(&self, pod: &Value) -> bool {
+    pub fn pod_unhealthy(&self, pod: &Json) -> bool {
         if self.originals.is_empty() {
             return false;
         }
@@ -118,7 +117,7 @@ impl Sim {
     /// Whether a successful updater pod asks for a reboot: every one with
     /// `updaters_reboot`, otherwise the annotation on the pod, or on the template of the Job
     /// that made it.
-    pub fn wants_reboot(&self, pod: &Value) -> bool {
+    pub fn wants_reboot(&self, pod: &Json) -> bool {
         if self.faults.updaters_reboot || meta::annotation(pod, REBOOT) == Some("true") {
             return true;
         }
@@ -137,7 +136,13 @@ impl Sim {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    /// Test objects as the cluster follows them.
+    macro_rules! json {
+        ($($t:tt)+) => {
+            crate::json::Json::from(serde_json::json!($($t)+))
+        };
+    }
 
     #[test]
     fn updaters_are_read_from_their_environment() {

@@ -11,9 +11,8 @@ use std::{
     sync::Arc,
 };
 
-use serde_json::Value;
-
 use super::meta::{self, Key};
+use crate::json::Json;
 
 /// The kinds of object the cluster follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -88,16 +87,16 @@ pub(super) struct Change {
     /// The namespace and name.
     pub key: Key,
     /// As it was cached before.
-    pub old: Option<Arc<Value>>,
+    pub old: Option<Arc<Json>>,
     /// As it is now; `None` once deleted.
-    pub new: Option<Arc<Value>>,
+    pub new: Option<Arc<Json>>,
 }
 
 /// The objects the cluster follows (each with its resource version, to tell stale events
 /// apart), and their indexes.
 #[derive(Default)]
 pub(super) struct Cache {
-    objects: [BTreeMap<Key, (u64, Arc<Value>)>; 8],
+    objects: [BTreeMap<Key, (u64, Arc<Json>)>; 8],
     pods_by_node: HashMap<String, BTreeSet<Key>>,
     pods_by_owner: HashMap<String, BTreeSet<Key>>,
     pods_by_namespace: HashMap<String, BTreeSet<Key>>,
@@ -125,7 +124,7 @@ struct Entries<'a> {
 }
 
 impl<'a> Entries<'a> {
-    fn of(kind: Kind, object: &'a Value) -> Self {
+    fn of(kind: Kind, object: &'a Json) -> Self {
         let owner = || meta::controller_of(object).map(|c| c.uid);
         match kind {
             Kind::Node | Kind::Budget => Entries {
@@ -171,19 +170,19 @@ fn remove(index: &mut HashMap<String, BTreeSet<Key>>, at: &str, key: &Key) {
 
 impl Cache {
     /// An object.
-    pub fn get(&self, kind: Kind, key: &Key) -> Option<&Arc<Value>> {
+    pub fn get(&self, kind: Kind, key: &Key) -> Option<&Arc<Json>> {
         self.objects[kind.index()]
             .get(key)
             .map(|(_, object)| object)
     }
 
     /// A cluster-scoped object (a node) by name.
-    pub fn node(&self, name: &str) -> Option<&Arc<Value>> {
+    pub fn node(&self, name: &str) -> Option<&Arc<Json>> {
         self.get(Kind::Node, &(String::new(), name.to_owned()))
     }
 
     /// Every object of a kind, by namespace and name.
-    pub fn all(&self, kind: Kind) -> impl Iterator<Item = (&Key, &Arc<Value>)> {
+    pub fn all(&self, kind: Kind) -> impl Iterator<Item = (&Key, &Arc<Json>)> {
         self.objects[kind.index()]
             .iter()
             .map(|(key, (_, object))| (key, object))
@@ -200,7 +199,7 @@ impl Cache {
     }
 
     /// The pods whose controller has this UID.
-    pub fn pods_of(&self, owner_uid: &str) -> impl Iterator<Item = (&Key, &Arc<Value>)> {
+    pub fn pods_of(&self, owner_uid: &str) -> impl Iterator<Item = (&Key, &Arc<Json>)> {
         self.pods_by_owner
             .get(owner_uid)
             .into_iter()
@@ -209,7 +208,7 @@ impl Cache {
     }
 
     /// The pods of a namespace.
-    pub fn pods_in(&self, namespace: &str) -> impl Iterator<Item = &Arc<Value>> {
+    pub fn pods_in(&self, namespace: &str) -> impl Iterator<Item = &Arc<Json>> {
         self.pods_by_namespace
             .get(namespace)
             .into_iter()
@@ -218,7 +217,7 @@ impl Cache {
     }
 
     /// The ReplicaSets whose controller has this UID.
-    pub fn sets_of(&self, owner_uid: &str) -> impl Iterator<Item = &Arc<Value>> {
+    pub fn sets_of(&self, owner_uid: &str) -> impl Iterator<Item = &Arc<Json>> {
         self.sets_by_owner
             .get(owner_uid)
             .into_iter()
@@ -227,7 +226,7 @@ impl Cache {
     }
 
     /// The PodDisruptionBudgets of a namespace.
-    pub fn budgets_in(&self, namespace: &str) -> impl Iterator<Item = &Arc<Value>> {
+    pub fn budgets_in(&self, namespace: &str) -> impl Iterator<Item = &Arc<Json>> {
         self.budgets_by_namespace
             .get(namespace)
             .into_iter()
@@ -252,7 +251,7 @@ impl Cache {
 
     /// Takes in an object as it is now, or its deletion. Returns the change, or `None` when
     /// the event is stale (not newer than what is cached) or removes nothing.
-    pub fn observe(&mut self, kind: Kind, object: Arc<Value>, deleted: bool) -> Option<Change> {
+    pub fn observe(&mut self, kind: Kind, object: Arc<Json>, deleted: bool) -> Option<Change> {
         let key = meta::key_of(&object);
         let rv = meta::resource_version(&object);
         let objects = &mut self.objects[kind.index()];
@@ -371,18 +370,24 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    fn object(name: &str, rv: u64, extra: Value) -> Arc<Value> {
-        let metadata = json!({"name": name, "namespace": "ns", "resourceVersion": rv.to_string()});
-        let mut o = json!({"metadata": metadata});
-        if let (Some(o), Some(extra)) = (o.as_object_mut(), extra.as_object()) {
-            o.extend(extra.clone());
-        }
-        Arc::new(o)
+    /// Test objects as the cluster follows them.
+    macro_rules! json {
+        ($($t:tt)+) => {
+            crate::json::Json::from(serde_json::json!($($t)+))
+        };
     }
 
-    fn node(name: &str, rv: u64) -> Arc<Value> {
+    fn object(name: &str, rv: u64, extra: Json) -> Arc<Json> {
+        let metadata = json!({"name": name, "namespace": "ns", "resourceVersion": rv.to_string()});
+        let mut o = serde_json::json!({"metadata": metadata});
+        if let (Some(o), Some(extra)) = (o.as_object_mut(), extra.as_object()) {
+            o.extend(extra.to_map());
+        }
+        Arc::new(Json::from(o))
+    }
+
+    fn node(name: &str, rv: u64) -> Arc<Json> {
         Arc::new(json!({"metadata": {"name": name, "resourceVersion": rv.to_string()}}))
     }
 
@@ -427,13 +432,13 @@ mod tests {
             {"kind": "ReplicaSet", "name": "rs", "uid": "u1", "controller": true}
         ]}});
         let pending = object("p", 3, json!({"spec": {}}));
-        let mut pod = (*pending).clone();
-        pod["metadata"]["ownerReferences"] = owner["metadata"]["ownerReferences"].clone();
-        cache.observe(Kind::Pod, Arc::new(pod.clone()), false);
+        let mut pod = pending.to_value();
+        pod["metadata"]["ownerReferences"] = owner["metadata"]["ownerReferences"].to_value();
+        cache.observe(Kind::Pod, Arc::new(Json::from(&pod)), false);
         assert_eq!(cache.unbound().len(), 1);
-        pod["spec"]["nodeName"] = json!("n2");
-        pod["metadata"]["resourceVersion"] = json!("4");
-        cache.observe(Kind::Pod, Arc::new(pod.clone()), false);
+        pod["spec"]["nodeName"] = serde_json::json!("n2");
+        pod["metadata"]["resourceVersion"] = serde_json::json!("4");
+        cache.observe(Kind::Pod, Arc::new(Json::from(&pod)), false);
         assert!(cache.unbound().is_empty());
         assert_eq!(cache.load("n2"), 1);
         assert_eq!(
@@ -442,9 +447,9 @@ mod tests {
         );
         assert_eq!(cache.pods_of("u1").count(), 1);
         assert_eq!(cache.pods_on("n2").count(), 1);
-        pod["status"] = json!({"phase": "Succeeded"});
-        pod["metadata"]["resourceVersion"] = json!("5");
-        cache.observe(Kind::Pod, Arc::new(pod), false);
+        pod["status"] = serde_json::json!({"phase": "Succeeded"});
+        pod["metadata"]["resourceVersion"] = serde_json::json!("5");
+        cache.observe(Kind::Pod, Arc::new(Json::from(pod)), false);
         assert_eq!(cache.load("n2"), 0);
         assert_eq!(cache.by_load().len(), 2);
     }

@@ -20,6 +20,7 @@ use super::{
     work::Work,
     write::{CONTROLLERS, Part},
 };
+use crate::json::{Json, Object};
 
 /// The delay before a Job's first retry, as the Job controller has it.
 const BACKOFF: SignedDuration = SignedDuration::from_secs(10);
@@ -74,7 +75,7 @@ impl Outcome {
 }
 
 /// When a Job finished, if it did: its `Complete` or `Failed` condition.
-pub(super) fn finished_at(job: &Value) -> Option<Timestamp> {
+pub(super) fn finished_at(job: &Json) -> Option<Timestamp> {
     ["Complete", "Failed"].iter().find_map(|kind| {
         let condition = meta::condition(job, kind).filter(|c| c["status"] == "True")?;
         meta::parse_time(&job["status"]["completionTime"])
@@ -100,7 +101,7 @@ pub(super) struct JobPods {
 
 /// The outcome a Job reaches with these pods at `now`, if any.
 pub(super) fn outcome(
-    spec: &Value,
+    spec: &Json,
     pods: &JobPods,
     started: Timestamp,
     now: Timestamp,
@@ -215,7 +216,7 @@ impl Sim {
     }
 
     /// Counts a Job's pods; counts never go down (pods of a Job may be deleted).
-    fn job_pods(&self, job: &Value) -> JobPods {
+    fn job_pods(&self, job: &Json) -> JobPods {
         let mut pods = JobPods::default();
         for (_, pod) in self.cache.pods_of(meta::uid(job)) {
             match meta::phase(pod) {
@@ -243,7 +244,7 @@ impl Sim {
     }
 
     /// Creates one pod of a Job.
-    fn create_job_pod(&mut self, job: &Value) {
+    fn create_job_pod(&mut self, job: &Json) {
         let name = meta::name(job);
         let uid = meta::uid(job);
         let labels = [
@@ -255,7 +256,7 @@ impl Sim {
         let prefix = format!("{name}-");
         let pod = pod_from_template(
             job,
-            &job["spec"]["template"],
+            &job["spec"]["template"].to_value(),
             PodName::Generated(&prefix),
             &labels,
             "Never",
@@ -264,7 +265,7 @@ impl Sim {
     }
 
     /// Deletes a finished Job once `ttlSecondsAfterFinished` has passed, pods and all.
-    fn expire(&mut self, key: &Key, job: &Value, finished: Timestamp, now: Timestamp) {
+    fn expire(&mut self, key: &Key, job: &Json, finished: Timestamp, now: Timestamp) {
         let Some(ttl) = job["spec"]["ttlSecondsAfterFinished"]
             .as_i64()
             .filter(|t| *t >= 0)
@@ -284,13 +285,16 @@ impl Sim {
 
 /// A Job's status from its pods, with the conditions of its outcome.
 fn job_status(
-    job: &Value,
+    job: &Json,
     pods: &JobPods,
     outcome: Option<Outcome>,
     started: Timestamp,
     now: Timestamp,
 ) -> Value {
-    let mut status: Map<String, Value> = job["status"].as_object().cloned().unwrap_or_default();
+    let mut status: Map<String, Value> = job["status"]
+        .as_object()
+        .map(Object::to_map)
+        .unwrap_or_default();
     let stamp = meta::time(now);
     let active = if outcome.is_some() { 0 } else { pods.active };
     set_counts(
@@ -324,6 +328,13 @@ fn job_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Test objects as the cluster follows them.
+    macro_rules! json {
+        ($($t:tt)+) => {
+            crate::json::Json::from(serde_json::json!($($t)+))
+        };
+    }
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_second(1_800_000_000 + s).unwrap()

@@ -6,7 +6,6 @@
 //! node that no longer exists are collected, as the pod garbage collector does.
 
 use jiff::{SignedDuration, Timestamp};
-use serde_json::Value;
 
 use super::{
     faults::Updater,
@@ -18,6 +17,7 @@ use super::{
     work::Work,
     write::{KUBELET, Part},
 };
+use crate::json::Json;
 
 /// How long a pod may stay bound to a node that does not exist before it is deleted.
 const ORPHAN_QUARANTINE: SignedDuration = SignedDuration::from_secs(40);
@@ -54,7 +54,7 @@ pub(super) struct PodRun {
 }
 
 /// Whether a pod runs to completion rather than forever: a Job's pod or an updater.
-fn completes(pod: &Value) -> bool {
+fn completes(pod: &Json) -> bool {
     meta::controller_of(pod).is_some_and(|owner| owner.kind == "Job") || Updater::of(pod).is_some()
 }
 
@@ -166,7 +166,7 @@ impl Sim {
 
     /// A new run of a pod on its node; a pod already running (the kubelet meets it after
     /// the fact) is taken over as its status describes it.
-    fn start(&mut self, pod: &Value, node: &str, now: Timestamp, boot: u64) -> PodRun {
+    fn start(&mut self, pod: &Json, node: &str, now: Timestamp, boot: u64) -> PodRun {
         if meta::phase(pod) == "Running" {
             return self.adopt(pod, node, now, boot);
         }
@@ -207,7 +207,7 @@ impl Sim {
     }
 
     /// The containers of a pod whose image the scenario's registry does not have.
-    fn unpullable(&self, pod: &Value) -> Vec<String> {
+    fn unpullable(&self, pod: &Json) -> Vec<String> {
         if self.faults.unpullable_images.is_empty() {
             return Vec::new();
         }
@@ -225,7 +225,7 @@ impl Sim {
     }
 
     /// The run of a pod found running.
-    fn adopt(&mut self, pod: &Value, node: &str, now: Timestamp, boot: u64) -> PodRun {
+    fn adopt(&mut self, pod: &Json, node: &str, now: Timestamp, boot: u64) -> PodRun {
         let status = &pod["status"];
         let container = &status["containerStatuses"][0];
         let started = meta::parse_time(&container["state"]["running"]["startedAt"]).unwrap_or(now);
@@ -275,7 +275,7 @@ impl Sim {
     /// Stops a deleted pod's containers (`timings.pod_stop`, or until its grace period ends
     /// if that comes first), then removes the pod. A pod whose containers the kubelet never
     /// ran goes at once.
-    fn stop(&mut self, key: &Key, pod: &Value, now: Timestamp) {
+    fn stop(&mut self, key: &Key, pod: &Json, now: Timestamp) {
         let stop_at = if self.pods.contains_key(key) {
             let deadline = meta::parse_time(&pod["metadata"]["deletionTimestamp"]).unwrap_or(now);
             let since = *self.stopping.entry(key.clone()).or_insert(now);
@@ -306,7 +306,7 @@ impl Sim {
     }
 
     /// Carries out a successful updater pod's patch on its node.
-    fn patch_node(&mut self, pod: &Value, node: &str) {
+    fn patch_node(&mut self, pod: &Json, node: &str) {
         let Some(updater) = Updater::of(pod) else {
             return;
         };

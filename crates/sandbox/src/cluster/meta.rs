@@ -2,57 +2,64 @@
 //! conditions, counts and percents, timestamps — and the stable hashes of pod templates.
 //!
 //! Objects are arbitrary JSON: every reader here tolerates missing or malformed fields and
-//! answers with the Kubernetes default instead.
+//! answers with the Kubernetes default instead. The readers take an object as the cluster
+//! follows it (`Json`) or as a controller is writing it (`Value`).
 
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
+
+use crate::json::Read;
 
 /// An object's namespace (empty for cluster-scoped kinds) and name.
 pub(super) type Key = (String, String);
 
 /// The namespace and name of an object.
-pub(super) fn key_of(object: &Value) -> Key {
+pub(super) fn key_of(object: &(impl Read + ?Sized)) -> Key {
     (namespace(object).to_owned(), name(object).to_owned())
 }
 
+fn metadata<'a, R: Read + ?Sized>(object: &'a R, field: &str) -> &'a R::Node {
+    object.at("metadata").at(field)
+}
+
 /// `metadata.name`.
-pub(super) fn name(object: &Value) -> &str {
-    object["metadata"]["name"].as_str().unwrap_or("")
+pub(super) fn name(object: &(impl Read + ?Sized)) -> &str {
+    metadata(object, "name").text().unwrap_or("")
 }
 
 /// `metadata.namespace`.
-pub(super) fn namespace(object: &Value) -> &str {
-    object["metadata"]["namespace"].as_str().unwrap_or("")
+pub(super) fn namespace(object: &(impl Read + ?Sized)) -> &str {
+    metadata(object, "namespace").text().unwrap_or("")
 }
 
 /// `metadata.uid`.
-pub(super) fn uid(object: &Value) -> &str {
-    object["metadata"]["uid"].as_str().unwrap_or("")
+pub(super) fn uid(object: &(impl Read + ?Sized)) -> &str {
+    metadata(object, "uid").text().unwrap_or("")
 }
 
 /// `metadata.resourceVersion` as a number.
-pub(super) fn resource_version(object: &Value) -> Option<u64> {
-    object["metadata"]["resourceVersion"].as_str()?.parse().ok()
+pub(super) fn resource_version(object: &(impl Read + ?Sized)) -> Option<u64> {
+    metadata(object, "resourceVersion").text()?.parse().ok()
 }
 
 /// `metadata.generation`, 1 when absent.
-pub(super) fn generation(object: &Value) -> i64 {
-    object["metadata"]["generation"].as_i64().unwrap_or(1)
+pub(super) fn generation(object: &(impl Read + ?Sized)) -> i64 {
+    metadata(object, "generation").int().unwrap_or(1)
 }
 
 /// A label's value.
-pub(super) fn label<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
-    object["metadata"]["labels"][key].as_str()
+pub(super) fn label<'a>(object: &'a (impl Read + ?Sized), key: &str) -> Option<&'a str> {
+    metadata(object, "labels").at(key).text()
 }
 
 /// An annotation's value.
-pub(super) fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
-    object["metadata"]["annotations"][key].as_str()
+pub(super) fn annotation<'a>(object: &'a (impl Read + ?Sized), key: &str) -> Option<&'a str> {
+    metadata(object, "annotations").at(key).text()
 }
 
 /// Whether the object is being deleted (`metadata.deletionTimestamp` is set).
-pub(super) fn terminating(object: &Value) -> bool {
-    !object["metadata"]["deletionTimestamp"].is_null()
+pub(super) fn terminating(object: &(impl Read + ?Sized)) -> bool {
+    !metadata(object, "deletionTimestamp").null()
 }
 
 /// The owner reference marked `controller: true`.
@@ -67,25 +74,24 @@ pub(super) struct Controller<'a> {
 }
 
 /// The object's controller, if it has one.
-pub(super) fn controller_of(object: &Value) -> Option<Controller<'_>> {
-    object["metadata"]["ownerReferences"]
-        .as_array()?
-        .iter()
+pub(super) fn controller_of(object: &(impl Read + ?Sized)) -> Option<Controller<'_>> {
+    metadata(object, "ownerReferences")
+        .elements()
         .find_map(|r| {
-            (r["controller"] == json!(true)).then_some(())?;
+            (r.at("controller").value() == Value::Bool(true)).then_some(())?;
             Some(Controller {
-                kind: r["kind"].as_str()?,
-                name: r["name"].as_str()?,
-                uid: r["uid"].as_str()?,
+                kind: r.at("kind").text()?,
+                name: r.at("name").text()?,
+                uid: r.at("uid").text()?,
             })
         })
 }
 
 /// An owner reference to `owner` as its controller, as controllers set on what they create.
-pub(super) fn controller_ref(owner: &Value) -> Value {
+pub(super) fn controller_ref(owner: &(impl Read + ?Sized)) -> Value {
     json!({
-        "apiVersion": owner["apiVersion"].as_str().unwrap_or(""),
-        "kind": owner["kind"].as_str().unwrap_or(""),
+        "apiVersion": owner.at("apiVersion").text().unwrap_or(""),
+        "kind": owner.at("kind").text().unwrap_or(""),
         "name": name(owner),
         "uid": uid(owner),
         "controller": true,
@@ -99,83 +105,91 @@ pub(super) fn time(t: Timestamp) -> String {
 }
 
 /// An instant written in an object.
-pub(super) fn parse_time(value: &Value) -> Option<Timestamp> {
-    value.as_str()?.parse().ok()
+pub(super) fn parse_time(value: &(impl Read + ?Sized)) -> Option<Timestamp> {
+    value.text()?.parse().ok()
 }
 
 /// A count field (`replicas`, `parallelism`, …): its value if it is a non-negative integer,
 /// else `default`.
-pub(super) fn count(value: &Value, default: i64) -> i64 {
-    value.as_i64().filter(|n| *n >= 0).unwrap_or(default)
+pub(super) fn count(value: &(impl Read + ?Sized), default: i64) -> i64 {
+    value.int().filter(|n| *n >= 0).unwrap_or(default)
 }
 
 /// A count-or-percent (`maxSurge: 1`, `maxUnavailable: "25%"`) scaled against `total`,
 /// rounding percents up or down; `None` when the value is absent or malformed.
-pub(super) fn scaled(value: &Value, total: i64, round_up: bool) -> Option<i64> {
-    match value {
-        Value::Number(n) => n.as_i64().map(|n| n.max(0)),
-        Value::String(s) => match s.strip_suffix('%') {
+pub(super) fn scaled(value: &(impl Read + ?Sized), total: i64, round_up: bool) -> Option<i64> {
+    if let Some(n) = value.int() {
+        return Some(n.max(0));
+    }
+    match value.text() {
+        Some(s) => match s.strip_suffix('%') {
             Some(percent) => {
                 let percent: i64 = percent.trim().parse().ok().filter(|p| *p >= 0)?;
-                let scaled = percent.saturating_mul(total.max(0));
-                Some(if round_up {
-                    (scaled + 99) / 100
-                } else {
-                    scaled / 100
-                })
+                Some(percent_of(percent, total, round_up))
             }
             None => s.trim().parse().ok().filter(|n: &i64| *n >= 0),
         },
-        _ => None,
+        None => None,
+    }
+}
+
+/// `percent` % of `total`, rounded up or down.
+pub(super) fn percent_of(percent: i64, total: i64, round_up: bool) -> i64 {
+    let scaled = percent.saturating_mul(total.max(0));
+    if round_up {
+        (scaled + 99) / 100
+    } else {
+        scaled / 100
     }
 }
 
 /// A condition of an object's `status.conditions` by type.
-pub(super) fn condition<'a>(object: &'a Value, kind: &str) -> Option<&'a Value> {
-    object["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == kind)
+pub(super) fn condition<'a, R: Read + ?Sized>(object: &'a R, kind: &str) -> Option<&'a R::Node> {
+    object
+        .at("status")
+        .at("conditions")
+        .elements()
+        .find(|c| c.at("type").text() == Some(kind))
 }
 
 /// Whether a condition of an object is `True`.
-pub(super) fn condition_true(object: &Value, kind: &str) -> bool {
-    condition(object, kind).is_some_and(|c| c["status"] == "True")
+pub(super) fn condition_true(object: &(impl Read + ?Sized), kind: &str) -> bool {
+    condition(object, kind).is_some_and(|c| c.at("status").text() == Some("True"))
 }
 
 /// Whether a pod's `Ready` condition is `True`.
-pub(super) fn pod_ready(pod: &Value) -> bool {
+pub(super) fn pod_ready(pod: &(impl Read + ?Sized)) -> bool {
     condition_true(pod, "Ready")
 }
 
 /// A pod's phase, `Pending` when absent.
-pub(super) fn phase(pod: &Value) -> &str {
-    pod["status"]["phase"].as_str().unwrap_or("Pending")
+pub(super) fn phase(pod: &(impl Read + ?Sized)) -> &str {
+    pod.at("status").at("phase").text().unwrap_or("Pending")
 }
 
 /// Whether a pod has finished: `Succeeded` or `Failed`.
-pub(super) fn finished(pod: &Value) -> bool {
+pub(super) fn finished(pod: &(impl Read + ?Sized)) -> bool {
     matches!(phase(pod), "Succeeded" | "Failed")
 }
 
 /// Whether a pod counts for its controller: neither finished nor being deleted.
-pub(super) fn active(pod: &Value) -> bool {
+pub(super) fn active(pod: &(impl Read + ?Sized)) -> bool {
     !finished(pod) && !terminating(pod)
 }
 
 /// Whether a pod is available: Ready for at least `min_ready` seconds at `now`.
-pub(super) fn available(pod: &Value, min_ready: i64, now: Timestamp) -> bool {
+pub(super) fn available(pod: &(impl Read + ?Sized), min_ready: i64, now: Timestamp) -> bool {
     available_at(pod, min_ready).is_some_and(|at| at <= now)
 }
 
 /// When a Ready pod becomes available (`minReadySeconds` after turning Ready); `None` when
 /// it is not Ready.
-pub(super) fn available_at(pod: &Value, min_ready: i64) -> Option<Timestamp> {
-    let ready = condition(pod, "Ready").filter(|c| c["status"] == "True")?;
+pub(super) fn available_at(pod: &(impl Read + ?Sized), min_ready: i64) -> Option<Timestamp> {
+    let ready = condition(pod, "Ready").filter(|c| c.at("status").text() == Some("True"))?;
     if min_ready <= 0 {
         return Some(Timestamp::MIN);
     }
-    let since = parse_time(&ready["lastTransitionTime"]).unwrap_or(Timestamp::MIN);
+    let since = parse_time(ready.at("lastTransitionTime")).unwrap_or(Timestamp::MIN);
     Some(
         since
             .saturating_add(jiff::SignedDuration::from_secs(min_ready))
@@ -206,11 +220,13 @@ pub(super) fn set_condition(conditions: &mut Vec<Value>, mut fresh: Value) -> bo
 }
 
 /// The conditions of an object's status, as a list to edit.
-pub(super) fn conditions_of(object: &Value) -> Vec<Value> {
-    object["status"]["conditions"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+pub(super) fn conditions_of(object: &(impl Read + ?Sized)) -> Vec<Value> {
+    object
+        .at("status")
+        .at("conditions")
+        .elements()
+        .map(Read::value)
+        .collect()
 }
 
 /// Merges `fields` into `object["status"]`, making it an object first if it is not one.
@@ -355,6 +371,7 @@ pub(super) fn uuid_from(seed: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn counts_and_percents_scale_like_intstr() {

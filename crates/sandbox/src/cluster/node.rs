@@ -16,6 +16,7 @@ use super::{
     work::Work,
     write::{KUBELET, NODE_CONTROLLER, Part},
 };
+use crate::json::{Array, Json, Object};
 
 /// The OS image of an unpatched node.
 pub(super) const BASE_IMAGE: &str = "Sandbox Linux";
@@ -49,7 +50,7 @@ pub(super) struct NodeRun {
 
 impl NodeRun {
     /// Takes over a node as its object describes it; `index` gives it addresses.
-    pub fn adopt(node: &Value, index: u32, now: Timestamp) -> Self {
+    pub fn adopt(node: &Json, index: u32, now: Timestamp) -> Self {
         let status = &node["status"];
         let info = &status["nodeInfo"];
         let since_of = |kind: &str| {
@@ -104,8 +105,11 @@ fn boot_id(node: &str, boots: u64) -> String {
 
 /// The node's status as its kubelet reports it: the known conditions, `nodeInfo`, capacity,
 /// addresses and endpoints, keeping whatever else the status holds.
-pub(super) fn node_status(node: &Value, run: &NodeRun) -> Value {
-    let mut status = node["status"].as_object().cloned().unwrap_or_default();
+pub(super) fn node_status(node: &Json, run: &NodeRun) -> Value {
+    let mut status = node["status"]
+        .as_object()
+        .map(Object::to_map)
+        .unwrap_or_default();
     let condition = |kind: &str, on: bool, since: Timestamp, reasons: [(&str, &str); 2]| {
         let (reason, message) = if on { reasons[0] } else { reasons[1] };
         let at = meta::time(since);
@@ -220,7 +224,7 @@ pub(super) fn node_status(node: &Value, run: &NodeRun) -> Value {
 /// The taints the node lifecycle controller keeps in step with the node: `unschedulable`
 /// with `spec.unschedulable`, `not-ready` while not Ready, and one per pressure condition.
 /// Other taints are kept as they are.
-pub(super) fn node_taints(node: &Value, status: &Value) -> Vec<Value> {
+pub(super) fn node_taints(node: &Json, status: &Value) -> Vec<Value> {
     let holder = json!({"status": status});
     let condition = |kind: &str| meta::condition(&holder, kind).map(|c| c["status"].clone());
     let wanted: Vec<(&str, bool)> = vec![
@@ -245,7 +249,7 @@ pub(super) fn node_taints(node: &Value, status: &Value) -> Vec<Value> {
     ];
     let mut taints: Vec<Value> = node["spec"]["taints"]
         .as_array()
-        .cloned()
+        .map(Array::to_vec)
         .unwrap_or_default();
     for (key, on) in wanted {
         let present = |t: &Value| t["key"] == key && t["effect"] == "NoSchedule";
@@ -308,7 +312,7 @@ impl Sim {
         let taints = node_taints(&node, &status);
         let current = node["spec"]["taints"]
             .as_array()
-            .cloned()
+            .map(Array::to_vec)
             .unwrap_or_default();
         if taints != current {
             self.update(
@@ -381,6 +385,7 @@ fn node_key(name: &str) -> Key {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn t(s: &str) -> Timestamp {
         s.parse().unwrap()
@@ -388,7 +393,7 @@ mod tests {
 
     #[test]
     fn a_bare_node_gets_a_full_status() {
-        let node = json!({"metadata": {"name": "n1"}});
+        let node = Json::from(json!({"metadata": {"name": "n1"}}));
         let run = NodeRun::adopt(&node, 0, t("2026-01-01T00:00:00Z"));
         assert_eq!(run.ip, "10.0.0.1");
         let status = node_status(&node, &run);
@@ -404,7 +409,7 @@ mod tests {
         assert_eq!(status["addresses"][0]["address"], "10.0.0.1");
         assert_eq!(
             node_status(
-                &json!({"metadata": {"name": "n1"}, "status": status.clone()}),
+                &Json::from(json!({"metadata": {"name": "n1"}, "status": status.clone()})),
                 &run
             ),
             status
@@ -420,6 +425,7 @@ mod tests {
             ],
             "addresses": [{"type": "InternalIP", "address": "192.168.1.5"}],
         }});
+        let node = Json::from(node);
         let run = NodeRun::adopt(&node, 7, t("2026-01-01T00:00:00Z"));
         assert_eq!(
             (run.boot_id.as_str(), run.os_image.as_str(), run.ip.as_str()),
@@ -430,10 +436,10 @@ mod tests {
 
     #[test]
     fn taints_follow_cordon_and_conditions() {
-        let node = json!({"spec": {
+        let node = Json::from(json!({"spec": {
             "unschedulable": true,
             "taints": [{"key": "own", "effect": "NoExecute"}],
-        }});
+        }}));
         let status = json!({"conditions": [
             {"type": "Ready", "status": "False"},
             {"type": "MemoryPressure", "status": "True"},
@@ -451,7 +457,7 @@ mod tests {
                 json!("node.kubernetes.io/memory-pressure")
             ]
         );
-        let uncordoned = json!({"spec": {"taints": node_taints(&node, &status)}});
+        let uncordoned = Json::from(json!({"spec": {"taints": node_taints(&node, &status)}}));
         let healthy = json!({"conditions": [{"type": "Ready", "status": "True"}]});
         let keys: Vec<Value> = node_taints(&uncordoned, &healthy)
             .iter()

@@ -8,6 +8,7 @@
 
 use std::{collections::HashSet, sync::Arc};
 
+use crate::json::{Json, Read};
 use crate::selector::{labels_of, written};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
@@ -25,11 +26,11 @@ const DISRUPTION_TIMEOUT: SignedDuration = SignedDuration::from_mins(2);
 
 /// How many pods a budget wants healthy out of `expected`: `minAvailable` (percent rounded
 /// up), or `expected` less `maxUnavailable` (percent rounded up), or all.
-pub(super) fn desired_healthy(spec: &Value, expected: i64) -> i64 {
-    if let Some(min) = meta::scaled(&spec["minAvailable"], expected, true) {
+pub(super) fn desired_healthy(spec: &(impl Read + ?Sized), expected: i64) -> i64 {
+    if let Some(min) = meta::scaled(spec.at("minAvailable"), expected, true) {
         return min;
     }
-    if let Some(max) = meta::scaled(&spec["maxUnavailable"], expected, true) {
+    if let Some(max) = meta::scaled(spec.at("maxUnavailable"), expected, true) {
         return (expected - max).max(0);
     }
     expected
@@ -38,7 +39,7 @@ pub(super) fn desired_healthy(spec: &Value, expected: i64) -> i64 {
 /// A budget's status from the pods it selects; `expected` as the controllers' scale gives it.
 pub(super) fn budget_status(
     budget: &Value,
-    pods: &[Arc<Value>],
+    pods: &[Arc<Json>],
     expected: i64,
     now: Timestamp,
 ) -> (Value, Option<Timestamp>) {
@@ -46,7 +47,7 @@ pub(super) fn budget_status(
     let present: HashSet<&str> = pods
         .iter()
         .filter(|p| !meta::terminating(p))
-        .map(|p| meta::name(p))
+        .map(meta::name)
         .collect();
     let mut disrupted = Map::new();
     if let Some(entries) = budget["status"]["disruptedPods"].as_object() {
@@ -113,7 +114,7 @@ impl Sim {
             let Some(selector) = written(&budget["spec"]["selector"]) else {
                 continue;
             };
-            let selects = |pod: &Option<Arc<Value>>| {
+            let selects = |pod: &Option<Arc<Json>>| {
                 pod.as_ref()
                     .is_some_and(|p| selector.matches(&labels_of(p)))
             };
@@ -126,9 +127,9 @@ impl Sim {
 
     /// How many pods a budget expects: the scale of the pods' controllers for
     /// `maxUnavailable` and percentages, the pods themselves for a count of `minAvailable`.
-    fn expected_pods(&self, budget: &Value, pods: &[Arc<Value>]) -> i64 {
+    fn expected_pods(&self, budget: &Json, pods: &[Arc<Json>]) -> i64 {
         let spec = &budget["spec"];
-        if spec["maxUnavailable"].is_null() && spec["minAvailable"].is_i64() {
+        if spec["maxUnavailable"].is_null() && spec["minAvailable"].as_i64().is_some() {
             return pods.len() as i64;
         }
         let mut seen = HashSet::new();
@@ -174,7 +175,7 @@ impl Sim {
             return;
         };
         let selector = written(&budget["spec"]["selector"]);
-        let pods: Vec<Arc<Value>> = match &selector {
+        let pods: Vec<Arc<Json>> = match &selector {
             Some(selector) => self
                 .cache
                 .pods_in(&key.0)
@@ -204,13 +205,14 @@ impl Sim {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
-    fn pod(name: &str, ready: bool) -> Arc<Value> {
+    fn pod(name: &str, ready: bool) -> Arc<Json> {
         let status = if ready { "True" } else { "False" };
-        Arc::new(json!({
+        Arc::new(Json::from(json!({
             "metadata": {"name": name, "labels": {"app": "web"}},
             "status": {"conditions": [{"type": "Ready", "status": status}]},
-        }))
+        })))
     }
 
     #[test]

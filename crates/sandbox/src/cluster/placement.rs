@@ -2,11 +2,12 @@
 //! readiness, `spec.unschedulable`, taints and tolerations, `nodeSelector`, required node
 //! affinity and the node's pod capacity. Pure functions over JSON.
 
-use std::cmp::Ordering;
+use std::{cmp::Ordering, sync::LazyLock};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::meta::{self, Fnv32};
+use crate::json::{Array, Json, Object};
 
 /// The taint the node lifecycle controller puts on cordoned nodes.
 pub(super) const UNSCHEDULABLE: &str = "node.kubernetes.io/unschedulable";
@@ -19,12 +20,12 @@ pub(super) const NOT_READY: &str = "node.kubernetes.io/not-ready";
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Needs<'a> {
     /// `spec.nodeSelector`.
-    pub node_selector: Option<&'a Map<String, Value>>,
+    pub node_selector: Option<Object<'a>>,
     /// `spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution
     /// .nodeSelectorTerms`, if set.
-    pub terms: Option<&'a Value>,
+    pub terms: Option<&'a Json>,
     /// `spec.tolerations`.
-    pub tolerations: &'a [Value],
+    pub tolerations: Option<Array<'a>>,
 }
 
 /// Why a node does not fit a pod, in the scheduler's words.
@@ -54,29 +55,36 @@ impl Misfit {
 
 impl<'a> Needs<'a> {
     /// What a pod spec asks.
-    pub fn of(spec: &'a Value) -> Self {
+    pub fn of(spec: &'a Json) -> Self {
         let terms = &spec["affinity"]["nodeAffinity"][REQUIRED]["nodeSelectorTerms"];
         Needs {
             node_selector: spec["nodeSelector"].as_object(),
             terms: (!terms.is_null()).then_some(terms),
-            tolerations: spec["tolerations"].as_array().map_or(&[], Vec::as_slice),
+            tolerations: spec["tolerations"].as_array(),
         }
     }
 
     /// A hash of what the pod asks: pods with equal needs fit the same nodes.
     pub fn class(&self) -> u32 {
         let mut hash = Fnv32::new();
-        hash.write_value(
-            &self
-                .node_selector
-                .map(|m| Value::Object(m.clone()))
-                .unwrap_or_default(),
-        );
-        hash.write_value(self.terms.unwrap_or(&Value::Null));
-        for toleration in self.tolerations {
-            hash.write_value(toleration);
+        for (key, value) in self.node_selector.into_iter().flat_map(Object::iter) {
+            hash.write(key.as_bytes());
+            hash.write(value.to_string().as_bytes());
+        }
+        hash.write(b";");
+        if let Some(terms) = self.terms {
+            hash.write(terms.to_string().as_bytes());
+        }
+        hash.write(b";");
+        for toleration in self.tolerations() {
+            hash.write(toleration.to_string().as_bytes());
         }
         hash.finish()
+    }
+
+    /// `spec.tolerations`.
+    pub fn tolerations(&self) -> impl Iterator<Item = &'a Json> + use<'a> {
+        self.tolerations.into_iter().flat_map(Array::iter)
     }
 
     /// The node names the required affinity restricts the pod to (`matchFields` on
@@ -93,16 +101,16 @@ impl<'a> Needs<'a> {
                 restriction["values"]
                     .as_array()?
                     .iter()
-                    .filter_map(Value::as_str),
+                    .filter_map(Json::as_str),
             );
         }
         Some(names)
     }
 
     /// Whether the node's labels and name satisfy the node selector and required affinity.
-    pub fn matches_node(&self, node: &Value) -> bool {
+    pub fn matches_node(&self, node: &Json) -> bool {
         let labels = node["metadata"]["labels"].as_object();
-        let label = |key: &str| labels.and_then(|l| l.get(key)).and_then(Value::as_str);
+        let label = |key: &str| labels.and_then(|l| l.get(key)).and_then(Json::as_str);
         if let Some(selector) = self.node_selector
             && !selector
                 .iter()
@@ -122,22 +130,21 @@ impl<'a> Needs<'a> {
 
     /// The first NoSchedule or NoExecute taint of the node the pod does not tolerate
     /// (`effects` narrows the effects considered).
-    pub fn untolerated<'n>(&self, node: &'n Value, effects: &[&str]) -> Option<&'n Value> {
+    pub fn untolerated<'n>(&self, node: &'n Json, effects: &[&str]) -> Option<&'n Json> {
         node["spec"]["taints"].as_array()?.iter().find(|taint| {
             let effect = taint["effect"].as_str().unwrap_or("");
-            effects.contains(&effect) && !self.tolerations.iter().any(|t| tolerates(t, taint))
+            effects.contains(&effect) && !self.tolerations().any(|t| tolerates(t, taint))
         })
     }
 
     /// Whether the pod fits the node, as the scheduler filters: Ready, schedulable (or the
     /// pod tolerates that), taints tolerated, labels matched, and room for one more pod.
-    pub fn fit(&self, node: &Value, load: usize) -> Result<(), Misfit> {
+    pub fn fit(&self, node: &Json, load: usize) -> Result<(), Misfit> {
         if !meta::condition_true(node, "Ready") {
             return Err(Misfit::Taint(format!("{NOT_READY}: ")));
         }
-        let cordon = serde_json::json!({"key": UNSCHEDULABLE, "effect": "NoSchedule"});
         if node["spec"]["unschedulable"] == true
-            && !self.tolerations.iter().any(|t| tolerates(t, &cordon))
+            && !self.tolerations().any(|t| tolerates(t, &CORDON))
         {
             return Err(Misfit::Unschedulable);
         }
@@ -159,8 +166,12 @@ impl<'a> Needs<'a> {
     }
 }
 
+/// The taint of a cordoned node, as the scheduler reads `spec.unschedulable`.
+pub(super) static CORDON: LazyLock<Json> =
+    LazyLock::new(|| Json::from(serde_json::json!({"key": UNSCHEDULABLE, "effect": "NoSchedule"})));
+
 /// Whether a toleration tolerates a taint, as Kubernetes matches them.
-pub(super) fn tolerates(toleration: &Value, taint: &Value) -> bool {
+pub(super) fn tolerates(toleration: &Json, taint: &Json) -> bool {
     let effect = toleration["effect"].as_str().unwrap_or("");
     if !effect.is_empty() && Some(effect) != taint["effect"].as_str() {
         return false;
@@ -179,7 +190,7 @@ pub(super) fn tolerates(toleration: &Value, taint: &Value) -> bool {
 }
 
 /// How many pods the node takes (`status.allocatable.pods`, 110 by default).
-pub(super) fn pod_capacity(node: &Value) -> usize {
+pub(super) fn pod_capacity(node: &Json) -> usize {
     let pods = &node["status"]["allocatable"]["pods"];
     pods.as_u64()
         .or_else(|| pods.as_str().and_then(|s| s.parse().ok()))
@@ -188,29 +199,27 @@ pub(super) fn pod_capacity(node: &Value) -> usize {
 
 /// Whether a node selector term holds: every expression and every field requirement. A term
 /// with neither matches nothing.
-fn term_matches<'l>(term: &Value, label: &impl Fn(&str) -> Option<&'l str>, name: &str) -> bool {
-    let expressions = term["matchExpressions"]
-        .as_array()
-        .map_or(&[][..], Vec::as_slice);
-    let fields = term["matchFields"]
-        .as_array()
-        .map_or(&[][..], Vec::as_slice);
-    if expressions.is_empty() && fields.is_empty() {
+fn term_matches<'l>(term: &Json, label: &impl Fn(&str) -> Option<&'l str>, name: &str) -> bool {
+    let expressions = term["matchExpressions"].as_array();
+    let fields = term["matchFields"].as_array();
+    if expressions.is_none_or(Array::is_empty) && fields.is_none_or(Array::is_empty) {
         return false;
     }
     expressions
-        .iter()
+        .into_iter()
+        .flat_map(Array::iter)
         .all(|e| requirement_holds(e, e["key"].as_str().and_then(label)))
         && fields
-            .iter()
+            .into_iter()
+            .flat_map(Array::iter)
             .all(|f| f["key"] == "metadata.name" && requirement_holds(f, Some(name)))
 }
 
 /// Whether a node selector requirement holds for a label's value (`None`: no such label).
-fn requirement_holds(requirement: &Value, value: Option<&str>) -> bool {
+fn requirement_holds(requirement: &Json, value: Option<&str>) -> bool {
     let values: Vec<&str> = requirement["values"]
         .as_array()
-        .map(|v| v.iter().filter_map(Value::as_str).collect())
+        .map(|v| v.iter().filter_map(Json::as_str).collect())
         .unwrap_or_default();
     let number = |s: &str| s.parse::<i64>().ok();
     let compare = |wanted: Ordering| {
@@ -248,7 +257,7 @@ fn exists(key: &str, effect: &str) -> Value {
 /// Whether a DaemonSet pod should run on a node, and whether one already there may stay:
 /// labels must match; new pods need every NoSchedule and NoExecute taint tolerated, running
 /// ones only the NoExecute ones.
-pub(super) fn daemon_fit(needs: &Needs<'_>, node: &Value) -> (bool, bool) {
+pub(super) fn daemon_fit(needs: &Needs<'_>, node: &Json) -> (bool, bool) {
     if !needs.matches_node(node) {
         return (false, false);
     }
@@ -262,10 +271,17 @@ pub(super) fn daemon_fit(needs: &Needs<'_>, node: &Value) -> (bool, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    fn node(extra: Value) -> Value {
-        let mut node = json!({
+    /// Test objects as the cluster follows them.
+    macro_rules! json {
+        ($($t:tt)+) => {
+            crate::json::Json::from(serde_json::json!($($t)+))
+        };
+    }
+
+    fn node(extra: Json) -> Json {
+        let extra = extra.to_value();
+        let mut node = serde_json::json!({
             "metadata": {"name": "n1", "labels": {"zone": "a", "size": "8"}},
             "spec": {},
             "status": {
@@ -276,7 +292,7 @@ mod tests {
         if let (Some(n), Some(extra)) = (node["spec"].as_object_mut(), extra.as_object()) {
             n.extend(extra.clone());
         }
-        node
+        Json::from(node)
     }
 
     #[test]
@@ -320,8 +336,9 @@ mod tests {
             needs.fit(&tainted, 0),
             Err(Misfit::Taint("gpu: yes".into()))
         );
-        let mut down = node(json!({}));
-        down["status"]["conditions"][0]["status"] = json!("False");
+        let mut down = node(json!({})).to_value();
+        down["status"]["conditions"][0]["status"] = serde_json::json!("False");
+        let down = Json::from(down);
         assert!(matches!(needs.fit(&down, 0), Err(Misfit::Taint(_))));
     }
 
@@ -332,7 +349,7 @@ mod tests {
         assert!(Needs::of(&spec).matches_node(&n));
         let spec = json!({"nodeSelector": {"zone": "b"}});
         assert!(!Needs::of(&spec).matches_node(&n));
-        let affinity = |expressions: Value| {
+        let affinity = |expressions: Json| {
             let terms = json!({"nodeSelectorTerms": [{"matchExpressions": expressions}]});
             json!({"affinity": {"nodeAffinity": {REQUIRED: terms}}})
         };
@@ -370,14 +387,13 @@ mod tests {
         assert_eq!(Needs::of(&spec_without_names()).node_names(), None);
     }
 
-    fn spec_without_names() -> Value {
+    fn spec_without_names() -> Json {
         json!({"nodeSelector": {"zone": "a"}})
     }
 
     #[test]
     fn daemon_pods_stay_on_cordoned_nodes_but_not_under_new_no_execute_taints() {
-        let mut spec = json!({});
-        spec["tolerations"] = Value::Array(daemon_tolerations());
+        let spec = json!({"tolerations": daemon_tolerations()});
         let needs = Needs::of(&spec);
         let cordoned = node(json!({
             "unschedulable": true,

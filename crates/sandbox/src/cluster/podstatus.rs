@@ -4,9 +4,10 @@
 //! written again.
 
 use jiff::{SignedDuration, Timestamp};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::{kubelet::PodRun, meta};
+use crate::json::{Json, Object};
 
 /// The conditions the kubelet owns; others (set by other components) are kept.
 const OWN_CONDITIONS: [&str; 5] = [
@@ -55,12 +56,7 @@ fn stage(run: &PodRun, now: Timestamp) -> Stage {
 
 /// The pod's status at `now`, or `None` while its containers are still being created (the
 /// status it was created with stands until then).
-pub(super) fn pod_status(
-    pod: &Value,
-    run: &PodRun,
-    host_ip: &str,
-    now: Timestamp,
-) -> Option<Value> {
+pub(super) fn pod_status(pod: &Json, run: &PodRun, host_ip: &str, now: Timestamp) -> Option<Value> {
     let stage = stage(run, now);
     if stage == Stage::Starting {
         return None;
@@ -158,7 +154,10 @@ pub(super) fn pod_status(
         ),
         condition("PodScheduled", true, scheduled_at, None, None),
     ]);
-    let mut status = pod["status"].as_object().cloned().unwrap_or_default();
+    let mut status = pod["status"]
+        .as_object()
+        .map(Object::to_map)
+        .unwrap_or_default();
     let ip = if pod["spec"]["hostNetwork"] == true {
         host_ip
     } else {
@@ -198,12 +197,12 @@ pub(super) fn pod_status(
 }
 
 /// The containers (or init containers) of a pod's spec.
-fn containers<'a>(pod: &'a Value, field: &str) -> impl Iterator<Item = &'a Value> {
+fn containers<'a>(pod: &'a Json, field: &str) -> impl Iterator<Item = &'a Json> {
     pod["spec"][field].as_array().into_iter().flatten()
 }
 
 /// Whether a container's image cannot be pulled.
-fn unpullable(run: &PodRun, container: &Value) -> bool {
+fn unpullable(run: &PodRun, container: &Json) -> bool {
     container["name"]
         .as_str()
         .is_some_and(|name| run.unpullable.iter().any(|u| u == name))
@@ -255,7 +254,7 @@ fn go_duration(duration: SignedDuration) -> String {
 }
 
 /// The state of a container whose image cannot be pulled, at `now`.
-fn pull_waiting(container: &Value, run: &PodRun, now: Timestamp) -> Value {
+fn pull_waiting(container: &Json, run: &PodRun, now: Timestamp) -> Value {
     let image = container["image"].as_str().unwrap_or("");
     if pull_attempt(run.started, now).error {
         json!({"waiting": {
@@ -274,7 +273,7 @@ fn pull_waiting(container: &Value, run: &PodRun, now: Timestamp) -> Value {
 }
 
 /// The status of each container.
-fn container_statuses(pod: &Value, run: &PodRun, stage: Stage, now: Timestamp) -> Vec<Value> {
+fn container_statuses(pod: &Json, run: &PodRun, stage: Stage, now: Timestamp) -> Vec<Value> {
     containers(pod, "containers")
         .map(|container| {
             if !matches!(stage, Stage::Finished(..)) && unpullable(run, container) {
@@ -342,7 +341,7 @@ fn container_statuses(pod: &Value, run: &PodRun, stage: Stage, now: Timestamp) -
 }
 
 /// The fields of a container status that do not depend on its state.
-fn container_base(pod: &Value, container: &Value, restarts: u32) -> Value {
+fn container_base(pod: &Json, container: &Json, restarts: u32) -> Value {
     let name = container["name"].as_str().unwrap_or("");
     let image = container["image"].as_str().unwrap_or("");
     let id = format!("{}/{name}/{restarts}", meta::uid(pod));
@@ -381,11 +380,11 @@ fn image_id(image: &str) -> String {
 }
 
 /// The pod's quality-of-service class from its containers' resources.
-pub(super) fn qos_class(pod: &Value) -> &'static str {
-    let all: Vec<&Value> = containers(pod, "containers")
+pub(super) fn qos_class(pod: &Json) -> &'static str {
+    let all: Vec<&Json> = containers(pod, "containers")
         .chain(containers(pod, "initContainers"))
         .collect();
-    let empty = |v: &Value| v.as_object().is_none_or(Map::is_empty);
+    let empty = |v: &Json| v.as_object().is_none_or(Object::is_empty);
     if all
         .iter()
         .all(|c| empty(&c["resources"]["requests"]) && empty(&c["resources"]["limits"]))
@@ -396,7 +395,7 @@ pub(super) fn qos_class(pod: &Value) -> &'static str {
         let limits = &c["resources"]["limits"];
         let requests = &c["resources"]["requests"];
         ["cpu", "memory"]
-            .iter()
+            .into_iter()
             .all(|r| !limits[r].is_null() && (requests[r].is_null() || requests[r] == limits[r]))
     });
     if guaranteed {
@@ -409,6 +408,7 @@ pub(super) fn qos_class(pod: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_second(1_800_000_000 + s).unwrap()
@@ -441,8 +441,11 @@ mod tests {
 
     #[test]
     fn a_pod_runs_and_turns_ready_once_started() {
-        assert_eq!(pod_status(&pod(), &run(), "10.0.0.1", t(1)), None);
-        let status = pod_status(&pod(), &run(), "10.0.0.1", t(5)).unwrap();
+        assert_eq!(
+            pod_status(&Json::from(pod()), &run(), "10.0.0.1", t(1)),
+            None
+        );
+        let status = pod_status(&Json::from(pod()), &run(), "10.0.0.1", t(5)).unwrap();
         assert_eq!(status["phase"], "Running");
         assert!(meta::pod_ready(&json!({"status": status})));
         let c = &status["containerStatuses"][0];
@@ -458,7 +461,10 @@ mod tests {
         );
         assert_eq!(status["startTime"], meta::time(t(0)));
         assert_eq!(status["qosClass"], "BestEffort");
-        assert_eq!(pod_status(&pod(), &run(), "10.0.0.1", t(50)), Some(status));
+        assert_eq!(
+            pod_status(&Json::from(pod()), &run(), "10.0.0.1", t(50)),
+            Some(status)
+        );
     }
 
     #[test]
@@ -468,7 +474,7 @@ mod tests {
         crashing.restarts = 2;
         crashing.last_run = Some((t(5), t(10)));
         crashing.started = t(10);
-        let status = pod_status(&pod(), &crashing, "h", t(12)).unwrap();
+        let status = pod_status(&Json::from(pod()), &crashing, "h", t(12)).unwrap();
         assert!(!meta::pod_ready(&json!({"status": status.clone()})));
         assert_eq!(status["containerStatuses"][0]["restartCount"], 2);
         assert_eq!(
@@ -477,7 +483,7 @@ mod tests {
         );
         let mut down = run();
         down.down_since = Some(t(20));
-        let status = pod_status(&pod(), &down, "h", t(30)).unwrap();
+        let status = pod_status(&Json::from(pod()), &down, "h", t(30)).unwrap();
         let ready = meta::condition(&json!({"status": status}), "Ready")
             .cloned()
             .unwrap();
@@ -498,7 +504,7 @@ mod tests {
         let mut pod = pod();
         pod["metadata"]["name"] = json!("web-1");
         pod["metadata"]["namespace"] = json!("shop");
-        let status = pod_status(&pod, &crashing, "h", t(20)).unwrap();
+        let status = pod_status(&Json::from(&pod), &crashing, "h", t(20)).unwrap();
         assert_eq!(status["phase"], "Running");
         assert!(!meta::pod_ready(&json!({"status": status.clone()})));
         let c = &status["containerStatuses"][0];
@@ -517,7 +523,7 @@ mod tests {
             meta::time(t(15))
         );
         // Restarted: running again (not Ready), until it exits once more.
-        let status = pod_status(&pod, &crashing, "h", t(26)).unwrap();
+        let status = pod_status(&Json::from(&pod), &crashing, "h", t(26)).unwrap();
         let c = &status["containerStatuses"][0];
         assert!(c["state"]["running"].is_object());
         assert_eq!(go_duration(SignedDuration::from_secs(80)), "1m20s");
@@ -530,7 +536,7 @@ mod tests {
         pulling.ready = None;
         pulling.unpullable = vec!["web".into()];
         let waiting = |at: i64| {
-            let status = pod_status(&pod(), &pulling, "h", t(at)).unwrap();
+            let status = pod_status(&Json::from(pod()), &pulling, "h", t(at)).unwrap();
             assert_eq!(status["phase"], "Pending");
             let c = status["containerStatuses"][0].clone();
             assert_eq!(
@@ -566,14 +572,14 @@ mod tests {
     fn finished_pods_report_their_exit() {
         let mut job = run();
         job.finish = Some((t(30), false));
-        let status = pod_status(&pod(), &job, "h", t(30)).unwrap();
+        let status = pod_status(&Json::from(pod()), &job, "h", t(30)).unwrap();
         assert_eq!(status["phase"], "Failed");
         assert_eq!(
             status["containerStatuses"][0]["state"]["terminated"]["exitCode"],
             1
         );
         job.finish = Some((t(30), true));
-        let status = pod_status(&pod(), &job, "h", t(31)).unwrap();
+        let status = pod_status(&Json::from(pod()), &job, "h", t(31)).unwrap();
         assert_eq!(status["phase"], "Succeeded");
         assert_eq!(
             status["containerStatuses"][0]["state"]["terminated"]["reason"],

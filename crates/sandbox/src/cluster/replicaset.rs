@@ -18,6 +18,7 @@ use super::{
     work::Work,
     write::{CONTROLLERS, Part},
 };
+use crate::json::{Json, Object};
 
 /// The counts a ReplicaSet reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -34,14 +35,14 @@ pub(super) struct SetCounts {
 
 /// Counts the active pods of a set, and tells when the next Ready one becomes available.
 pub(super) fn count_pods<'a>(
-    pods: impl Iterator<Item = &'a Value>,
-    template_labels: Option<&serde_json::Map<String, Value>>,
+    pods: impl Iterator<Item = &'a Json>,
+    template_labels: Option<Object<'_>>,
     min_ready: i64,
     now: Timestamp,
 ) -> (SetCounts, Option<Timestamp>) {
     let mut counts = SetCounts::default();
     let mut next = None::<Timestamp>;
-    for pod in pods.filter(|p| meta::active(p)) {
+    for pod in pods.filter(meta::active) {
         counts.replicas += 1;
         let labelled = template_labels.is_none_or(|labels| {
             labels
@@ -63,7 +64,7 @@ pub(super) fn count_pods<'a>(
 
 /// The order in which surplus pods go: unscheduled before scheduled, pending before running,
 /// not Ready before Ready, more restarts first, newer first.
-fn deletion_rank(pod: &Value) -> impl Ord + use<> {
+fn deletion_rank(pod: &Json) -> impl Ord + use<> {
     let scheduled = pod["spec"]["nodeName"]
         .as_str()
         .is_some_and(|n| !n.is_empty());
@@ -100,7 +101,7 @@ impl Sim {
             return;
         }
         let wanted = meta::count(&set["spec"]["replicas"], 1);
-        let active: Vec<(Key, Arc<Value>)> = self
+        let active: Vec<(Key, Arc<Json>)> = self
             .cache
             .pods_of(meta::uid(&set))
             .filter(|(_, p)| meta::active(p))
@@ -108,11 +109,11 @@ impl Sim {
             .collect();
         let have = active.len() as i64;
         if have < wanted {
-            let template = &set["spec"]["template"];
+            let template = set["spec"]["template"].to_value();
             let prefix = format!("{}-", meta::name(&set));
             for _ in have..wanted {
                 let pod =
-                    pod_from_template(&set, template, PodName::Generated(&prefix), &[], "Always");
+                    pod_from_template(&set, &template, PodName::Generated(&prefix), &[], "Always");
                 if self.create(Kind::Pod, &key.0, pod, CONTROLLERS).is_err() {
                     break;
                 }
@@ -128,7 +129,7 @@ impl Sim {
     }
 
     /// Writes a ReplicaSet's status from its pods, if it changed.
-    fn set_status(&mut self, key: &Key, set: &Value) {
+    fn set_status(&mut self, key: &Key, set: &Json) {
         let now = self.now();
         let min_ready = meta::count(&set["spec"]["minReadySeconds"], 0);
         let (counts, next) = count_pods(
@@ -140,7 +141,10 @@ impl Sim {
         if let Some(at) = next {
             self.timers.schedule(Work::ReplicaSet(key.clone()), at);
         }
-        let mut status = set["status"].as_object().cloned().unwrap_or_default();
+        let mut status = set["status"]
+            .as_object()
+            .map(Object::to_map)
+            .unwrap_or_default();
         set_counts(
             &mut status,
             &[
@@ -163,6 +167,7 @@ impl Sim {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn pod(name: &str, node: Option<&str>, phase: &str, ready: bool) -> Value {
         json!({
@@ -187,7 +192,8 @@ mod tests {
             pod("unready", Some("n"), "Running", false),
             pod("pending", Some("n"), "Pending", false),
             pod("unscheduled", None, "Pending", false),
-        ];
+        ]
+        .map(Json::from);
         pods.sort_by_cached_key(deletion_rank);
         let names: Vec<&str> = pods.iter().map(meta::name).collect();
         assert_eq!(names, ["unscheduled", "pending", "unready", "ready"]);
@@ -201,8 +207,9 @@ mod tests {
             pod("a", Some("n"), "Running", true),
             pod("b", Some("n"), "Running", false),
             terminating,
-        ];
-        let labels = json!({"app": "web", "tier": "x"});
+        ]
+        .map(Json::from);
+        let labels = Json::from(json!({"app": "web", "tier": "x"}));
         let now: Timestamp = "2026-01-01T00:00:15Z".parse().unwrap();
         let (counts, next) = count_pods(pods.iter(), labels.as_object(), 10, now);
         assert_eq!(

@@ -6,6 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
 
 use super::meta;
+use crate::json::Json;
 
 /// Reasons of the `Progressing` condition.
 pub(super) mod reason {
@@ -40,16 +41,14 @@ pub(super) enum Strategy {
 impl Strategy {
     /// The strategy of a Deployment spec, with the API's defaults (25% and 25%; never both
     /// zero).
-    pub fn of(spec: &Value, replicas: i64) -> Self {
+    pub fn of(spec: &Json, replicas: i64) -> Self {
         if spec["strategy"]["type"] == "Recreate" {
             return Strategy::Recreate;
         }
         let rolling = &spec["strategy"]["rollingUpdate"];
-        let quarter = json!("25%");
         let value = |field: &str, round_up: bool| {
             meta::scaled(&rolling[field], replicas, round_up)
-                .or_else(|| meta::scaled(&quarter, replicas, round_up))
-                .unwrap_or(0)
+                .unwrap_or_else(|| meta::percent_of(25, replicas, round_up))
         };
         let surge = value("maxSurge", true);
         let mut unavailable = value("maxUnavailable", false);
@@ -215,7 +214,7 @@ fn condition(
 /// The status a Deployment reports: counts, `Available`, and (unless paused) `Progressing`
 /// with its deadline. `conditions` are the current ones, with any the sync already set.
 pub(super) fn deployment_status(
-    deployment: &Value,
+    deployment: &Json,
     new_set: Option<&str>,
     counts: Counts,
     strategy: Strategy,
@@ -330,13 +329,18 @@ pub(super) fn deployment_status(
     Value::Object(status)
 }
 
+/// An instant in a condition being written.
+fn written_time(value: &Value) -> Option<Timestamp> {
+    value.as_str()?.parse().ok()
+}
+
 /// `progressDeadlineSeconds`, 600 by default.
-fn deadline(spec: &Value) -> SignedDuration {
+fn deadline(spec: &Json) -> SignedDuration {
     SignedDuration::from_secs(meta::count(&spec["progressDeadlineSeconds"], 600))
 }
 
 /// Whether the rollout made no progress for longer than its deadline.
-fn timed_out(spec: &Value, progressing: Option<&Value>, now: Timestamp) -> bool {
+fn timed_out(spec: &Json, progressing: Option<&Value>, now: Timestamp) -> bool {
     let Some(condition) = progressing else {
         return false;
     };
@@ -346,22 +350,24 @@ fn timed_out(spec: &Value, progressing: Option<&Value>, now: Timestamp) -> bool 
     if condition["reason"] == reason::TIMED_OUT {
         return true;
     }
-    meta::parse_time(&condition["lastUpdateTime"])
+    written_time(&condition["lastUpdateTime"])
         .and_then(|at| at.checked_add(deadline(spec)).ok())
         .is_some_and(|due| due < now)
 }
 
 /// When a rollout still under way runs out of time, to look again then.
-pub(super) fn deadline_check(deployment: &Value, status: &Value) -> Option<Timestamp> {
+pub(super) fn deadline_check(deployment: &Json, status: &Value) -> Option<Timestamp> {
     if deployment["spec"]["paused"] == true {
         return None;
     }
-    let holder = json!({"status": status});
-    let condition = meta::condition(&holder, "Progressing")?;
+    let condition = status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Progressing")?;
     if condition["reason"] == reason::AVAILABLE || condition["reason"] == reason::TIMED_OUT {
         return None;
     }
-    let at = meta::parse_time(&condition["lastUpdateTime"])?;
+    let at = written_time(&condition["lastUpdateTime"])?;
     at.checked_add(deadline(&deployment["spec"]) + SignedDuration::from_secs(1))
         .ok()
 }
@@ -369,6 +375,13 @@ pub(super) fn deadline_check(deployment: &Value, status: &Value) -> Option<Times
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Test objects as the cluster follows them.
+    macro_rules! json {
+        ($($t:tt)+) => {
+            crate::json::Json::from(serde_json::json!($($t)+))
+        };
+    }
 
     #[test]
     fn strategies_default_to_a_quarter_and_never_stall() {

@@ -17,6 +17,7 @@ use super::{
     sim::Sim,
     write::{Part, SCHEDULER},
 };
+use crate::json::Json;
 
 /// How many feasible nodes are scored for one pod before the best of them is taken.
 const SCORED: usize = 100;
@@ -177,7 +178,7 @@ impl Sim {
     }
 
     /// Records why a pod waits, unless it already says so.
-    fn unschedulable(&mut self, key: &Key, pod: &Value, message: &str) {
+    fn unschedulable(&mut self, key: &Key, pod: &Json, message: &str) {
         let current = meta::condition(pod, "PodScheduled");
         if current.is_some_and(|c| {
             c["status"] == "False" && c["reason"] == "Unschedulable" && c["message"] == message

@@ -25,6 +25,7 @@ use super::{
     node::NodeRun,
     work::{Queue, Timers, Work},
 };
+use crate::json::Json;
 use crate::{
     resources::ResourceType,
     store::{Store, WatchFrom, WatchItem},
@@ -179,7 +180,7 @@ impl Sim {
     }
 
     /// Takes in an object's new state or deletion, and queues what must look at it.
-    pub fn observe(&mut self, kind: Kind, object: Arc<Value>, deleted: bool, own: bool) {
+    pub fn observe(&mut self, kind: Kind, object: Arc<Json>, deleted: bool, own: bool) {
         if let Some(change) = self.cache.observe(kind, object, deleted) {
             for work in self.triggers(&change) {
                 if !(own && self.current.as_ref() == Some(&work)) {
@@ -230,7 +231,7 @@ impl Sim {
                 }
             }
             Kind::Pod => {
-                let bound = |p: &Option<Arc<Value>>| {
+                let bound = |p: &Option<Arc<Json>>| {
                     p.as_ref()
                         .is_some_and(|p| p["spec"]["nodeName"].as_str().is_some())
                 };
@@ -241,7 +242,7 @@ impl Sim {
                     .new
                     .as_ref()
                     .is_some_and(|p| self.cache.unbound().contains(&meta::key_of(p)));
-                let occupied = |p: &Option<Arc<Value>>| {
+                let occupied = |p: &Option<Arc<Json>>| {
                     p.as_ref()
                         .is_some_and(|p| p["spec"]["nodeName"].is_string() && !meta::finished(p))
                 };
@@ -291,7 +292,7 @@ impl Sim {
     }
 
     /// Takes in an object the cluster itself just wrote.
-    pub fn own(&mut self, kind: Kind, object: Arc<Value>, deleted: bool) {
+    pub fn own(&mut self, kind: Kind, object: Arc<Json>, deleted: bool) {
         self.observe(kind, object, deleted, true);
     }
 

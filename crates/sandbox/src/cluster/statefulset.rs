@@ -20,6 +20,7 @@ use super::{
     work::Work,
     write::{CONTROLLERS, Part},
 };
+use crate::json::{Json, Object};
 
 /// The label holding a pod's revision.
 pub(super) const REVISION_LABEL: &str = "controller-revision-hash";
@@ -37,7 +38,7 @@ pub(super) fn ordinal(set: &str, pod: &str) -> Option<i64> {
 }
 
 /// Whether a pod is Running and Ready.
-fn healthy(pod: &Value) -> bool {
+fn healthy(pod: &Json) -> bool {
     meta::phase(pod) == "Running" && meta::pod_ready(pod) && !meta::terminating(pod)
 }
 
@@ -55,7 +56,7 @@ pub(super) enum Step {
 /// The steps for the pods of a set (by ordinal) with `replicas` wanted, rolling to `update`
 /// down to `partition` when `rolling`; `parallel` does not wait between pods.
 pub(super) fn plan(
-    pods: &BTreeMap<i64, Arc<Value>>,
+    pods: &BTreeMap<i64, Arc<Json>>,
     replicas: i64,
     update: &str,
     rolling: Option<i64>,
@@ -122,7 +123,7 @@ impl Sim {
         let spec = &set["spec"];
         let replicas = meta::count(&spec["replicas"], 1);
         let template = if spec["template"].is_object() {
-            spec["template"].clone()
+            spec["template"].to_value()
         } else {
             json!({})
         };
@@ -163,7 +164,7 @@ impl Sim {
     }
 
     /// A set's pods by ordinal; pods whose names carry no ordinal are deleted.
-    fn set_pods(&mut self, set: &Value) -> BTreeMap<i64, Arc<Value>> {
+    fn set_pods(&mut self, set: &Json) -> BTreeMap<i64, Arc<Json>> {
         let name = meta::name(set);
         let mut pods = BTreeMap::new();
         let mut strays = Vec::new();
@@ -184,7 +185,7 @@ impl Sim {
 
     /// Creates the pod of an ordinal at a revision (the update revision's template if the
     /// other one is not known).
-    fn create_set_pod(&mut self, set: &Value, ordinal: i64, revision: &str, update: &str) {
+    fn create_set_pod(&mut self, set: &Json, ordinal: i64, revision: &str, update: &str) {
         let key = meta::key_of(set);
         let (revision, template) = match self.revisions.get(&(key.clone(), revision.to_owned())) {
             Some(template) => (revision, template.clone()),
@@ -242,7 +243,10 @@ impl Sim {
             current = update.to_owned();
             at_current = at_update;
         }
-        let mut status = set["status"].as_object().cloned().unwrap_or_default();
+        let mut status = set["status"]
+            .as_object()
+            .map(Object::to_map)
+            .unwrap_or_default();
         status.insert("observedGeneration".into(), json!(meta::generation(&set)));
         set_counts(
             &mut status,
@@ -270,7 +274,14 @@ impl Sim {
 mod tests {
     use super::*;
 
-    fn pod(ordinal: i64, revision: &str, ready: bool) -> (i64, Arc<Value>) {
+    /// Test objects as the cluster follows them.
+    macro_rules! json {
+        ($($t:tt)+) => {
+            crate::json::Json::from(serde_json::json!($($t)+))
+        };
+    }
+
+    fn pod(ordinal: i64, revision: &str, ready: bool) -> (i64, Arc<Json>) {
         let status = if ready { "True" } else { "False" };
         (
             ordinal,

@@ -4,6 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{meta, podstatus::qos_class};
+use crate::json::Json;
 
 /// How a new pod is named.
 #[derive(Clone, Copy, Debug)]
@@ -17,7 +18,7 @@ pub(super) enum PodName<'a> {
 /// A pod made from `template` for its controller `owner`, with `labels` added to the
 /// template's and `restartPolicy` defaulted as the API server would.
 pub(super) fn pod_from_template(
-    owner: &Value,
+    owner: &Json,
     template: &Value,
     name: PodName<'_>,
     labels: &[(&str, &str)],
@@ -57,7 +58,7 @@ pub(super) fn pod_from_template(
         "metadata": metadata,
         "spec": spec,
     });
-    pod["status"] = json!({"phase": "Pending", "qosClass": qos_class(&pod)});
+    pod["status"] = json!({"phase": "Pending", "qosClass": qos_class(&Json::from(&pod))});
     pod
 }
 
@@ -75,9 +76,9 @@ pub(super) fn set_counts(status: &mut Map<String, Value>, counts: &[(&str, i64, 
 
 /// A template without one of its labels (and without empty metadata), for comparing
 /// templates a controller labelled.
-pub(super) fn without_label(template: &Value, label: &str) -> Value {
+pub(super) fn without_label(template: &Json, label: &str) -> Value {
     let mut template = if template.is_object() {
-        template.clone()
+        template.to_value()
     } else {
         json!({})
     };
@@ -98,14 +99,15 @@ pub(super) fn without_label(template: &Value, label: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn pods_carry_the_template_and_their_controller() {
-        let owner = json!({
+        let owner = Json::from(json!({
             "apiVersion": "apps/v1",
             "kind": "ReplicaSet",
             "metadata": {"name": "web-abc", "namespace": "shop", "uid": "u1"},
-        });
+        }));
         let template = json!({
             "metadata": {"labels": {"app": "web"}},
             "spec": {"containers": [{"name": "web", "image": "web:1"}]},
@@ -150,12 +152,13 @@ mod tests {
 
     #[test]
     fn templates_compare_without_the_controllers_label() {
-        let labelled = json!({"metadata": {"labels": {"pod-template-hash": "x"}}, "spec": {}});
+        let labelled =
+            Json::from(json!({"metadata": {"labels": {"pod-template-hash": "x"}}, "spec": {}}));
         assert_eq!(
             without_label(&labelled, "pod-template-hash"),
             json!({"spec": {}})
         );
-        let bare = json!({"metadata": {"labels": {}}, "spec": {}});
+        let bare = Json::from(json!({"metadata": {"labels": {}}, "spec": {}}));
         assert_eq!(
             without_label(&bare, "pod-template-hash"),
             json!({"spec": {}})

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{informer::Kind, meta::Key, sim::Sim};
+use crate::json::Json;
 use crate::{
     status::ApiError,
     store::{DeleteOptions, Propagation, Write},
@@ -38,7 +39,7 @@ impl Sim {
         namespace: &str,
         object: Value,
         manager: &str,
-    ) -> Result<Arc<Value>, ApiError> {
+    ) -> Result<Arc<Json>, ApiError> {
         let resource = self.resource(kind);
         match self
             .store
@@ -64,7 +65,7 @@ impl Sim {
         manager: &str,
         part: Part,
         change: impl FnOnce(&mut Value),
-    ) -> Option<Arc<Value>> {
+    ) -> Option<Arc<Json>> {
         let resource = self.resource(kind);
         let write = match part {
             Part::Main => Write::internal(manager),

@@ -27,12 +27,12 @@ use std::{convert::Infallible, sync::Arc};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use jiff::Timestamp;
-use serde_json::Value;
 
 use super::{
     scenario::network::{ConnectFailure, HttpFault, PrometheusAnswer, ReceiverSpec, within},
     store::{Filter, Store},
 };
+use crate::json::Json;
 use dns::Name;
 use receiver::Receivers;
 
@@ -238,9 +238,10 @@ impl Network {
                 _ => Ok(Reached::Service(namespace.clone(), name.clone())),
             };
         }
-        let ports = spec["ports"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-        if !ports
-            .iter()
+        if !spec["ports"]
+            .as_array()
+            .into_iter()
+            .flat_map(|ports| ports.iter())
             .any(|p| p["port"].as_u64() == Some(u64::from(address.port)))
         {
             return Ok(Reached::Nothing);
@@ -253,14 +254,14 @@ impl Network {
         }
     }
 
-    fn service(&self, namespace: &str, name: &str) -> Option<Arc<Value>> {
+    fn service(&self, namespace: &str, name: &str) -> Option<Arc<Json>> {
         let services = self.store.resource("", "v1", "services")?;
         self.store.get(&services, namespace, name).ok()
     }
 
     /// How many pods behind `service` are ready to take traffic (or merely running, with
     /// `publishNotReadyAddresses`).
-    fn ready_endpoints(&self, namespace: &str, service: &Value) -> usize {
+    fn ready_endpoints(&self, namespace: &str, service: &Json) -> usize {
         let Some(selector) = service["spec"]["selector"].as_object() else {
             // Without a selector, endpoints are whatever someone wrote; the sandbox has none.
             return 0;
@@ -270,7 +271,7 @@ impl Network {
         }
         let labels: patchpilot_engine::selector::Labels = selector
             .iter()
-            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+            .filter_map(|(k, v)| Some((k.to_owned(), v.as_str()?.to_owned())))
             .collect();
         let Some(pods) = self.store.resource("", "v1", "pods") else {
             return 0;
@@ -295,7 +296,7 @@ impl Network {
 }
 
 /// Whether a pod's Ready condition is True.
-fn ready(pod: &Value) -> bool {
+fn ready(pod: &Json) -> bool {
     pod["status"]["conditions"].as_array().is_some_and(|c| {
         c.iter()
             .any(|c| c["type"] == "Ready" && c["status"] == "True")
@@ -330,7 +331,7 @@ fn reply(code: u16, content_type: &str, body: String) -> http::Response<Full<Byt
 mod tests {
     use std::time::Duration as StdDuration;
 
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
     use crate::{Options, Sandbox, scenario::Scenario};

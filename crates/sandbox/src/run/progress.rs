@@ -294,7 +294,7 @@ pub(super) async fn follow(
     loop {
         for item in pending.drain(..) {
             if let WatchItem::Event(change, object) = item
-                && let Some(line) = lines.on(change, &object)
+                && let Some(line) = lines.on(change, &object.to_value())
             {
                 say(&store, &line);
             }

@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use super::say;
+use crate::json::Json;
 use crate::{
     SCENARIO_USER, Sandbox,
     apiserver::Request,
@@ -47,7 +48,7 @@ pub(super) async fn run_step(sandbox: Arc<Sandbox>, step: Step) {
         return;
     };
     // The objects as the watch has shown them so far, by namespace and name.
-    let mut seen: BTreeMap<(String, String), Arc<Value>> = BTreeMap::new();
+    let mut seen: BTreeMap<(String, String), Arc<Json>> = BTreeMap::new();
     let mut pending = std::mem::take(&mut watch.initial);
     let matched = loop {
         for item in pending.drain(..) {
@@ -68,7 +69,7 @@ pub(super) async fn run_step(sandbox: Arc<Sandbox>, step: Step) {
         }
         let matched: Vec<(String, String)> = seen
             .iter()
-            .filter(|(_, object)| selected(object, selection))
+            .filter(|(_, object)| selected(&object.to_value(), selection))
             .map(|(key, _)| key.clone())
             .collect();
         if !matched.is_empty() {

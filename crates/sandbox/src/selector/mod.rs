@@ -1,11 +1,10 @@
 //! Label and field selectors as the API server parses them from query strings, with its
 //! refusals word for word, and as objects hold them (`written`).
 
-use serde_json::Value;
-
 use patchpilot_engine::selector::{Labels, Selector};
 
 use super::status::ApiError;
+use crate::json::Json;
 
 mod fields;
 mod labels;
@@ -44,19 +43,17 @@ pub fn check_fields(terms: &[FieldTerm], supported: &[String]) -> Result<(), Api
 
 /// The value of a field for selection: strings as they are, other scalars printed, absent
 /// fields empty.
-pub fn field_value(object: &Value, field: &str) -> String {
+pub fn field_value(object: &Json, field: &str) -> String {
     let value = field.split('.').try_fold(object, |v, part| v.get(part));
     match value {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Bool(b)) => b.to_string(),
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
+        Some(v) if v.is_null() => String::new(),
+        Some(v) => v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+        None => String::new(),
     }
 }
 
 /// Whether an object satisfies every field term.
-pub fn fields_match(object: &Value, terms: &[FieldTerm]) -> bool {
+pub fn fields_match(object: &Json, terms: &[FieldTerm]) -> bool {
     terms
         .iter()
         .all(|t| (field_value(object, &t.field) == t.value) != t.negated)
@@ -64,9 +61,9 @@ pub fn fields_match(object: &Value, terms: &[FieldTerm]) -> bool {
 
 /// A label selector written as JSON in an object (`matchLabels`, `matchExpressions`), as a
 /// PodDisruptionBudget or a Service holds it; `None` if it is malformed.
-pub fn written(selector: &Value) -> Option<Selector> {
+pub fn written(selector: &Json) -> Option<Selector> {
     let written: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
-        serde_json::from_value(selector.clone()).ok()?;
+        selector.read().ok()?;
     let mut parsed = Selector::from_labels(&written.match_labels.unwrap_or_default());
     for expression in written.match_expressions.into_iter().flatten() {
         let values = expression.values.unwrap_or_default();
@@ -78,12 +75,12 @@ pub fn written(selector: &Value) -> Option<Selector> {
 }
 
 /// An object's labels.
-pub fn labels_of(object: &Value) -> Labels {
+pub fn labels_of(object: &Json) -> Labels {
     object["metadata"]["labels"]
         .as_object()
         .map(|m| {
             m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .filter_map(|(k, v)| Some((k.to_owned(), v.as_str()?.to_owned())))
                 .collect()
         })
         .unwrap_or_default()
@@ -99,19 +96,25 @@ mod tests {
         let supported = vec!["spec.nodeName".to_owned(), "status.phase".to_owned()];
         let terms = fields("spec.nodeName=n1,status.phase!=Succeeded").unwrap();
         assert!(check_fields(&terms, &supported).is_ok());
-        let pod = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
+        let pod = Json::from(
+            json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}}),
+        );
         assert!(fields_match(&pod, &terms));
-        let done = json!({"spec": {"nodeName": "n1"}, "status": {"phase": "Succeeded"}});
+        let done =
+            Json::from(json!({"spec": {"nodeName": "n1"}, "status": {"phase": "Succeeded"}}));
         assert!(!fields_match(&done, &terms));
         let terms = fields("zz=1,spec.hostname=x,aa=2").unwrap();
         let err = check_fields(&terms, &supported).unwrap_err();
         assert_eq!(err.message, "field label not supported: aa");
         let terms = fields("metadata.name=a").unwrap();
         assert!(check_fields(&terms, &[]).is_ok());
-        assert!(fields_match(&json!({"metadata": {"name": "a"}}), &terms));
+        assert!(fields_match(
+            &Json::from(json!({"metadata": {"name": "a"}})),
+            &terms
+        ));
         assert_eq!(
             field_value(
-                &json!({"spec": {"unschedulable": true}}),
+                &Json::from(json!({"spec": {"unschedulable": true}})),
                 "spec.unschedulable"
             ),
             "true"

@@ -2,6 +2,7 @@
 //! garbage collector does to the dependents of a deleted object (deletes them, or orphans
 //! them).
 
+use super::Json;
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
@@ -42,7 +43,7 @@ pub struct DeleteOptions {
 #[derive(Clone, Debug)]
 pub struct Deleted {
     /// The object: as it was last if gone, else with its deletion timestamp.
-    pub object: Arc<Value>,
+    pub object: Arc<Json>,
     /// Removed now, rather than waiting for finalizers or a grace period.
     pub gone: bool,
 }
@@ -105,7 +106,7 @@ impl Store {
                     gone: false,
                 });
             }
-            let mut marked = (*object).clone();
+            let mut marked = object.to_value();
             let m = meta_mut(&mut marked);
             let at = now
                 .saturating_add(SignedDuration::from_secs(grace))
@@ -141,7 +142,7 @@ impl Inner {
     ) -> bool {
         resource.storage.group.is_empty()
             && resource.storage.plural == "pods"
-            && meta(object)["deletionTimestamp"]
+            && object["metadata"]["deletionTimestamp"]
                 .as_str()
                 .and_then(|t| t.parse::<Timestamp>().ok())
                 .is_some_and(|t| t > now)
@@ -155,7 +156,7 @@ impl Inner {
         key: &ObjectKey,
         propagation: Propagation,
         now: Timestamp,
-    ) -> Option<Arc<Value>> {
+    ) -> Option<Arc<Json>> {
         let object = self.objects.get_mut(&resource.storage)?.remove(key)?;
         if is_crd(resource) {
             let group = object["spec"]["group"].as_str().unwrap_or("");
@@ -163,9 +164,9 @@ impl Inner {
             self.registry.remove(group, plural);
         }
         self.rv += 1;
-        let mut last = (*object).clone();
+        let mut last = object.to_value();
         meta_mut(&mut last).insert("resourceVersion".into(), json!(self.rv.to_string()));
-        let last = Arc::new(last);
+        let last = Arc::new(Json::from(last));
         for uid in owner_uids(&object) {
             if let Some(set) = self.dependents.get_mut(&uid) {
                 set.remove(&(resource.storage.clone(), key.0.clone(), key.1.clone()));
@@ -186,7 +187,7 @@ impl Inner {
     }
 
     /// Deletes the objects owned by a deleted one, as the garbage collector does.
-    fn collect(&mut self, owner: &Value, now: Timestamp) {
+    fn collect(&mut self, owner: &Json, now: Timestamp) {
         let Some(uid) = meta(owner)["uid"].as_str() else {
             return;
         };
@@ -199,7 +200,7 @@ impl Inner {
             };
             if grace > 0 || finalizers(&object) > 0 {
                 if meta(&object)["deletionTimestamp"].is_null() {
-                    let mut marked = (*object).clone();
+                    let mut marked = object.to_value();
                     let at = now
                         .saturating_add(SignedDuration::from_secs(grace))
                         .unwrap_or(now);
@@ -215,7 +216,7 @@ impl Inner {
 
     /// The dependents of the owner `uid` that still exist, with their resource types,
     /// forgetting the owner's dependents list.
-    fn take_dependents(&mut self, uid: &str) -> Vec<(Arc<ResourceType>, ObjectKey, Arc<Value>)> {
+    fn take_dependents(&mut self, uid: &str) -> Vec<(Arc<ResourceType>, ObjectKey, Arc<Json>)> {
         let dependents = self.dependents.remove(uid).unwrap_or_default();
         dependents
             .into_iter()
@@ -234,12 +235,12 @@ impl Inner {
     }
 
     /// Removes a deleted owner from its dependents' owner references.
-    fn orphan(&mut self, owner: &Value, _now: Timestamp) {
+    fn orphan(&mut self, owner: &Json, _now: Timestamp) {
         let Some(uid) = meta(owner)["uid"].as_str().map(str::to_owned) else {
             return;
         };
         for (resource, key, object) in self.take_dependents(&uid) {
-            let mut kept = (*object).clone();
+            let mut kept = object.to_value();
             if let Some(refs) = kept["metadata"]["ownerReferences"].as_array_mut() {
                 refs.retain(|r| r["uid"].as_str() != Some(uid.as_str()));
             }
@@ -249,7 +250,7 @@ impl Inner {
 }
 
 /// The grace period of a pod's deletion: none for a pod no kubelet runs.
-fn pod_grace(pod: &Value, requested: Option<i64>) -> i64 {
+fn pod_grace(pod: &Json, requested: Option<i64>) -> i64 {
     let on_node = !pod["spec"]["nodeName"].is_null();
     let finished = matches!(
         pod["status"]["phase"].as_str(),

@@ -6,6 +6,7 @@
 //! limit: a paged list that runs while objects change may see some of them changed). A
 //! token older than the last compaction of the change log is answered `410 Gone`.
 
+use super::Json;
 use std::{collections::BTreeMap, sync::Arc};
 
 use serde_json::{Value, json};
@@ -17,7 +18,7 @@ use crate::{resources::ResourceType, status::ApiError};
 #[derive(Clone, Debug)]
 pub struct Page {
     /// The objects, by namespace and name.
-    pub items: Vec<Arc<Value>>,
+    pub items: Vec<Arc<Json>>,
     /// The resource version of the list.
     pub rv: u64,
     /// The token for the next page, if there is one.
@@ -58,7 +59,7 @@ impl Store {
             .range((start, Unbounded))
             .take_while(|((ns, _), _)| filter.namespace.as_ref().is_none_or(|wanted| ns == wanted))
             .filter(|(_, object)| filter.matches(object));
-        let page: Vec<(&ObjectKey, &Arc<Value>)> = if limit == 0 {
+        let page: Vec<(&ObjectKey, &Arc<Json>)> = if limit == 0 {
             matching.by_ref().collect()
         } else {
             matching.by_ref().take(limit).collect()

@@ -22,13 +22,13 @@
 //! minutes down to the revision it saw five minutes before, a token whose resource version
 //! is older than the last compaction is answered `410 Gone`.
 
+use super::Json;
 use std::{
     collections::{HashMap, VecDeque},
     sync::Arc,
 };
 
 use jiff::{SignedDuration, Timestamp};
-use serde_json::Value;
 
 use super::watch::{Change, ChangeKind};
 use crate::resources::ResourceKey;
@@ -49,22 +49,22 @@ const COMPACTION_INTERVAL: SignedDuration = SignedDuration::from_secs(5 * 60);
 #[derive(Debug)]
 enum Version {
     /// The latest version, shared with the store.
-    Live(Arc<Value>),
+    Live(Arc<Json>),
     /// A superseded or deleted version, as JSON text.
     Frozen(Arc<str>),
 }
 
 impl Version {
-    fn value(&self) -> Arc<Value> {
+    fn value(&self) -> Arc<Json> {
         match self {
             Version::Live(value) => value.clone(),
             // The text was written from a `Value`, so it reads back.
-            Version::Frozen(text) => Arc::new(serde_json::from_str(text).unwrap_or(Value::Null)),
+            Version::Frozen(text) => Arc::new(serde_json::from_str(text).unwrap_or_default()),
         }
     }
 }
 
-fn freeze(value: &Value) -> Arc<str> {
+fn freeze(value: &Json) -> Arc<str> {
     // Writing a `Value` as JSON cannot fail.
     value.to_string().into()
 }
@@ -119,7 +119,7 @@ impl Window {
 
     /// The version `previous` as the change that supersedes it keeps it: frozen, and its
     /// own change in the window frozen too (they share the text).
-    fn supersede(&mut self, previous: &Arc<Value>) -> Version {
+    fn supersede(&mut self, previous: &Arc<Json>) -> Version {
         let rv = previous["metadata"]["resourceVersion"]
             .as_str()
             .and_then(|rv| rv.parse::<u64>().ok());
@@ -261,8 +261,10 @@ mod tests {
         }
     }
 
-    fn version(rv: u64) -> Arc<Value> {
-        Arc::new(json!({"metadata": {"name": "p", "resourceVersion": rv.to_string()}}))
+    fn version(rv: u64) -> Arc<Json> {
+        Arc::new(Json::from(
+            json!({"metadata": {"name": "p", "resourceVersion": rv.to_string()}}),
+        ))
     }
 
     /// Logs changes of one pod at `rvs`, `step` apart from `start`, each superseding the

@@ -37,13 +37,14 @@ use super::{
     resources::{Registry, ResourceKey, ResourceType},
     status::ApiError,
 };
+use crate::json::{Json, Read};
 use patchpilot_clock::SharedClock;
 
 type ObjectKey = (String, String);
 
 struct Inner {
     registry: Registry,
-    objects: HashMap<ResourceKey, BTreeMap<ObjectKey, Arc<Value>>>,
+    objects: HashMap<ResourceKey, BTreeMap<ObjectKey, Arc<Json>>>,
     /// Owner UID → the objects that name it in their owner references.
     dependents: HashMap<String, BTreeSet<(ResourceKey, String, String)>>,
     rv: u64,
@@ -68,8 +69,8 @@ pub struct Store {
 /// default (as the real API server's watch cache).
 pub const DEFAULT_RETENTION: usize = log::UPPER_BOUND;
 
-fn meta(object: &Value) -> &Value {
-    &object["metadata"]
+fn meta<R: Read + ?Sized>(object: &R) -> &R::Node {
+    object.at("metadata")
 }
 
 fn meta_mut(object: &mut Value) -> &mut Map<String, Value> {
@@ -81,15 +82,15 @@ fn meta_mut(object: &mut Value) -> &mut Map<String, Value> {
         .expect("metadata was just made an object")
 }
 
-fn name_of(object: &Value) -> &str {
-    meta(object)["name"].as_str().unwrap_or("")
+fn name_of(object: &(impl Read + ?Sized)) -> &str {
+    meta(object).at("name").text().unwrap_or("")
 }
 
 fn time(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-fn owner_uids(object: &Value) -> Vec<String> {
+fn owner_uids(object: &Json) -> Vec<String> {
     meta(object)["ownerReferences"]
         .as_array()
         .map(|refs| {
@@ -100,8 +101,8 @@ fn owner_uids(object: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn finalizers(object: &Value) -> usize {
-    meta(object)["finalizers"].as_array().map_or(0, Vec::len)
+fn finalizers(object: &(impl Read + ?Sized)) -> usize {
+    meta(object).at("finalizers").elements().count()
 }
 
 impl Store {
@@ -205,7 +206,7 @@ impl Store {
         resource: &ResourceType,
         namespace: &str,
         name: &str,
-    ) -> Result<Arc<Value>, ApiError> {
+    ) -> Result<Arc<Json>, ApiError> {
         let inner = self.lock();
         inner
             .objects
@@ -216,7 +217,7 @@ impl Store {
     }
 
     /// Every object of a resource (for the simulated cluster's controllers).
-    pub fn all(&self, resource: &ResourceKey) -> Vec<Arc<Value>> {
+    pub fn all(&self, resource: &ResourceKey) -> Vec<Arc<Json>> {
         self.lock()
             .objects
             .get(resource)
@@ -232,12 +233,12 @@ impl Inner {
         resource: &ResourceType,
         key: ObjectKey,
         mut object: Value,
-        previous: Option<Arc<Value>>,
-    ) -> Arc<Value> {
+        previous: Option<Arc<Json>>,
+    ) -> Arc<Json> {
         self.rv += 1;
         meta_mut(&mut object).insert("resourceVersion".into(), json!(self.rv.to_string()));
         compact(&mut object);
-        let object = Arc::new(object);
+        let object = Arc::new(Json::from(object));
         let before: Vec<String> = previous.as_deref().map(owner_uids).unwrap_or_default();
         for uid in before {
             if let Some(set) = self.dependents.get_mut(&uid) {
@@ -256,7 +257,7 @@ impl Inner {
             .or_default()
             .insert(key, object.clone());
         if is_crd(resource)
-            && let Ok(crd) = serde_json::from_value(Value::clone(&object))
+            && let Ok(crd) = serde_json::from_value(object.to_value())
         {
             // A definition the registry refuses stays stored but unserved, as a CRD whose
             // names are not accepted.
@@ -308,8 +309,12 @@ fn compact(object: &mut Value) {
 }
 
 /// An object as the API serves it: a copy of the stored one, with `fieldsV1` parsed again.
-pub fn served(object: &Value) -> Value {
-    let mut out = object.clone();
+pub fn served(object: &Json) -> Value {
+    unpacked(object.to_value())
+}
+
+/// An object in the form the store keeps it (`fieldsV1` as text) as the API serves it.
+pub fn unpacked(mut out: Value) -> Value {
     if let Some(entries) = out
         .pointer_mut("/metadata/managedFields")
         .and_then(Value::as_array_mut)

@@ -1,11 +1,11 @@
 //! The watchers that follow the changes, and how a watch starts.
 
+use super::Json;
 use std::sync::{
     Arc,
     atomic::{AtomicUsize, Ordering},
 };
 
-use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::Store;
@@ -36,9 +36,9 @@ pub struct Change {
     /// What happened.
     pub kind: ChangeKind,
     /// The object after the change (for a deletion, as it was last).
-    pub object: Arc<Value>,
+    pub object: Arc<Json>,
     /// The object before the change.
-    pub previous: Option<Arc<Value>>,
+    pub previous: Option<Arc<Json>>,
 }
 
 /// Which objects a list or watch wants.
@@ -54,26 +54,15 @@ pub struct Filter {
 
 impl Filter {
     /// Whether the object is wanted.
-    pub fn matches(&self, object: &Value) -> bool {
-        let metadata = &object["metadata"];
+    pub fn matches(&self, object: &Json) -> bool {
         if let Some(namespace) = &self.namespace
-            && metadata["namespace"].as_str() != Some(namespace.as_str())
+            && object["metadata"]["namespace"].as_str() != Some(namespace.as_str())
         {
             return false;
         }
-        if !self.labels.is_everything() {
-            let labels: patchpilot_engine::selector::Labels = metadata
-                .get("labels")
-                .and_then(Value::as_object)
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if !self.labels.matches(&labels) {
-                return false;
-            }
+        if !self.labels.is_everything() && !self.labels.matches(&crate::selector::labels_of(object))
+        {
+            return false;
         }
         fields_match(object, &self.fields)
     }
@@ -83,7 +72,7 @@ impl Filter {
 #[derive(Clone, Debug)]
 pub enum WatchItem {
     /// An event: `ADDED`, `MODIFIED` or `DELETED`, and the object.
-    Event(&'static str, Arc<Value>),
+    Event(&'static str, Arc<Json>),
     /// A bookmark at a resource version; `initial_events_end` marks the end of the initial
     /// events of a streaming list.
     Bookmark {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::{Inner, Propagation, Store, finalizers, is_crd, meta, meta_mut, name_of, time};
+use super::{Inner, Json, Propagation, Store, finalizers, is_crd, meta, meta_mut, name_of, time};
 use crate::{
     patch,
     resources::{ResourceKey, ResourceType},
@@ -67,7 +67,7 @@ impl<'a> Write<'a> {
 #[derive(Clone, Debug)]
 pub struct Written {
     /// The object as stored.
-    pub object: Arc<Value>,
+    pub object: Arc<Json>,
     /// Warnings for the client (unknown fields under `fieldValidation=Warn`).
     pub warnings: Vec<String>,
     /// The write created the object.
@@ -203,7 +203,7 @@ impl Store {
         }
         if write.dry_run {
             return Ok(Written {
-                object: Arc::new(object),
+                object: Arc::new(Json::from(object)),
                 warnings,
                 created: true,
             });
@@ -269,6 +269,8 @@ impl Store {
             .and_then(|o| o.get(&key))
             .cloned()
             .unwrap_or(old);
+        let stored = old;
+        let old = stored.to_value();
         let mut new = change(Some(&old))?;
         if name_of(&new) != name {
             let sent = name_of(&new).to_owned();
@@ -290,7 +292,7 @@ impl Store {
                 Some("status") => {
                     let status = new.get("status").cloned();
                     let managed = meta(&new)["managedFields"].clone();
-                    new = (*old).clone();
+                    new = old.clone();
                     match status {
                         Some(status) => new["status"] = status,
                         None => drop(new.as_object_mut().map(|o| o.remove("status"))),
@@ -348,14 +350,14 @@ impl Store {
         }
         if !changed(&old, &new) {
             return Ok(Written {
-                object: old,
+                object: stored,
                 warnings,
                 created: false,
             });
         }
         if write.dry_run {
             return Ok(Written {
-                object: Arc::new(new),
+                object: Arc::new(Json::from(new)),
                 warnings,
                 created: false,
             });
@@ -363,7 +365,7 @@ impl Store {
         let finished = !meta(&new)["deletionTimestamp"].is_null()
             && finalizers(&new) == 0
             && !inner.terminating_pod(resource, &new, now);
-        let stored = inner.store(resource, key.clone(), new, Some(old));
+        let stored = inner.store(resource, key.clone(), new, Some(stored));
         if finished {
             inner.remove(resource, &key, Propagation::Background, now);
         }

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use super::{Cluster, ClusterFaults, Timings};
+use crate::json::Json;
 use crate::{
     resources::{Registry, ResourceType},
     store::{DeleteOptions, FieldValidation, Filter, Store, Write},
@@ -98,7 +99,7 @@ impl Harness {
     }
 
     /// Creates an object in `shop` as a user.
-    pub fn create(&self, plural: &str, object: Value) -> Arc<Value> {
+    pub fn create(&self, plural: &str, object: Value) -> Arc<Json> {
         self.store
             .create(&self.resource(plural), "shop", object, &user())
             .unwrap()
@@ -106,7 +107,7 @@ impl Harness {
     }
 
     /// An object of `shop` (or a node).
-    pub fn get(&self, plural: &str, name: &str) -> Option<Arc<Value>> {
+    pub fn get(&self, plural: &str, name: &str) -> Option<Arc<Json>> {
         let namespace = if plural == "nodes" { "" } else { "shop" };
         self.store.get(&self.resource(plural), namespace, name).ok()
     }
@@ -137,14 +138,14 @@ impl Harness {
     }
 
     /// Every pod.
-    pub fn pods(&self) -> Vec<Arc<Value>> {
+    pub fn pods(&self) -> Vec<Arc<Json>> {
         self.store
             .list(&self.resource("pods"), &Filter::default(), 0, None)
             .items
     }
 
     /// The pods whose name starts with `prefix`.
-    pub fn pods_of(&self, prefix: &str) -> Vec<Arc<Value>> {
+    pub fn pods_of(&self, prefix: &str) -> Vec<Arc<Json>> {
         self.pods()
             .into_iter()
             .filter(|p| name(p).starts_with(prefix))
@@ -158,22 +159,22 @@ impl Harness {
 }
 
 /// An object's name.
-pub(super) fn name(object: &Value) -> &str {
+pub(super) fn name(object: &Json) -> &str {
     object["metadata"]["name"].as_str().unwrap_or("")
 }
 
 /// Whether a pod is Running and Ready.
-pub(super) fn running_ready(pod: &Value) -> bool {
+pub(super) fn running_ready(pod: &Json) -> bool {
     pod["status"]["phase"] == "Running" && super::meta::pod_ready(pod)
 }
 
 /// The node a pod is bound to.
-pub(super) fn node_of(pod: &Value) -> &str {
+pub(super) fn node_of(pod: &Json) -> &str {
     pod["spec"]["nodeName"].as_str().unwrap_or("")
 }
 
 /// The image of a pod's first container.
-pub(super) fn image_of(pod: &Value) -> &str {
+pub(super) fn image_of(pod: &Json) -> &str {
     pod["spec"]["containers"][0]["image"].as_str().unwrap_or("")
 }
 
@@ -200,7 +201,7 @@ pub(super) fn deployment(name: &str, replicas: i64, image: &str) -> Value {
 }
 
 /// How `kubectl rollout status` judges a Deployment: `Ok` when rolled out, else its message.
-pub(super) fn deployment_rolled_out(d: &Value) -> Result<(), String> {
+pub(super) fn deployment_rolled_out(d: &Json) -> Result<(), String> {
     let status = &d["status"];
     let count = |f: &str| status[f].as_i64().unwrap_or(0);
     if d["metadata"]["generation"].as_i64().unwrap_or(0) > count("observedGeneration") {
@@ -236,6 +237,6 @@ pub(super) fn deployment_rolled_out(d: &Value) -> Result<(), String> {
 }
 
 /// A condition of an object by type.
-pub(super) fn condition<'a>(object: &'a Value, kind: &str) -> Option<&'a Value> {
+pub(super) fn condition<'a>(object: &'a Json, kind: &str) -> Option<&'a Json> {
     super::meta::condition(object, kind)
 }

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::{Harness, condition, deployment, name, node_of, running_ready};
 use crate::cluster::{ClusterFaults, Timings};
 
-fn taint_keys(node: &Value) -> Vec<String> {
+fn taint_keys(node: &crate::json::Json) -> Vec<String> {
     node["spec"]["taints"]
         .as_array()
         .map(|t| {
@@ -67,7 +67,10 @@ async fn nodes_get_a_status_and_cordons_get_a_taint() {
     }
     let info = &node["status"]["nodeInfo"];
     assert_eq!(
-        (info["osImage"].clone(), info["kubeletVersion"].clone()),
+        (
+            info["osImage"].to_value(),
+            info["kubeletVersion"].to_value()
+        ),
         (json!("Sandbox Linux"), json!("v1.32.0"))
     );
     assert!(info["bootID"].is_string() && node["status"]["allocatable"]["pods"].is_string());
@@ -98,7 +101,10 @@ async fn pods_no_node_fits_wait_and_are_placed_when_one_does() {
     let pod = h.pods_of("web-").pop().unwrap();
     let scheduled = condition(&pod, "PodScheduled").unwrap();
     assert_eq!(
-        (scheduled["status"].clone(), scheduled["reason"].clone()),
+        (
+            scheduled["status"].to_value(),
+            scheduled["reason"].to_value()
+        ),
         (json!("False"), json!("Unschedulable"))
     );
     assert!(scheduled["message"].as_str().unwrap().starts_with(
@@ -118,7 +124,7 @@ async fn an_updater_records_the_patch_and_reboots_the_node() {
     h.nodes(&["n1"]);
     h.create("deployments", deployment("web", 1, "web:1"));
     h.wait(10).await;
-    let boot = h.get("nodes", "n1").unwrap()["status"]["nodeInfo"]["bootID"].clone();
+    let boot = h.get("nodes", "n1").unwrap()["status"]["nodeInfo"]["bootID"].to_value();
     h.edit("nodes", "n1", |n| n["spec"]["unschedulable"] = json!(true));
     h.create(
         "jobs",
@@ -127,7 +133,7 @@ async fn an_updater_records_the_patch_and_reboots_the_node() {
     h.wait(30).await;
     let pod = h.pods_of("patch-n1-").pop().unwrap();
     assert_eq!(
-        (node_of(&pod), pod["status"]["phase"].clone()),
+        (node_of(&pod), pod["status"]["phase"].to_value()),
         ("n1", json!("Running"))
     );
     assert_eq!(
@@ -229,7 +235,7 @@ async fn with_updaters_reboot_every_updater_reboots_its_node() {
     let h = Harness::with(Timings::default(), faults);
     h.nodes(&["n1"]);
     h.wait(10).await;
-    let boot = h.get("nodes", "n1").unwrap()["status"]["nodeInfo"]["bootID"].clone();
+    let boot = h.get("nodes", "n1").unwrap()["status"]["nodeInfo"]["bootID"].to_value();
     h.create(
         "jobs",
         updater("patch-n1", "n1", "apply", "2026-11", "", false),

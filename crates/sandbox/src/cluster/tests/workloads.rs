@@ -25,9 +25,9 @@ async fn pods_are_scheduled_spread_and_ready() {
         let set = &pod["metadata"]["ownerReferences"][0];
         assert_eq!(
             (
-                set["kind"].clone(),
-                set["controller"].clone(),
-                set["blockOwnerDeletion"].clone()
+                set["kind"].to_value(),
+                set["controller"].to_value(),
+                set["blockOwnerDeletion"].to_value()
             ),
             (json!("ReplicaSet"), json!(true), json!(true))
         );
@@ -132,7 +132,7 @@ async fn a_deployment_rolls_to_a_new_image_within_its_bounds() {
         .store
         .all(&h.resource("replicasets").storage)
         .iter()
-        .map(|s| (**s).clone())
+        .map(|s| s.to_value())
         .collect();
     assert_eq!(sets.len(), 2);
     let replicas: Vec<i64> = sets
@@ -225,8 +225,9 @@ async fn a_stateful_set_rolls_down_to_its_partition() {
     });
     h.wait(3).await;
     let top = h.get("pods", "db-2");
-    let replaced =
-        |p: &Value| image_of(p) == "db:2" || p["metadata"]["deletionTimestamp"].is_string();
+    let replaced = |p: &crate::json::Json| {
+        image_of(p) == "db:2" || p["metadata"]["deletionTimestamp"].is_string()
+    };
     assert!(
         top.is_none_or(|p| replaced(&p)),
         "the highest ordinal goes first"
@@ -247,9 +248,9 @@ async fn a_stateful_set_rolls_down_to_its_partition() {
     let status = &set["status"];
     assert_eq!(
         (
-            status["updatedReplicas"].clone(),
-            status["currentReplicas"].clone(),
-            status["readyReplicas"].clone()
+            status["updatedReplicas"].to_value(),
+            status["currentReplicas"].to_value(),
+            status["readyReplicas"].to_value()
         ),
         (json!(2), json!(1), json!(3))
     );
@@ -294,7 +295,7 @@ async fn a_daemon_set_runs_on_every_node_cordoned_ones_included() {
     nodes.sort();
     assert_eq!(nodes, ["n1", "n2", "n3"]);
     assert!(pods.iter().all(|p| running_ready(p)));
-    let status = h.get("daemonsets", "agent").unwrap()["status"].clone();
+    let status = h.get("daemonsets", "agent").unwrap()["status"].to_value();
     assert_eq!(status["desiredNumberScheduled"], 3);
     assert_eq!(status["numberAvailable"], 3);
     h.edit("daemonsets", "agent", |d| {
@@ -313,8 +314,8 @@ async fn a_daemon_set_runs_on_every_node_cordoned_ones_included() {
     let status = &set["status"];
     assert_eq!(
         (
-            status["updatedNumberScheduled"].clone(),
-            status["numberAvailable"].clone()
+            status["updatedNumberScheduled"].to_value(),
+            status["numberAvailable"].to_value()
         ),
         (json!(3), json!(3))
     );
@@ -407,7 +408,10 @@ async fn a_faulty_workload_never_completes_and_its_deployment_times_out() {
     let d = h.get("deployments", "web").unwrap();
     let progressing = condition(&d, "Progressing").unwrap();
     assert_eq!(
-        (progressing["status"].clone(), progressing["reason"].clone()),
+        (
+            progressing["status"].to_value(),
+            progressing["reason"].to_value()
+        ),
         (json!("False"), json!("ProgressDeadlineExceeded"))
     );
     assert_eq!(
