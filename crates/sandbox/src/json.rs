@@ -32,7 +32,7 @@ impl Json {
 
     /// The field `key`, if this is an object that has it.
     pub fn get(&self, key: &str) -> Option<&Json> {
-        self.0.as_object().and_then(|o| o.get(key)).map(Json::wrap)
+        self.0.as_object().and_then(|o| field(o, key))
     }
 
     /// The string, if this is one.
@@ -108,7 +108,7 @@ impl Json {
         rest.split('/').try_fold(self, |at, token| {
             let token = token.replace("~1", "/").replace("~0", "~");
             match at.0.destructure_ref() {
-                DestructuredRef::Object(o) => o.get(token.as_str()).map(Json::wrap),
+                DestructuredRef::Object(o) => field(o, &token),
                 DestructuredRef::Array(a) => token
                     .parse::<usize>()
                     .ok()
@@ -128,6 +128,16 @@ impl Json {
     pub fn to_value(&self) -> Value {
         to_value(&self.0)
     }
+}
+
+/// The field `key` of an object, found by comparing names. `IObject::get(&str)` interns
+/// the name first (ijson keeps strings longer than an inline word in a global, locked set),
+/// which costs more than a look through the dozen fields of a Kubernetes object's map.
+fn field<'a>(object: &'a IObject, key: &str) -> Option<&'a Json> {
+    object
+        .iter()
+        .find(|(name, _)| name.as_str() == key)
+        .map(|(_, value)| Json::wrap(value))
 }
 
 fn to_value(value: &IValue) -> Value {
@@ -249,9 +259,7 @@ impl PartialEq<Value> for Json {
                 a.len() == b.len() && a.iter().zip(b).all(|(x, y)| Json::wrap(x) == y)
             }
             (DestructuredRef::Object(a), Value::Object(b)) => {
-                a.len() == b.len()
-                    && b.iter()
-                        .all(|(k, y)| a.get(k.as_str()).is_some_and(|x| Json::wrap(x) == y))
+                a.len() == b.len() && b.iter().all(|(k, y)| field(a, k).is_some_and(|x| x == y))
             }
             _ => false,
         }
@@ -480,12 +488,12 @@ impl<'a> Object<'a> {
 
     /// The field `key`.
     pub fn get(self, key: &str) -> Option<&'a Json> {
-        self.0.get(key).map(Json::wrap)
+        field(self.0, key)
     }
 
     /// Whether there is a field `key`.
     pub fn contains_key(self, key: &str) -> bool {
-        self.0.contains_key(key)
+        self.get(key).is_some()
     }
 
     /// The names of the fields.

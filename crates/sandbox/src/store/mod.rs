@@ -6,6 +6,10 @@
 //! resources, optimistic concurrency, the status subresource); HTTP and the verbs' details
 //! live in the API server module.
 //!
+//! Objects are kept as compact trees ([`Json`]), shared by reference with the watchers, the
+//! change log and the simulated cluster's cache; a write gets the old object as a `Value` to
+//! change, and what it returns is stored compact again.
+//!
 //! This module holds the objects and the one place a change is stored, logged and told to
 //! the watchers; the verbs are in `write` (create, replace, modify), `delete` (deletion and
 //! garbage collection), `list` (pages and continue tokens), `log` (the change log watches

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::{Inner, Json, Propagation, Store, finalizers, is_crd, meta, meta_mut, name_of, time};
 use crate::{
@@ -76,15 +76,25 @@ pub struct Written {
 
 /// Whether two objects differ in more than server-maintained metadata.
 fn changed(old: &Value, new: &Value) -> bool {
-    let strip = |v: &Value| {
-        let mut v = v.clone();
-        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.remove("resourceVersion");
-            m.remove("managedFields");
-        }
-        v
+    let (old_meta, new_meta) = (&old["metadata"], &new["metadata"]);
+    let meta_changed = if old_meta.is_object() && new_meta.is_object() {
+        differ_but_for(old_meta, new_meta, &["resourceVersion", "managedFields"])
+    } else {
+        old_meta != new_meta
     };
-    strip(old) != strip(new)
+    meta_changed || differ_but_for(old, new, &["metadata"])
+}
+
+/// Whether two values differ in more than the fields `skipped` (when both are objects),
+/// compared in place: every write asks, and copies of whole objects cost more.
+fn differ_but_for(old: &Value, new: &Value, skipped: &[&str]) -> bool {
+    match (old.as_object(), new.as_object()) {
+        (Some(old), Some(new)) => {
+            let kept = |(k, _): &(&String, &Value)| !skipped.contains(&k.as_str());
+            !old.iter().filter(kept).eq(new.iter().filter(kept))
+        }
+        _ => old != new,
+    }
 }
 
 /// Whether the API server keeps `metadata.generation` for the resource: for custom resources
@@ -108,17 +118,13 @@ fn has_generation(resource: &ResourceType) -> bool {
 /// Whether anything outside `metadata` and `status` differs: a spec change, which bumps
 /// `metadata.generation`.
 fn spec_changed(old: &Value, new: &Value) -> bool {
-    let rest = |v: &Value| -> Map<String, Value> {
+    fn spec(v: &Value) -> impl Iterator<Item = (&String, &Value)> {
         v.as_object()
-            .map(|m| {
-                m.iter()
-                    .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status"))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    rest(old) != rest(new)
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status"))
+    }
+    !spec(old).eq(spec(new))
 }
 
 impl Store {
