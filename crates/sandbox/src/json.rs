@@ -372,51 +372,35 @@ impl Read for Value {
     }
 }
 
-impl<T: Read + ?Sized> Read for &T {
-    type Node = T::Node;
+/// `Read` through a pointer: what is read is what it points to.
+macro_rules! read_through {
+    ($($pointer:ty),+) => {$(
+        impl<T: Read + ?Sized> Read for $pointer {
+            type Node = T::Node;
 
-    fn at(&self, key: &str) -> &T::Node {
-        (**self).at(key)
-    }
-    fn text(&self) -> Option<&str> {
-        (**self).text()
-    }
-    fn int(&self) -> Option<i64> {
-        (**self).int()
-    }
-    fn null(&self) -> bool {
-        (**self).null()
-    }
-    fn elements(&self) -> impl Iterator<Item = &T::Node> {
-        (**self).elements()
-    }
-    fn value(&self) -> Value {
-        (**self).value()
-    }
+            fn at(&self, key: &str) -> &T::Node {
+                (**self).at(key)
+            }
+            fn text(&self) -> Option<&str> {
+                (**self).text()
+            }
+            fn int(&self) -> Option<i64> {
+                (**self).int()
+            }
+            fn null(&self) -> bool {
+                (**self).null()
+            }
+            fn elements(&self) -> impl Iterator<Item = &T::Node> {
+                (**self).elements()
+            }
+            fn value(&self) -> Value {
+                (**self).value()
+            }
+        }
+    )+};
 }
 
-impl<T: Read + ?Sized> Read for std::sync::Arc<T> {
-    type Node = T::Node;
-
-    fn at(&self, key: &str) -> &T::Node {
-        (**self).at(key)
-    }
-    fn text(&self) -> Option<&str> {
-        (**self).text()
-    }
-    fn int(&self) -> Option<i64> {
-        (**self).int()
-    }
-    fn null(&self) -> bool {
-        (**self).null()
-    }
-    fn elements(&self) -> impl Iterator<Item = &T::Node> {
-        (**self).elements()
-    }
-    fn value(&self) -> Value {
-        (**self).value()
-    }
-}
+read_through!(&T, std::sync::Arc<T>);
 
 /// The elements of an array.
 #[derive(Clone, Copy, Debug)]
@@ -554,6 +538,27 @@ mod tests {
         );
         assert!(stored == value);
         assert_eq!(stored.to_value(), value);
+    }
+
+    #[test]
+    fn read_answers_alike_for_a_value_a_json_and_a_shared_json() {
+        fn summary(object: &(impl Read + ?Sized)) -> (Option<String>, Option<i64>, bool, usize) {
+            let meta = object.at("metadata");
+            (
+                meta.at("name").text().map(str::to_owned),
+                meta.at("generation").int(),
+                meta.at("missing").at("deeper").null(),
+                meta.at("finalizers").elements().count(),
+            )
+        }
+        let value = json!({"metadata": {"name": "a", "generation": 2, "finalizers": ["x", "y"]}});
+        let stored = std::sync::Arc::new(Json::from(&value));
+        let expected = (Some("a".to_owned()), Some(2), true, 2);
+        assert_eq!(summary(&value), expected);
+        assert_eq!(summary(&*stored), expected);
+        assert_eq!(summary(&stored), expected);
+        assert_eq!(summary(&&stored), expected);
+        assert_eq!(stored.value(), value);
     }
 
     #[test]
