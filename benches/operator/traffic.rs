@@ -246,7 +246,7 @@ fn report(
         .list(&nodes, &Filter::default(), 0, None)
         .items
         .iter()
-        .filter(|n| n["metadata"]["annotations"][&version_key] == VERSION)
+        .filter(|n| n["metadata"]["annotations"][version_key.as_str()] == VERSION)
         .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_owned))
         .collect();
 

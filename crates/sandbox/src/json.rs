@@ -205,14 +205,6 @@ impl Index<&str> for Json {
     }
 }
 
-impl Index<&String> for Json {
-    type Output = Json;
-
-    fn index(&self, key: &String) -> &Json {
-        &self[key.as_str()]
-    }
-}
-
 impl Index<usize> for Json {
     type Output = Json;
 

@@ -329,11 +329,6 @@ pub(super) fn deployment_status(
     Value::Object(status)
 }
 
-/// An instant in a condition being written.
-fn written_time(value: &Value) -> Option<Timestamp> {
-    value.as_str()?.parse().ok()
-}
-
 /// `progressDeadlineSeconds`, 600 by default.
 fn deadline(spec: &Json) -> SignedDuration {
     SignedDuration::from_secs(meta::count(&spec["progressDeadlineSeconds"], 600))
@@ -350,7 +345,7 @@ fn timed_out(spec: &Json, progressing: Option<&Value>, now: Timestamp) -> bool {
     if condition["reason"] == reason::TIMED_OUT {
         return true;
     }
-    written_time(&condition["lastUpdateTime"])
+    meta::parse_time(&condition["lastUpdateTime"])
         .and_then(|at| at.checked_add(deadline(spec)).ok())
         .is_some_and(|due| due < now)
 }
@@ -367,7 +362,7 @@ pub(super) fn deadline_check(deployment: &Json, status: &Value) -> Option<Timest
     if condition["reason"] == reason::AVAILABLE || condition["reason"] == reason::TIMED_OUT {
         return None;
     }
-    let at = written_time(&condition["lastUpdateTime"])?;
+    let at = meta::parse_time(&condition["lastUpdateTime"])?;
     at.checked_add(deadline(&deployment["spec"]) + SignedDuration::from_secs(1))
         .ok()
 }
