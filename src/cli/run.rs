@@ -72,7 +72,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
             http::HeaderValue::from_static(controller::USER_AGENT),
         ));
         let client =
-            kube::Client::try_from(config).map_err(|e| CliError::Cluster(e.to_string()))?;
+            controller::client::build(config).map_err(|e| CliError::Cluster(e.to_string()))?;
         let identity = std::env::var("POD_NAME")
             .unwrap_or_else(|_| format!("patchpilot-{}", std::process::id()));
         let namespace =

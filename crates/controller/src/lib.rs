@@ -7,6 +7,7 @@
 pub mod caches;
 pub mod calendar;
 pub mod candidates;
+pub mod client;
 pub mod context;
 pub mod error;
 pub mod events;
