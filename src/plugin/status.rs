@@ -9,7 +9,7 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use jiff::Timestamp;
-use k8s_openapi::api::{batch::v1::Job, core::v1::Pod, policy::v1::PodDisruptionBudget};
+use k8s_openapi::api::{batch::v1::Job, policy::v1::PodDisruptionBudget};
 use kube::{
     Api, Client,
     api::{ListParams, ObjectList},
@@ -18,7 +18,10 @@ use kube::{
 use super::{Outcome, Output, PluginError, StatusArgs, health, list, rollout, text, text::Paint};
 use crate::{
     api::{DrainSpec, PatchPolicy, PatchRollout},
-    controller::rollout::{budgets, read},
+    controller::{
+        pod::PodFacts,
+        rollout::{budgets, read},
+    },
     engine::{
         keys,
         machine::JobState,
@@ -250,7 +253,7 @@ async fn drained_pods(
     node: &str,
     drain: &DrainSpec,
 ) -> Result<Vec<(String, Vec<(String, i32)>)>, PluginError> {
-    let pods = Api::<Pod>::all(client.clone())
+    let pods = Api::<PodFacts>::all(client.clone())
         .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
         .await
         .map_err(|e| PluginError::api(format!("listing the pods on Node {node}"), e))?;

@@ -17,6 +17,7 @@ pub mod leader;
 pub mod metrics;
 pub mod notify;
 pub mod orphans;
+pub mod pod;
 pub mod podwatch;
 pub mod policy;
 pub mod rollout;

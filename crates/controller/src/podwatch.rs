@@ -7,8 +7,9 @@
 //! where the API server refuses them, list and watch.
 //!
 //! A pod is kept with what the drain and the health checks read of it, nothing more (see
-//! [`trim`]): with a hundred nodes in progress, the rest (containers' settings and
-//! resources, addresses, managed fields) would be most of the operator's memory.
+//! [`PodFacts`] and [`trim`]): with a hundred nodes in progress, the rest (containers'
+//! settings and resources, addresses, managed fields) would be most of the operator's
+//! memory.
 
 use std::{
     collections::HashMap,
@@ -19,7 +20,7 @@ use std::{
 };
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::ContainerState;
 use kube::{
     Api, Client,
     runtime::{
@@ -31,6 +32,8 @@ use kube::{
 use tokio::{sync::mpsc, task::JoinHandle};
 
 use patchpilot_api::PatchRollout;
+
+use crate::pod::PodFacts;
 
 /// How long a watch request lasts before it is renewed, in seconds.
 pub const WATCH_TIMEOUT: u32 = 1800;
@@ -50,7 +53,7 @@ pub enum PodScope {
 }
 
 struct Watch {
-    store: Store<Pod>,
+    store: Store<PodFacts>,
     task: JoinHandle<()>,
     rollout: String,
 }
@@ -112,14 +115,14 @@ impl PodWatches {
     fn start(&self, rollout: &str, scope: &PodScope) -> Watch {
         let (api, config) = match scope {
             PodScope::Node(node) => (
-                Api::<Pod>::all(self.client.clone()),
+                Api::<PodFacts>::all(self.client.clone()),
                 Config::default().fields(&format!("spec.nodeName={node}")),
             ),
             PodScope::Workload {
                 namespace,
                 selector,
             } => (
-                Api::<Pod>::namespaced(self.client.clone(), namespace),
+                Api::<PodFacts>::namespaced(self.client.clone(), namespace),
                 Config::default().labels(selector),
             ),
         };
@@ -174,7 +177,7 @@ impl PodWatches {
     }
 
     /// The pods of a scope, once its watch has listed them.
-    pub fn pods(&self, scope: &PodScope) -> Option<Vec<Arc<Pod>>> {
+    pub fn pods(&self, scope: &PodScope) -> Option<Vec<Arc<PodFacts>>> {
         let watches = self.lock();
         let watch = watches.get(scope)?;
         // The store is ready once the initial list (or initial events) arrived.
@@ -183,70 +186,34 @@ impl PodWatches {
     }
 }
 
-/// Keeps of a pod what the drain and the health checks read: its identity, labels, owners,
-/// creation and deletion, the mirror-pod annotation, whether it has emptyDir volumes, its
-/// containers' names and images, its phase and conditions, and its containers' readiness,
-/// restarts, last exit and why they wait.
-pub fn trim(pod: &mut Pod) {
-    use k8s_openapi::api::core::v1::{
-        Container, ContainerState, ContainerStatus, PodSpec, PodStatus,
-    };
-    // A container's status as the health checks read it: readiness, restarts, the last
-    // exit, and why it waits, if it does (a crash loop, an image that cannot be pulled).
-    let keep = |c: ContainerStatus| ContainerStatus {
-        name: c.name,
-        ready: c.ready,
-        restart_count: c.restart_count,
-        last_state: c.last_state,
-        state: c
-            .state
-            .and_then(|s| s.waiting)
-            .map(|waiting| ContainerState {
-                waiting: Some(waiting),
-                ..ContainerState::default()
-            }),
-        ..ContainerStatus::default()
-    };
+/// Keeps of a pod what the drain and the health checks read (its spec and status are
+/// already mostly that: see [`PodFacts`]): of its metadata, no managed fields and no
+/// annotation but the mirror pod's; of its volumes, the emptyDirs; of its containers'
+/// states, only why they wait.
+pub fn trim(pod: &mut PodFacts) {
     let meta = &mut pod.metadata;
     meta.managed_fields = None;
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.retain(|key, _| key == MIRROR);
     }
     if let Some(spec) = pod.spec.as_mut() {
-        let volumes: Vec<_> = spec
-            .volumes
-            .take()
-            .into_iter()
-            .flatten()
-            .filter(|v| v.empty_dir.is_some())
-            .collect();
-        // The containers' names and images: which revision of a workload the pod runs.
-        let containers = std::mem::take(&mut spec.containers)
-            .into_iter()
-            .map(|c| Container {
-                name: c.name,
-                image: c.image,
-                ..Container::default()
-            })
-            .collect();
-        *spec = PodSpec {
-            node_name: spec.node_name.take(),
-            volumes: (!volumes.is_empty()).then_some(volumes),
-            containers,
-            ..PodSpec::default()
-        };
+        let volumes = spec.volumes.take().into_iter().flatten();
+        let empty_dirs: Vec<_> = volumes.filter(|v| v.empty_dir.is_some()).collect();
+        spec.volumes = (!empty_dirs.is_empty()).then_some(empty_dirs);
     }
-    if let Some(status) = pod.status.as_mut() {
-        let trimmed = |statuses: Option<Vec<ContainerStatus>>| {
-            statuses.map(|statuses| statuses.into_iter().map(keep).collect())
-        };
-        *status = PodStatus {
-            phase: status.phase.take(),
-            conditions: status.conditions.take(),
-            container_statuses: trimmed(status.container_statuses.take()),
-            init_container_statuses: trimmed(status.init_container_statuses.take()),
-            ..PodStatus::default()
-        };
+    let statuses = pod.status.iter_mut().flat_map(|s| {
+        let init = s.init_container_statuses.iter_mut().flatten();
+        init.chain(s.container_statuses.iter_mut().flatten())
+    });
+    for status in statuses {
+        status.state = status
+            .state
+            .take()
+            .and_then(|s| s.waiting)
+            .map(|waiting| ContainerState {
+                waiting: Some(waiting),
+                ..ContainerState::default()
+            });
     }
 }
 
@@ -282,7 +249,7 @@ mod tests {
     use crate::rollout::{health, read};
     use patchpilot_api::DrainSpec;
 
-    fn pod() -> Pod {
+    fn pod() -> PodFacts {
         serde_json::from_value(serde_json::json!({
             "metadata": {
                 "name": "web-1", "namespace": "shop", "uid": "u",
@@ -370,13 +337,15 @@ mod tests {
             [("web", Some("nginx:1.27"))]
         );
         // What nothing reads is gone.
-        assert!(spec.containers[0].env.is_none() && spec.tolerations.is_none());
         assert_eq!(spec.volumes.as_ref().map(Vec::len), Some(1));
+        assert_eq!(
+            full.spec.as_ref().unwrap().volumes.as_ref().map(Vec::len),
+            Some(2)
+        );
         assert_eq!(trimmed.metadata.managed_fields, None);
         assert_eq!(
             trimmed.metadata.annotations.as_ref().map(|a| a.len()),
             Some(1)
         );
-        assert_eq!(trimmed.status.as_ref().unwrap().pod_ip, None);
     }
 }

@@ -35,7 +35,9 @@ use std::{
 };
 
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::{core::v1::Pod, policy::v1::PodDisruptionBudget};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+
+use crate::pod::PodFacts;
 use kube::{
     ResourceExt,
     core::{Selector, SelectorExt},
@@ -84,7 +86,7 @@ pub fn key(budget: &PodDisruptionBudget) -> String {
 /// What the cached budgets say of evicting `pod` now. An eviction the verdict allows and
 /// that takes one of the budget's disruptions is counted against the budget from now on:
 /// ask for it next, and [`Spent::forget`] it if the API server refuses or fails.
-pub fn claim(ctx: &Context, pod: &Pod) -> BudgetVerdict {
+pub fn claim(ctx: &Context, pod: &PodFacts) -> BudgetVerdict {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
     let empty = BTreeMap::new();
     let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);

@@ -10,7 +10,6 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::{
     apps::v1::{DaemonSet, Deployment, StatefulSet},
     batch::v1::Job,
-    core::v1::Pod,
 };
 use kube::runtime::reflector::ObjectRef;
 use patchpilot_engine::{
@@ -39,6 +38,8 @@ use super::{
     },
 };
 use patchpilot_api::{DrainSpec, HealthCheck};
+
+use crate::pod::PodFacts;
 
 /// The candidates and namespaces a policy's rules look at.
 pub fn candidates(ctx: &Context, rules: &TargetRules) -> (Vec<Candidate>, Namespaces) {
@@ -387,11 +388,11 @@ async fn node(
 ) -> Option<Observed> {
     let node = ctx.stores.locked_nodes.get(&ObjectRef::new(name))?;
     let pods = ctx.pods.pods(&PodScope::Node(name.to_owned()))?;
-    let leaving: Vec<&Arc<Pod>> = pods
+    let leaving: Vec<&Arc<PodFacts>> = pods
         .iter()
         .filter(|p| must_leave(p, observation.drain))
         .collect();
-    let pod_key = |p: &Pod| {
+    let pod_key = |p: &PodFacts| {
         format!(
             "{}/{}",
             p.metadata.namespace.as_deref().unwrap_or(""),

@@ -8,13 +8,15 @@ use k8s_openapi::{
     api::{
         apps::v1::{DaemonSet, Deployment, StatefulSet},
         batch::v1::Job,
-        core::v1::{Node, Pod},
+        core::v1::Node,
     },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 use patchpilot_engine::machine::{JobFacts, JobState, WorkloadRollout};
 
 use patchpilot_api::DrainSpec;
+
+use crate::pod::PodFacts;
 
 /// Whether a controller has seen the object's latest spec.
 fn observed(meta: &ObjectMeta, observed: Option<i64>) -> bool {
@@ -166,7 +168,7 @@ pub fn job_facts(job: &Job) -> JobFacts {
 }
 
 /// Whether a pod is one of patchpilot's own (an updater or check Job's).
-fn is_patchpilot_pod(pod: &Pod) -> bool {
+fn is_patchpilot_pod(pod: &PodFacts) -> bool {
     pod.metadata
         .labels
         .as_ref()
@@ -174,7 +176,7 @@ fn is_patchpilot_pod(pod: &Pod) -> bool {
 }
 
 /// Why a pod on a node being drained cannot simply be evicted, if it cannot.
-pub fn eviction_obstacle(pod: &Pod, drain: &DrainSpec) -> Option<String> {
+pub fn eviction_obstacle(pod: &PodFacts, drain: &DrainSpec) -> Option<String> {
     let uses_empty_dir = pod
         .spec
         .as_ref()
@@ -197,7 +199,7 @@ pub fn eviction_obstacle(pod: &Pod, drain: &DrainSpec) -> Option<String> {
 
 /// Whether a pod must leave a node before its updater runs: not finished, not a mirror pod,
 /// not one of patchpilot's own, and not a DaemonSet pod when those are ignored.
-pub fn must_leave(pod: &Pod, drain: &DrainSpec) -> bool {
+pub fn must_leave(pod: &PodFacts, drain: &DrainSpec) -> bool {
     let finished = matches!(
         pod.status.as_ref().and_then(|s| s.phase.as_deref()),
         Some("Succeeded" | "Failed")
@@ -411,7 +413,7 @@ mod tests {
         }
     }
 
-    fn pod(owner: Option<&str>, extra: Value) -> Pod {
+    fn pod(owner: Option<&str>, extra: Value) -> PodFacts {
         let mut pod = json!({
             "metadata": {"name": "p", "namespace": "shop"},
             "spec": {"containers": [{"name": "c"}]},
@@ -429,7 +431,7 @@ mod tests {
     fn which_pods_a_drain_moves_and_which_it_cannot_evict() {
         let strict = drain(false, false, true);
         // (pod, must leave, obstacle under strict rules)
-        let table: [(Pod, bool, Option<&str>); 8] = [
+        let table: [(PodFacts, bool, Option<&str>); 8] = [
             (pod(Some("ReplicaSet"), json!({})), true, None),
             (
                 pod(None, json!({})),
@@ -476,7 +478,7 @@ mod tests {
             ),
         ];
         for (pod, leaves, obstacle) in &table {
-            let what = serde_json::to_string(pod).unwrap();
+            let what = format!("{pod:?}");
             assert_eq!(must_leave(pod, &strict), *leaves, "{what}");
             assert_eq!(
                 eviction_obstacle(pod, &strict).as_deref(),

@@ -19,7 +19,7 @@ mod testkit;
 use std::time::Duration as StdDuration;
 
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use patchpilot_engine::{
     image::ContainerImage,
     machine::{CheckOutcome, CheckResult, Fatal, FatalReason, HealthFacts},
@@ -40,7 +40,7 @@ pub struct Subject<'a> {
     /// The node, for nodes.
     pub node: Option<&'a Node>,
     /// The pods on the node, or of the workload.
-    pub pods: &'a [std::sync::Arc<Pod>],
+    pub pods: &'a [std::sync::Arc<crate::pod::PodFacts>],
     /// Workloads: whether their own rollout is complete, and if not why.
     pub rollout: Result<(), String>,
     /// Healthy since when, if soaking: container restarts after it fail `podsReady`.

@@ -3,20 +3,20 @@
 //! pulled) that say a pod the change made will never turn Ready.
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Pod;
 use patchpilot_engine::{image::ContainerImage, machine::FatalReason};
 
 use super::{Changed, CheckVerdict, Subject};
+use crate::pod::PodFacts;
 
 /// Whether the pod's `Ready` condition is `True`.
-pub fn pod_ready(pod: &Pod) -> bool {
+pub fn pod_ready(pod: &PodFacts) -> bool {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-fn pod_name(pod: &Pod) -> String {
+fn pod_name(pod: &PodFacts) -> String {
     format!(
         "{}/{}",
         pod.metadata.namespace.as_deref().unwrap_or(""),
@@ -25,7 +25,7 @@ fn pod_name(pod: &Pod) -> String {
 }
 
 /// When a pod was scheduled (or created, if the scheduler has not said).
-fn scheduled_at(pod: &Pod) -> Option<Timestamp> {
+fn scheduled_at(pod: &PodFacts) -> Option<Timestamp> {
     let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
     let scheduled = conditions
         .into_iter()
@@ -37,7 +37,7 @@ fn scheduled_at(pod: &Pod) -> Option<Timestamp> {
         .map(|t| t.0)
 }
 
-fn restarts(pod: &Pod) -> i32 {
+fn restarts(pod: &PodFacts) -> i32 {
     let statuses = pod
         .status
         .as_ref()
@@ -50,7 +50,7 @@ fn restarts(pod: &Pod) -> i32 {
 }
 
 /// Whether `pod` runs every container of `images` with its image.
-fn runs(pod: &Pod, images: &[ContainerImage]) -> bool {
+fn runs(pod: &PodFacts, images: &[ContainerImage]) -> bool {
     let containers = pod.spec.as_ref().map(|s| s.containers.as_slice());
     images.iter().all(|wanted| {
         containers.into_iter().flatten().any(|c| {

@@ -10,11 +10,12 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::Frame;
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use patchpilot_engine::{image::ContainerImage, policy::WorkloadKind, target::TargetId};
 use serde_json::{Value, json};
 
 use super::{Changed, CheckError, Subject};
+use crate::pod::PodFacts;
 
 // ---- A test server -------------------------------------------------------------------
 
@@ -149,7 +150,7 @@ pub(super) fn pod(name: &str, ready: bool, mins: i64) -> Value {
     })
 }
 
-pub(super) fn pods(values: impl IntoIterator<Item = Value>) -> Vec<Arc<Pod>> {
+pub(super) fn pods(values: impl IntoIterator<Item = Value>) -> Vec<Arc<PodFacts>> {
     values
         .into_iter()
         .map(|v| Arc::new(serde_json::from_value(v).unwrap()))
@@ -157,7 +158,7 @@ pub(super) fn pods(values: impl IntoIterator<Item = Value>) -> Vec<Arc<Pod>> {
 }
 
 /// A subject at [`NOW`] with nothing but `pods`.
-pub(super) fn subject<'a>(target: &'a TargetId, pods: &'a [Arc<Pod>]) -> Subject<'a> {
+pub(super) fn subject<'a>(target: &'a TargetId, pods: &'a [Arc<PodFacts>]) -> Subject<'a> {
     Subject {
         target,
         node: None,
