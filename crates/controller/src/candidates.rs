@@ -76,7 +76,7 @@ impl<K> TargetMeta<K> {
             meta.namespace,
             meta.uid,
             meta.resource_version,
-            meta.labels.unwrap_or_default(),
+            meta.labels.map(Labels::from).unwrap_or_default(),
             annotations,
         )
     }

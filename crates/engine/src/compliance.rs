@@ -147,7 +147,7 @@ mod tests {
                 ),
             );
         }
-        Candidate::node(name, BTreeMap::new(), annotations)
+        Candidate::node(name, crate::selector::Labels::new(), annotations)
     }
 
     const DAY: i64 = 24 * 3600;

@@ -391,7 +391,8 @@ mod tests {
         assert_eq!(shape(&s, 10), [w("canary", 0, 3), w("full", 3, 10)]);
     }
 
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
+    /// Labels or annotations from `key=value` pairs.
+    fn labels<T: FromIterator<(String, String)>>(pairs: &[(&str, &str)]) -> T {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -403,7 +404,11 @@ mod tests {
         label_pairs: &[(&str, &str)],
         annotation_pairs: &[(&str, &str)],
     ) -> Candidate {
-        Candidate::node(name, labels(label_pairs), labels(annotation_pairs))
+        Candidate::node(
+            name,
+            labels::<Labels>(label_pairs),
+            labels::<BTreeMap<_, _>>(annotation_pairs),
+        )
     }
 
     fn at(text: &str) -> Timestamp {
@@ -421,7 +426,7 @@ mod tests {
     }
 
     fn nodes_rules(exclude: Option<Selector>) -> TargetRules {
-        let selector = Selector::from_labels(&labels(&[("role", "worker")]));
+        let selector = Selector::from_labels(&labels::<Labels>(&[("role", "worker")]));
         TargetRules {
             scope: Scope::Nodes {
                 selector,
@@ -433,7 +438,7 @@ mod tests {
 
     #[test]
     fn standing_follows_the_first_rule_that_holds() {
-        let hold = Selector::from_labels(&labels(&[("hold", "true")]));
+        let hold = Selector::from_labels(&labels::<Labels>(&[("hold", "true")]));
         let rules = nodes_rules(Some(hold));
         let now = at("2026-11-22T12:00:00Z");
         let standing = |annotations: &[(&str, &str)], label_pairs: &[(&str, &str)]| {
@@ -574,11 +579,11 @@ mod tests {
             exclude: None,
         };
         let namespaces = Namespaces::from([
-            ("shop".to_owned(), labels(&[("team", "shop")])),
+            ("shop".to_owned(), labels::<Labels>(&[("team", "shop")])),
             ("kube-system".to_owned(), Labels::new()),
         ]);
         let workload = |kind, ns: &str, name: &str| {
-            Candidate::workload(kind, ns, name, Labels::new(), Labels::new())
+            Candidate::workload(kind, ns, name, Labels::new(), BTreeMap::new())
         };
         assert!(rules.selects(
             &workload(WorkloadKind::Deployment, "shop", "web"),
@@ -624,7 +629,7 @@ mod tests {
                 "shop",
                 name,
                 Labels::new(),
-                labels(annotations),
+                labels::<BTreeMap<_, _>>(annotations),
             );
             match list {
                 Some(list) => candidate.with_images(images(list)),

@@ -2,8 +2,136 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The labels of an object.
-pub type Labels = BTreeMap<String, String>;
+/// The labels of an object: keys and their values, in the order of the keys, each key once.
+///
+/// A map with the lookups a selector makes, kept as one sorted slice: the operator holds the
+/// labels of every node and workload it may target, an object has a handful of them, and a
+/// `BTreeMap` takes a node of eleven slots (about 540 bytes) for one label.
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Labels(Box<[(String, String)]>);
+
+impl Labels {
+    /// No labels.
+    pub fn new() -> Self {
+        Labels::default()
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&String> {
+        let at = self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok()?;
+        Some(&self.0[at].1)
+    }
+
+    /// Whether `key` is there.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// The keys and values, in the order of the keys.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&String, &String)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// As a `BTreeMap`, for an API object.
+    pub fn to_map(&self) -> BTreeMap<String, String> {
+        self.0.iter().cloned().collect()
+    }
+}
+
+/// Like a map's: a key given twice keeps its last value.
+impl FromIterator<(String, String)> for Labels {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Self {
+        let mut pairs: Vec<(String, String)> = pairs.into_iter().collect();
+        // Stable: of equal keys, the last given stays last, and is the one kept.
+        pairs.sort_by(|(a, _), (b, _)| a.cmp(b));
+        let mut kept: Vec<(String, String)> = Vec::with_capacity(pairs.len());
+        for pair in pairs {
+            match kept.last_mut() {
+                Some(last) if last.0 == pair.0 => *last = pair,
+                _ => kept.push(pair),
+            }
+        }
+        Labels(kept.into_boxed_slice())
+    }
+}
+
+impl From<BTreeMap<String, String>> for Labels {
+    fn from(map: BTreeMap<String, String>) -> Self {
+        // Sorted and unique already.
+        Labels(map.into_iter().collect())
+    }
+}
+
+impl<const N: usize> From<[(String, String); N]> for Labels {
+    fn from(pairs: [(String, String); N]) -> Self {
+        pairs.into_iter().collect()
+    }
+}
+
+/// The value of a key that is there; like a map's, it panics on one that is not.
+impl std::ops::Index<&str> for Labels {
+    type Output = String;
+    fn index(&self, key: &str) -> &String {
+        self.get(key)
+            .unwrap_or_else(|| panic!("no label {key:?} among {self:?}"))
+    }
+}
+
+impl<'a> IntoIterator for &'a Labels {
+    type Item = (&'a String, &'a String);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, String)>,
+        fn(&'a (String, String)) -> (&'a String, &'a String),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl std::fmt::Debug for Labels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl serde::Serialize for Labels {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Labels {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Labels;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of labels")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Labels, A::Error> {
+                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(pair) = map.next_entry::<String, String>()? {
+                    pairs.push(pair);
+                }
+                Ok(pairs.into_iter().collect())
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
 
 /// A parsed label selector: `matchLabels` and `matchExpressions`, all of which must hold.
 /// The empty selector matches everything.
@@ -56,9 +184,9 @@ impl Selector {
     }
 
     /// A selector from `matchLabels`.
-    pub fn from_labels(labels: &Labels) -> Self {
+    pub fn from_labels<'a>(labels: impl IntoIterator<Item = (&'a String, &'a String)>) -> Self {
         let requirements = labels
-            .iter()
+            .into_iter()
             .map(|(key, value)| Requirement {
                 key: key.clone(),
                 operator: Operator::In(BTreeSet::from([value.clone()])),
@@ -138,6 +266,44 @@ mod tests {
 
     fn values(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Labels answer as the map they replace: each key once with its last value, in the
+    /// order of the keys, the same JSON.
+    #[test]
+    fn labels_answer_as_a_map() {
+        let pairs = [
+            ("zone", "b"),
+            ("app", "web"),
+            ("zone", "a"),
+            ("", "x"),
+            ("tier", ""),
+        ];
+        let ours = labels(&pairs);
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert!(ours.iter().eq(map.iter()));
+        assert_eq!(ours.len(), 4);
+        for key in ["zone", "app", "", "tier", "missing", "zon", "zonee"] {
+            assert_eq!(ours.get(key), map.get(key), "{key}");
+            assert_eq!(ours.contains_key(key), map.contains_key(key), "{key}");
+        }
+        assert_eq!(ours["zone"], "a");
+        assert_eq!(Labels::from(map.clone()), ours);
+        assert_eq!(ours.to_map(), map);
+        assert_eq!(
+            serde_json::to_string(&ours).unwrap(),
+            serde_json::to_string(&map).unwrap()
+        );
+        let read: Labels = serde_json::from_str(
+            r#"{"zone": "b", "app": "web", "zone": "a", "": "x", "tier": ""}"#,
+        )
+        .unwrap();
+        assert_eq!(read, ours);
+        assert_eq!(format!("{ours:?}"), format!("{map:?}"));
+        assert!(Labels::new().is_empty() && Labels::new().get("a").is_none());
     }
 
     #[test]
