@@ -15,6 +15,7 @@
 
 use std::{
     collections::HashMap,
+    fmt::Write as _,
     sync::{Arc, Mutex},
 };
 
@@ -38,40 +39,56 @@ use patchpilot_clock::SharedClock;
 /// How long after its last occurrence an event can still grow into a series.
 const SERIES_WINDOW: SignedDuration = SignedDuration::from_mins(6);
 
-/// What makes two events the same occurrence of one thing. The note is part of it: the
-/// note of an `events.k8s.io/v1` Event cannot change, so an event saying something new (a
-/// drain now held by another budget) is a new Event carrying the latest message, not a
-/// series that would keep showing the first one.
+/// What makes two events the same occurrence of one thing: type, action, reason, note,
+/// regarding and related object. The note is part of it: the note of an `events.k8s.io/v1`
+/// Event cannot change, so an event saying something new (a drain now held by another
+/// budget) is a new Event carrying the latest message, not a series that would keep showing
+/// the first one.
+///
+/// Written as one string, each part after its length (or `-` for none), so that no two
+/// keys read alike: the recorder keeps a key for every event of the last six minutes, a
+/// dozen of them for each node a big rollout updates.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Key {
-    warning: bool,
-    action: String,
-    reason: String,
-    note: Option<String>,
-    regarding: Reference,
-    related: Option<Reference>,
-}
+struct Key(String);
 
-/// The identifying fields of an object reference.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Reference {
-    api_version: Option<String>,
-    kind: Option<String>,
-    namespace: Option<String>,
-    name: Option<String>,
-    uid: Option<String>,
-}
-
-impl From<&ObjectReference> for Reference {
-    fn from(r: &ObjectReference) -> Self {
-        Reference {
-            api_version: r.api_version.clone(),
-            kind: r.kind.clone(),
-            namespace: r.namespace.clone(),
-            name: r.name.clone(),
-            uid: r.uid.clone(),
+impl Key {
+    fn of(event: &Event, regarding: &ObjectReference) -> Key {
+        fn part(key: &mut String, text: Option<&str>) {
+            match text {
+                Some(text) => {
+                    let _ = write!(key, "{}:{text}", text.len());
+                }
+                None => key.push('-'),
+            }
         }
+        let mut key = String::new();
+        let warning = event.type_ == EventType::Warning;
+        part(&mut key, Some(if warning { "W" } else { "N" }));
+        part(&mut key, Some(&event.action));
+        part(&mut key, Some(&event.reason));
+        part(&mut key, event.note.as_deref());
+        for object in [Some(regarding), event.secondary.as_ref()] {
+            let Some(o) = object else {
+                part(&mut key, None);
+                continue;
+            };
+            for field in [&o.api_version, &o.kind, &o.namespace, &o.name, &o.uid] {
+                part(&mut key, field.as_deref());
+            }
+        }
+        Key(key)
     }
+}
+
+/// The last event written for a key: what a next occurrence needs to patch it.
+#[derive(Clone, Debug)]
+struct Seen {
+    /// The Event's name (in the namespace of the object it is about).
+    name: String,
+    /// Its occurrences so far: 1 until it becomes a series.
+    count: i32,
+    /// Its last occurrence.
+    last: Timestamp,
 }
 
 /// Records events, stamped by a clock.
@@ -85,8 +102,8 @@ pub struct Recorder {
 
 #[derive(Default)]
 struct State {
-    /// The last event written for each key.
-    recent: HashMap<Key, K8sEvent>,
+    /// The last event written for each key, for six minutes after its last occurrence.
+    recent: HashMap<Key, Seen>,
     /// The nanoseconds in the last name given, so that events stamped at the same instant
     /// (a virtual clock stands still while the operator works) get different names.
     last_name: i128,
@@ -114,18 +131,11 @@ impl Recorder {
         regarding: &ObjectReference,
     ) -> Result<(), kube::Error> {
         let now = self.clock.now();
-        let key = Key {
-            warning: event.type_ == EventType::Warning,
-            action: event.action.clone(),
-            reason: event.reason.clone(),
-            note: event.note.clone(),
-            regarding: regarding.into(),
-            related: event.secondary.as_ref().map(Reference::from),
-        };
+        let key = Key::of(event, regarding);
         let earlier = {
             let mut state = self.state();
-            state.recent.retain(|_, e| {
-                last_seen(e)
+            state.recent.retain(|_, seen| {
+                seen.last
                     .saturating_add(SERIES_WINDOW)
                     .is_ok_and(|until| until > now)
             });
@@ -133,27 +143,35 @@ impl Recorder {
         };
         let namespace = regarding.namespace.as_deref().unwrap_or("default");
         let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), namespace);
+        let created = |name| Seen {
+            name,
+            count: 1,
+            last: now,
+        };
         let written = match earlier {
-            Some(mut repeated) => {
-                repeated.series = Some(EventSeries {
-                    count: repeated.series.as_ref().map_or(2, |s| s.count + 1),
+            Some(seen) => {
+                let series = EventSeries {
+                    count: seen.count + 1,
                     last_observed_time: MicroTime(now),
-                });
-                let name = repeated.metadata.name.clone().unwrap_or_default();
-                let patch = serde_json::json!({"series": repeated.series});
+                };
+                let patch = serde_json::json!({"series": series});
                 match api
-                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .patch(&seen.name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await
                 {
-                    Ok(_) => repeated,
+                    Ok(_) => Seen {
+                        name: seen.name,
+                        count: series.count,
+                        last: now,
+                    },
                     // The event expired or was deleted: start over.
                     Err(kube::Error::Api(status)) if status.code == 404 => {
-                        self.create(&api, event, regarding, now).await?
+                        created(self.create(&api, event, regarding, now).await?)
                     }
                     Err(error) => return Err(error),
                 }
             }
-            None => self.create(&api, event, regarding, now).await?,
+            None => created(self.create(&api, event, regarding, now).await?),
         };
         self.state().recent.insert(key, written);
         Ok(())
@@ -166,12 +184,12 @@ impl Recorder {
         event: &Event,
         regarding: &ObjectReference,
         now: Timestamp,
-    ) -> Result<K8sEvent, kube::Error> {
+    ) -> Result<String, kube::Error> {
         let mut attempts = 0;
         loop {
             let object = self.new_event(event, regarding, now);
             match api.create(&PostParams::default(), &object).await {
-                Ok(_) => return Ok(object),
+                Ok(_) => return Ok(object.metadata.name.unwrap_or_default()),
                 // Another replica named an event of the same object at the same instant.
                 Err(kube::Error::Api(status)) if status.code == 409 && attempts < 3 => {
                     attempts += 1;
@@ -219,14 +237,5 @@ impl Recorder {
             ),
             ..K8sEvent::default()
         }
-    }
-}
-
-/// When an event was last seen: its series' last occurrence, or its time.
-fn last_seen(event: &K8sEvent) -> Timestamp {
-    match (&event.series, &event.event_time) {
-        (Some(series), _) => series.last_observed_time.0,
-        (None, Some(at)) => at.0,
-        (None, None) => Timestamp::MIN,
     }
 }
