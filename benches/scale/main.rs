@@ -19,7 +19,9 @@
 //!    operator's requests per node from the real audit log. Not run unless asked for.
 //!
 //! Lines starting with `RESULT` are the figures; `PROBLEM` lines are failures to report.
-//! Set `SCALE_PARTS` to a list like `1,2,3` or `4` or `5` to run only some parts.
+//! Set `SCALE_PARTS` to a list like `1,2,3` or `4` or `5` to run only some parts, and
+//! `SCALE_OPERATOR_WRAP` to a program that runs the operator of parts 4 and 5 (given its
+//! command line), such as `heaptrack`.
 
 mod inproc;
 mod mem;

@@ -368,7 +368,17 @@ pub async fn run_operator(cluster: &Cluster, operator_log: &Path) {
 
     let mut children = Children::default();
     let started = Instant::now();
-    let operator = Command::new(BIN)
+    // `SCALE_OPERATOR_WRAP=heaptrack` runs the operator under a profiler (its memory is then
+    // the wrapper's, not the operator's: read the profile instead).
+    let mut operator = match std::env::var("SCALE_OPERATOR_WRAP") {
+        Ok(wrapper) => {
+            let mut command = Command::new(wrapper);
+            command.arg(BIN);
+            command
+        }
+        Err(_) => Command::new(BIN),
+    };
+    let operator = operator
         .args([
             "run",
             "--context",
