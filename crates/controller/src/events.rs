@@ -239,3 +239,65 @@ impl Recorder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(action: &str, reason: &str, note: Option<&str>) -> Event {
+        Event {
+            type_: EventType::Normal,
+            reason: reason.into(),
+            note: note.map(Into::into),
+            action: action.into(),
+            secondary: None,
+        }
+    }
+
+    fn node(name: &str) -> ObjectReference {
+        ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Node".into()),
+            name: Some(name.into()),
+            ..ObjectReference::default()
+        }
+    }
+
+    /// The same event about the same object has the same key; moving text from one part to
+    /// the next, or an empty part for a missing one, makes another key.
+    #[test]
+    fn keys_tell_events_apart_exactly() {
+        let key = |e: &Event, r: &ObjectReference| Key::of(e, r);
+        let n1 = node("n1");
+        let drained = event("Drain", "Drained", Some("3 pods"));
+        let again = event("Drain", "Drained", Some("3 pods"));
+        assert_eq!(key(&drained, &n1), key(&again, &node("n1")));
+        let others = [
+            key(&event("Drai", "nDrained", Some("3 pods")), &n1),
+            key(&event("Drain", "Drained3", Some(" pods")), &n1),
+            key(&event("Drain", "Drained", Some("")), &n1),
+            key(&event("Drain", "Drained", None), &n1),
+            key(&drained, &node("n2")),
+            key(
+                &Event {
+                    type_: EventType::Warning,
+                    ..event("Drain", "Drained", Some("3 pods"))
+                },
+                &n1,
+            ),
+            key(
+                &Event {
+                    secondary: Some(ObjectReference::default()),
+                    ..event("Drain", "Drained", Some("3 pods"))
+                },
+                &n1,
+            ),
+        ];
+        for (i, other) in others.iter().enumerate() {
+            assert_ne!(*other, key(&drained, &n1), "{i}");
+            for (j, another) in others.iter().enumerate().skip(i + 1) {
+                assert_ne!(other, another, "{i} {j}");
+            }
+        }
+    }
+}
