@@ -154,6 +154,25 @@ pub async fn metadata_requests_get_partial_object_metadata(backend: &impl Backen
         names.push(name);
     }
     let [n1, n2, n3] = [&names[0], &names[1], &names[2]];
+    // A real cluster's controller manager annotates a new node (its TTL) soon after it is
+    // created: compare reads once the nodes have stopped changing.
+    let versions = || async {
+        let mut versions = Vec::new();
+        for name in &names {
+            let node = nodes.get(name).await.unwrap();
+            versions.push(node.metadata.resource_version);
+        }
+        versions
+    };
+    let mut last = versions().await;
+    for _ in 0..30 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let now = versions().await;
+        if now == last {
+            break;
+        }
+        last = now;
+    }
     let full = raw(&client, &format!("/api/v1/nodes/{n1}"), "application/json")
         .await
         .unwrap();
