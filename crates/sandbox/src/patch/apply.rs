@@ -213,8 +213,8 @@ pub(super) fn record_update(
         Some(entries) => entries,
         None => old.map(managed::read).unwrap_or_default(),
     };
-    let old_object = old.map_or_else(|| Value::Object(Map::new()), managed::without);
-    let comparison = typed::compare(&old_object, &managed::without(new), types);
+    let nothing = Value::Object(Map::new());
+    let comparison = typed::compare(old.unwrap_or(&nothing), new, types);
     let mut changed = comparison.added;
     changed.union_with(&comparison.modified);
     let changed = changed.difference(&unowned_fields());

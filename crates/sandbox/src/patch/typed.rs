@@ -139,7 +139,7 @@ pub(super) struct Comparison {
     pub(super) removed: FieldSet,
 }
 
-/// Compares two versions of an object.
+/// Compares two versions of an object, `metadata.managedFields` aside.
 pub(super) fn compare(old: &Value, new: &Value, types: &dyn TypeInfo) -> Comparison {
     let mut walker = Compare {
         types,
@@ -273,6 +273,10 @@ impl Compare<'_> {
             .flat_map(Map::keys)
             .collect();
         for name in names {
+            if path.as_slice() == ["metadata"] && name == "managedFields" {
+                // Bookkeeping of who owns what, not a field anyone owns.
+                continue;
+            }
             path.push(name);
             elements.push(field_element(name));
             self.value(
