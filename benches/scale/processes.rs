@@ -84,7 +84,10 @@ fn policy(reboot: &str) -> PatchPolicy {
                 "failureBudget": "1%",
                 "onFailure": "Pause",
             },
-            "drain": {"timeout": "2m", "ignoreDaemonSets": true, "deleteEmptyDirData": true},
+            // Evictions are answered at once, but on the real control plane kwok can take
+            // minutes to delete evicted pods while it is busy: with 2m, all of the first 100
+            // nodes timed out in their drain (2026-12-07).
+            "drain": {"timeout": "10m", "ignoreDaemonSets": true, "deleteEmptyDirData": true},
             "health": {
                 "timeout": "2m",
                 "soak": "10s",
