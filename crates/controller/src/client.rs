@@ -4,11 +4,12 @@
 //! every target in progress, a hundred at a time on a big cluster), and a connection for
 //! each request in flight (evictions go out together). hyper lets each connection's read
 //! buffer grow to about 400 KiB and keeps idle connections without limit; at that scale the
-//! buffers were about a fifth of the operator's heap (8 of 43 MB in a heap profile). This client is kube's own stack (base URI,
-//! authentication, the configured headers, connect/read/write timeouts, TLS from the
-//! kubeconfig) on a hyper client whose connections read through at most
-//! [`READ_BUFFER_MAX`] and of which at most [`IDLE_PER_HOST`] stay open idle. A watch event
-//! or a response bigger than the buffer is read in several reads; nothing is cut short.
+//! buffers were about a fifth of the operator's heap (8 of 43 MB in a heap profile). This
+//! client is kube's own stack (base URI, authentication, the configured headers,
+//! connect/read/write timeouts, TLS from the kubeconfig) on a hyper client whose connections
+//! read through at most [`READ_BUFFER_MAX`] and of which at most [`IDLE_PER_HOST`] stay open
+//! idle. A watch event or a response bigger than the buffer is read in several reads; nothing
+//! is cut short.
 //!
 //! What it leaves out of kube's stack: the retry layer (`patchpilot run` turns retries off,
 //! see there) and the `HTTP` debug span around each request.
